@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# sip-alg iptables rules: divert SIP to NFQUEUE for the ALG. Touches only its own chain
+# (mangle SIPALG) and its two jump rules, so `remove` leaves the rest of the firewall as it was.
+#
+#   sip-alg-rules.sh install [--wan IF] [--ports 5060,5070] [--queues A:B] [--fail-closed] [--iptables CMD]
+#   sip-alg-rules.sh remove  [--wan IF] [--iptables CMD]
+#   sip-alg-rules.sh status  [--iptables CMD]
+#
+# Hooks (netfilter-facts.md §1): LAN→WAN in mangle POSTROUTING -o WAN (after the filter accepted
+# it, before SNAT); WAN→LAN in mangle FORWARD -i WAN (after de-NAT, so the private destination is
+# visible). Both directions of a flow hash to the same queue (--queue-balance hashes the address
+# pair). Default is fail-open: --queue-bypass lets SIP through unchanged when no daemon is bound.
+# Works with iptables-nft and iptables-legacy (both speak this syntax).
+set -euo pipefail
+
+die() { echo "sip-alg-rules: $*" >&2; exit 2; }
+action=${1:-}; shift || true
+WAN=wan0; PORTS=5060; QUEUES=0:0; FAIL_CLOSED=0; IPT=${IPTABLES:-}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --wan) WAN=${2:?--wan needs an interface}; shift 2;;
+    --ports) PORTS=${2:?--ports needs a list}; shift 2;;
+    --queues) QUEUES=${2:?--queues needs A:B}; shift 2;;
+    --fail-closed) FAIL_CLOSED=1; shift;;
+    --fail-open) FAIL_CLOSED=0; shift;;
+    --iptables) IPT=${2:?}; shift 2;;
+    *) die "unknown option $1 (allowed: --wan IF, --ports LIST, --queues A:B, --fail-closed, --iptables CMD)";;
+  esac
+done
+[[ $WAN =~ ^[A-Za-z0-9_.@:-]{1,15}$ ]] || die "--wan: '$WAN' is not an interface name"
+[[ $PORTS =~ ^[0-9]{1,5}(,[0-9]{1,5}){0,14}$ ]] || die "--ports: '$PORTS' must be a comma-separated list of up to 15 ports"
+[[ $QUEUES =~ ^([0-9]{1,5})(:([0-9]{1,5}))?$ ]] || die "--queues: '$QUEUES' must be A or A:B"
+QA=${BASH_REMATCH[1]}; QB=${BASH_REMATCH[3]:-$QA}
+[ "$QB" -ge "$QA" ] || die "--queues: B must be >= A"
+if [ -z "$IPT" ]; then
+  if command -v iptables >/dev/null; then IPT=iptables; else die "iptables not found"; fi
+fi
+T="$IPT -w -t mangle"
+CHAIN=SIPALG
+COMMENT="sip-alg"
+if [ "$QA" = "$QB" ]; then QSPEC=(--queue-num "$QA"); else QSPEC=(--queue-balance "$QA:$QB"); fi
+[ "$FAIL_CLOSED" = 1 ] || QSPEC+=(--queue-bypass)
+
+JUMP_OUT=(POSTROUTING -o "$WAN" -p udp -m comment --comment "$COMMENT" -j "$CHAIN")
+JUMP_IN=(FORWARD -i "$WAN" -p udp -m comment --comment "$COMMENT" -j "$CHAIN")
+
+remove_jumps() {
+  # every jump to our chain, whatever WAN it was installed with
+  local chain line
+  for chain in POSTROUTING FORWARD; do
+    while line=$($T -S "$chain" 2>/dev/null | grep -E -- "-j $CHAIN( |\$)" | head -n1) && [ -n "$line" ]; do
+      # shellcheck disable=SC2086
+      eval "$T ${line/-A /-D }"
+    done
+  done
+}
+
+case "$action" in
+install)
+  remove_jumps
+  $T -N "$CHAIN" 2>/dev/null || $T -F "$CHAIN"
+  $T -A "$CHAIN" -p udp -m multiport --ports "$PORTS" -m comment --comment "$COMMENT" -j NFQUEUE "${QSPEC[@]}"
+  $T -I "${JUMP_OUT[@]}"
+  $T -I "${JUMP_IN[@]}"
+  echo "sip-alg rules installed: wan=$WAN ports=$PORTS queues=$QA:$QB $([ "$FAIL_CLOSED" = 1 ] && echo fail-closed || echo fail-open)"
+  ;;
+remove)
+  remove_jumps
+  if $T -S "$CHAIN" >/dev/null 2>&1; then $T -F "$CHAIN"; $T -X "$CHAIN"; fi
+  echo "sip-alg rules removed"
+  ;;
+status)
+  if $T -S "$CHAIN" >/dev/null 2>&1; then
+    echo "sip-alg rules: installed"
+    $T -S POSTROUTING | grep -E -- "-j $CHAIN( |\$)" || true
+    $T -S FORWARD | grep -E -- "-j $CHAIN( |\$)" || true
+    $T -S "$CHAIN" | grep -v -- "^-N" || true
+    exit 0
+  fi
+  echo "sip-alg rules: not installed"; exit 3
+  ;;
+*) die "usage: sip-alg-rules.sh install|remove|status [--wan IF] [--ports LIST] [--queues A:B] [--fail-closed] [--iptables CMD]";;
+esac

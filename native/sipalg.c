@@ -1,0 +1,261 @@
+/*
+ * sip-alg native boundary: NFQUEUE receive/verdict and raw netlink send/receive.
+ * Nothing here knows SIP, NAT policy or conntrack attributes: that lives in TypeScript.
+ * Context-aware (N-API), so every worker_thread can own its own queue.
+ */
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <uv.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <linux/netlink.h>
+#include <linux/netfilter.h>
+#include <libnetfilter_queue/libnetfilter_queue.h>
+
+#define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, "SIPALG_NATIVE", #call " failed"); return NULL; } } while (0)
+
+static napi_value throw_errno(napi_env env, const char *what) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s", what, strerror(errno));
+  napi_value code, m, err;
+  napi_create_string_utf8(env, "SIPALG_NATIVE", NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
+  napi_create_error(env, code, m, &err);
+  napi_value en; napi_create_int32(env, errno, &en);
+  napi_set_named_property(env, err, "errno", en);
+  napi_throw(env, err);
+  return NULL;
+}
+
+/* ---------------- NFQUEUE ---------------- */
+typedef struct {
+  napi_env env;
+  struct nfq_handle *h;
+  struct nfq_q_handle *qh;
+  uv_poll_t poll;
+  napi_ref cb;
+  napi_async_context actx;
+  int closed;       /* queueClose() or finalizer ran */
+  int poll_done;    /* uv_close callback ran */
+  int finalized;    /* JS object collected */
+  char *buf;
+} queue_t;
+
+static int on_packet(struct nfq_q_handle *qh, struct nfgenmsg *m, struct nfq_data *nfa, void *data) {
+  (void)qh; (void)m;
+  queue_t *q = data;
+  napi_env env = q->env;
+  struct nfqnl_msg_packet_hdr *ph = nfq_get_msg_packet_hdr(nfa);
+  unsigned char *payload = NULL;
+  int len = nfq_get_payload(nfa, &payload);
+  if (!ph || len < 0) return 0;
+  napi_value argv[4], cb, recv, result;
+  napi_create_uint32(env, ntohl(ph->packet_id), &argv[0]);
+  napi_create_uint32(env, nfq_get_indev(nfa), &argv[2]);
+  napi_create_uint32(env, nfq_get_outdev(nfa), &argv[3]);
+  void *copy;
+  napi_create_buffer_copy(env, (size_t)len, payload, &copy, &argv[1]);
+  napi_get_reference_value(env, q->cb, &cb);
+  napi_get_global(env, &recv);
+  napi_make_callback(env, q->actx, recv, cb, 4, argv, &result);
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (pending) {
+    napi_value e;
+    napi_get_and_clear_last_exception(env, &e);
+    napi_fatal_exception(env, e);
+  }
+  return 0;
+}
+
+static void on_readable(uv_poll_t *h, int status, int events) {
+  (void)events;
+  queue_t *q = h->data;
+  if (status < 0 || q->closed) return;
+  napi_handle_scope scope;
+  napi_open_handle_scope(q->env, &scope);
+  int fd = nfq_fd(q->h);
+  /* drain the socket: one wake-up handles a burst */
+  for (int i = 0; i < 256 && !q->closed; i++) {
+    ssize_t n = recv(fd, q->buf, 262144, MSG_DONTWAIT);
+    if (n < 0) break; /* EAGAIN, or ENOBUFS (counted by the kernel) */
+    nfq_handle_packet(q->h, q->buf, (int)n);
+  }
+  napi_close_handle_scope(q->env, scope);
+}
+
+static void free_queue(queue_t *q) {
+  if (q->qh) { nfq_destroy_queue(q->qh); q->qh = NULL; }
+  if (q->h) { nfq_close(q->h); q->h = NULL; }
+}
+
+static void on_poll_closed(uv_handle_t *h) {
+  queue_t *q = h->data;
+  q->poll_done = 1;
+  if (q->finalized) { free(q->buf); free(q); }
+}
+
+/* Stops polling and releases the netlink handles; safe to call twice. */
+static void shutdown_queue(napi_env env, queue_t *q) {
+  if (q->closed) return;
+  q->closed = 1;
+  uv_poll_stop(&q->poll);
+  free_queue(q);
+  napi_delete_reference(env, q->cb);
+  napi_async_destroy(env, q->actx);
+  uv_close((uv_handle_t *)&q->poll, on_poll_closed);
+}
+
+static void queue_finalize(napi_env env, void *data, void *hint) {
+  (void)hint;
+  queue_t *q = data;
+  q->finalized = 1;
+  shutdown_queue(env, q);
+  if (q->poll_done) { free(q->buf); free(q); }
+}
+
+/* queueOpen(num, failOpen, maxLen, copyRange, cb(id, payload, indev, outdev)) -> external */
+static napi_value queue_open(napi_env env, napi_callback_info info) {
+  size_t argc = 5; napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t num, fail_open, maxlen, copy;
+  CHECK(napi_get_value_uint32(env, argv[0], &num));
+  CHECK(napi_get_value_uint32(env, argv[1], &fail_open));
+  CHECK(napi_get_value_uint32(env, argv[2], &maxlen));
+  CHECK(napi_get_value_uint32(env, argv[3], &copy));
+  queue_t *q = calloc(1, sizeof *q);
+  q->env = env;
+  q->buf = malloc(262144);
+  q->h = nfq_open();
+  if (!q->h) { free(q->buf); free(q); return throw_errno(env, "nfq_open"); }
+  nfq_bind_pf(q->h, AF_INET); /* no-op on kernels >= 3.8, needed before */
+  nfq_bind_pf(q->h, AF_INET6);
+  q->qh = nfq_create_queue(q->h, (uint16_t)num, on_packet, q);
+  if (!q->qh) { int e = errno; free_queue(q); free(q->buf); free(q); errno = e; return throw_errno(env, "nfq_create_queue (is another process bound to this queue?)"); }
+  if (nfq_set_mode(q->qh, NFQNL_COPY_PACKET, copy) < 0) { free_queue(q); free(q->buf); free(q); return throw_errno(env, "nfq_set_mode"); }
+  if (maxlen) nfq_set_queue_maxlen(q->qh, maxlen);
+  if (fail_open) nfq_set_queue_flags(q->qh, NFQA_CFG_F_FAIL_OPEN, NFQA_CFG_F_FAIL_OPEN);
+  int one = 1;
+  setsockopt(nfq_fd(q->h), SOL_NETLINK, NETLINK_NO_ENOBUFS, &one, sizeof one);
+  int rcv = 4 << 20;
+  setsockopt(nfq_fd(q->h), SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof rcv);
+  CHECK(napi_create_reference(env, argv[4], 1, &q->cb));
+  napi_value name; napi_create_string_utf8(env, "sip-alg:nfqueue", NAPI_AUTO_LENGTH, &name);
+  CHECK(napi_async_init(env, NULL, name, &q->actx));
+  uv_loop_t *loop; CHECK(napi_get_uv_event_loop(env, &loop));
+  uv_poll_init(loop, &q->poll, nfq_fd(q->h));
+  q->poll.data = q;
+  uv_poll_start(&q->poll, UV_READABLE, on_readable);
+  napi_value ext;
+  CHECK(napi_create_external(env, q, queue_finalize, NULL, &ext));
+  return ext;
+}
+
+static queue_t *get_queue(napi_env env, napi_value v) {
+  void *p = NULL;
+  if (napi_get_value_external(env, v, &p) != napi_ok) return NULL;
+  return p;
+}
+
+/* queueVerdict(q, id, verdict, payload|null) */
+static napi_value queue_verdict(napi_env env, napi_callback_info info) {
+  size_t argc = 4; napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  queue_t *q = get_queue(env, argv[0]);
+  if (!q || q->closed) { napi_throw_error(env, "SIPALG_QUEUE_CLOSED", "queue is closed"); return NULL; }
+  uint32_t id, verdict;
+  CHECK(napi_get_value_uint32(env, argv[1], &id));
+  CHECK(napi_get_value_uint32(env, argv[2], &verdict));
+  void *data = NULL; size_t len = 0;
+  bool isbuf = false;
+  if (argc > 3) napi_is_buffer(env, argv[3], &isbuf);
+  if (isbuf) CHECK(napi_get_buffer_info(env, argv[3], &data, &len));
+  if (nfq_set_verdict(q->qh, id, verdict, (uint32_t)len, data) < 0) return throw_errno(env, "nfq_set_verdict");
+  return NULL;
+}
+
+static napi_value queue_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1; napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  queue_t *q = get_queue(env, argv[0]);
+  if (q) shutdown_queue(env, q);
+  return NULL;
+}
+
+/* ---------------- raw netlink ---------------- */
+/* netlinkOpen(protocol) -> fd */
+static napi_value nl_open(napi_env env, napi_callback_info info) {
+  size_t argc = 1; napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t proto; CHECK(napi_get_value_int32(env, argv[0], &proto));
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, proto);
+  if (fd < 0) return throw_errno(env, "socket(AF_NETLINK)");
+  struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) { int e = errno; close(fd); errno = e; return throw_errno(env, "bind(AF_NETLINK)"); }
+  int rcv = 1 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+  int one = 1;
+  setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
+  napi_value r; napi_create_int32(env, fd, &r);
+  return r;
+}
+
+/* netlinkSend(fd, buffer) -> bytes */
+static napi_value nl_send(napi_env env, napi_callback_info info) {
+  size_t argc = 2; napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd; CHECK(napi_get_value_int32(env, argv[0], &fd));
+  void *data; size_t len; CHECK(napi_get_buffer_info(env, argv[1], &data, &len));
+  struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+  ssize_t n = sendto(fd, data, len, 0, (struct sockaddr *)&sa, sizeof sa);
+  if (n < 0) return throw_errno(env, "sendto(netlink)");
+  napi_value r; napi_create_int32(env, (int32_t)n, &r);
+  return r;
+}
+
+/* netlinkRecv(fd, timeoutMs) -> Buffer | null (timeout) */
+static napi_value nl_recv(napi_env env, napi_callback_info info) {
+  size_t argc = 2; napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, timeout; CHECK(napi_get_value_int32(env, argv[0], &fd));
+  CHECK(napi_get_value_int32(env, argv[1], &timeout));
+  struct pollfd p = { .fd = fd, .events = POLLIN };
+  int pr;
+  do { pr = poll(&p, 1, timeout); } while (pr < 0 && errno == EINTR);
+  if (pr < 0) return throw_errno(env, "poll(netlink)");
+  napi_value r;
+  if (pr == 0) { napi_get_null(env, &r); return r; }
+  static __thread char buf[65536];
+  ssize_t n = recv(fd, buf, sizeof buf, 0);
+  if (n < 0) return throw_errno(env, "recv(netlink)");
+  void *copy;
+  CHECK(napi_create_buffer_copy(env, (size_t)n, buf, &copy, &r));
+  return r;
+}
+
+static napi_value nl_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1; napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd; CHECK(napi_get_value_int32(env, argv[0], &fd));
+  if (fd >= 0) close(fd);
+  return NULL;
+}
+
+NAPI_MODULE_INIT() {
+  napi_property_descriptor props[] = {
+    { "queueOpen", NULL, queue_open, NULL, NULL, NULL, napi_default, NULL },
+    { "queueVerdict", NULL, queue_verdict, NULL, NULL, NULL, napi_default, NULL },
+    { "queueClose", NULL, queue_close, NULL, NULL, NULL, napi_default, NULL },
+    { "netlinkOpen", NULL, nl_open, NULL, NULL, NULL, napi_default, NULL },
+    { "netlinkSend", NULL, nl_send, NULL, NULL, NULL, napi_default, NULL },
+    { "netlinkRecv", NULL, nl_recv, NULL, NULL, NULL, napi_default, NULL },
+    { "netlinkClose", NULL, nl_close, NULL, NULL, NULL, napi_default, NULL },
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}

@@ -1,0 +1,67 @@
+/**
+ * The per-packet hot path: parse IP/UDP, frame SIP, learn the NAT binding, rewrite, rebuild.
+ * Fail open: anything it cannot handle is accepted unchanged with a reason code; only the
+ * configured malformed-policy=drop drops.
+ */
+import { NetlinkError, Reason } from '../errors';
+import { parseIpUdp, rebuildV4 } from '../packet/ip';
+import { parseSip } from '../sip/message';
+import { rewriteSip, type Direction } from '../sip/rewrite';
+import type { BindingResolver } from '../nat/binding-resolver';
+import type { PortAllocator } from '../nat/port-allocator';
+
+export interface ProcessorOptions {
+  maxMessageSize: number;
+  malformedPolicy: 'pass' | 'drop';
+}
+
+export interface Outcome {
+  accept: boolean;
+  /** the rewritten packet, when there is one */
+  packet: Buffer | undefined;
+  reason: Reason;
+  /** method for requests, status class (e.g. "2xx") for responses, "" when not SIP */
+  message: string;
+  fields: string[];
+  bindingSource?: string;
+}
+
+const MALFORMED = new Set<Reason>([Reason.TRUNCATED_HEADERS, Reason.BAD_START_LINE, Reason.BAD_HEADER, Reason.BAD_CONTENT_LENGTH, Reason.BAD_SDP]);
+
+export class Processor {
+  constructor(private readonly resolver: BindingResolver, private readonly ports: PortAllocator, private readonly opts: ProcessorOptions) {}
+
+  private pass(reason: Reason, message = ''): Outcome {
+    const drop = this.opts.malformedPolicy === 'drop' && MALFORMED.has(reason);
+    return { accept: !drop, packet: undefined, reason, message, fields: [] };
+  }
+
+  process(pkt: Buffer, dir: Direction, now: number): Outcome {
+    const ip = parseIpUdp(pkt);
+    if (!ip.ok) return this.pass(ip.reason);
+    const p = ip.packet;
+    if (p.family === 6) return this.pass(Reason.IPV6_PASSTHROUGH);
+    if (p.payloadLength > this.opts.maxMessageSize) return this.pass(Reason.TOO_LARGE);
+    const start = p.payloadOffset, end = p.payloadOffset + p.payloadLength;
+    const sip = parseSip(pkt, start, end);
+    if (!sip.ok) return this.pass(sip.reason);
+    const msg = sip.msg;
+    const label = msg.isRequest ? msg.method : `${Math.floor(msg.status / 100)}xx`;
+    let binding;
+    try {
+      binding = dir === 'out' ? this.resolver.outbound(p.src, p.srcPort, p.dst, p.dstPort, now) : this.resolver.inbound(p.src, p.srcPort, p.dst, p.dstPort, now);
+    } catch (e) {
+      if (e instanceof NetlinkError) return this.pass(Reason.CONNTRACK_ERROR, label);
+      throw e;
+    }
+    if (!binding) return this.pass(Reason.NO_BINDING, label);
+    if (binding.publicIp === binding.privateIp && binding.publicPort === binding.privatePort) return { ...this.pass(Reason.UNCHANGED, label), bindingSource: binding.source };
+    const tr = dir === 'out'
+      ? { fromIp: binding.privateIp, fromPort: binding.privatePort, toIp: binding.publicIp, toPort: binding.publicPort }
+      : { fromIp: binding.publicIp, fromPort: binding.publicPort, toIp: binding.privateIp, toPort: binding.privatePort };
+    const r = rewriteSip(pkt, start, end, msg, dir, tr, (ipAddr, port) => this.ports.allocate(ipAddr, port, now));
+    if (!r.ok) return { ...this.pass(r.reason, label), bindingSource: binding.source };
+    if (!r.payload) return { accept: true, packet: undefined, reason: Reason.UNCHANGED, message: label, fields: r.fields, bindingSource: binding.source };
+    return { accept: true, packet: rebuildV4(pkt, p, r.payload), reason: Reason.REWRITTEN, message: label, fields: r.fields, bindingSource: binding.source };
+  }
+}

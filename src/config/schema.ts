@@ -1,0 +1,83 @@
+/**
+ * The configuration schema: one place that names every key, its type, default and meaning.
+ * Every key is accepted in the JSON config file and as a `--key value` flag.
+ */
+import { isIPv4 } from 'node:net';
+
+export interface Config {
+  wan: string;
+  queues: { first: number; last: number };
+  ports: number[];
+  publicIp: string | undefined;
+  failClosed: boolean;
+  maxMessageSize: number;
+  malformedPolicy: 'pass' | 'drop';
+  firstPacket: 'precreate' | 'pass';
+  mediaPortMin: number;
+  mediaPortMax: number;
+  mediaLeaseSeconds: number;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+  metricsListen: string;
+}
+
+type Parser<T> = (raw: unknown) => { ok: true; value: T } | { ok: false; allowed: string };
+
+export interface KeySpec<K extends keyof Config = keyof Config> {
+  key: string; // the name in files and flags (kebab-case)
+  field: K;
+  parse: Parser<Config[K]>;
+  default: Config[K];
+  doc: string;
+}
+
+const int = (min: number, max: number): Parser<number> => (raw) => {
+  const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : NaN;
+  return Number.isInteger(n) && n >= min && n <= max ? { ok: true, value: n } : { ok: false, allowed: `an integer from ${min} to ${max}` };
+};
+const bool: Parser<boolean> = (raw) => {
+  if (raw === true || raw === 'true' || raw === 'yes' || raw === '1') return { ok: true, value: true };
+  if (raw === false || raw === 'false' || raw === 'no' || raw === '0') return { ok: true, value: false };
+  return { ok: false, allowed: 'true or false' };
+};
+function oneOf<T extends string>(...values: T[]): Parser<T> {
+  return (raw) => (typeof raw === 'string' && (values as string[]).includes(raw) ? { ok: true, value: raw as T } : { ok: false, allowed: `one of ${values.join(', ')}` });
+}
+const ifname: Parser<string> = (raw) =>
+  typeof raw === 'string' && /^[A-Za-z0-9_.@:-]{1,15}$/.test(raw) ? { ok: true, value: raw } : { ok: false, allowed: 'an interface name (1-15 characters of A-Z a-z 0-9 _ . - @ :)' };
+const portList: Parser<number[]> = (raw) => {
+  const parts = Array.isArray(raw) ? raw.map(String) : typeof raw === 'string' ? raw.split(',') : typeof raw === 'number' ? [String(raw)] : [];
+  const ports = parts.map((p) => (/^\s*\d+\s*$/.test(p) ? Number(p) : NaN));
+  const good = ports.length > 0 && ports.length <= 15 && ports.every((p) => Number.isInteger(p) && p >= 1 && p <= 65535);
+  return good ? { ok: true, value: [...new Set(ports)] } : { ok: false, allowed: 'a comma-separated list of 1 to 15 ports from 1 to 65535, e.g. 5060,5070' };
+};
+const queueRange: Parser<{ first: number; last: number }> = (raw) => {
+  const m = typeof raw === 'string' ? /^(\d+)(?::(\d+))?$/.exec(raw) : typeof raw === 'number' ? [String(raw), String(raw)] : null;
+  const first = m ? Number(m[1]) : NaN;
+  const last = m ? Number(m[2] ?? m[1]) : NaN;
+  const ok = Number.isInteger(first) && Number.isInteger(last) && first >= 0 && last <= 65535 && last >= first && last - first < 64;
+  return ok ? { ok: true, value: { first, last } } : { ok: false, allowed: 'A or A:B with 0 <= A <= B <= 65535 and at most 64 queues (one worker per queue)' };
+};
+const optIpv4: Parser<string | undefined> = (raw) =>
+  raw === undefined || raw === '' || raw === 'auto' ? { ok: true, value: undefined } : typeof raw === 'string' && isIPv4(raw) ? { ok: true, value: raw } : { ok: false, allowed: "an IPv4 address, or 'auto' for the WAN interface's first address" };
+const listen: Parser<string> = (raw) =>
+  typeof raw === 'string' && (raw === 'off' || /^[0-9.]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(raw)) ? { ok: true, value: raw } : { ok: false, allowed: "HOST:PORT (e.g. 127.0.0.1:9477) or 'off'" };
+
+function spec<K extends keyof Config>(key: string, field: K, parse: Parser<Config[K]>, def: Config[K], doc: string): KeySpec<K> {
+  return { key, field, parse, default: def, doc };
+}
+
+export const SCHEMA: KeySpec[] = [
+  spec('wan', 'wan', ifname, 'wan0', 'The WAN interface: SIP leaving through it is LAN→WAN, SIP arriving on it is WAN→LAN.'),
+  spec('queues', 'queues', queueRange, { first: 0, last: 0 }, 'NFQUEUE numbers A:B; one worker thread per queue, the rules balance flows over them.'),
+  spec('ports', 'ports', portList, [5060], 'UDP ports that carry SIP (either end of the flow).'),
+  spec('public-ip', 'publicIp', optIpv4, undefined, "The address LAN hosts are masqueraded to; 'auto' takes the WAN interface's first IPv4 address."),
+  spec('fail-closed', 'failClosed', bool, false, 'false: SIP bypasses the ALG when the daemon is down or its queue is full (fail-open). true: such packets are dropped.'),
+  spec('max-message-size', 'maxMessageSize', int(512, 65507), 65507, 'Largest SIP message (UDP payload bytes) the ALG rewrites; larger ones are passed unchanged and counted (too_large).'),
+  spec('malformed-policy', 'malformedPolicy', oneOf('pass', 'drop'), 'pass', 'What to do with malformed SIP: pass it unchanged (fail-open) or drop it. Both are counted with a reason.'),
+  spec('first-packet', 'firstPacket', oneOf('precreate', 'pass'), 'precreate', "First packet of a new LAN→WAN flow: 'precreate' asks the kernel for the NAT binding over ctnetlink before rewriting; 'pass' sends it unchanged."),
+  spec('media-port-min', 'mediaPortMin', int(1024, 65534), 10000, 'Lowest public port for SDP media (RTP even, RTCP odd).'),
+  spec('media-port-max', 'mediaPortMax', int(1025, 65535), 60999, 'Highest public port for SDP media.'),
+  spec('media-lease-seconds', 'mediaLeaseSeconds', int(10, 86400), 7200, 'A public media port unused in any SDP for this long is returned to the pool.'),
+  spec('log-level', 'logLevel', oneOf('debug', 'info', 'warn', 'error'), 'info', 'Least severe log level printed.'),
+  spec('metrics-listen', 'metricsListen', listen, '127.0.0.1:9477', "Where /metrics is served (Prometheus text format), or 'off'."),
+];

@@ -1,0 +1,135 @@
+/**
+ * ctnetlink (nfnetlink subsystem 1): look up conntrack entries and create NAT'd ones, so the ALG
+ * writes the binding the kernel really uses (netfilter-facts.md §1). Wire format as in
+ * include/uapi/linux/netfilter/nfnetlink_conntrack.h.
+ */
+import { isIPv4 } from 'node:net';
+import { ENOENT, NetlinkError } from '../errors';
+import { type Attr, decodeAttrs, NetlinkSocket, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, u16be, u32be, u8 } from './netlink';
+
+const SUBSYS_CTNETLINK = 1;
+const MSG_CT_NEW = 0;
+const MSG_CT_GET = 1;
+const MSG_CT_DELETE = 2;
+const CTA_TUPLE_ORIG = 1, CTA_TUPLE_REPLY = 2, CTA_STATUS = 3, CTA_NAT_SRC = 6, CTA_TIMEOUT = 7, CTA_ID = 12;
+const CTA_TUPLE_IP = 1, CTA_TUPLE_PROTO = 2;
+const CTA_IP_V4_SRC = 1, CTA_IP_V4_DST = 2;
+const CTA_PROTO_NUM = 1, CTA_PROTO_SRC_PORT = 2, CTA_PROTO_DST_PORT = 3;
+const CTA_NAT_V4_MINIP = 1, CTA_NAT_V4_MAXIP = 2, CTA_NAT_PROTO = 3;
+const CTA_PROTONAT_PORT_MIN = 1, CTA_PROTONAT_PORT_MAX = 2;
+const AF_INET = 2;
+export const IPPROTO_UDP = 17;
+
+export const IPS_SRC_NAT = 1 << 4;
+export const IPS_DST_NAT = 1 << 5;
+export const IPS_CONFIRMED = 1 << 3;
+
+export interface Tuple {
+  src: string;
+  dst: string;
+  sport: number;
+  dport: number;
+  proto: number;
+}
+
+export interface Conntrack {
+  orig: Tuple;
+  reply: Tuple;
+  status: number;
+  timeout: number;
+  id: number;
+}
+
+function ip4(addr: string): Buffer {
+  const p = addr.split('.');
+  return Buffer.from([Number(p[0]), Number(p[1]), Number(p[2]), Number(p[3])]);
+}
+
+function tupleAttrs(t: Tuple): Attr[] {
+  return [
+    [CTA_TUPLE_IP, [[CTA_IP_V4_SRC, ip4(t.src)], [CTA_IP_V4_DST, ip4(t.dst)]]],
+    [CTA_TUPLE_PROTO, [[CTA_PROTO_NUM, u8(t.proto)], [CTA_PROTO_SRC_PORT, u16be(t.sport)], [CTA_PROTO_DST_PORT, u16be(t.dport)]]],
+  ];
+}
+
+function parseTuple(b: Buffer | undefined): Tuple | undefined {
+  if (!b) return undefined;
+  const a = decodeAttrs(b);
+  const ipb = a.get(CTA_TUPLE_IP), pb = a.get(CTA_TUPLE_PROTO);
+  if (!ipb || !pb) return undefined;
+  const ip = decodeAttrs(ipb), pr = decodeAttrs(pb);
+  const s = ip.get(CTA_IP_V4_SRC), d = ip.get(CTA_IP_V4_DST);
+  if (!s || !d) return undefined; // IPv6 entries: not used yet
+  return {
+    src: `${s[0]}.${s[1]}.${s[2]}.${s[3]}`,
+    dst: `${d[0]}.${d[1]}.${d[2]}.${d[3]}`,
+    proto: pr.get(CTA_PROTO_NUM)?.[0] ?? 0,
+    sport: pr.get(CTA_PROTO_SRC_PORT)?.readUInt16BE(0) ?? 0,
+    dport: pr.get(CTA_PROTO_DST_PORT)?.readUInt16BE(0) ?? 0,
+  };
+}
+
+export function parseConntrack(msg: Buffer): Conntrack | undefined {
+  const a = decodeAttrs(msg, 4); // skip nfgenmsg
+  const orig = parseTuple(a.get(CTA_TUPLE_ORIG));
+  const reply = parseTuple(a.get(CTA_TUPLE_REPLY));
+  if (!orig || !reply) return undefined;
+  return {
+    orig,
+    reply,
+    status: a.get(CTA_STATUS)?.readUInt32BE(0) ?? 0,
+    timeout: a.get(CTA_TIMEOUT)?.readUInt32BE(0) ?? 0,
+    id: a.get(CTA_ID)?.readUInt32BE(0) ?? 0,
+  };
+}
+
+export class Ctnetlink {
+  private readonly sock: NetlinkSocket;
+  constructor(timeoutMs = 200) {
+    this.sock = new NetlinkSocket(undefined, timeoutMs);
+  }
+
+  /** The entry holding `t` in either direction, or undefined when there is none (ENOENT). */
+  get(t: Tuple): Conntrack | undefined {
+    try {
+      const msgs = this.sock.request((SUBSYS_CTNETLINK << 8) | MSG_CT_GET, NLM_F_ACK, AF_INET, [[CTA_TUPLE_ORIG, tupleAttrs(t)]]);
+      return msgs.length ? parseConntrack(msgs[0]!) : undefined;
+    } catch (e) {
+      if (e instanceof NetlinkError && e.errno === ENOENT) return undefined;
+      throw e;
+    }
+  }
+
+  /**
+   * Creates a confirmed conntrack entry for the original tuple `t` with source NAT to `publicIp`.
+   * With no `port` the kernel picks the port as MASQUERADE would: the source port when that
+   * tuple is free, another one on a clash (nf_nat_core.c get_unique_tuple). Throws EEXIST when
+   * the flow already has an entry.
+   */
+  createSnat(t: Tuple, publicIp: string, timeoutSec: number, port?: number): void {
+    if (!isIPv4(publicIp)) throw new NetlinkError(22, 'createSnat: IPv4 only');
+    const nat: Attr[] = [[CTA_NAT_V4_MINIP, ip4(publicIp)], [CTA_NAT_V4_MAXIP, ip4(publicIp)]];
+    if (port !== undefined) nat.push([CTA_NAT_PROTO, [[CTA_PROTONAT_PORT_MIN, u16be(port)], [CTA_PROTONAT_PORT_MAX, u16be(port)]]]);
+    const reply: Tuple = { src: t.dst, dst: t.src, sport: t.dport, dport: t.sport, proto: t.proto };
+    this.sock.request((SUBSYS_CTNETLINK << 8) | MSG_CT_NEW, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, AF_INET, [
+      [CTA_TUPLE_ORIG, tupleAttrs(t)],
+      [CTA_TUPLE_REPLY, tupleAttrs(reply)],
+      [CTA_TIMEOUT, u32be(timeoutSec)],
+      [CTA_NAT_SRC, nat],
+    ]);
+  }
+
+  delete(t: Tuple): boolean {
+    try {
+      this.sock.request((SUBSYS_CTNETLINK << 8) | MSG_CT_DELETE, NLM_F_ACK, AF_INET, [[CTA_TUPLE_ORIG, tupleAttrs(t)]]);
+      return true;
+    } catch (e) {
+      if (e instanceof NetlinkError && e.errno === ENOENT) return false;
+      throw e;
+    }
+  }
+
+  close(): void {
+    this.sock.close();
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * Error classes and stable reason codes. The same codes label metrics
+ * (`sipalg_packets_total{outcome,reason}`) and log lines, so an operator can grep one for the other.
+ */
+
+/** Why a packet was passed unchanged, dropped, or not rewritten. Stable: used as metric labels. */
+export const Reason = {
+  // packet layer
+  NOT_IP: 'not_ip',
+  TRUNCATED_IP: 'truncated_ip',
+  BAD_IP_HEADER: 'bad_ip_header',
+  FRAGMENT: 'fragment',
+  NOT_UDP: 'not_udp',
+  TRUNCATED_UDP: 'truncated_udp',
+  IPV6_PASSTHROUGH: 'ipv6_passthrough',
+  // SIP layer (RFC 3261 §7, §18)
+  NOT_SIP: 'not_sip',
+  KEEPALIVE: 'keepalive',
+  TRUNCATED_HEADERS: 'truncated_headers',
+  BAD_START_LINE: 'bad_start_line',
+  BAD_HEADER: 'bad_header',
+  BAD_CONTENT_LENGTH: 'bad_content_length',
+  TOO_LARGE: 'too_large',
+  BAD_SDP: 'bad_sdp',
+  // NAT binding
+  NO_BINDING: 'no_binding',
+  CONNTRACK_ERROR: 'conntrack_error',
+  PORTS_EXHAUSTED: 'ports_exhausted',
+  // outcome of a good message
+  UNCHANGED: 'unchanged',
+  REWRITTEN: 'rewritten',
+  INTERNAL_ERROR: 'internal_error',
+} as const;
+export type Reason = (typeof Reason)[keyof typeof Reason];
+
+export class SipAlgError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** A bad configuration value: fails start-up, exit status 2 (see cli/main.ts). */
+export class ConfigError extends SipAlgError {
+  readonly key: string;
+  constructor(key: string, message: string) {
+    super('SIPALG_ERR_CONFIG', `config: ${key}: ${message}`);
+    this.key = key;
+  }
+}
+
+/** A netlink request failed; `errno` is the kernel's positive error number. */
+export class NetlinkError extends SipAlgError {
+  readonly errno: number;
+  constructor(errno: number, what: string) {
+    super('SIPALG_ERR_NETLINK', `${what}: errno ${errno}${errnoName(errno) ? ` (${errnoName(errno)})` : ''}`);
+    this.errno = errno;
+  }
+}
+
+export class NativeError extends SipAlgError {
+  constructor(message: string) {
+    super('SIPALG_ERR_NATIVE', message);
+  }
+}
+
+const ERRNO: Record<number, string> = { 1: 'EPERM', 2: 'ENOENT', 11: 'EAGAIN', 12: 'ENOMEM', 16: 'EBUSY', 17: 'EEXIST', 22: 'EINVAL', 95: 'EOPNOTSUPP' };
+export function errnoName(n: number): string | undefined {
+  return ERRNO[n];
+}
+export const ENOENT = 2;
+export const EEXIST = 17;

@@ -1,0 +1,59 @@
+/** Prometheus metrics (prom-client) for the whole worker pool, served at /metrics. */
+import { createServer, type Server } from 'node:http';
+import client from 'prom-client';
+import type { StatsFlush } from './worker-stats';
+
+export class Metrics {
+  readonly registry = new client.Registry();
+  readonly packets = new client.Counter({ name: 'sipalg_packets_total', help: 'Queued packets by direction, verdict and reason code', labelNames: ['direction', 'verdict', 'reason'], registers: [this.registry] });
+  readonly messages = new client.Counter({ name: 'sipalg_messages_total', help: 'SIP messages by direction and method (requests) or status class (responses)', labelNames: ['direction', 'message'], registers: [this.registry] });
+  readonly rewrites = new client.Counter({ name: 'sipalg_rewrites_total', help: 'Translated fields by direction and header/SDP field', labelNames: ['direction', 'field'], registers: [this.registry] });
+  readonly bindings = new client.Counter({ name: 'sipalg_nat_bindings_total', help: 'NAT bindings used for rewriting, by how they were learned', labelNames: ['source'], registers: [this.registry] });
+  readonly duration = new client.Histogram({ name: 'sipalg_packet_processing_seconds', help: 'Time from receive to verdict in a worker', buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05], registers: [this.registry] });
+  readonly workersUp = new client.Gauge({ name: 'sipalg_workers_up', help: 'Worker threads currently bound to their queue', registers: [this.registry] });
+  readonly workerRestarts = new client.Counter({ name: 'sipalg_worker_restarts_total', help: 'Workers restarted after a crash', registers: [this.registry] });
+  readonly mediaPorts = new client.Gauge({ name: 'sipalg_media_ports_active', help: 'Public media port pairs leased', labelNames: ['worker'], registers: [this.registry] });
+  private server: Server | undefined;
+
+  constructor() {
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'sipalg_process_' });
+  }
+
+  absorb(worker: number, f: StatsFlush): void {
+    for (const [key, n] of Object.entries(f.counters)) {
+      const [name, a = '', b = '', c = ''] = key.split('|');
+      if (name === 'p') this.packets.inc({ direction: a, verdict: b, reason: c }, n);
+      else if (name === 'm') this.messages.inc({ direction: a, message: b }, n);
+      else if (name === 'r') this.rewrites.inc({ direction: a, field: b }, n);
+      else if (name === 'b') this.bindings.inc({ source: a }, n);
+    }
+    for (const d of f.durations) this.duration.observe(d);
+    this.mediaPorts.set({ worker: String(worker) }, f.mediaLeases);
+  }
+
+  listen(spec: string): Promise<void> {
+    if (spec === 'off') return Promise.resolve();
+    const i = spec.lastIndexOf(':');
+    const host = spec.slice(0, i).replace(/^\[|\]$/g, '');
+    const port = Number(spec.slice(i + 1));
+    this.server = createServer((req, res) => {
+      if (req.url !== '/metrics') {
+        res.writeHead(404).end('see /metrics\n');
+        return;
+      }
+      this.registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(text),
+        (e: Error) => res.writeHead(500).end(e.message),
+      );
+    });
+    return new Promise((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(port, host, () => resolve());
+    });
+  }
+
+  close(): void {
+    this.server?.close();
+    this.server = undefined;
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * Learns the NAT binding the kernel really uses for a signaling flow, so that what the ALG writes
+ * in Via/Contact/SDP is what goes on the wire (netfilter-facts.md §1).
+ *
+ * Our queue hook runs before SNAT. For a flow with a confirmed conntrack entry the binding is read
+ * over ctnetlink. For the first packet of a new LAN→WAN flow there is none yet: we create the entry
+ * ourselves over ctnetlink with source NAT to the public address and no port, so the kernel chooses
+ * the port with MASQUERADE's own algorithm (keep the source port if free, else another), then read
+ * it back. When the queued packet reaches SNAT, get_unique_tuple() finds our entry through the
+ * by-source table and picks the same mapping, and at confirmation nf_ct_resolve_clash() merges the
+ * packet's unconfirmed entry into ours (UDP allows clashes; both tuples are equal).
+ */
+import { Ctnetlink, IPPROTO_UDP, type Conntrack, type Tuple } from '../conntrack/ctnetlink';
+import { EEXIST, NetlinkError } from '../errors';
+
+export interface Binding {
+  privateIp: string;
+  privatePort: number;
+  publicIp: string;
+  publicPort: number;
+  /** conntrack: read from an existing entry; created: entry made by us for a first packet; guessed: no entry (inbound) */
+  source: 'conntrack' | 'created' | 'guessed';
+}
+
+export interface ResolverOptions {
+  publicIp: string;
+  firstPacket: 'precreate' | 'pass';
+  /** timeout in seconds of entries we create (the kernel's unreplied UDP timeout is 30 s) */
+  createdTimeout?: number;
+  cacheMs?: number;
+}
+
+export function bindingFromConntrack(ct: Conntrack, ip: string, port: number): { ip: string; port: number } | undefined {
+  if (ct.orig.src === ip && ct.orig.sport === port) return { ip: ct.reply.dst, port: ct.reply.dport };
+  if (ct.reply.src === ip && ct.reply.sport === port) return { ip: ct.orig.dst, port: ct.orig.dport };
+  return undefined;
+}
+
+export class BindingResolver {
+  private readonly cache = new Map<string, { b: Binding; until: number }>();
+  private readonly cacheMs: number;
+  readonly stats = { lookups: 0, created: 0, createClash: 0, cacheHits: 0 };
+
+  constructor(private readonly ct: Ctnetlink, private readonly opts: ResolverOptions) {
+    this.cacheMs = opts.cacheMs ?? 1000;
+  }
+
+  /** LAN→WAN packet from src:sport (private) to dst:dport. */
+  outbound(src: string, sport: number, dst: string, dport: number, now: number): Binding | undefined {
+    const t: Tuple = { src, dst, sport, dport, proto: IPPROTO_UDP };
+    return this.cached(t, now, src, sport, true);
+  }
+
+  /** WAN→LAN packet (already de-NATed by the kernel) from src:sport to dst:dport (private). */
+  inbound(src: string, sport: number, dst: string, dport: number, now: number): Binding | undefined {
+    const t: Tuple = { src: dst, dst: src, sport: dport, dport: sport, proto: IPPROTO_UDP };
+    const b = this.cached(t, now, dst, dport, false);
+    if (b) return b;
+    // A new inbound flow (port forward): its entry is not confirmed yet. The public side of a
+    // port forward is, by far most often, the same port on the public address.
+    return { privateIp: dst, privatePort: dport, publicIp: this.opts.publicIp, publicPort: dport, source: 'guessed' };
+  }
+
+  private cached(t: Tuple, now: number, ip: string, port: number, mayCreate: boolean): Binding | undefined {
+    const key = `${t.src}:${t.sport}>${t.dst}:${t.dport}`;
+    const hit = this.cache.get(key);
+    if (hit && hit.until > now) {
+      this.stats.cacheHits++;
+      return hit.b;
+    }
+    this.stats.lookups++;
+    let source: Binding['source'] = 'conntrack';
+    let entry = this.ct.get(t);
+    if (!entry && mayCreate && this.opts.firstPacket === 'precreate') {
+      try {
+        this.ct.createSnat(t, this.opts.publicIp, this.opts.createdTimeout ?? 30);
+        this.stats.created++;
+        source = 'created';
+      } catch (e) {
+        if (!(e instanceof NetlinkError && e.errno === EEXIST)) throw e;
+        this.stats.createClash++; // confirmed meanwhile by another packet of the flow
+      }
+      entry = this.ct.get(t);
+    }
+    if (!entry) return undefined;
+    const pub = bindingFromConntrack(entry, ip, port);
+    if (!pub) return undefined;
+    const b: Binding = { privateIp: ip, privatePort: port, publicIp: pub.ip, publicPort: pub.port, source };
+    if (this.cache.size > 65536) this.cache.clear();
+    this.cache.set(key, { b, until: now + this.cacheMs });
+    return b;
+  }
+}

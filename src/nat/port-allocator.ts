@@ -1,0 +1,91 @@
+/**
+ * Public media ports, unique across all workers of the router: a SharedArrayBuffer of one slot per
+ * even/odd port pair (RTP even, RTCP odd: RFC 3550 §11), claimed with Atomics.compareExchange so
+ * worker threads never hand out the same pair. Leases (which private endpoint holds which pair)
+ * are per worker: a phone's signaling flows are balanced to one queue, so one worker sees its SDP.
+ */
+
+export interface Lease {
+  publicPort: number; // even: RTP; +1 is RTCP
+  lastSeen: number;
+}
+
+export class PortAllocator {
+  private readonly slots: Int32Array;
+  private readonly leases = new Map<string, Lease>();
+  private cursor: number;
+
+  /**
+   * @param shared from PortAllocator.createShared(), the same buffer for every worker
+   * @param owner non-zero id of this worker, stored in the slots it holds
+   */
+  constructor(shared: SharedArrayBuffer, private readonly owner: number, private readonly min: number, private readonly max: number, private readonly leaseMs: number) {
+    this.slots = new Int32Array(shared);
+    this.cursor = this.firstPair() + ((owner * 7919) % Math.max(1, this.pairCount()));
+  }
+
+  static createShared(): SharedArrayBuffer {
+    return new SharedArrayBuffer(32768 * 4);
+  }
+
+  private firstPair(): number { return (this.min + 1) >> 1; }
+  private lastPair(): number { return (this.max - 1) >> 1; }
+  private pairCount(): number { return this.lastPair() - this.firstPair() + 1; }
+
+  private claim(pair: number): boolean {
+    return Atomics.compareExchange(this.slots, pair, 0, this.owner) === 0;
+  }
+
+  /**
+   * The public RTP port for private media endpoint ip:port. The same endpoint keeps its port while
+   * its lease lives; a new one keeps its private port when that pair is free (as the kernel's NAT
+   * would), otherwise gets the next free pair. Undefined when the range is exhausted.
+   */
+  allocate(ip: string, port: number, now: number): number | undefined {
+    const key = `${ip}:${port}`;
+    const lease = this.leases.get(key);
+    if (lease) {
+      lease.lastSeen = now;
+      return lease.publicPort;
+    }
+    let pair = -1;
+    const own = port >> 1;
+    if ((port & 1) === 0 && port >= this.min && port + 1 <= this.max && this.claim(own)) pair = own;
+    else {
+      const first = this.firstPair(), n = this.pairCount();
+      for (let i = 0; i < n; i++) {
+        const p = first + ((this.cursor - first + i) % n);
+        if (this.claim(p)) {
+          pair = p;
+          this.cursor = p + 1;
+          break;
+        }
+      }
+    }
+    if (pair < 0) return undefined;
+    this.leases.set(key, { publicPort: pair * 2, lastSeen: now });
+    return pair * 2;
+  }
+
+  /** Returns pairs whose lease has not been used for leaseMs. */
+  sweep(now: number): number {
+    let freed = 0;
+    for (const [key, l] of this.leases) {
+      if (now - l.lastSeen < this.leaseMs) continue;
+      Atomics.compareExchange(this.slots, l.publicPort >> 1, this.owner, 0);
+      this.leases.delete(key);
+      freed++;
+    }
+    return freed;
+  }
+
+  /** Releases every pair this worker holds (worker shutdown). */
+  releaseAll(): void {
+    for (const l of this.leases.values()) Atomics.compareExchange(this.slots, l.publicPort >> 1, this.owner, 0);
+    this.leases.clear();
+  }
+
+  get active(): number {
+    return this.leases.size;
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * The thin native boundary (native/sipalg.c): NFQUEUE receive + verdict, raw netlink send/receive.
+ * Loaded once per thread; the addon is context-aware, so every worker_thread gets its own instance.
+ */
+import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+
+export interface NativeBinding {
+  queueOpen(num: number, failOpen: number, maxLen: number, copyRange: number, cb: (id: number, payload: Buffer, indev: number, outdev: number) => void): object;
+  queueVerdict(q: object, id: number, verdict: number, payload?: Buffer | null): void;
+  queueClose(q: object): void;
+  netlinkOpen(protocol: number): number;
+  netlinkSend(fd: number, msg: Buffer): number;
+  netlinkRecv(fd: number, timeoutMs: number): Buffer | null;
+  netlinkClose(fd: number): void;
+}
+
+let cached: NativeBinding | undefined;
+
+export function native(): NativeBinding {
+  if (cached) return cached;
+  // dist/src/native/binding.js -> ../../../build/Release/sipalg.node
+  const candidates = [join(__dirname, '../../../build/Release/sipalg.node'), join(__dirname, '../../build/Release/sipalg.node')];
+  const path = candidates.find((p) => existsSync(p));
+  if (!path) throw new Error(`native addon not built (looked in ${candidates.join(', ')}); run npm run build`);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  cached = require(path) as NativeBinding;
+  return cached;
+}
+
+export const NF_DROP = 0;
+export const NF_ACCEPT = 1;

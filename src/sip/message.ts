@@ -1,0 +1,150 @@
+/**
+ * SIP message framing over a Buffer (RFC 3261 §7): start line, header fields with offsets (values
+ * are kept raw and parsed lazily by the rewriter), body located by Content-Length. Never throws:
+ * returns a result with a stable reason code.
+ */
+import { Reason } from '../errors';
+
+export interface HeaderField {
+  /** canonical lower-case long name (compact forms expanded, RFC 3261 §7.3.3) */
+  name: string;
+  /** offset of the first value byte (after the colon and leading whitespace) */
+  valueStart: number;
+  /** offset just past the value (before the line's CRLF; folded lines included) */
+  valueEnd: number;
+}
+
+export interface SipMessage {
+  isRequest: boolean;
+  method: string; // requests; '' for responses
+  status: number; // responses; 0 for requests
+  /** Request-URI span, requests only */
+  uriStart: number;
+  uriEnd: number;
+  headers: HeaderField[];
+  /** offset of the first body byte (after the empty line) */
+  bodyStart: number;
+  /** body end: bodyStart + Content-Length, or the end of the datagram without one */
+  bodyEnd: number;
+  contentLength: number | undefined;
+}
+
+export type SipParse = { ok: true; msg: SipMessage } | { ok: false; reason: Reason };
+
+// RFC 3261 §7.3.3 compact forms (and RFC 3515, 3265, 4028 ones seen on trunks)
+const COMPACT: Record<string, string> = {
+  v: 'via', m: 'contact', f: 'from', t: 'to', i: 'call-id', l: 'content-length', c: 'content-type',
+  k: 'supported', s: 'subject', e: 'content-encoding', o: 'event', r: 'refer-to', u: 'allow-events',
+  b: 'referred-by', x: 'session-expires', a: 'accept-contact', j: 'reject-contact', d: 'request-disposition', y: 'identity', n: 'identity-info',
+};
+
+const CR = 13, LF = 10, SP = 32, HT = 9, COLON = 58;
+const MAX_HEADERS = 256;
+
+function isTokenChar(c: number): boolean {
+  // RFC 3261 §25.1 token: alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~"
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 45 || c === 46 || c === 33 || c === 37 || c === 42 || c === 95 || c === 43 || c === 96 || c === 39 || c === 126;
+}
+
+/** End of the line starting at `o` (index of CR or LF), or -1 when there is no line end. */
+function lineEnd(b: Buffer, o: number, end: number): number {
+  const i = b.indexOf(LF, o);
+  if (i < 0 || i >= end) return -1;
+  return i > o && b[i - 1] === CR ? i - 1 : i;
+}
+function nextLine(b: Buffer, le: number): number {
+  return b[le] === CR ? le + 2 : le + 1;
+}
+
+export function isKeepalive(b: Buffer, start: number, end: number): boolean {
+  // RFC 5626 §3.5.1 CRLF keep-alives (and stray whitespace) carry no message
+  for (let i = start; i < end; i++) if (b[i] !== CR && b[i] !== LF && b[i] !== SP) return false;
+  return true;
+}
+
+export function parseSip(b: Buffer, start: number, end: number): SipParse {
+  if (isKeepalive(b, start, end)) return { ok: false, reason: Reason.KEEPALIVE };
+  // --- start line (RFC 3261 §7.1, §7.2)
+  const le = lineEnd(b, start, end);
+  if (le < 0) return { ok: false, reason: b.subarray(start, Math.min(end, start + 8)).includes('SIP/2.0') || /^[A-Z]+ /.test(b.toString('latin1', start, Math.min(end, start + 16))) ? Reason.TRUNCATED_HEADERS : Reason.NOT_SIP };
+  let isRequest: boolean, method = '', status = 0, uriStart = 0, uriEnd = 0;
+  if (le - start >= 12 && b.toString('latin1', start, start + 8) === 'SIP/2.0 ') {
+    // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
+    const code = b.toString('latin1', start + 8, start + 11);
+    if (!/^[1-6]\d\d$/.test(code) || (le > start + 11 && b[start + 11] !== SP)) return { ok: false, reason: Reason.BAD_START_LINE };
+    isRequest = false;
+    status = Number(code);
+  } else {
+    // Request-Line = Method SP Request-URI SP SIP-Version
+    let i = start;
+    while (i < le && isTokenChar(b[i]!)) i++;
+    if (i === start || i >= le || b[i] !== SP) return { ok: false, reason: Reason.NOT_SIP };
+    method = b.toString('latin1', start, i);
+    const lastSp = b.lastIndexOf(SP, le - 1);
+    if (lastSp <= i || b.toString('latin1', lastSp + 1, le) !== 'SIP/2.0') return { ok: false, reason: /[a-z]/.test(method) || method.length > 32 ? Reason.NOT_SIP : Reason.BAD_START_LINE };
+    uriStart = i + 1;
+    uriEnd = lastSp;
+    if (uriEnd <= uriStart || b.indexOf(SP, uriStart) !== uriEnd) return { ok: false, reason: Reason.BAD_START_LINE };
+    isRequest = true;
+  }
+  // --- header fields (RFC 3261 §7.3), with line folding (§7.3.1)
+  const headers: HeaderField[] = [];
+  let o = nextLine(b, le);
+  let bodyStart = -1;
+  while (o < end) {
+    const e = lineEnd(b, o, end);
+    if (e < 0) return { ok: false, reason: Reason.TRUNCATED_HEADERS };
+    if (e === o) {
+      bodyStart = nextLine(b, e);
+      break;
+    }
+    const c0 = b[o]!;
+    if (c0 === SP || c0 === HT) {
+      const last = headers[headers.length - 1];
+      if (!last) return { ok: false, reason: Reason.BAD_HEADER };
+      last.valueEnd = trimEnd(b, o, e);
+      o = nextLine(b, e);
+      continue;
+    }
+    let n = o;
+    while (n < e && isTokenChar(b[n]!)) n++;
+    const nameEnd = n;
+    while (n < e && (b[n] === SP || b[n] === HT)) n++;
+    if (nameEnd === o || n >= e || b[n] !== COLON) return { ok: false, reason: Reason.BAD_HEADER };
+    n++;
+    while (n < e && (b[n] === SP || b[n] === HT)) n++;
+    if (headers.length >= MAX_HEADERS) return { ok: false, reason: Reason.BAD_HEADER };
+    const raw = b.toString('latin1', o, nameEnd).toLowerCase();
+    headers.push({ name: COMPACT[raw] ?? raw, valueStart: n, valueEnd: trimEnd(b, n, e) });
+    o = nextLine(b, e);
+  }
+  if (bodyStart < 0) return { ok: false, reason: Reason.TRUNCATED_HEADERS };
+  // --- body (RFC 3261 §18.3: UDP may omit Content-Length; a larger one than the datagram is an error)
+  let contentLength: number | undefined;
+  for (const h of headers) {
+    if (h.name !== 'content-length') continue;
+    const v = b.toString('latin1', h.valueStart, h.valueEnd);
+    if (!/^\d{1,9}$/.test(v)) return { ok: false, reason: Reason.BAD_CONTENT_LENGTH };
+    const n = Number(v);
+    if (contentLength !== undefined && contentLength !== n) return { ok: false, reason: Reason.BAD_CONTENT_LENGTH };
+    contentLength = n;
+  }
+  const avail = end - Math.min(bodyStart, end);
+  if (contentLength !== undefined && contentLength > avail) return { ok: false, reason: Reason.BAD_CONTENT_LENGTH };
+  const bodyEnd = Math.min(bodyStart, end) + (contentLength ?? avail);
+  return { ok: true, msg: { isRequest, method, status, uriStart, uriEnd, headers, bodyStart: Math.min(bodyStart, end), bodyEnd, contentLength } };
+}
+
+function trimEnd(b: Buffer, s: number, e: number): number {
+  while (e > s && (b[e - 1] === SP || b[e - 1] === HT)) e--;
+  return e;
+}
+
+export function headerValue(b: Buffer, h: HeaderField): string {
+  return b.toString('latin1', h.valueStart, h.valueEnd);
+}
+
+export function findHeader(b: Buffer, msg: SipMessage, name: string): string | undefined {
+  for (const h of msg.headers) if (h.name === name) return headerValue(b, h);
+  return undefined;
+}

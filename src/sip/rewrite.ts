@@ -1,0 +1,113 @@
+/**
+ * Address translation of one SIP message by direction (RFC 3261; the rules follow the kernel's
+ * net/netfilter/nf_nat_sip.c and the direction table in shared/seeds/002):
+ *  - LAN→WAN: the flow's private ip:port becomes the public binding wherever it appears in the
+ *    Request-URI, Via sent-by, Contact, From, To, Route and Record-Route; SDP o=/c=/m=/a=rtcp too.
+ *  - WAN→LAN: the public binding becomes the private ip:port in the same places, and in the top
+ *    Via's received=/rport= (RFC 3581 §4) so the phone sees the transport it used.
+ * Only that exact ip:port pair is translated (a URI without a port means the transport default,
+ * RFC 3261 §19.1.2), so NAT-aware endpoints that already write public addresses are left alone and
+ * Call-ID, tags, branch and every untouched header stay byte for byte. Content-Length is recomputed
+ * when the body changes (§20.14).
+ */
+import { Reason } from '../errors';
+import { rewriteSdp, type PortMapper, type SdpMediaMapping } from '../sdp/rewrite';
+import { applyEdits, type Edit } from './edits';
+import { uriHostPorts, viaParms, type HostPort } from './hostport';
+import type { SipMessage } from './message';
+
+export interface Translation {
+  fromIp: string;
+  fromPort: number;
+  toIp: string;
+  toPort: number;
+}
+
+export type Direction = 'out' | 'in';
+
+export type RewriteResult =
+  | { ok: true; payload: Buffer | undefined; fields: string[]; media: SdpMediaMapping[] }
+  | { ok: false; reason: Reason };
+
+const URI_HEADERS: Record<string, string> = { contact: 'contact', from: 'from', to: 'to', route: 'route', 'record-route': 'record_route' };
+
+function hostPortEdit(value: string, base: number, hp: HostPort, tr: Translation): Edit | undefined {
+  const port = hp.port ?? hp.defaultPort;
+  if (hp.host !== tr.fromIp || port !== tr.fromPort) return undefined;
+  // keep the port absent when the new one is the default, write it otherwise
+  const text = tr.toIp + (hp.port !== undefined || tr.toPort !== hp.defaultPort ? `:${tr.toPort}` : '');
+  if (value.slice(hp.hostStart, hp.portEnd) === text) return undefined;
+  return { start: base + hp.hostStart, end: base + hp.portEnd, text };
+}
+
+export function rewriteSip(b: Buffer, start: number, end: number, msg: SipMessage, dir: Direction, tr: Translation, mapPort?: PortMapper): RewriteResult {
+  const edits: Edit[] = [];
+  const fields: string[] = [];
+  // Request-URI (RFC 3261 §8.1.1.1 / §16.12)
+  if (msg.isRequest) {
+    const v = b.toString('latin1', msg.uriStart, msg.uriEnd);
+    for (const hp of uriHostPorts(v)) {
+      const e = hostPortEdit(v, msg.uriStart, hp, tr);
+      if (e) { edits.push(e); fields.push('request_uri'); }
+    }
+  }
+  let contentType: string | undefined;
+  let clHeader: { s: number; e: number } | undefined;
+  let topVia = true;
+  for (const h of msg.headers) {
+    if (h.name === 'content-type') contentType = b.toString('latin1', h.valueStart, h.valueEnd);
+    else if (h.name === 'content-length') clHeader = { s: h.valueStart, e: h.valueEnd };
+    else if (h.name === 'via') {
+      // Via sent-by (RFC 3261 §18.2.1, §20.42); received/rport of our own Via (RFC 3581 §4)
+      const v = b.toString('latin1', h.valueStart, h.valueEnd);
+      for (const vp of viaParms(v)) {
+        const e = hostPortEdit(v, h.valueStart, vp, tr);
+        const isTop = topVia;
+        topVia = false;
+        if (!e) continue;
+        edits.push(e);
+        fields.push('via');
+        if (dir === 'in' && isTop && !msg.isRequest) {
+          if (vp.received && v.slice(vp.received.start, vp.received.end) === tr.fromIp) {
+            edits.push({ start: h.valueStart + vp.received.start, end: h.valueStart + vp.received.end, text: tr.toIp });
+            fields.push('via_received');
+          }
+          if (vp.rport && vp.rport.end > vp.rport.start && v.slice(vp.rport.start, vp.rport.end) === String(tr.fromPort)) {
+            edits.push({ start: h.valueStart + vp.rport.start, end: h.valueStart + vp.rport.end, text: String(tr.toPort) });
+            fields.push('via_rport');
+          }
+        }
+      }
+      topVia = false;
+    } else {
+      const label = URI_HEADERS[h.name];
+      if (!label) continue;
+      const v = b.toString('latin1', h.valueStart, h.valueEnd);
+      for (const hp of uriHostPorts(v)) {
+        const e = hostPortEdit(v, h.valueStart, hp, tr);
+        if (e) { edits.push(e); fields.push(label); }
+      }
+    }
+  }
+  // SDP body (RFC 3264 offer/answer in INVITE, 18x, 2xx, ACK, PRACK, UPDATE): LAN→WAN only
+  let body: Buffer | undefined;
+  let media: SdpMediaMapping[] = [];
+  if (dir === 'out' && mapPort && msg.bodyEnd > msg.bodyStart && contentType && /^application\/sdp\s*(;|$)/i.test(contentType)) {
+    const r = rewriteSdp(b.toString('latin1', msg.bodyStart, msg.bodyEnd), tr.fromIp, tr.toIp, mapPort);
+    if (!r.ok) return r;
+    media = r.media;
+    if (r.changed.length) {
+      body = Buffer.from(r.text, 'latin1');
+      for (const c of r.changed) fields.push(`sdp_${c.field}`);
+    }
+  }
+  if (edits.length === 0 && !body) return { ok: true, payload: undefined, fields, media };
+  if (body) {
+    if (clHeader) {
+      edits.push({ start: clHeader.s, end: clHeader.e, text: String(body.length) });
+      fields.push('content_length');
+    }
+    edits.push({ start: msg.bodyStart, end: msg.bodyEnd, text: body.toString('latin1', 0, body.length) });
+  }
+  return { ok: true, payload: applyEdits(b, start, end, edits), fields, media };
+}

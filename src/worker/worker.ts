@@ -1,0 +1,87 @@
+/**
+ * A worker thread: owns one NFQUEUE and one ctnetlink socket, runs the processor on each packet
+ * and sets the verdict. Flushes stats to the main thread every second.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { Ctnetlink } from '../conntrack/ctnetlink';
+import { NF_ACCEPT, NF_DROP, native } from '../native/binding';
+import { BindingResolver } from '../nat/binding-resolver';
+import { PortAllocator } from '../nat/port-allocator';
+import { Processor } from '../alg/processor';
+import { Reason } from '../errors';
+import { WorkerStats } from '../metrics/worker-stats';
+import { log, setLogContext, setLogLevel } from '../log';
+import type { Config } from '../config/schema';
+
+export interface WorkerInit {
+  config: Config;
+  queue: number;
+  index: number;
+  publicIp: string;
+  wanIfindex: number;
+  ports: SharedArrayBuffer;
+}
+
+export type WorkerMessage = { type: 'ready' } | { type: 'stats'; stats: ReturnType<WorkerStats['flush']> } | { type: 'fatal'; message: string };
+
+function main(): void {
+  const init = workerData as WorkerInit;
+  const port = parentPort!;
+  setLogLevel(init.config.logLevel);
+  setLogContext(`worker=${init.index} queue=${init.queue}`);
+  const stats = new WorkerStats();
+  const ct = new Ctnetlink();
+  const resolver = new BindingResolver(ct, { publicIp: init.publicIp, firstPacket: init.config.firstPacket });
+  const ports = new PortAllocator(init.ports, init.index + 1, init.config.mediaPortMin, init.config.mediaPortMax, init.config.mediaLeaseSeconds * 1000);
+  const proc = new Processor(resolver, ports, init.config);
+  const nb = native();
+  const debug = init.config.logLevel === 'debug';
+
+  let q: object | undefined;
+  const onPacket = (id: number, payload: Buffer, indev: number, _outdev: number): void => {
+    const t0 = process.hrtime.bigint();
+    const dir = indev === init.wanIfindex ? 'in' : 'out';
+    let verdict = NF_ACCEPT;
+    let out: Buffer | undefined;
+    try {
+      const o = proc.process(payload, dir, Date.now());
+      out = o.packet;
+      if (!o.accept) verdict = NF_DROP;
+      stats.inc(`p|${dir}|${o.accept ? 'accept' : 'drop'}|${o.reason}`);
+      if (o.message) stats.inc(`m|${dir}|${o.message}`);
+      for (const f of o.fields) stats.inc(`r|${dir}|${f}`);
+      if (o.bindingSource && o.packet) stats.inc(`b|${o.bindingSource}`);
+      if (debug) log('debug', 'packet', { dir, id, message: o.message, reason: o.reason, fields: o.fields.join(',') || undefined, binding: o.bindingSource, len: payload.length, newLen: out?.length });
+    } catch (e) {
+      // a helper must not break traffic: accept unchanged (conntrack-tools cthelper habit)
+      stats.inc(`p|${dir}|accept|${Reason.INTERNAL_ERROR}`);
+      log('error', 'internal error, packet accepted unchanged', { err: e as Error, stack: (e as Error).stack?.split('\n')[1]?.trim() });
+    }
+    nb.queueVerdict(q!, id, verdict, out ?? null);
+    stats.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+  };
+  try {
+    q = nb.queueOpen(init.queue, init.config.failClosed ? 0 : 1, 4096, 0xffff, onPacket);
+  } catch (e) {
+    port.postMessage({ type: 'fatal', message: `cannot bind NFQUEUE ${init.queue}: ${(e as Error).message}` } satisfies WorkerMessage);
+    return;
+  }
+  const timer = setInterval(() => {
+    ports.sweep(Date.now());
+    port.postMessage({ type: 'stats', stats: stats.flush(ports.active) } satisfies WorkerMessage);
+  }, 1000);
+  port.on('message', (m: { type: string }) => {
+    if (m.type !== 'close') return;
+    clearInterval(timer);
+    if (q) nb.queueClose(q);
+    q = undefined;
+    ports.releaseAll();
+    ct.close();
+    port.postMessage({ type: 'stats', stats: stats.flush(0) } satisfies WorkerMessage);
+    port.close();
+  });
+  log('info', 'bound to queue', { publicIp: init.publicIp });
+  port.postMessage({ type: 'ready' } satisfies WorkerMessage);
+}
+
+main();
