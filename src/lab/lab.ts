@@ -1,0 +1,154 @@
+/**
+ * The namespace lab used by `sip-alg demo`, the integration tests and the benchmark: phones on a
+ * LAN bridge behind a NAT router (MASQUERADE, FORWARD policy DROP but ESTABLISHED/RELATED and
+ * LAN→WAN), a provider on the WAN. Addresses exist only inside these namespaces (lab.sh).
+ * close() kills every process it started and deletes the namespaces; safe to call twice.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const ROOT = resolve(__dirname, existsSync(resolve(__dirname, '../../../package.json')) ? '../../..' : '../..');
+export const SRC_LAB = join(ROOT, 'src/lab');
+export const ROUTER_WAN_IP = '203.0.113.1';
+export const PROVIDER_IP = '203.0.113.10';
+export const phoneIp = (i: number) => `10.77.0.${10 + i}`;
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export class Lab {
+  readonly dir: string;
+  private readonly procs = new Set<ChildProcess>();
+  private closed = false;
+
+  constructor(readonly prefix: string, readonly phones = 2) {
+    this.dir = mkdtempSync(join(tmpdir(), `sipalg-${prefix}-`));
+  }
+
+  get router(): string { return `${this.prefix}-r`; }
+  get provider(): string { return `${this.prefix}-w`; }
+  phone(i: number): string { return `${this.prefix}-p${i}`; }
+
+  up(): void {
+    this.down();
+    const r = spawnSync('bash', [join(SRC_LAB, 'lab.sh'), 'up', this.prefix, String(this.phones)], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`lab up failed: ${r.stderr}`);
+  }
+
+  down(): void {
+    spawnSync('bash', [join(SRC_LAB, 'lab.sh'), 'down', this.prefix], { encoding: 'utf8' });
+  }
+
+  /** Runs a command in a namespace and waits (bounded by timeoutMs). */
+  run(ns: string, cmd: string, args: string[], timeoutMs = 30000): RunResult {
+    const r = spawnSync('ip', ['netns', 'exec', ns, cmd, ...args], { encoding: 'utf8', timeout: timeoutMs, cwd: this.dir, maxBuffer: 64 << 20 });
+    return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+  }
+
+  /** Runs a command in a namespace asynchronously (bounded by timeoutMs). */
+  runAsync(ns: string, cmd: string, args: string[], timeoutMs = 60000): Promise<RunResult> {
+    return new Promise((resolveRun) => {
+      const p = this.start(ns, cmd, args);
+      let stdout = '', stderr = '';
+      p.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+      p.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+      const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+      p.on('exit', (code, sig) => {
+        clearTimeout(t);
+        resolveRun({ code: code ?? (sig ? 128 : -1), stdout, stderr });
+      });
+    });
+  }
+
+  /** Starts a long-running process in a namespace; close() kills it. */
+  start(ns: string, cmd: string, args: string[]): ChildProcess {
+    const p = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.procs.add(p);
+    p.on('exit', () => this.procs.delete(p));
+    return p;
+  }
+
+  /** Waits until a process prints a line matching `re` (stdout or stderr). */
+  static waitFor(p: ChildProcess, re: RegExp, timeoutMs: number, what: string): Promise<string> {
+    return new Promise((resolveWait, reject) => {
+      let seen = '';
+      const onData = (d: Buffer) => {
+        seen += d.toString();
+        const m = re.exec(seen);
+        if (m) { cleanup(); resolveWait(m[0]); }
+      };
+      const onExit = (code: number | null) => { cleanup(); reject(new Error(`${what} exited (${code}) before ready:\n${seen.slice(-2000)}`)); };
+      const t = setTimeout(() => { cleanup(); reject(new Error(`${what} not ready after ${timeoutMs} ms:\n${seen.slice(-2000)}`)); }, timeoutMs);
+      const cleanup = () => { clearTimeout(t); p.stdout?.off('data', onData); p.stderr?.off('data', onData); p.off('exit', onExit); };
+      p.stdout?.on('data', onData);
+      p.stderr?.on('data', onData);
+      p.on('exit', onExit);
+    });
+  }
+
+  rules(action: 'install' | 'remove' | 'status', args: string[] = []): RunResult {
+    return this.run(this.router, 'bash', [join(ROOT, 'iptables/sip-alg-rules.sh'), action, ...args]);
+  }
+
+  /** Starts the real daemon in the router namespace and waits until every worker is bound. */
+  async startDaemon(args: string[] = []): Promise<ChildProcess & { log: () => string }> {
+    const p = this.start(this.router, process.execPath, [join(ROOT, 'bin/sip-alg'), 'run', '--wan', 'wan0', ...args]);
+    let log = '';
+    p.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+    await Lab.waitFor(p, /msg="sip-alg running"/, 15000, 'sip-alg');
+    return Object.assign(p, { log: () => log });
+  }
+
+  /** Starts tcpdump on an interface of a namespace; stop() returns the pcap path. */
+  async capture(ns: string, iface: string, name: string, filter = 'udp'): Promise<{ stop: () => Promise<string> }> {
+    const file = join(this.dir, `${name}.pcap`);
+    const p = this.start(ns, 'tcpdump', ['--immediate-mode', '-Z', 'root', '-U', '-n', '-i', iface, '-w', file, filter]);
+    await Lab.waitFor(p, /listening on/, 10000, 'tcpdump');
+    return {
+      stop: () => new Promise((res) => {
+        setTimeout(() => {
+          p.once('exit', () => res(file));
+          p.kill('SIGINT');
+        }, 300);
+      }),
+    };
+  }
+
+  /** Starts Kamailio as registrar/proxy in the provider namespace. */
+  async startKamailio(): Promise<ChildProcess> {
+    const cfg = join(this.dir, 'kamailio.cfg');
+    writeFileSync(cfg, readFileSync(join(SRC_LAB, 'kamailio.cfg'), 'utf8'));
+    const p = this.start(this.provider, 'kamailio', ['-f', cfg, '-DD', '-E', '-m', '64', '-M', '8', '-Y', this.dir, '-w', this.dir]);
+    await Lab.waitFor(p, /INFO: <core> \[main\.c:\d+\]: main\(\): processes \(at least\)|\bprocesses \(at least\)|ready to process|init_tcp|Listening on/, 15000, 'kamailio');
+    await new Promise((r) => setTimeout(r, 300));
+    return p;
+  }
+
+  conntrack(args: string[]): string {
+    return this.run(this.router, 'conntrack', args).stdout;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const waits = [...this.procs].map((p) => new Promise<void>((r) => {
+      if (p.exitCode !== null) return r();
+      const t = setTimeout(() => { p.kill('SIGKILL'); r(); }, 2000);
+      p.once('exit', () => { clearTimeout(t); r(); });
+      p.kill('SIGTERM');
+    }));
+    await Promise.all(waits);
+    this.down();
+    if (!process.env.SIPALG_KEEP_LAB) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** SIPp arguments for one call from a phone to the provider's UAS (built-in uac scenario). */
+export function sippUac(localIp: string, target: string, service: string, calls = 1, extra: string[] = []): string[] {
+  return ['-sn', 'uac', '-i', localIp, '-p', '5060', '-m', String(calls), '-s', service, target, '-timeout', '20s', '-timeout_error', '-nostdin', '-nr', ...extra];
+}
