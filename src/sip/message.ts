@@ -81,7 +81,8 @@ export function parseSip(b: Buffer, start: number, end: number): SipParse {
     if (i === start || i >= le || b[i] !== SP) return { ok: false, reason: Reason.NOT_SIP };
     method = b.toString('latin1', start, i);
     const lastSp = b.lastIndexOf(SP, le - 1);
-    if (lastSp <= i || b.toString('latin1', lastSp + 1, le) !== 'SIP/2.0') return { ok: false, reason: /[a-z]/.test(method) || method.length > 32 ? Reason.NOT_SIP : Reason.BAD_START_LINE };
+    const version = lastSp > i ? b.toString('latin1', lastSp + 1, le) : '';
+    if (version !== 'SIP/2.0') return { ok: false, reason: version.startsWith('SIP/') ? Reason.BAD_START_LINE : Reason.NOT_SIP };
     uriStart = i + 1;
     uriEnd = lastSp;
     if (uriEnd <= uriStart || b.indexOf(SP, uriStart) !== uriEnd) return { ok: false, reason: Reason.BAD_START_LINE };

@@ -1,0 +1,29 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PortAllocator } from '../../../src/nat/port-allocator';
+
+test('keeps the private port when free; the same endpoint keeps its port; clashes get another even port', () => {
+  const shared = PortAllocator.createShared();
+  const w1 = new PortAllocator(shared, 1, 10000, 10099, 60000);
+  const w2 = new PortAllocator(shared, 2, 10000, 10099, 60000);
+  assert.equal(w1.allocate('10.0.0.1', 10010, 0), 10010);
+  assert.equal(w1.allocate('10.0.0.1', 10010, 1), 10010);
+  const other = w2.allocate('10.0.0.2', 10010, 0)!; // another phone, same private port, other worker
+  assert.notEqual(other, 10010);
+  assert.equal(other % 2, 0);
+  assert.equal(w1.allocate('10.0.0.3', 10011, 0)! % 2, 0, 'odd private port: an even public pair');
+  assert.equal(w1.allocate('10.0.0.4', 80, 0)! >= 10000, true, 'ports outside the range are mapped into it');
+});
+
+test('exhaustion returns undefined; sweep and releaseAll return pairs', () => {
+  const shared = PortAllocator.createShared();
+  const a = new PortAllocator(shared, 1, 20000, 20009, 1000); // 5 pairs
+  const got = [0, 1, 2, 3, 4].map((i) => a.allocate(`10.0.0.${i}`, 30000, 0));
+  assert.equal(new Set(got).size, 5);
+  assert.equal(a.allocate('10.0.0.9', 30000, 0), undefined);
+  assert.equal(a.sweep(500), 0);
+  assert.equal(a.sweep(2000), 5);
+  assert.ok(a.allocate('10.0.0.9', 30000, 2000) !== undefined);
+  a.releaseAll();
+  assert.equal(a.active, 0);
+});

@@ -1,0 +1,99 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseSip } from '../../../src/sip/message';
+import { rewriteSip, type Direction, type Translation } from '../../../src/sip/rewrite';
+import { crlf, INVITE, REGISTER_200_IN, SEED_REGISTER_AFTER, SEED_REGISTER_BEFORE } from '../../helpers/fixtures';
+
+function rw(text: string, dir: Direction, tr: Translation, mapPort = (_ip: string, p: number) => p as number | undefined) {
+  const b = Buffer.from(text, 'latin1');
+  const p = parseSip(b, 0, b.length);
+  assert.ok(p.ok, `parse: ${!p.ok ? p.reason : ''}`);
+  const r = rewriteSip(b, 0, b.length, p.msg, dir, tr, mapPort);
+  assert.ok(r.ok);
+  return { text: r.payload ? r.payload.toString('latin1') : text, fields: r.fields, changed: r.payload !== undefined, media: r.media };
+}
+
+const OUT = { fromIp: '10.77.0.12', fromPort: 5060, toIp: '203.0.113.1', toPort: 38699 };
+const IN = { fromIp: '203.0.113.1', fromPort: 38699, toIp: '10.77.0.12', toPort: 5060 };
+
+test('seed 004: the REGISTER comes out exactly as the good ALG wrote it (Via, Contact; Call-ID kept)', () => {
+  const r = rw(SEED_REGISTER_BEFORE, 'out', { fromIp: '192.168.20.100', fromPort: 5060, toIp: '207.252.1.145', toPort: 1024 });
+  assert.equal(r.text, SEED_REGISTER_AFTER);
+  assert.deepEqual(r.fields.sort(), ['contact', 'via']);
+});
+
+test('LAN→WAN INVITE: Via, From, Contact, SDP o=/c= and Content-Length; Call-ID and branch untouched', () => {
+  const r = rw(INVITE, 'out', OUT);
+  assert.match(r.text, /^Via: SIP\/2\.0\/UDP 203\.0\.113\.1:38699;branch=z9hG4bK-3865-1-0;rport\r$/m);
+  assert.match(r.text, /^From: sipp <sip:sipp@203\.0\.113\.1:38699>;tag=3865SIPpTag001\r$/m);
+  assert.match(r.text, /^Contact: sip:sipp@203\.0\.113\.1:38699\r$/m);
+  assert.match(r.text, /^Call-ID: 1-3865@10\.77\.0\.12\r$/m, 'RFC 3261 §8.1.1.4: Call-ID is never changed');
+  assert.match(r.text, /^c=IN IP4 203\.0\.113\.1\r$/m);
+  assert.match(r.text, /^o=user1 53655765 2353687637 IN IP4 203\.0\.113\.1\r$/m);
+  const body = r.text.slice(r.text.indexOf('\r\n\r\n') + 4);
+  assert.equal(Number(/Content-Length: (\d+)/.exec(r.text)![1]), Buffer.byteLength(body, 'latin1'));
+  // headers that needed no change are byte for byte the same
+  for (const h of ['To: <sip:pbx@203.0.113.10:5080>', 'CSeq: 1 INVITE', 'Max-Forwards: 70', 'Subject: Performance Test', 'Content-Type: application/sdp']) assert.ok(r.text.includes(`\r\n${h}\r\n`), h);
+  // nothing private left outside Call-ID
+  assert.equal(r.text.split('\r\n').filter((l) => l.includes('10.77.0.12') && !l.startsWith('Call-ID')).length, 0);
+});
+
+test('WAN→LAN 200 to REGISTER: Via sent-by, received=, rport=, To/From/Contact restored to the private binding', () => {
+  const r = rw(REGISTER_200_IN, 'in', IN);
+  assert.match(r.text, /^Via: SIP\/2\.0\/UDP 10\.77\.0\.12:5060;branch=z9hG4bK-1-0;rport=5060;received=10\.77\.0\.12\r$/m);
+  assert.match(r.text, /^Contact: <sip:phone2@10\.77\.0\.12:5060>;expires=300\r$/m);
+  assert.match(r.text, /^To: <sip:phone2@10\.77\.0\.12:5060>;tag=e0b3a2c1\r$/m);
+  assert.deepEqual(new Set(r.fields), new Set(['via', 'via_received', 'via_rport', 'from', 'to', 'contact']));
+});
+
+test('a port-less URI means the default port 5060 (RFC 3261 §19.1.2) and stays port-less when the binding keeps 5060', () => {
+  const msg = crlf(['OPTIONS sip:10.77.0.11 SIP/2.0', 'Via: SIP/2.0/UDP 10.77.0.11;branch=z9hG4bKx', 'From: <sip:a@10.77.0.11>;tag=1', 'To: <sip:b@198.51.100.7>', 'Call-ID: c@10.77.0.11', 'CSeq: 1 OPTIONS', 'Content-Length: 0', '', '']);
+  const same = rw(msg, 'out', { fromIp: '10.77.0.11', fromPort: 5060, toIp: '203.0.113.1', toPort: 5060 });
+  assert.match(same.text, /^Via: SIP\/2\.0\/UDP 203\.0\.113\.1;branch/m);
+  assert.match(same.text, /^OPTIONS sip:203\.0\.113\.1 SIP\/2\.0/);
+  const moved = rw(msg, 'out', { fromIp: '10.77.0.11', fromPort: 5060, toIp: '203.0.113.1', toPort: 40000 });
+  assert.match(moved.text, /^Via: SIP\/2\.0\/UDP 203\.0\.113\.1:40000;branch/m);
+  assert.match(moved.text, /^From: <sip:a@203\.0\.113\.1:40000>;tag=1/m);
+});
+
+test('compact forms, comma-joined Via and Contact lists, multiple Via headers', () => {
+  const msg = crlf([
+    'SIP/2.0 200 OK',
+    'v: SIP/2.0/UDP 203.0.113.1:38699;branch=z9hG4bKa;rport=38699;received=203.0.113.1, SIP/2.0/UDP 198.51.100.9:5060;branch=z9hG4bKb',
+    'Via: SIP/2.0/UDP 198.51.100.10;branch=z9hG4bKc',
+    'f: <sip:x@203.0.113.1:38699>;tag=a',
+    't: <sip:y@198.51.100.9>;tag=b',
+    'i: abc@10.77.0.12',
+    'CSeq: 2 INVITE',
+    'm: <sip:x@203.0.113.1:38699>;expires=60, <sip:x@198.51.100.9>',
+    'l: 0',
+    '',
+    '',
+  ]);
+  const r = rw(msg, 'in', IN);
+  assert.match(r.text, /^v: SIP\/2\.0\/UDP 10\.77\.0\.12:5060;branch=z9hG4bKa;rport=5060;received=10\.77\.0\.12, SIP\/2\.0\/UDP 198\.51\.100\.9:5060;branch=z9hG4bKb\r$/m);
+  assert.match(r.text, /^Via: SIP\/2\.0\/UDP 198\.51\.100\.10;branch=z9hG4bKc\r$/m);
+  assert.match(r.text, /^m: <sip:x@10\.77\.0\.12:5060>;expires=60, <sip:x@198\.51\.100\.9>\r$/m);
+  assert.match(r.text, /^i: abc@10\.77\.0\.12\r$/m);
+});
+
+test('Record-Route and Route carrying the private address are translated; others are not', () => {
+  const msg = crlf(['BYE sip:pbx@203.0.113.10 SIP/2.0', 'Via: SIP/2.0/UDP 10.77.0.12:5060;branch=z9hG4bKq', 'Route: <sip:10.77.0.12:5060;lr>, <sip:203.0.113.10;lr>', 'Record-Route: <sip:10.77.0.12;lr>', 'From: <sip:a@10.77.0.12>;tag=1', 'To: <sip:b@203.0.113.10>;tag=2', 'Call-ID: z', 'CSeq: 3 BYE', 'Content-Length: 0', '', '']);
+  const r = rw(msg, 'out', OUT);
+  assert.match(r.text, /^Route: <sip:203\.0\.113\.1:38699;lr>, <sip:203\.0\.113\.10;lr>\r$/m);
+  assert.match(r.text, /^Record-Route: <sip:203\.0\.113\.1:38699;lr>\r$/m);
+});
+
+test('NAT-aware endpoints: public addresses, and private addresses with another port, are left alone', () => {
+  const msg = crlf(['INVITE sip:pbx@203.0.113.10 SIP/2.0', 'Via: SIP/2.0/UDP 203.0.113.1:38699;branch=z9hG4bKn;rport', 'From: <sip:a@203.0.113.1:38699>;tag=1', 'To: <sip:pbx@203.0.113.10>', 'Call-ID: n@10.77.0.12', 'CSeq: 1 INVITE', 'Contact: <sip:a@10.77.0.12:5099>', 'Content-Length: 0', '', '']);
+  const r = rw(msg, 'out', OUT);
+  assert.equal(r.changed, false);
+  assert.equal(r.text, msg);
+});
+
+test('the Request-URI of an inbound request addressed to the public binding is restored (RFC 3261 §16.12)', () => {
+  const msg = crlf(['INVITE sip:phone2@203.0.113.1:38699 SIP/2.0', 'Via: SIP/2.0/UDP 203.0.113.10;branch=z9hG4bKk', 'From: <sip:p@203.0.113.10>;tag=1', 'To: <sip:phone2@203.0.113.10>', 'Call-ID: k', 'CSeq: 1 INVITE', 'Content-Length: 0', '', '']);
+  const r = rw(msg, 'in', IN);
+  assert.match(r.text, /^INVITE sip:phone2@10\.77\.0\.12:5060 SIP\/2\.0\r$/m, 'an explicit port stays explicit');
+  assert.deepEqual(r.fields, ['request_uri']);
+});
