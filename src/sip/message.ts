@@ -120,6 +120,9 @@ export function parseSip(b: Buffer, start: number, end: number): SipParse {
     o = nextLine(b, e);
   }
   if (bodyStart < 0) return { ok: false, reason: Reason.TRUNCATED_HEADERS };
+  // RFC 3261 §25.1: no header value admits a NUL (a CTL); such a message is not rewritten
+  const nul = b.indexOf(0, start);
+  if (nul >= 0 && nul < bodyStart) return { ok: false, reason: Reason.BAD_HEADER };
   // --- body (RFC 3261 §18.3: UDP may omit Content-Length; a larger one than the datagram is an error)
   let contentLength: number | undefined;
   for (const h of headers) {

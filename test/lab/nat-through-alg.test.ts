@@ -1,0 +1,141 @@
+/**
+ * Integration: real namespaces, the project's own iptables rules, the real daemon on real NFQUEUE,
+ * SIPp phones and provider, Kamailio as registrar, tcpdump on the WAN link, tshark to read it,
+ * conntrack to see the bindings. Needs root and the Debian packages .ci/run installs.
+ */
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { Lab, phoneIp, PROVIDER_IP } from '../../src/lab/lab';
+import { runScenario } from '../../src/lab/scenario';
+import { readSip } from '../../src/lab/wire-check';
+
+before(() => {
+  assert.equal(process.getuid?.(), 0, 'the lab tests need root (namespaces, iptables, NFQUEUE)');
+  for (const tool of ['sipp', 'kamailio', 'tshark', 'tcpdump', 'conntrack', 'iptables'])
+    assert.equal(spawnSync('sh', ['-c', `command -v ${tool}`]).status, 0, `${tool} is not installed (bash .ci/run installs it)`);
+});
+
+function metric(text: string, name: string, labels: Record<string, string>): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name + '{')) continue;
+    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+test('two phones on local port 5060 behind one address: calls, registrations and inbound calls through the ALG, and the WAN carries only real bindings', async () => {
+  const lab = new Lab('sat1', 2);
+  try {
+    const r = await runScenario(lab, { prefix: 'sat1', phones: 2, callsPerPhone: 5, alg: true });
+    for (const c of [...r.outbound, ...r.registrations, ...r.inbound]) assert.ok(c.ok, `${JSON.stringify(c)}\n${r.daemonLog.slice(-3000)}`);
+    assert.deepEqual(r.problems, [], 'wire problems on the WAN');
+    assert.deepEqual(r.tsharkProblems, [], 'tshark expert warnings or malformed frames');
+    // every message of the scenario crossed: 2 phones x 5 calls x 6 messages + 2 x REGISTER/200 + 2 inbound calls x >= 6
+    assert.ok(r.wan.length >= 2 * 5 * 6 + 2 * 2 + 2 * 6, `only ${r.wan.length} SIP messages on the WAN`);
+    // the clash: phone 2's signaling flows were given another public port than 5060, and the same one for both flows
+    const ports = (ip: string) => new Set(r.bindings.filter((b) => b.includes(`src=${ip} `)).map((b) => /dport=(\d+)\s+(\[|mark)/.exec(b)?.[1]));
+    const p1 = ports(phoneIp(1)), p2 = ports(phoneIp(2));
+    assert.equal(p1.size, 1);
+    assert.equal(p2.size, 1);
+    assert.notDeepEqual([...p1], [...p2], 'two phones must not share a public port');
+    const phone2Port = Number([...p2][0]);
+    // what the WAN saw from phone 2 names that port (Via/Contact were checked against the source port above)
+    assert.ok(r.wan.some((m) => m.src === '203.0.113.1' && m.sport === phone2Port && m.text.includes(`203.0.113.1:${phone2Port}`)));
+    // the registrar stored the public binding, and the inbound INVITE reached the phone through it
+    assert.ok(r.wan.some((m) => m.text.startsWith('REGISTER') && m.text.includes(`<sip:phone2@203.0.113.1:${phone2Port}>`)));
+    assert.ok(r.wan.some((m) => m.text.startsWith(`INVITE sip:phone2@203.0.113.1:${phone2Port}`)));
+    // metrics moved (what the operator sees)
+    assert.ok(metric(r.metrics, 'sipalg_packets_total', { verdict: 'accept', reason: 'rewritten' }) >= r.wan.length - 4);
+    assert.ok(metric(r.metrics, 'sipalg_rewrites_total', { direction: 'out', field: 'sdp_c' }) >= 10);
+    assert.ok(metric(r.metrics, 'sipalg_rewrites_total', { direction: 'in', field: 'request_uri' }) >= 2);
+    assert.ok(metric(r.metrics, 'sipalg_nat_bindings_total', { source: 'created' }) >= 2, 'first packets used the pre-created binding');
+  } finally {
+    await lab.close();
+  }
+});
+
+test('control: the same scenario without the ALG leaks LAN addresses and loses the inbound call', async () => {
+  const lab = new Lab('sat2', 2);
+  try {
+    const r = await runScenario(lab, { prefix: 'sat2', phones: 2, callsPerPhone: 1, alg: false });
+    assert.ok(r.problems.some((p) => p.includes('LAN address')), 'the wire check must see the leak');
+    assert.ok(r.inbound.some((c) => !c.ok), 'without the ALG the registrar cannot reach the phones');
+  } finally {
+    await lab.close();
+  }
+});
+
+test('malformed SIP is passed unchanged and counted; SIGTERM stops cleanly; with no daemon SIP bypasses the queue', async () => {
+  const lab = new Lab('sat3', 1);
+  try {
+    lab.up();
+    assert.equal(lab.rules('install', ['--wan', 'wan0', '--queues', '0:1']).code, 0);
+    const daemon = await lab.startDaemon(['--queues', '0:1']);
+    const cap = await lab.capture(lab.router, 'wan0', 'wan', 'udp port 5060');
+    const bad = [
+      'INVITE sip:a@203.0.113.10 SIP/2.0\r\nVia: SIP/2.0/UDP 10.77.0.11:5060;branch=z9hG4bK1\r\nContent-Length: 900\r\n\r\nv=0\r\n',
+      'INVITE sip:a@203.0.113.10 SIP/2.0\r\nVia: SIP/2.0/UDP 10.77.0.11:5060;branch=z9hG4bK2\r\nTo: <sip:a@b',
+      '\x16\x03\x01\x00\x05hello',
+      'OPTIONS sip:a@203.0.113.10 SIP/2.0\r\nVia: SIP/2.0/UDP 10.77.0.11:5060;branch=z9hG4bK3\r\nX-Nul: a\0b\r\nContent-Length: 0\r\n\r\n',
+    ];
+    const send = (msgs: string[]) => {
+      const js = `const d=require('dgram').createSocket('udp4');const m=${JSON.stringify(msgs)};d.bind(5060,'${phoneIp(1)}',async()=>{for(const x of m){await new Promise(r=>d.send(Buffer.from(x,'latin1'),5060,'${PROVIDER_IP}',r));}d.close();});`;
+      const r = lab.run(lab.phone(1), process.execPath, ['-e', js]);
+      assert.equal(r.code, 0, r.stderr);
+    };
+    send(bad);
+    await new Promise((r) => setTimeout(r, 1600)); // workers flush their counters every second
+    const metrics = lab.run(lab.router, process.execPath, ['-e', "fetch('http://127.0.0.1:9477/metrics').then(r=>r.text()).then(t=>process.stdout.write(t))"]).stdout;
+    // SIGTERM: clean exit
+    const exited = new Promise<number | null>((res) => daemon.once('exit', (c) => res(c)));
+    daemon.kill('SIGTERM');
+    assert.equal(await Promise.race([exited, new Promise((r) => setTimeout(() => r('timeout'), 5000))]), 0);
+    // no daemon bound: --queue-bypass lets SIP through unchanged (fail-open)
+    send(['OPTIONS sip:a@203.0.113.10 SIP/2.0\r\nVia: SIP/2.0/UDP 10.77.0.11:5060;branch=z9hG4bKbypass\r\nContent-Length: 0\r\n\r\n']);
+    await new Promise((r) => setTimeout(r, 300));
+    const pcap = await cap.stop();
+    const seen = spawnSync('tshark', ['-r', pcap, '-T', 'fields', '-e', 'udp.payload'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map((h) => Buffer.from(h.replace(/:/g, ''), 'hex').toString('latin1'));
+    for (const m of bad) assert.ok(seen.includes(m), `not passed unchanged: ${JSON.stringify(m.slice(0, 60))}`);
+    assert.ok(seen.some((m) => m.includes('z9hG4bKbypass')), 'with no daemon, SIP must bypass the queue');
+    for (const reason of ['bad_content_length', 'truncated_headers', 'not_sip', 'bad_header'])
+      assert.equal(metric(metrics, 'sipalg_packets_total', { verdict: 'accept', reason }), 1, `${reason} counted once`);
+    assert.equal(readSip(pcap).length >= 2, true);
+  } finally {
+    await lab.close();
+  }
+});
+
+test('rules script: idempotent install, status, and remove leaves the firewall as it was (iptables-nft and iptables-legacy)', () => {
+  const lab = new Lab('sat4', 1);
+  try {
+    lab.up();
+    for (const ipt of ['iptables-nft', 'iptables-legacy']) {
+      if (spawnSync('sh', ['-c', `command -v ${ipt}`]).status !== 0) continue;
+      // iptables-save without counters; a table holding nothing but empty ACCEPT chains is inert
+      // (iptables-nft creates the mangle table on first use and leaves it) and is left out
+      const save = () =>
+        lab.run(lab.router, `${ipt}-save`, []).stdout.split('\n').filter((l) => !l.startsWith('#')).map((l) => l.replace(/\[\d+:\d+\]/, '')).join('\n')
+          .split(/(?=^\*)/m).filter((t) => !/^\*\w+\n(:\w+ ACCEPT \n)*COMMIT\n?$/.test(t)).join('');
+      const before = save();
+      const args = ['--wan', 'wan0', '--ports', '5060,5070', '--queues', '2:3', '--iptables', ipt];
+      assert.equal(lab.rules('install', args).code, 0);
+      assert.equal(lab.rules('install', args).code, 0, 'second install');
+      const installed = save();
+      assert.equal(installed.split('\n').filter((l) => l.includes('-j SIPALG')).length, 2, `${ipt}: one jump per direction after two installs`);
+      assert.match(installed, /-A SIPALG -p udp -m multiport --ports 5060,5070 .*-j NFQUEUE --queue-balance 2:3 --queue-bypass/);
+      const st = lab.rules('status', ['--iptables', ipt]);
+      assert.equal(st.code, 0);
+      assert.equal(lab.rules('install', [...args, '--fail-closed']).code, 0);
+      assert.doesNotMatch(save(), /queue-bypass/, 'fail-closed installs no bypass');
+      assert.equal(lab.rules('remove', ['--iptables', ipt]).code, 0);
+      assert.equal(lab.rules('remove', ['--iptables', ipt]).code, 0, 'second remove');
+      assert.equal(save(), before, `${ipt}: remove restores the firewall`);
+      assert.equal(lab.rules('status', ['--iptables', ipt]).code, 3);
+      assert.equal(lab.rules('install', ['--queues', '9:1', '--iptables', ipt]).code, 2, 'bad --queues is refused');
+    }
+  } finally {
+    void lab.close();
+  }
+});
