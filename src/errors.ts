@@ -13,6 +13,7 @@ export const Reason = {
   NOT_UDP: 'not_udp',
   TRUNCATED_UDP: 'truncated_udp',
   IPV6_PASSTHROUGH: 'ipv6_passthrough',
+  NOT_SIP_PORT: 'not_sip_port',
   // SIP layer (RFC 3261 §7, §18)
   NOT_SIP: 'not_sip',
   KEEPALIVE: 'keepalive',

@@ -12,6 +12,8 @@ import type { PortAllocator } from '../nat/port-allocator';
 
 export interface ProcessorOptions {
   maxMessageSize: number;
+  /** SIP ports: a packet with neither port in the list is not ours (custom rules may queue more) */
+  ports: number[];
   malformedPolicy: 'pass' | 'drop';
 }
 
@@ -41,6 +43,7 @@ export class Processor {
     if (!ip.ok) return this.pass(ip.reason);
     const p = ip.packet;
     if (p.family === 6) return this.pass(Reason.IPV6_PASSTHROUGH);
+    if (!this.opts.ports.includes(p.srcPort) && !this.opts.ports.includes(p.dstPort)) return this.pass(Reason.NOT_SIP_PORT);
     if (p.payloadLength > this.opts.maxMessageSize) return this.pass(Reason.TOO_LARGE);
     const start = p.payloadOffset, end = p.payloadOffset + p.payloadLength;
     const sip = parseSip(pkt, start, end);

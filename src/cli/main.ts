@@ -11,6 +11,7 @@ import { networkInterfaces } from 'node:os';
 import { ConfigError } from '../errors';
 import { loadConfig } from '../config/load';
 import { SCHEMA, type Config } from '../config/schema';
+import { configTable } from '../config/reference';
 import { log, setLogLevel } from '../log';
 import { Metrics } from '../metrics/registry';
 import { WorkerPool } from '../worker/pool';
@@ -79,7 +80,7 @@ async function main(argv: string[]): Promise<number> {
       return runDemo(rest);
     }
     case 'config':
-      for (const s of SCHEMA) process.stdout.write(`${s.key}\t${JSON.stringify(s.default) ?? 'auto'}\t${s.doc}\n`);
+      process.stdout.write(configTable() + '\n');
       return 0;
     case 'help':
     case '--help':

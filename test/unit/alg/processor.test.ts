@@ -14,7 +14,7 @@ import { INVITE, REGISTER_200_IN, SEED_REGISTER_BEFORE } from '../../helpers/fix
 
 const binding: Binding = { privateIp: '10.77.0.12', privatePort: 5060, publicIp: '203.0.113.1', publicPort: 38699, source: 'conntrack' };
 const resolver = { outbound: () => binding, inbound: () => binding } as unknown as BindingResolver;
-const mk = (policy: 'pass' | 'drop' = 'pass') => new Processor(resolver, new PortAllocator(PortAllocator.createShared(), 1, 10000, 60999, 60000), { maxMessageSize: 65507, malformedPolicy: policy });
+const mk = (policy: 'pass' | 'drop' = 'pass') => new Processor(resolver, new PortAllocator(PortAllocator.createShared(), 1, 10000, 60999, 60000), { maxMessageSize: 65507, malformedPolicy: policy, ports: [5060] });
 
 test('an outbound INVITE is rewritten into a valid packet; an inbound 200 is restored', () => {
   const p = mk();
@@ -32,9 +32,10 @@ test('malformed input is passed unchanged with a reason, or dropped by explicit 
   assert.deepEqual([mk('pass').process(bad, 'out', 0).accept, mk('pass').process(bad, 'out', 0).reason], [true, 'bad_content_length']);
   assert.equal(mk('drop').process(bad, 'out', 0).accept, false);
   const big = udpPacket('10.77.0.12', '203.0.113.10', 5060, 5080, 'NOTIFY sip:a@b SIP/2.0\r\n' + 'X: y\r\n'.repeat(200) + '\r\n');
-  const small = new Processor(resolver, new PortAllocator(PortAllocator.createShared(), 1, 10000, 60999, 1), { maxMessageSize: 512, malformedPolicy: 'drop' });
+  const small = new Processor(resolver, new PortAllocator(PortAllocator.createShared(), 1, 10000, 60999, 1), { maxMessageSize: 512, malformedPolicy: 'drop', ports: [5060] });
   assert.deepEqual([small.process(big, 'out', 0).reason, small.process(big, 'out', 0).accept], ['too_large', true]);
   assert.equal(mk().process(udpPacket('10.77.0.12', '203.0.113.10', 5060, 5080, '\r\n\r\n'), 'out', 0).reason, 'keepalive');
+  assert.equal(mk().process(udpPacket('10.77.0.12', '203.0.113.10', 4000, 4001, INVITE), 'out', 0).reason, 'not_sip_port');
   assert.equal(mk('drop').process(udpPacket('10.77.0.12', '203.0.113.10', 5060, 5080, '\x16\x03\x01garbage'), 'out', 0).accept, true, 'non-SIP on the SIP port is passed, not dropped');
 });
 

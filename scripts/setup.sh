@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs everything sip-alg, its lab and its tests need on Debian 12, then builds. Idempotent.
+# Run as root from the repository: ./scripts/setup.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" != 0 ]; then echo "setup.sh: run as root (apt-get, namespaces)" >&2; exit 1; fi
+export DEBIAN_FRONTEND=noninteractive
+PKGS="iptables conntrack iproute2 tcpdump tshark sip-tester kamailio libnetfilter-queue-dev python3 make g++"
+missing=$(for p in $PKGS; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"; done)
+if [ -n "$missing" ]; then
+  apt-get update
+  # shellcheck disable=SC2086
+  apt-get install -y --no-install-recommends $missing
+fi
+# a Kamailio started by its package would hold 5060 in the root namespace: the lab runs its own
+(systemctl disable --now kamailio 2>/dev/null || service kamailio stop 2>/dev/null || true) >/dev/null 2>&1
+npm ci --no-audit --no-fund
+npm run build
