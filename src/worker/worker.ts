@@ -57,7 +57,14 @@ function main(): void {
       stats.inc(`p|${dir}|accept|${Reason.INTERNAL_ERROR}`);
       log('error', 'internal error, packet accepted unchanged', { err: e as Error, stack: (e as Error).stack?.split('\n')[1]?.trim() });
     }
-    nb.queueVerdict(q!, id, verdict, out ?? null);
+    try {
+      nb.queueVerdict(q!, id, verdict, out ?? null);
+    } catch (e) {
+      // the kernel refused the verdict (e.g. a rewritten packet it cannot take): accept unchanged
+      stats.inc(`p|${dir}|accept|verdict_error`);
+      log('warn', 'verdict failed, packet accepted unchanged', { err: e as Error });
+      try { nb.queueVerdict(q!, id, NF_ACCEPT, null); } catch { /* the queue is gone: the kernel bypasses */ }
+    }
     stats.observe(Number(process.hrtime.bigint() - t0) / 1e9);
   };
   try {
