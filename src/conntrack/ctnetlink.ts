@@ -8,6 +8,11 @@ import { ENOENT, NetlinkError } from '../errors';
 import { type Attr, decodeAttrs, NetlinkSocket, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, u16be, u32be, u8 } from './netlink';
 
 const SUBSYS_CTNETLINK = 1;
+const SUBSYS_CTNETLINK_EXP = 2;
+const MSG_EXP_NEW = 0;
+const CTA_HELP = 5, CTA_HELP_NAME = 1;
+const CTA_EXPECT_MASTER = 1, CTA_EXPECT_TUPLE = 2, CTA_EXPECT_MASK = 3, CTA_EXPECT_TIMEOUT = 4, CTA_EXPECT_CLASS = 9, CTA_EXPECT_NAT = 10, CTA_EXPECT_FN = 11;
+const CTA_EXPECT_NAT_DIR = 1, CTA_EXPECT_NAT_TUPLE = 2;
 const MSG_CT_NEW = 0;
 const MSG_CT_GET = 1;
 const MSG_CT_DELETE = 2;
@@ -116,6 +121,42 @@ export class Ctnetlink {
       [CTA_TUPLE_REPLY, tupleAttrs(reply)],
       [CTA_TIMEOUT, u32be(timeoutSec)],
       [CTA_NAT_SRC, nat],
+    ]);
+  }
+
+  /**
+   * Creates an inert anchor entry (a loopback tuple that never carries traffic) bound to the
+   * kernel's `sip` helper: ctnetlink only accepts expectations whose master has a helper
+   * (netfilter-facts.md §2). Deleting the anchor deletes its expectations.
+   */
+  createAnchor(t: Tuple, timeoutSec: number): void {
+    const reply: Tuple = { src: t.dst, dst: t.src, sport: t.dport, dport: t.sport, proto: t.proto };
+    this.sock.request((SUBSYS_CTNETLINK << 8) | MSG_CT_NEW, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, AF_INET, [
+      [CTA_TUPLE_ORIG, tupleAttrs(t)],
+      [CTA_TUPLE_REPLY, tupleAttrs(reply)],
+      [CTA_TIMEOUT, u32be(timeoutSec)],
+      [CTA_HELP, [[CTA_HELP_NAME, Buffer.from('sip\0')]]],
+    ]);
+  }
+
+  /**
+   * A pinhole: traffic from `remoteIp` (any source when undefined) and any port to
+   * publicIp:publicPort becomes a RELATED connection DNATed to privateIp:privatePort (expectation
+   * NAT with the kernel's "sip" expectfn). CTA_EXPECT_HELP_NAME is deliberately not set: it would
+   * make the media conntrack carry the helper.
+   */
+  createExpectation(anchor: Tuple, e: { remoteIp: string | undefined; publicIp: string; publicPort: number; privateIp: string; privatePort: number; cls: number; timeoutSec: number }): void {
+    const tuple: Tuple = { src: e.remoteIp ?? '0.0.0.0', dst: e.publicIp, sport: 0, dport: e.publicPort, proto: IPPROTO_UDP };
+    const mask: Tuple = { src: e.remoteIp ? '255.255.255.255' : '0.0.0.0', dst: '255.255.255.255', sport: 0, dport: 0xffff, proto: IPPROTO_UDP };
+    const nat: Tuple = { src: e.privateIp, dst: '0.0.0.0', sport: e.privatePort, dport: 0, proto: IPPROTO_UDP };
+    this.sock.request((SUBSYS_CTNETLINK_EXP << 8) | MSG_EXP_NEW, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, AF_INET, [
+      [CTA_EXPECT_MASTER, tupleAttrs(anchor)],
+      [CTA_EXPECT_TUPLE, tupleAttrs(tuple)],
+      [CTA_EXPECT_MASK, tupleAttrs(mask)],
+      [CTA_EXPECT_TIMEOUT, u32be(e.timeoutSec)],
+      [CTA_EXPECT_CLASS, u32be(e.cls)],
+      [CTA_EXPECT_NAT, [[CTA_EXPECT_NAT_DIR, u32be(1)], [CTA_EXPECT_NAT_TUPLE, tupleAttrs(nat)]]],
+      [CTA_EXPECT_FN, Buffer.from('sip\0')],
     ]);
   }
 
