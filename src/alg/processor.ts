@@ -9,6 +9,8 @@ import { parseSip } from '../sip/message';
 import { rewriteSip, type Direction } from '../sip/rewrite';
 import type { BindingResolver } from '../nat/binding-resolver';
 import type { PortAllocator } from '../nat/port-allocator';
+import type { SipEvent } from '../dialog/dialog-table';
+import { dialogInfo } from '../sip/dialog-info';
 
 export interface ProcessorOptions {
   maxMessageSize: number;
@@ -26,8 +28,11 @@ export interface Outcome {
   message: string;
   fields: string[];
   bindingSource?: string;
+  /** what the dialog table needs of a SIP message that may move media or end a dialog */
+  event?: SipEvent;
 }
 
+const TEARDOWN = new Set(['BYE', 'CANCEL']);
 const MALFORMED = new Set<Reason>([Reason.TRUNCATED_HEADERS, Reason.BAD_START_LINE, Reason.BAD_HEADER, Reason.BAD_CONTENT_LENGTH, Reason.BAD_SDP]);
 
 export class Processor {
@@ -64,7 +69,12 @@ export class Processor {
       : { fromIp: binding.publicIp, fromPort: binding.publicPort, toIp: binding.privateIp, toPort: binding.privatePort };
     const r = rewriteSip(pkt, start, end, msg, dir, tr, (ipAddr, port) => this.ports.allocate(ipAddr, port, now));
     if (!r.ok) return { ...this.pass(r.reason, label), bindingSource: binding.source };
-    if (!r.payload) return { accept: true, packet: undefined, reason: Reason.UNCHANGED, message: label, fields: r.fields, bindingSource: binding.source };
-    return { accept: true, packet: rebuildV4(pkt, p, r.payload), reason: Reason.REWRITTEN, message: label, fields: r.fields, bindingSource: binding.source };
+    let event: SipEvent | undefined;
+    if (r.media !== undefined || r.remote !== undefined || !msg.isRequest || TEARDOWN.has(msg.method)) {
+      const info = dialogInfo(pkt, msg);
+      if (info) event = { dir, isRequest: msg.isRequest, method: msg.method, status: msg.status, info, privateIp: binding.privateIp, publicIp: binding.publicIp, local: r.media, remote: r.remote };
+    }
+    if (!r.payload) return { accept: true, packet: undefined, reason: Reason.UNCHANGED, message: label, fields: r.fields, bindingSource: binding.source, event };
+    return { accept: true, packet: rebuildV4(pkt, p, r.payload), reason: Reason.REWRITTEN, message: label, fields: r.fields, bindingSource: binding.source, event };
   }
 }

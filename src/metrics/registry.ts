@@ -13,6 +13,10 @@ export class Metrics {
   readonly workersUp = new client.Gauge({ name: 'sipalg_workers_up', help: 'Worker threads currently bound to their queue', registers: [this.registry] });
   readonly workerRestarts = new client.Counter({ name: 'sipalg_worker_restarts_total', help: 'Workers restarted after a crash', registers: [this.registry] });
   readonly mediaPorts = new client.Gauge({ name: 'sipalg_media_ports_active', help: 'Public media port pairs leased', labelNames: ['worker'], registers: [this.registry] });
+  readonly pinholes = new client.Counter({ name: 'sipalg_pinholes_total', help: 'Media pinholes (conntrack expectations): created, removed, failed', labelNames: ['event'], registers: [this.registry] });
+  readonly mediaFlows = new client.Counter({ name: 'sipalg_media_flows_total', help: 'Outbound media conntracks pre-created with SNAT to the advertised port (symmetric RTP)', labelNames: ['event'], registers: [this.registry] });
+  readonly dialogEvents = new client.Counter({ name: 'sipalg_dialogs_total', help: 'Dialogs created, ended (BYE/CANCEL/failure) and expired (idle)', labelNames: ['event'], registers: [this.registry] });
+  readonly dialogsActive = new client.Gauge({ name: 'sipalg_dialogs_active', help: 'Dialogs with media state', labelNames: ['worker'], registers: [this.registry] });
   private server: Server | undefined;
 
   constructor() {
@@ -26,9 +30,13 @@ export class Metrics {
       else if (name === 'm') this.messages.inc({ direction: a, message: b }, n);
       else if (name === 'r') this.rewrites.inc({ direction: a, field: b }, n);
       else if (name === 'b') this.bindings.inc({ source: a }, n);
+      else if (name === 'h') this.pinholes.inc({ event: a }, n);
+      else if (name === 'f') this.mediaFlows.inc({ event: a }, n);
+      else if (name === 'd') this.dialogEvents.inc({ event: a }, n);
     }
     for (const d of f.durations) this.duration.observe(d);
     this.mediaPorts.set({ worker: String(worker) }, f.mediaLeases);
+    this.dialogsActive.set({ worker: String(worker) }, f.dialogs);
   }
 
   listen(spec: string): Promise<void> {

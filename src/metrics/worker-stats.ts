@@ -6,6 +6,7 @@ export interface StatsFlush {
   counters: Record<string, number>;
   durations: number[]; // seconds, capped sample of this interval
   mediaLeases: number;
+  dialogs: number;
 }
 
 export class WorkerStats {
@@ -21,8 +22,8 @@ export class WorkerStats {
     if (this.durations.length < WorkerStats.MAX_SAMPLES) this.durations.push(seconds);
   }
 
-  flush(mediaLeases: number): StatsFlush {
-    const out: StatsFlush = { counters: Object.fromEntries(this.counters), durations: this.durations, mediaLeases };
+  flush(mediaLeases: number, dialogs: number): StatsFlush {
+    const out: StatsFlush = { counters: Object.fromEntries(this.counters), durations: this.durations, mediaLeases, dialogs };
     this.counters = new Map();
     this.durations = [];
     return out;

@@ -67,6 +67,15 @@ export class PortAllocator {
     return pair * 2;
   }
 
+  /** Returns the pair leased to private endpoint ip:port (its dialog ended). */
+  release(ip: string, port: number): void {
+    const key = `${ip}:${port}`;
+    const l = this.leases.get(key);
+    if (!l) return;
+    Atomics.compareExchange(this.slots, l.publicPort >> 1, this.owner, 0);
+    this.leases.delete(key);
+  }
+
   /** Returns pairs whose lease has not been used for leaseMs. */
   sweep(now: number): number {
     let freed = 0;

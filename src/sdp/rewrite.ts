@@ -12,6 +12,8 @@ export interface SdpChange {
 }
 
 export interface SdpMediaMapping {
+  /** index of the m= line (0-based), to pair with the far end's m= lines (RFC 3264 §6) */
+  index: number;
   media: string;
   privatePort: number;
   publicPort: number;
@@ -116,7 +118,7 @@ export function rewriteSdp(sdp: string, fromIp: string, toIp: string, mapPort: P
         if (port === 0 || conn !== fromIp) break;
         const pub = mapPort(fromIp, port);
         if (pub === undefined) return { ok: false, reason: Reason.PORTS_EXHAUSTED };
-        current = { media: m[1]!, privatePort: port, publicPort: pub, rtcpPrivatePort: port + 1, rtcpPublicPort: pub + 1 };
+        current = { index: level, media: m[1]!, privatePort: port, publicPort: pub, rtcpPrivatePort: port + 1, rtcpPublicPort: pub + 1 };
         media.push(current);
         if (pub !== port) {
           const ps = 2 + m[1]!.length + 1;

@@ -12,6 +12,7 @@
  */
 import { Reason } from '../errors';
 import { rewriteSdp, type PortMapper, type SdpMediaMapping } from '../sdp/rewrite';
+import { remoteMedia, type RemoteMedia } from '../sdp/remote-media';
 import { applyEdits, type Edit } from './edits';
 import { uriHostPorts, viaParms, type HostPort } from './hostport';
 import type { SipMessage } from './message';
@@ -26,7 +27,15 @@ export interface Translation {
 export type Direction = 'out' | 'in';
 
 export type RewriteResult =
-  | { ok: true; payload: Buffer | undefined; fields: string[]; media: SdpMediaMapping[] }
+  | {
+      ok: true;
+      payload: Buffer | undefined;
+      fields: string[];
+      /** LAN→WAN SDP: the translated media (empty on hold or when nothing was private); undefined without SDP */
+      media: SdpMediaMapping[] | undefined;
+      /** WAN→LAN SDP: the far end's media per m= line */
+      remote: (RemoteMedia | undefined)[] | undefined;
+    }
   | { ok: false; reason: Reason };
 
 const URI_HEADERS: Record<string, string> = { contact: 'contact', from: 'from', to: 'to', route: 'route', 'record-route': 'record_route' };
@@ -91,8 +100,11 @@ export function rewriteSip(b: Buffer, start: number, end: number, msg: SipMessag
   }
   // SDP body (RFC 3264 offer/answer in INVITE, 18x, 2xx, ACK, PRACK, UPDATE): LAN→WAN only
   let body: Buffer | undefined;
-  let media: SdpMediaMapping[] = [];
-  if (dir === 'out' && mapPort && msg.bodyEnd > msg.bodyStart && contentType && /^application\/sdp\s*(;|$)/i.test(contentType)) {
+  let media: SdpMediaMapping[] | undefined;
+  let remote: (RemoteMedia | undefined)[] | undefined;
+  const isSdp = msg.bodyEnd > msg.bodyStart && contentType !== undefined && /^application\/sdp\s*(;|$)/i.test(contentType);
+  if (isSdp && dir === 'in') remote = remoteMedia(b.toString('latin1', msg.bodyStart, msg.bodyEnd));
+  if (isSdp && dir === 'out' && mapPort) {
     const r = rewriteSdp(b.toString('latin1', msg.bodyStart, msg.bodyEnd), tr.fromIp, tr.toIp, mapPort);
     if (!r.ok) return r;
     media = r.media;
@@ -101,7 +113,7 @@ export function rewriteSip(b: Buffer, start: number, end: number, msg: SipMessag
       for (const c of r.changed) fields.push(`sdp_${c.field}`);
     }
   }
-  if (edits.length === 0 && !body) return { ok: true, payload: undefined, fields, media };
+  if (edits.length === 0 && !body) return { ok: true, payload: undefined, fields, media, remote };
   if (body) {
     if (clHeader) {
       edits.push({ start: clHeader.s, end: clHeader.e, text: String(body.length) });
@@ -109,5 +121,5 @@ export function rewriteSip(b: Buffer, start: number, end: number, msg: SipMessag
     }
     edits.push({ start: msg.bodyStart, end: msg.bodyEnd, text: body.toString('latin1', 0, body.length) });
   }
-  return { ok: true, payload: applyEdits(b, start, end, edits), fields, media };
+  return { ok: true, payload: applyEdits(b, start, end, edits), fields, media, remote };
 }

@@ -8,6 +8,7 @@ import { NF_ACCEPT, NF_DROP, native } from '../native/binding';
 import { BindingResolver } from '../nat/binding-resolver';
 import { PortAllocator } from '../nat/port-allocator';
 import { Processor } from '../alg/processor';
+import { DialogTable } from '../dialog/dialog-table';
 import { Reason } from '../errors';
 import { WorkerStats } from '../metrics/worker-stats';
 import { log, setLogContext, setLogLevel } from '../log';
@@ -34,6 +35,7 @@ function main(): void {
   const resolver = new BindingResolver(ct, { publicIp: init.publicIp, firstPacket: init.config.firstPacket });
   const ports = new PortAllocator(init.ports, init.index + 1, init.config.mediaPortMin, init.config.mediaPortMax, init.config.mediaLeaseSeconds * 1000);
   const proc = new Processor(resolver, ports, init.config);
+  const dialogs = new DialogTable(ct, ports, init.index, { retainOnHold: init.config.retainOnHold, graceMs: init.config.teardownGraceSeconds * 1000, idleMs: init.config.dialogIdleSeconds * 1000 }, stats);
   const nb = native();
   const debug = init.config.logLevel === 'debug';
 
@@ -51,6 +53,15 @@ function main(): void {
       if (o.message) stats.inc(`m|${dir}|${o.message}`);
       for (const f of o.fields) stats.inc(`r|${dir}|${f}`);
       if (o.bindingSource && o.packet) stats.inc(`b|${o.bindingSource}`);
+      // pinholes are in place before the message that announces them leaves the router
+      if (o.event) {
+        try {
+          dialogs.observe(o.event, Date.now());
+        } catch (e) {
+          stats.inc('h|failed');
+          log('warn', 'pinhole setup failed, message passed', { err: e as Error, callId: o.event.info.callId });
+        }
+      }
       if (debug) log('debug', 'packet', { dir, id, message: o.message, reason: o.reason, fields: o.fields.join(',') || undefined, binding: o.bindingSource, len: payload.length, newLen: out?.length });
     } catch (e) {
       // a helper must not break traffic: accept unchanged (conntrack-tools cthelper habit)
@@ -74,17 +85,23 @@ function main(): void {
     return;
   }
   const timer = setInterval(() => {
+    try {
+      dialogs.sweep(Date.now());
+    } catch (e) {
+      log('warn', 'dialog sweep failed', { err: e as Error });
+    }
     ports.sweep(Date.now());
-    port.postMessage({ type: 'stats', stats: stats.flush(ports.active) } satisfies WorkerMessage);
+    port.postMessage({ type: 'stats', stats: stats.flush(ports.active, dialogs.size) } satisfies WorkerMessage);
   }, 1000);
   port.on('message', (m: { type: string }) => {
     if (m.type !== 'close') return;
     clearInterval(timer);
     if (q) nb.queueClose(q);
     q = undefined;
+    try { dialogs.closeAll(); } catch { /* best effort at shutdown */ }
     ports.releaseAll();
     ct.close();
-    port.postMessage({ type: 'stats', stats: stats.flush(0) } satisfies WorkerMessage);
+    port.postMessage({ type: 'stats', stats: stats.flush(0, 0) } satisfies WorkerMessage);
     port.close();
   });
   log('info', 'bound to queue', { publicIp: init.publicIp });

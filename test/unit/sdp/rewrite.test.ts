@@ -13,7 +13,7 @@ test('o=, session c= and m= are translated; sdp-transform reads the result as ex
   assert.equal(s.origin?.address, PUB);
   assert.equal(s.connection?.ip, PUB);
   assert.equal(s.media[0]!.port, 6100);
-  assert.deepEqual(r.media, [{ media: 'audio', privatePort: 6000, publicPort: 6100, rtcpPrivatePort: 6001, rtcpPublicPort: 6101 }]);
+  assert.deepEqual(r.media, [{ index: 0, media: 'audio', privatePort: 6000, publicPort: 6100, rtcpPrivatePort: 6001, rtcpPublicPort: 6101 }]);
   // untouched lines are byte for byte
   assert.ok(r.text.includes('\r\na=rtpmap:0 PCMU/8000\r\n'));
   assert.ok(r.text.includes('\r\ns=-\r\nc='));

@@ -1,0 +1,224 @@
+/**
+ * Dialogs (RFC 3261 §12) and the media pinholes they own.
+ *
+ * Every SDP the LAN side sends (offer or answer, in INVITE, 18x, 2xx, ACK, PRACK, UPDATE) opens
+ * pinholes as conntrack expectations: far end -> public-ip:public-port becomes a RELATED
+ * connection DNATed to the phone, for RTP and RTCP (RFC 3605 a=rtcp, else port+1). They hang off
+ * one helper-bound anchor per dialog, so the kernel's per-master limits never bind a trunk with
+ * many calls, and deleting the anchor deletes them all. When the far end's SDP is known too, the
+ * outbound media flow is pre-created with SNAT to the advertised public port, so the phone's own
+ * RTP leaves from the port it advertised (symmetric RTP), even when another phone holds its
+ * private port on the public address.
+ *
+ * Lifecycle: a changed media set re-pins (RFC 3264 §8, re-INVITE/UPDATE), an unchanged one keeps
+ * its pinholes (refreshed before the kernel's 180 s expectation timeout); hold (RFC 3264 §8.4)
+ * keeps them unless retain-on-hold is off; BYE and CANCEL release after their final response plus
+ * a grace (5 s by default), as do failure final responses to the initial INVITE; forking keeps the
+ * far-end media of the first 2xx; an idle dialog is released after dialog-idle-seconds.
+ */
+import type { Ctnetlink, Tuple } from '../conntrack/ctnetlink';
+import { IPPROTO_UDP } from '../conntrack/ctnetlink';
+import { EEXIST, NetlinkError } from '../errors';
+import type { PortAllocator } from '../nat/port-allocator';
+import type { SdpMediaMapping } from '../sdp/rewrite';
+import type { RemoteMedia } from '../sdp/remote-media';
+import type { DialogInfo } from '../sip/dialog-info';
+
+export interface SipEvent {
+  dir: 'in' | 'out';
+  isRequest: boolean;
+  method: string;
+  status: number;
+  info: DialogInfo;
+  privateIp: string;
+  publicIp: string;
+  local: SdpMediaMapping[] | undefined;
+  remote: (RemoteMedia | undefined)[] | undefined;
+}
+
+export interface DialogOptions {
+  retainOnHold: boolean;
+  graceMs: number;
+  idleMs: number;
+  /** how often unchanged pinholes are re-created, below the kernel's 180 s expectation timeout */
+  refreshMs?: number;
+}
+
+export interface Dialog {
+  callId: string;
+  privateIp: string;
+  publicIp: string;
+  anchor: Tuple | undefined;
+  pinnedAt: number;
+  local: SdpMediaMapping[];
+  remote: (RemoteMedia | undefined)[] | undefined;
+  mediaCts: Map<string, Tuple>;
+  confirmed: boolean;
+  winnerTag: string;
+  created: number;
+  lastSeen: number;
+  endAt: number;
+}
+
+export interface DialogCounters {
+  inc(key: string, by?: number): void;
+}
+
+const MEDIA_METHODS = new Set(['INVITE', 'ACK', 'PRACK', 'UPDATE']);
+const TRACKED = new Set(['INVITE', 'ACK', 'PRACK', 'UPDATE', 'BYE', 'CANCEL']);
+const TERMINATION_TIMEOUT_MS = 32000; // RFC 3261 timer F/B (64*T1): no final response -> release anyway
+
+function sameMedia(a: SdpMediaMapping[], b: SdpMediaMapping[]): boolean {
+  return a.length === b.length && a.every((x, i) => x.index === b[i]!.index && x.privatePort === b[i]!.privatePort && x.publicPort === b[i]!.publicPort && x.rtcpPrivatePort === b[i]!.rtcpPrivatePort);
+}
+
+export class DialogTable {
+  readonly dialogs = new Map<string, Dialog>();
+  private anchorSeq = 0;
+  private readonly endpointRefs = new Map<string, number>();
+
+  constructor(
+    private readonly ct: Ctnetlink,
+    private readonly ports: PortAllocator,
+    private readonly worker: number,
+    private readonly opts: DialogOptions,
+    private readonly counters: DialogCounters,
+  ) {}
+
+  get size(): number {
+    return this.dialogs.size;
+  }
+
+  observe(e: SipEvent, now: number): void {
+    const cseqMethod = e.isRequest ? e.method : e.info.cseqMethod;
+    if (!TRACKED.has(cseqMethod)) return;
+    let d = this.dialogs.get(e.info.callId);
+    if (!d) {
+      if (!e.local?.length) return; // a dialog is tracked once the LAN side has offered media
+      d = { callId: e.info.callId, privateIp: e.privateIp, publicIp: e.publicIp, anchor: undefined, pinnedAt: 0, local: [], remote: undefined, mediaCts: new Map(), confirmed: false, winnerTag: '', created: now, lastSeen: now, endAt: 0 };
+      this.dialogs.set(d.callId, d);
+      this.counters.inc('d|created');
+    }
+    d.lastSeen = now;
+    const otherBranch = !e.isRequest && d.winnerTag !== '' && e.info.toTag !== d.winnerTag && e.dir === 'in';
+    // RFC 3261 §13.2.2.4: the first 2xx establishes the dialog; later 2xx of other forks do not move media
+    if (!e.isRequest && e.info.cseqMethod === 'INVITE' && e.status >= 200 && e.status < 300 && !d.winnerTag) {
+      d.confirmed = true;
+      d.winnerTag = e.info.toTag;
+    }
+    if (e.remote && !otherBranch && MEDIA_METHODS.has(cseqMethod)) d.remote = e.remote;
+    if (e.local && MEDIA_METHODS.has(cseqMethod)) {
+      if (e.local.length) {
+        if (!sameMedia(d.local, e.local) || !d.anchor || now - d.pinnedAt > (this.opts.refreshMs ?? 60000)) this.pin(d, e.local, now);
+      } else if (!this.opts.retainOnHold) this.unpin(d, true);
+    }
+    if (d.anchor && d.remote) this.ensureMediaFlows(d);
+    // teardown (RFC 3261 §15 BYE, §9 CANCEL; failure final responses to the initial INVITE)
+    if (e.isRequest && (e.method === 'BYE' || e.method === 'CANCEL')) d.endAt = d.endAt ? Math.min(d.endAt, now + TERMINATION_TIMEOUT_MS) : now + TERMINATION_TIMEOUT_MS;
+    else if (!e.isRequest && (cseqMethod === 'BYE' || cseqMethod === 'CANCEL') && e.status >= 200) d.endAt = now + this.opts.graceMs;
+    else if (!e.isRequest && cseqMethod === 'INVITE' && e.status >= 300 && !d.confirmed) d.endAt = now + this.opts.graceMs;
+  }
+
+  private nextAnchor(): Tuple {
+    const n = this.anchorSeq++;
+    // loopback tuples that never carry traffic, unique per worker (127.1.<worker>.1) and dialog
+    return { src: '127.0.0.1', dst: `127.1.${this.worker & 255}.1`, sport: 1024 + (n % 64000), dport: 1024 + (Math.floor(n / 64000) % 64000), proto: IPPROTO_UDP };
+  }
+
+  private pin(d: Dialog, local: SdpMediaMapping[], now: number): void {
+    this.unpin(d, false);
+    const anchor = this.nextAnchor();
+    try {
+      this.ct.createAnchor(anchor, Math.ceil(this.opts.idleMs / 1000) + 3600);
+    } catch (e) {
+      this.counters.inc('h|failed');
+      throw e;
+    }
+    d.anchor = anchor;
+    d.pinnedAt = now;
+    for (const m of local) {
+      for (const [pub, priv] of [[m.publicPort, m.privatePort], [m.rtcpPublicPort, m.rtcpPrivatePort]] as const) {
+        try {
+          this.ct.createExpectation(anchor, { remoteIp: undefined, publicIp: d.publicIp, publicPort: pub, privateIp: d.privateIp, privatePort: priv, cls: 1, timeoutSec: 180 });
+          this.counters.inc('h|created');
+        } catch {
+          this.counters.inc('h|failed');
+        }
+      }
+    }
+    for (const m of d.local) if (!local.some((x) => x.privatePort === m.privatePort)) this.unref(d.privateIp, m.privatePort);
+    for (const m of local) if (!d.local.some((x) => x.privatePort === m.privatePort)) this.ref(d.privateIp, m.privatePort);
+    d.local = local;
+  }
+
+  private ensureMediaFlows(d: Dialog): void {
+    for (const m of d.local) {
+      const r = d.remote?.[m.index];
+      if (!r) continue;
+      for (const [priv, rport, pub] of [[m.privatePort, r.port, m.publicPort], [m.rtcpPrivatePort, r.rtcpPort, m.rtcpPublicPort]] as const) {
+        const t: Tuple = { src: d.privateIp, sport: priv, dst: r.ip, dport: rport, proto: IPPROTO_UDP };
+        const key = `${t.sport}>${t.dst}:${t.dport}`;
+        if (d.mediaCts.has(key)) continue;
+        try {
+          this.ct.createSnat(t, d.publicIp, 60, pub);
+          this.counters.inc('f|created');
+        } catch (e) {
+          if (!(e instanceof NetlinkError && e.errno === EEXIST)) this.counters.inc('f|failed');
+        }
+        d.mediaCts.set(key, t);
+      }
+    }
+  }
+
+  /** Deletes the anchor (and with it every pending pinhole); optionally the media flows too. */
+  private unpin(d: Dialog, releasePorts: boolean): void {
+    if (d.anchor) {
+      try {
+        this.ct.delete(d.anchor);
+        this.counters.inc('h|removed', d.local.length * 2);
+      } catch {
+        this.counters.inc('h|failed');
+      }
+      d.anchor = undefined;
+    }
+    if (releasePorts) {
+      for (const m of d.local) this.unref(d.privateIp, m.privatePort);
+      d.local = [];
+    }
+  }
+
+  private release(d: Dialog, cutMedia: boolean): void {
+    this.unpin(d, true);
+    if (cutMedia) for (const t of d.mediaCts.values()) try { this.ct.delete(t); } catch { /* gone already */ }
+    this.dialogs.delete(d.callId);
+    this.counters.inc(cutMedia ? 'd|ended' : 'd|expired');
+  }
+
+  private ref(ip: string, port: number): void {
+    const k = `${ip}:${port}`;
+    this.endpointRefs.set(k, (this.endpointRefs.get(k) ?? 0) + 1);
+  }
+
+  private unref(ip: string, port: number): void {
+    const k = `${ip}:${port}`;
+    const n = (this.endpointRefs.get(k) ?? 1) - 1;
+    if (n > 0) this.endpointRefs.set(k, n);
+    else {
+      this.endpointRefs.delete(k);
+      this.ports.release(ip, port);
+    }
+  }
+
+  /** Ends dialogs whose teardown grace passed or that were idle too long. */
+  sweep(now: number): void {
+    for (const d of this.dialogs.values()) {
+      if (d.endAt && now >= d.endAt) this.release(d, true);
+      else if (now - d.lastSeen > this.opts.idleMs) this.release(d, false);
+    }
+  }
+
+  /** Releases everything (shutdown): pinholes go, established media keeps flowing in the kernel. */
+  closeAll(): void {
+    for (const d of [...this.dialogs.values()]) this.release(d, false);
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * Reads the media addresses of an SDP that came from the WAN (the far end's offer or answer) with
+ * sdp-transform: this side only reads, it never writes, so the library's model fits here.
+ */
+import { isIPv4 } from 'node:net';
+import * as sdpTransform from 'sdp-transform';
+
+export interface RemoteMedia {
+  ip: string;
+  port: number;
+  rtcpPort: number;
+}
+
+/** One entry per m= line, in order; undefined entries for port 0 or non-IPv4 media. RFC 4566 §5.7, §5.14; RFC 3605. */
+export function remoteMedia(sdp: string): (RemoteMedia | undefined)[] | undefined {
+  let s: sdpTransform.SessionDescription;
+  try {
+    s = sdpTransform.parse(sdp);
+  } catch {
+    return undefined;
+  }
+  // sdp-transform returns whatever its regexes matched: check every value before trusting it
+  const media: unknown = s.media;
+  if (!Array.isArray(media)) return undefined;
+  return media.map((m: sdpTransform.MediaDescription) => {
+    const c = m.connection ?? s.connection;
+    if (!c || c.version !== 4 || typeof m.port !== 'number' || m.port < 1 || m.port > 65535) return undefined;
+    const ip = String(c.ip).split('/')[0]!;
+    if (!isIPv4(ip)) return undefined;
+    const rtcp = typeof m.rtcp?.port === 'number' && m.rtcp.port > 0 && m.rtcp.port <= 65535 ? m.rtcp.port : m.port + 1;
+    return { ip, port: m.port, rtcpPort: rtcp };
+  });
+}
