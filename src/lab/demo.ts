@@ -31,7 +31,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     for (const c of r.inbound) process.stdout.write(`   phone${c.phone} inbound call via registrar: ${c.detail}\n`);
     process.stdout.write(`   WAN messages checked: ${r.wan.length}; problems: ${r.problems.length}; tshark warnings: ${r.tsharkProblems.length}\n`);
     for (const p of [...r.problems, ...r.tsharkProblems].slice(0, 20)) process.stdout.write(`   ! ${p}\n`);
-    const rewritten = r.metrics.split('\n').filter((l) => l.startsWith('sipalg_rewrites_total') || l.startsWith('sipalg_packets_total'));
+    const rewritten = r.metrics.split('\n').filter((l) => /^sipalg_(rewrites|packets|pinholes|media_flows|dialogs)_total/.test(l));
     say('sip-alg metrics (from /metrics):');
     for (const l of rewritten) process.stdout.write(`   ${l}\n`);
     const ok = [...r.outbound, ...r.registrations, ...r.inbound].every((c) => c.ok) && r.problems.length === 0 && r.tsharkProblems.length === 0;

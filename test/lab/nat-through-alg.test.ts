@@ -25,7 +25,7 @@ function metric(text: string, name: string, labels: Record<string, string>): num
   return sum;
 }
 
-test('two phones on local port 5060 behind one address: calls, registrations and inbound calls through the ALG, and the WAN carries only real bindings', async () => {
+test('two phones on local port 5060 behind one address: calls, registrations and inbound calls through the ALG, and the WAN carries only real bindings', { timeout: 180000 }, async () => {
   const lab = new Lab('sat1', 2);
   try {
     const r = await runScenario(lab, { prefix: 'sat1', phones: 2, callsPerPhone: 5, alg: true });
@@ -56,7 +56,7 @@ test('two phones on local port 5060 behind one address: calls, registrations and
   }
 });
 
-test('control: the same scenario without the ALG leaks LAN addresses and loses the inbound call', async () => {
+test('control: the same scenario without the ALG leaks LAN addresses and loses the inbound call', { timeout: 180000 }, async () => {
   const lab = new Lab('sat2', 2);
   try {
     const r = await runScenario(lab, { prefix: 'sat2', phones: 2, callsPerPhone: 1, alg: false });
@@ -67,7 +67,7 @@ test('control: the same scenario without the ALG leaks LAN addresses and loses t
   }
 });
 
-test('malformed SIP is passed unchanged and counted; SIGTERM stops cleanly; with no daemon SIP bypasses the queue', async () => {
+test('malformed SIP is passed unchanged and counted; SIGTERM stops cleanly; with no daemon SIP bypasses the queue', { timeout: 180000 }, async () => {
   const lab = new Lab('sat3', 1);
   try {
     lab.up();
@@ -107,7 +107,7 @@ test('malformed SIP is passed unchanged and counted; SIGTERM stops cleanly; with
   }
 });
 
-test('rules script: idempotent install, status, and remove leaves the firewall as it was (iptables-nft and iptables-legacy)', () => {
+test('rules script: idempotent install, status, and remove leaves the firewall as it was (iptables-nft and iptables-legacy)', { timeout: 180000 }, () => {
   const lab = new Lab('sat4', 1);
   try {
     lab.up();
