@@ -108,3 +108,28 @@ test('200 concurrent calls on one signaling flow (a PBX trunk): 400 pinholes at 
     await lab.close();
   }
 });
+
+test('a re-INVITE from the provider whose answer moves the phone\'s media port (seed 000, compressed): audio continues on the new port', { timeout: 180000 }, async () => {
+  const { lab, daemon } = await setup('sam3', 1);
+  try {
+    const phone = await lab.capture(lab.phone(1), 'eth0', 'p1', 'udp');
+    const wan = await lab.capture(lab.router, 'wan0', 'wan', 'udp');
+    const uas = lab.start(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uas-reinvite.xml'), '-i', PROVIDER_IP, '-p', '5080', '-mp', '7000', '-m', '1', '-nostdin', '-nr']);
+    const uasDone = new Promise((r) => { uas.once('exit', r); setTimeout(r, 40000); });
+    await sleep(300);
+    const r = await lab.runAsync(lab.phone(1), 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uac-reinvited.xml'), '-i', phoneIp(1), '-p', '5060', '-mp', '6000', '-m', '1', '-s', 'pbx', `${PROVIDER_IP}:5080`, '-timeout', '40s', '-timeout_error', '-nostdin', '-nr'], 60000);
+    assert.equal(r.code, 0, r.stdout.slice(-1500) + daemon.log().slice(-1500));
+    await uasDone;
+    const p = await phone.stop();
+    const w = await wan.stop();
+    const before = count(p, `ip.dst==${phoneIp(1)} && udp.dstport==6000 && udp.srcport==7000`);
+    const after = count(p, `ip.dst==${phoneIp(1)} && udp.dstport==6010 && udp.srcport==7000`);
+    assert.ok(before >= 230, `audio before the re-INVITE: ${before}`);
+    assert.ok(after >= 230, `audio after the re-INVITE, on the new port: ${after}`);
+    const fromPhone = readSip(w).filter((m) => m.src === '203.0.113.1' && /^m=audio/m.test(m.text)).map((m) => Number(/^m=audio (\d+)/m.exec(m.text)![1]));
+    assert.equal(fromPhone.length, 2, 'the offer and the re-INVITE answer crossed the WAN with SDP');
+    assert.notEqual(fromPhone[0], fromPhone[1], 'the answer advertises a new public port');
+  } finally {
+    await lab.close();
+  }
+});
