@@ -1,0 +1,115 @@
+/**
+ * Dialog lifecycle rules. The kernel is replaced by a recorder of ctnetlink calls here (the lab
+ * tests run the same code against real conntrack); what is checked is which pinholes exist when.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DialogTable, type SipEvent } from '../../../src/dialog/dialog-table';
+import { PortAllocator } from '../../../src/nat/port-allocator';
+import type { Ctnetlink, Tuple } from '../../../src/conntrack/ctnetlink';
+import type { SdpMediaMapping } from '../../../src/sdp/rewrite';
+
+class FakeCt {
+  anchors = new Map<string, number>(); // anchor key -> expectations
+  flows = new Set<string>();
+  private key = (t: Tuple) => `${t.src}:${t.sport}>${t.dst}:${t.dport}`;
+  createAnchor(t: Tuple) { this.anchors.set(this.key(t), 0); }
+  createExpectation(a: Tuple) { this.anchors.set(this.key(a), (this.anchors.get(this.key(a)) ?? 0) + 1); }
+  createSnat(t: Tuple) { this.flows.add(this.key(t)); }
+  delete(t: Tuple) { return this.anchors.delete(this.key(t)) || this.flows.delete(this.key(t)); }
+  get pinholes() { let n = 0; for (const v of this.anchors.values()) n += v; return n; }
+}
+
+const counters = { n: new Map<string, number>(), inc(k: string, by = 1) { this.n.set(k, (this.n.get(k) ?? 0) + by); } };
+function make(retainOnHold = true) {
+  const ct = new FakeCt();
+  const table = new DialogTable(ct as unknown as Ctnetlink, new PortAllocator(PortAllocator.createShared(), 1, 10000, 60999, 1e9), 0, { retainOnHold, graceMs: 5000, idleMs: 3600000 }, counters);
+  return { ct, table };
+}
+const media = (priv: number, pub = priv): SdpMediaMapping[] => [{ index: 0, media: 'audio', privatePort: priv, publicPort: pub, rtcpPrivatePort: priv + 1, rtcpPublicPort: pub + 1 }];
+const remote = [{ ip: '198.51.100.7', port: 7000, rtcpPort: 7001 }];
+function ev(p: Partial<SipEvent> & { method?: string; status?: number; cseqMethod?: string; toTag?: string }): SipEvent {
+  return {
+    dir: p.dir ?? 'out', isRequest: p.status === undefined, method: p.method ?? '', status: p.status ?? 0,
+    info: { callId: 'c1', fromTag: 'f', toTag: p.toTag ?? '', cseq: 1, cseqMethod: p.cseqMethod ?? p.method ?? 'INVITE' },
+    privateIp: '10.77.0.11', publicIp: '203.0.113.1', local: p.local, remote: p.remote,
+  };
+}
+
+test('an offer opens RTP+RTCP pinholes; the answer adds the symmetric media flows; BYE releases after its final response and the grace', () => {
+  const { ct, table } = make();
+  table.observe(ev({ method: 'INVITE', local: media(6000) }), 0);
+  assert.equal(ct.pinholes, 2);
+  table.observe(ev({ dir: 'in', status: 200, cseqMethod: 'INVITE', toTag: 't1', remote }), 10);
+  assert.equal(ct.flows.size, 2, 'RTP and RTCP flows pre-created with SNAT');
+  table.observe(ev({ method: 'BYE', cseqMethod: 'BYE' }), 1000);
+  table.sweep(2000);
+  assert.equal(ct.pinholes, 2, 'BYE alone does not release yet');
+  table.observe(ev({ dir: 'in', status: 200, cseqMethod: 'BYE' }), 2000);
+  table.sweep(6999);
+  assert.equal(table.size, 1, 'grace not over');
+  table.sweep(7001);
+  assert.deepEqual([table.size, ct.pinholes, ct.anchors.size, ct.flows.size], [0, 0, 0, 0]);
+});
+
+test('re-INVITE: the same media keeps its pinholes, a new port re-pins (RFC 3264 §8)', () => {
+  const { ct, table } = make();
+  table.observe(ev({ method: 'INVITE', local: media(6000) }), 0);
+  const first = [...ct.anchors.keys()];
+  table.observe(ev({ method: 'INVITE', local: media(6000) }), 1000);
+  assert.deepEqual([...ct.anchors.keys()], first, 'unchanged: same anchor');
+  table.observe(ev({ dir: 'out', status: 200, cseqMethod: 'INVITE', local: media(6010) }), 2000);
+  assert.notDeepEqual([...ct.anchors.keys()], first, 'changed: new anchor');
+  assert.equal(ct.pinholes, 2, 'the old pinholes went with the old anchor');
+});
+
+test('hold (no translatable media) keeps pinholes with retain-on-hold, releases them without', () => {
+  for (const retain of [true, false]) {
+    const { ct, table } = make(retain);
+    table.observe(ev({ method: 'INVITE', local: media(6000) }), 0);
+    table.observe(ev({ method: 'INVITE', local: [] }), 1000); // c=0.0.0.0
+    assert.equal(ct.pinholes, retain ? 2 : 0, `retain-on-hold=${retain}`);
+    table.observe(ev({ method: 'INVITE', local: media(6000) }), 2000); // resume
+    assert.equal(ct.pinholes, 2);
+  }
+});
+
+test('CANCEL and failure final responses release the early dialog; a failure to a re-INVITE does not', () => {
+  const { ct, table } = make();
+  table.observe(ev({ method: 'INVITE', local: media(6000) }), 0);
+  table.observe(ev({ method: 'CANCEL' }), 100);
+  table.observe(ev({ dir: 'in', status: 200, cseqMethod: 'CANCEL' }), 110);
+  table.observe(ev({ dir: 'in', status: 487, cseqMethod: 'INVITE' }), 120);
+  table.sweep(5200);
+  assert.equal(ct.pinholes, 0);
+  const b = make();
+  b.table.observe(ev({ method: 'INVITE', local: media(6000) }), 0);
+  b.table.observe(ev({ dir: 'in', status: 486, cseqMethod: 'INVITE' }), 10);
+  b.table.sweep(5100);
+  assert.equal(b.ct.pinholes, 0, '486 ends it');
+  const c = make();
+  c.table.observe(ev({ method: 'INVITE', local: media(6000) }), 0);
+  c.table.observe(ev({ dir: 'in', status: 200, cseqMethod: 'INVITE', toTag: 't', remote }), 10);
+  c.table.observe(ev({ method: 'INVITE', local: media(6000) }), 1000);
+  c.table.observe(ev({ dir: 'in', status: 488, cseqMethod: 'INVITE', toTag: 't' }), 1010);
+  c.table.sweep(10000);
+  assert.equal(c.ct.pinholes, 2, 'a confirmed dialog survives a failed re-INVITE');
+});
+
+test('early media from a 183 sets up the media flows; forking: the first 2xx wins, another branch does not move media', () => {
+  const { ct, table } = make();
+  table.observe(ev({ method: 'INVITE', local: media(6000) }), 0);
+  table.observe(ev({ dir: 'in', status: 183, cseqMethod: 'INVITE', toTag: 'a', remote }), 10);
+  assert.equal(ct.flows.size, 2, 'early media');
+  table.observe(ev({ dir: 'in', status: 200, cseqMethod: 'INVITE', toTag: 'a', remote }), 20);
+  table.observe(ev({ dir: 'in', status: 200, cseqMethod: 'INVITE', toTag: 'b', remote: [{ ip: '198.51.100.99', port: 9000, rtcpPort: 9001 }] }), 30);
+  assert.equal([...ct.flows].some((f) => f.includes('198.51.100.99')), false, 'the losing fork does not get media flows');
+});
+
+test('an idle dialog loses its pinholes but not its established media', () => {
+  const { ct, table } = make();
+  table.observe(ev({ method: 'INVITE', local: media(6000) }), 0);
+  table.observe(ev({ dir: 'in', status: 200, cseqMethod: 'INVITE', toTag: 't', remote }), 10);
+  table.sweep(3600011);
+  assert.deepEqual([table.size, ct.pinholes, ct.flows.size], [0, 0, 2]);
+});
