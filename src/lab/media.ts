@@ -1,0 +1,140 @@
+/**
+ * Media scenarios of the lab, measured the same way with sip-alg, with the kernel's own SIP helper
+ * (nf_conntrack_sip + nf_nat_sip via `-j CT --helper sip`) and with plain NAT, so the tests can
+ * assert on sip-alg and `npm run bench` can print the comparison.
+ */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { Lab, phoneIp, PROVIDER_IP, ROUTER_WAN_IP, SRC_LAB } from './lab';
+import { readSip } from './wire-check';
+
+export type Mode = 'alg' | 'kernel' | 'none';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function count(pcap: string, filter: string): number {
+  const r = spawnSync('tshark', ['-r', pcap, '-Y', filter, '-T', 'fields', '-e', 'frame.number'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  return r.stdout.split('\n').filter(Boolean).length;
+}
+export const expectations = (lab: Lab) => lab.conntrack(['-L', 'expect']).split('\n').filter((l) => /^\d+ proto=17/.test(l.trim())).length;
+export const anchors = (lab: Lab) => lab.conntrack(['-L']).split('\n').filter((l) => /dst=127\.1\.\d+\.1 /.test(l)).length;
+
+/** Builds the lab and sets up the mode's SIP handling on the router. */
+export async function prepare(prefix: string, phones: number, mode: Mode): Promise<{ lab: Lab; log: () => string }> {
+  const lab = new Lab(prefix, phones);
+  lab.up();
+  if (mode === 'alg') {
+    const r = lab.rules('install', ['--wan', 'wan0', '--queues', '0:1']);
+    if (r.code !== 0) throw new Error(r.stderr);
+    const d = await lab.startDaemon(['--queues', '0:1', '--teardown-grace-seconds', '2']);
+    return { lab, log: d.log };
+  }
+  if (mode === 'kernel') {
+    for (const port of ['5060', '5080']) {
+      const r = lab.run(lab.router, 'iptables', ['-t', 'raw', '-A', 'PREROUTING', '-p', 'udp', '--dport', port, '-j', 'CT', '--helper', 'sip']);
+      if (r.code !== 0) throw new Error(`kernel helper: ${r.stderr}`);
+    }
+  }
+  return { lab, log: () => '' };
+}
+
+function sipp(lab: Lab, ns: string, args: string[], timeoutMs = 60000) {
+  return lab.runAsync(ns, 'sipp', [...args, '-nostdin', '-nr', '-timeout', '40s', '-timeout_error'], timeoutMs);
+}
+
+export interface TwoPhonesResult {
+  callsOk: boolean;
+  phoneRx: number[];
+  phoneTx: number[];
+  providerRxByPort: Map<string, number>;
+  advertised: string[];
+  during: { exp: number; anchors: number };
+  after: { exp: number; anchors: number; flows: number };
+}
+
+/** Two phones offer the same private RTP port 6000; the provider answers and sends audio first. */
+export async function twoPhonesRtp(lab: Lab): Promise<TwoPhonesResult> {
+  const caps = await Promise.all([
+    lab.capture(lab.phone(1), 'eth0', 'p1', 'udp and not port 5060'),
+    lab.capture(lab.phone(2), 'eth0', 'p2', 'udp and not port 5060'),
+    lab.capture(lab.provider, 'eth0', 'w', 'udp'),
+  ]);
+  const uas = lab.start(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uas-rtp.xml'), '-i', PROVIDER_IP, '-p', '5080', '-mp', '7000', '-m', '2', '-nostdin', '-nr']);
+  const uasDone = new Promise((r) => { uas.once('exit', r); setTimeout(r, 30000); });
+  await sleep(300);
+  const calls = [1, 2].map((i) => sipp(lab, lab.phone(i), ['-sf', join(SRC_LAB, 'scenarios/uac-rtp.xml'), '-i', phoneIp(i), '-p', '5060', '-mp', '6000', '-m', '1', '-s', 'pbx', `${PROVIDER_IP}:5080`]));
+  await sleep(4000);
+  const during = { exp: expectations(lab), anchors: anchors(lab) };
+  const results = await Promise.all(calls);
+  await uasDone;
+  await sleep(3500); // teardown grace (2 s) + sweep
+  const after = { exp: expectations(lab), anchors: anchors(lab), flows: lab.conntrack(['-L', '-p', 'udp']).split('\n').filter((l) => /port=700[01] /.test(l)).length };
+  const [p1, p2, w] = await Promise.all(caps.map((c) => c.stop()));
+  const phoneRx = [p1!, p2!].map((p, k) => count(p, `ip.dst==${phoneIp(k + 1)} && udp.dstport==6000 && udp.srcport==7000`));
+  const phoneTx = [p1!, p2!].map((p, k) => count(p, `ip.src==${phoneIp(k + 1)} && udp.srcport==6000`));
+  const providerRxByPort = new Map<string, number>();
+  for (const port of spawnSync('tshark', ['-r', w!, '-Y', `ip.dst==${PROVIDER_IP} && udp.dstport==7000`, '-T', 'fields', '-e', 'udp.srcport'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)) providerRxByPort.set(port, (providerRxByPort.get(port) ?? 0) + 1);
+  const advertised = readSip(w!).filter((m) => m.text.startsWith('INVITE')).map((m) => /^m=audio (\d+)/m.exec(m.text)?.[1] ?? '');
+  return { callsOk: results.every((r) => r.code === 0), phoneRx, phoneTx, providerRxByPort, advertised, during, after };
+}
+
+export interface TrunkResult {
+  callsOk: boolean;
+  invitesOnWan: number;
+  during: number;
+  delivered: number;
+  after: { exp: number; anchors: number };
+}
+
+/** `calls` concurrent calls from one PBX over one signaling flow; every pinhole is probed while the calls are up. */
+export async function trunk(lab: Lab, calls: number): Promise<TrunkResult> {
+  const wan = await lab.capture(lab.router, 'wan0', 'wan', 'udp port 5060 or udp port 5080');
+  const lan = await lab.capture(lab.phone(1), 'eth0', 'lan', 'udp');
+  const uas = lab.start(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uas-quiet.xml'), '-i', PROVIDER_IP, '-p', '5080', '-m', String(calls), '-nostdin', '-nr']);
+  await sleep(300);
+  const pbx = sipp(lab, lab.phone(1), ['-sf', join(SRC_LAB, 'scenarios/uac-trunk.xml'), '-i', phoneIp(1), '-p', '5060', '-mp', '20000', '-m', String(calls), '-l', String(calls), '-r', '200', '-s', 'trunk', `${PROVIDER_IP}:5080`]);
+  await sleep(4500);
+  const during = expectations(lab);
+  const invites = readSip(join(lab.dir, 'wan.pcap')).filter((m) => m.text.startsWith('INVITE') && m.src === ROUTER_WAN_IP);
+  const probes = invites.map((m) => ({ callId: /^Call-ID: (\S+)/m.exec(m.text)?.[1] ?? '', port: Number(/^m=audio (\d+)/m.exec(m.text)?.[1] ?? 0) })).filter((p) => p.port > 0);
+  const js = `const d=require('dgram').createSocket('udp4');const p=${JSON.stringify(probes)};d.bind(9999,'${PROVIDER_IP}',async()=>{for(const x of p){await new Promise(r=>d.send(x.callId,x.port,'${ROUTER_WAN_IP}',r));}setTimeout(()=>d.close(),200);});`;
+  lab.run(lab.provider, process.execPath, ['-e', js]);
+  const r = await pbx;
+  uas.kill();
+  await sleep(3500);
+  const after = { exp: expectations(lab), anchors: anchors(lab) };
+  await wan.stop();
+  const lanPcap = await lan.stop();
+  const privatePort = new Map(readSip(lanPcap).filter((m) => m.text.startsWith('INVITE')).map((m) => [/^Call-ID: (\S+)/m.exec(m.text)?.[1] ?? '', Number(/^m=audio (\d+)/m.exec(m.text)?.[1] ?? 0)]));
+  let delivered = 0;
+  for (const line of spawnSync('tshark', ['-r', lanPcap, '-Y', `udp.srcport==9999 && ip.dst==${phoneIp(1)}`, '-T', 'fields', '-e', 'udp.dstport', '-e', 'udp.payload'], { encoding: 'utf8', maxBuffer: 64 << 20 }).stdout.split('\n').filter(Boolean)) {
+    const [port, hex] = line.split('\t');
+    if (privatePort.get(Buffer.from((hex ?? '').replace(/:/g, ''), 'hex').toString()) === Number(port)) delivered++;
+  }
+  return { callsOk: r.code === 0, invitesOnWan: invites.length, during, delivered, after };
+}
+
+export interface ReinviteResult {
+  callsOk: boolean;
+  rxBefore: number;
+  rxAfter: number;
+  answerPorts: number[];
+}
+
+/** The provider re-INVITEs some seconds in; the phone's answer moves its media from 6000 to 6010. */
+export async function reinvite(lab: Lab): Promise<ReinviteResult> {
+  const phone = await lab.capture(lab.phone(1), 'eth0', 'p1', 'udp');
+  const wan = await lab.capture(lab.router, 'wan0', 'wan', 'udp');
+  const uas = lab.start(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uas-reinvite.xml'), '-i', PROVIDER_IP, '-p', '5080', '-mp', '7000', '-m', '1', '-nostdin', '-nr']);
+  const uasDone = new Promise((r) => { uas.once('exit', r); setTimeout(r, 40000); });
+  await sleep(300);
+  const r = await sipp(lab, lab.phone(1), ['-sf', join(SRC_LAB, 'scenarios/uac-reinvited.xml'), '-i', phoneIp(1), '-p', '5060', '-mp', '6000', '-m', '1', '-s', 'pbx', `${PROVIDER_IP}:5080`]);
+  await uasDone;
+  const p = await phone.stop();
+  const w = await wan.stop();
+  return {
+    callsOk: r.code === 0,
+    rxBefore: count(p, `ip.dst==${phoneIp(1)} && udp.dstport==6000 && udp.srcport==7000`),
+    rxAfter: count(p, `ip.dst==${phoneIp(1)} && udp.dstport==6010 && udp.srcport==7000`),
+    answerPorts: readSip(w).filter((m) => m.src === ROUTER_WAN_IP && /^m=audio/m.test(m.text)).map((m) => Number(/^m=audio (\d+)/m.exec(m.text)![1])),
+  };
+}
