@@ -40,3 +40,9 @@ const lib = bench('SDP: sdp-transform parse + edit + write', 200000, () => {
   return sdpTransform.write(s);
 });
 console.log(`\nSDP translator vs sdp-transform: ${(lib / ours).toFixed(1)}x faster; single-core ceiling of the JS path: ~${Math.round(1e6 / Math.max(a, b))} msgs/s per worker (excluding the kernel round trip and ctnetlink)`);
+
+if (process.getuid?.() === 0 && !process.argv.includes('--no-lab')) {
+  console.log('\nMedia through the router, measured in the namespace lab (sip-alg vs the kernel SIP helper vs plain NAT):');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  (require('./kernel-compare') as typeof import('./kernel-compare')).kernelCompare((s) => console.log(s)).catch((e: Error) => { console.error(e); process.exit(1); });
+} else console.log('\n(run as root for the lab comparison with the kernel SIP helper)');

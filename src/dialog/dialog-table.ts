@@ -38,6 +38,7 @@ export interface SipEvent {
 
 export interface DialogOptions {
   retainOnHold: boolean;
+  directMedia?: 'allow' | 'block';
   graceMs: number;
   idleMs: number;
   /** how often unchanged pinholes are re-created, below the kernel's 180 s expectation timeout */
@@ -89,12 +90,24 @@ export class DialogTable {
     return this.dialogs.size;
   }
 
-  observe(e: SipEvent, now: number): void {
+  /**
+   * Updates the dialog and its pinholes for one message. Returns false when policy says the
+   * message must be dropped (direct-media=block), true otherwise.
+   */
+  observe(e: SipEvent, now: number): boolean {
     const cseqMethod = e.isRequest ? e.method : e.info.cseqMethod;
-    if (!TRACKED.has(cseqMethod)) return;
+    if (!TRACKED.has(cseqMethod)) return true;
     let d = this.dialogs.get(e.info.callId);
+    // direct media (seed 002, MikroTik sip-direct-media): an in-dialog offer from the WAN that moves media elsewhere
+    if (d && this.opts.directMedia === 'block' && e.dir === 'in' && e.isRequest && (e.method === 'INVITE' || e.method === 'UPDATE') && d.confirmed && e.remote && d.remote) {
+      const was = new Set(d.remote.filter((r) => r).map((r) => r!.ip));
+      if (e.remote.some((r) => r && !was.has(r.ip))) {
+        this.counters.inc('d|direct_media_blocked');
+        return false;
+      }
+    }
     if (!d) {
-      if (!e.local?.length) return; // a dialog is tracked once the LAN side has offered media
+      if (!e.local?.length) return true; // a dialog is tracked once the LAN side has offered media
       d = { callId: e.info.callId, privateIp: e.privateIp, publicIp: e.publicIp, anchor: undefined, pinnedAt: 0, local: [], remote: undefined, mediaCts: new Map(), confirmed: false, winnerTag: '', created: now, lastSeen: now, endAt: 0 };
       this.dialogs.set(d.callId, d);
       this.counters.inc('d|created');
@@ -117,6 +130,7 @@ export class DialogTable {
     if (e.isRequest && (e.method === 'BYE' || e.method === 'CANCEL')) d.endAt = d.endAt ? Math.min(d.endAt, now + TERMINATION_TIMEOUT_MS) : now + TERMINATION_TIMEOUT_MS;
     else if (!e.isRequest && (cseqMethod === 'BYE' || cseqMethod === 'CANCEL') && e.status >= 200) d.endAt = now + this.opts.graceMs;
     else if (!e.isRequest && cseqMethod === 'INVITE' && e.status >= 300 && !d.confirmed) d.endAt = now + this.opts.graceMs;
+    return true;
   }
 
   private nextAnchor(): Tuple {

@@ -35,7 +35,7 @@ function main(): void {
   const resolver = new BindingResolver(ct, { publicIp: init.publicIp, firstPacket: init.config.firstPacket });
   const ports = new PortAllocator(init.ports, init.index + 1, init.config.mediaPortMin, init.config.mediaPortMax, init.config.mediaLeaseSeconds * 1000);
   const proc = new Processor(resolver, ports, init.config);
-  const dialogs = new DialogTable(ct, ports, init.index, { retainOnHold: init.config.retainOnHold, graceMs: init.config.teardownGraceSeconds * 1000, idleMs: init.config.dialogIdleSeconds * 1000 }, stats);
+  const dialogs = new DialogTable(ct, ports, init.index, { retainOnHold: init.config.retainOnHold, directMedia: init.config.directMedia, graceMs: init.config.teardownGraceSeconds * 1000, idleMs: init.config.dialogIdleSeconds * 1000 }, stats);
   const nb = native();
   const debug = init.config.logLevel === 'debug';
 
@@ -49,19 +49,24 @@ function main(): void {
       const o = proc.process(payload, dir, Date.now());
       out = o.packet;
       if (!o.accept) verdict = NF_DROP;
-      stats.inc(`p|${dir}|${o.accept ? 'accept' : 'drop'}|${o.reason}`);
-      if (o.message) stats.inc(`m|${dir}|${o.message}`);
-      for (const f of o.fields) stats.inc(`r|${dir}|${f}`);
-      if (o.bindingSource && o.packet) stats.inc(`b|${o.bindingSource}`);
+      let reason: string = o.reason;
       // pinholes are in place before the message that announces them leaves the router
       if (o.event) {
         try {
-          dialogs.observe(o.event, Date.now());
+          if (!dialogs.observe(o.event, Date.now())) {
+            verdict = NF_DROP;
+            out = undefined;
+            reason = 'direct_media_blocked';
+          }
         } catch (e) {
           stats.inc('h|failed');
           log('warn', 'pinhole setup failed, message passed', { err: e as Error, callId: o.event.info.callId });
         }
       }
+      stats.inc(`p|${dir}|${verdict === NF_DROP ? 'drop' : 'accept'}|${reason}`);
+      if (o.message) stats.inc(`m|${dir}|${o.message}`);
+      if (out) for (const f of o.fields) stats.inc(`r|${dir}|${f}`);
+      if (o.bindingSource && out) stats.inc(`b|${o.bindingSource}`);
       if (debug) log('debug', 'packet', { dir, id, message: o.message, reason: o.reason, fields: o.fields.join(',') || undefined, binding: o.bindingSource, len: payload.length, newLen: out?.length });
     } catch (e) {
       // a helper must not break traffic: accept unchanged (conntrack-tools cthelper habit)

@@ -113,3 +113,16 @@ test('an idle dialog loses its pinholes but not its established media', () => {
   table.sweep(3600011);
   assert.deepEqual([table.size, ct.pinholes, ct.flows.size], [0, 0, 2]);
 });
+
+test('direct-media=block drops a WAN re-INVITE that moves media to another address; allow follows it', () => {
+  for (const policy of ['block', 'allow'] as const) {
+    const ct = new FakeCt();
+    const table = new DialogTable(ct as unknown as Ctnetlink, new PortAllocator(PortAllocator.createShared(), 1, 10000, 60999, 1e9), 0, { retainOnHold: true, directMedia: policy, graceMs: 5000, idleMs: 3600000 }, counters);
+    table.observe(ev({ method: 'INVITE', local: media(6000) }), 0);
+    table.observe(ev({ dir: 'in', status: 200, cseqMethod: 'INVITE', toTag: 't', remote }), 10);
+    const moved = [{ ip: '198.51.100.200', port: 8000, rtcpPort: 8001 }];
+    const same = [{ ip: '198.51.100.7', port: 7002, rtcpPort: 7003 }];
+    assert.equal(table.observe(ev({ dir: 'in', method: 'INVITE', toTag: 'f', remote: same }), 20), true, 'same address, new port: allowed');
+    assert.equal(table.observe(ev({ dir: 'in', method: 'INVITE', toTag: 'f', remote: moved }), 30), policy === 'allow');
+  }
+});
