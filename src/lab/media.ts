@@ -138,3 +138,39 @@ export async function reinvite(lab: Lab): Promise<ReinviteResult> {
     answerPorts: readSip(w).filter((m) => m.src === ROUTER_WAN_IP && /^m=audio/m.test(m.text)).map((m) => Number(/^m=audio (\d+)/m.exec(m.text)![1])),
   };
 }
+
+export interface SingleCallResult {
+  callsOk: boolean;
+  /** RTP packets from the provider's media port 7000 that reached the phone's port 6000 */
+  phoneRx: number;
+  /** RTP packets from the phone that reached the provider's port 7000 */
+  providerRx: number;
+  /** pinholes (expectations) seen at sampleAtMs after the call started */
+  sampled: number;
+  after: { exp: number; anchors: number };
+}
+
+/** One phone, one call, with the given provider and phone scenarios (src/lab/scenarios). */
+export async function singleCall(lab: Lab, uasScenario: string, uacScenario: string, sampleAtMs: number): Promise<SingleCallResult> {
+  const phone = await lab.capture(lab.phone(1), 'eth0', 'p1', 'udp and not port 5060');
+  const prov = await lab.capture(lab.provider, 'eth0', 'w', 'udp and not port 5080');
+  const uas = lab.start(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios', uasScenario), '-i', PROVIDER_IP, '-p', '5080', '-mp', '7000', '-m', '1', '-nostdin', '-nr']);
+  const uasDone = new Promise((r) => { uas.once('exit', r); setTimeout(r, 40000); });
+  await sleep(300);
+  const call = sipp(lab, lab.phone(1), ['-sf', join(SRC_LAB, 'scenarios', uacScenario), '-i', phoneIp(1), '-p', '5060', '-mp', '6000', '-m', '1', '-s', 'pbx', `${PROVIDER_IP}:5080`]);
+  await sleep(sampleAtMs);
+  const sampled = expectations(lab);
+  const r = await call;
+  await uasDone;
+  await sleep(3500);
+  const after = { exp: expectations(lab), anchors: anchors(lab) };
+  const p = await phone.stop();
+  const w = await prov.stop();
+  return {
+    callsOk: r.code === 0,
+    phoneRx: count(p, `ip.dst==${phoneIp(1)} && udp.dstport==6000 && udp.srcport==7000`),
+    providerRx: count(w, `ip.dst==${PROVIDER_IP} && udp.dstport==7000`),
+    sampled,
+    after,
+  };
+}

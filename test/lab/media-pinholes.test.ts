@@ -5,7 +5,7 @@
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { prepare, reinvite, trunk, twoPhonesRtp } from '../../src/lab/media';
+import { prepare, reinvite, singleCall, trunk, twoPhonesRtp } from '../../src/lab/media';
 
 before(() => assert.equal(process.getuid?.(), 0, 'the lab tests need root'));
 
@@ -49,6 +49,33 @@ test('a re-INVITE from the provider whose answer moves the phone\'s media port (
     assert.ok(r.rxAfter >= 230, `audio after the re-INVITE, on the new port: ${r.rxAfter}`);
     assert.equal(r.answerPorts.length, 2, 'the offer and the re-INVITE answer crossed the WAN with SDP');
     assert.notEqual(r.answerPorts[0], r.answerPorts[1], 'the answer advertises a new public port');
+  } finally {
+    await lab.close();
+  }
+});
+
+test('early media: the far end\'s audio in the 183 phase reaches the phone, and the call goes on after the 200', { timeout: 180000 }, async () => {
+  const { lab, log } = await prepare('sam4', 1, 'alg');
+  try {
+    const r = await singleCall(lab, 'uas-early.xml', 'uac-rtp.xml', 3000);
+    assert.ok(r.callsOk, log().slice(-1500));
+    assert.ok(r.phoneRx >= 230, `early media reaching the phone: ${r.phoneRx}`);
+    assert.ok(r.providerRx >= 230, `the phone's audio after the answer: ${r.providerRx}`);
+    assert.ok(r.sampled >= 1, 'pinholes during the early phase');
+    assert.deepEqual(r.after, { exp: 0, anchors: 0 });
+  } finally {
+    await lab.close();
+  }
+});
+
+test('hold (c=0.0.0.0, a=sendonly) keeps the pinholes (retain-on-hold) and audio flows again after the resume', { timeout: 180000 }, async () => {
+  const { lab, log } = await prepare('sam5', 1, 'alg');
+  try {
+    const r = await singleCall(lab, 'uas-hold.xml', 'uac-hold.xml', 3000);
+    assert.ok(r.callsOk, log().slice(-1500));
+    assert.ok(r.sampled >= 1, `pinholes while on hold: ${r.sampled}`);
+    assert.ok(r.phoneRx >= 230, `audio after the resume: ${r.phoneRx}`);
+    assert.deepEqual(r.after, { exp: 0, anchors: 0 });
   } finally {
     await lab.close();
   }
