@@ -119,7 +119,11 @@ export class DialogTable {
       d.confirmed = true;
       d.winnerTag = e.info.toTag;
     }
-    if (e.remote && !otherBranch && MEDIA_METHODS.has(cseqMethod)) d.remote = e.remote;
+    if (e.remote && !otherBranch && MEDIA_METHODS.has(cseqMethod)) {
+      d.remote = e.remote;
+      // the answer that established the dialog decides: media flows set up for other forks' early media go
+      if (!e.isRequest && e.status >= 200 && e.status < 300) this.pruneFlows(d);
+    }
     if (e.local && MEDIA_METHODS.has(cseqMethod)) {
       if (e.local.length) {
         if (!sameMedia(d.local, e.local) || !d.anchor || now - d.pinnedAt > (this.opts.refreshMs ?? 60000)) this.pin(d, e.local, now);
@@ -181,6 +185,15 @@ export class DialogTable {
         }
         d.mediaCts.set(key, t);
       }
+    }
+  }
+
+  private pruneFlows(d: Dialog): void {
+    for (const [key, t] of d.mediaCts) {
+      if (d.remote?.some((r) => r && r.ip === t.dst && (r.port === t.dport || r.rtcpPort === t.dport))) continue;
+      try { this.ct.delete(t); } catch { /* gone already */ }
+      d.mediaCts.delete(key);
+      this.counters.inc('f|removed');
     }
   }
 

@@ -174,3 +174,35 @@ export async function singleCall(lab: Lab, uasScenario: string, uacScenario: str
     after,
   };
 }
+
+export interface ForkResult {
+  callsOk: boolean;
+  phoneRx: number;
+  /** media conntracks toward the losing fork's media port while the call is up */
+  loserFlows: number;
+  winnerFlows: number;
+  after: { exp: number; anchors: number };
+}
+
+/** The phone calls through Kamailio, which forks to two provider UAS: A sends 183+SDP, B answers and sends audio. */
+export async function forked(lab: Lab): Promise<ForkResult> {
+  await lab.startKamailio();
+  const phone = await lab.capture(lab.phone(1), 'eth0', 'p1', 'udp and not port 5060');
+  const sig = await lab.capture(lab.provider, 'any', 'sig', 'udp');
+  const winner = lab.start(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uas-fork-winner.xml'), '-i', PROVIDER_IP, '-p', '5080', '-mp', '7000', '-m', '1', '-nostdin', '-nr']);
+  const loser = lab.start(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uas-fork-loser.xml'), '-i', PROVIDER_IP, '-p', '5081', '-mp', '7100', '-m', '1', '-nostdin', '-nr']);
+  const done = Promise.all([winner, loser].map((p) => new Promise((r) => { p.once('exit', r); setTimeout(r, 40000); })));
+  await sleep(300);
+  const call = sipp(lab, lab.phone(1), ['-sf', join(SRC_LAB, 'scenarios/uac-fork.xml'), '-i', phoneIp(1), '-p', '5060', '-mp', '6000', '-m', '1', '-s', 'fork', `${PROVIDER_IP}:5060`]);
+  await sleep(4000);
+  const flows = lab.conntrack(['-L', '-p', 'udp']).split('\n');
+  const loserFlows = flows.filter((l) => /port=710[01] /.test(l)).length;
+  const winnerFlows = flows.filter((l) => /port=700[01] /.test(l)).length;
+  const r = await call;
+  await done;
+  await sleep(3500);
+  const after = { exp: expectations(lab), anchors: anchors(lab) };
+  const p = await phone.stop();
+  await sig.stop();
+  return { callsOk: r.code === 0, phoneRx: count(p, `ip.dst==${phoneIp(1)} && udp.dstport==6000 && udp.srcport==7000`), loserFlows, winnerFlows, after };
+}

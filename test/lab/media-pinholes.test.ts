@@ -5,7 +5,7 @@
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { prepare, reinvite, singleCall, trunk, twoPhonesRtp } from '../../src/lab/media';
+import { forked, prepare, reinvite, singleCall, trunk, twoPhonesRtp } from '../../src/lab/media';
 
 before(() => assert.equal(process.getuid?.(), 0, 'the lab tests need root'));
 
@@ -75,6 +75,20 @@ test('hold (c=0.0.0.0, a=sendonly) keeps the pinholes (retain-on-hold) and audio
     assert.ok(r.callsOk, log().slice(-1500));
     assert.ok(r.sampled >= 1, `pinholes while on hold: ${r.sampled}`);
     assert.ok(r.phoneRx >= 230, `audio after the resume: ${r.phoneRx}`);
+    assert.deepEqual(r.after, { exp: 0, anchors: 0 });
+  } finally {
+    await lab.close();
+  }
+});
+
+test('a forked call (Kamailio forks to two UAS): the first 2xx wins, the other fork\'s media state goes, audio from the winner arrives', { timeout: 180000 }, async () => {
+  const { lab, log } = await prepare('sam6', 1, 'alg');
+  try {
+    const r = await forked(lab);
+    assert.ok(r.callsOk, log().slice(-2000));
+    assert.ok(r.phoneRx >= 230, `audio from the winning fork: ${r.phoneRx}`);
+    assert.ok(r.winnerFlows >= 1, 'media flow toward the winner');
+    assert.equal(r.loserFlows, 0, 'no media flow left toward the cancelled fork');
     assert.deepEqual(r.after, { exp: 0, anchors: 0 });
   } finally {
     await lab.close();

@@ -101,7 +101,10 @@ test('early media from a 183 sets up the media flows; forking: the first 2xx win
   table.observe(ev({ method: 'INVITE', local: media(6000) }), 0);
   table.observe(ev({ dir: 'in', status: 183, cseqMethod: 'INVITE', toTag: 'a', remote }), 10);
   assert.equal(ct.flows.size, 2, 'early media');
+  table.observe(ev({ dir: 'in', status: 183, cseqMethod: 'INVITE', toTag: 'c', remote: [{ ip: '198.51.100.50', port: 5000, rtcpPort: 5001 }] }), 15);
+  assert.equal(ct.flows.size, 4, 'early media of a second fork');
   table.observe(ev({ dir: 'in', status: 200, cseqMethod: 'INVITE', toTag: 'a', remote }), 20);
+  assert.equal([...ct.flows].some((f) => f.includes('198.51.100.50')), false, 'the 2xx removes the other fork\'s media flows');
   table.observe(ev({ dir: 'in', status: 200, cseqMethod: 'INVITE', toTag: 'b', remote: [{ ip: '198.51.100.99', port: 9000, rtcpPort: 9001 }] }), 30);
   assert.equal([...ct.flows].some((f) => f.includes('198.51.100.99')), false, 'the losing fork does not get media flows');
 });
