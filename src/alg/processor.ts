@@ -11,6 +11,8 @@ import type { BindingResolver } from '../nat/binding-resolver';
 import type { PortAllocator } from '../nat/port-allocator';
 import type { SipEvent } from '../dialog/dialog-table';
 import { dialogInfo } from '../sip/dialog-info';
+import { contactExpiry, registrationAor } from '../sip/registration-info';
+import { IPPROTO_UDP, type Tuple } from '../conntrack/ctnetlink';
 
 export interface ProcessorOptions {
   maxMessageSize: number;
@@ -30,6 +32,8 @@ export interface Outcome {
   bindingSource?: string;
   /** what the dialog table needs of a SIP message that may move media or end a dialog */
   event?: SipEvent;
+  /** a 2xx to REGISTER that crossed WAN→LAN: the phone's registration through this binding */
+  registration?: { aor: string; flow: Tuple; publicIp: string; publicPort: number; expires: number };
 }
 
 const TEARDOWN = new Set(['BYE', 'CANCEL']);
@@ -74,7 +78,17 @@ export class Processor {
       const info = dialogInfo(pkt, msg);
       if (info) event = { dir, isRequest: msg.isRequest, method: msg.method, status: msg.status, info, privateIp: binding.privateIp, publicIp: binding.publicIp, local: r.media, remote: r.remote };
     }
-    if (!r.payload) return { accept: true, packet: undefined, reason: Reason.UNCHANGED, message: label, fields: r.fields, bindingSource: binding.source, event };
-    return { accept: true, packet: rebuildV4(pkt, p, r.payload), reason: Reason.REWRITTEN, message: label, fields: r.fields, bindingSource: binding.source, event };
+    let registration: Outcome['registration'];
+    if (dir === 'in' && !msg.isRequest && msg.status >= 200 && msg.status < 300 && event?.info.cseqMethod === 'REGISTER') {
+      registration = {
+        aor: registrationAor(pkt, msg),
+        flow: { src: p.dst, sport: p.dstPort, dst: p.src, dport: p.srcPort, proto: IPPROTO_UDP },
+        publicIp: binding.publicIp,
+        publicPort: binding.publicPort,
+        expires: contactExpiry(pkt, msg, binding.publicIp, binding.publicPort),
+      };
+    }
+    if (!r.payload) return { accept: true, packet: undefined, reason: Reason.UNCHANGED, message: label, fields: r.fields, bindingSource: binding.source, event, registration };
+    return { accept: true, packet: rebuildV4(pkt, p, r.payload), reason: Reason.REWRITTEN, message: label, fields: r.fields, bindingSource: binding.source, event, registration };
   }
 }

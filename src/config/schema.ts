@@ -17,6 +17,7 @@ export interface Config {
   mediaPortMax: number;
   mediaLeaseSeconds: number;
   retainOnHold: boolean;
+  registrationMarginSeconds: number;
   directMedia: 'allow' | 'block';
   teardownGraceSeconds: number;
   dialogIdleSeconds: number;
@@ -83,6 +84,7 @@ export const SCHEMA: KeySpec[] = [
   spec('media-port-max', 'mediaPortMax', int(1025, 65535), 60999, 'Highest public port for SDP media.'),
   spec('media-lease-seconds', 'mediaLeaseSeconds', int(10, 86400), 7200, 'A public media port unused in any SDP for this long is returned to the pool.'),
   spec('retain-on-hold', 'retainOnHold', bool, true, 'true: a call put on hold (c=0.0.0.0, RFC 3264 §8.4) keeps its media pinholes and ports for the resume; false: they are released and re-allocated on resume.'),
+  spec('registration-margin-seconds', 'registrationMarginSeconds', int(0, 3600), 60, "A registered phone's signaling flow (and so its NAT binding) is kept alive for the registration's remaining lifetime plus this."),
   spec('direct-media', 'directMedia', oneOf('allow', 'block'), 'allow', "MikroTik's sip-direct-media: 'block' drops a re-INVITE or UPDATE from the WAN that moves an established call's media to another address (counted direct_media_blocked); 'allow' follows it."),
   spec('teardown-grace-seconds', 'teardownGraceSeconds', int(0, 60), 5, 'After the final response to BYE or CANCEL (or a failure final response to the INVITE), pinholes stay this long.'),
   spec('dialog-idle-seconds', 'dialogIdleSeconds', int(60, 604800), 7200, 'A dialog with no SIP message for this long loses its pinholes (established media keeps flowing in the kernel).'),

@@ -5,7 +5,7 @@
  */
 import { isIPv4 } from 'node:net';
 import { ENOENT, NetlinkError } from '../errors';
-import { type Attr, decodeAttrs, NetlinkSocket, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, u16be, u32be, u8 } from './netlink';
+import { type Attr, decodeAttrs, NetlinkSocket, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, u16be, u32be, u8 } from './netlink';
 
 const SUBSYS_CTNETLINK = 1;
 const SUBSYS_CTNETLINK_EXP = 2;
@@ -158,6 +158,28 @@ export class Ctnetlink {
       [CTA_EXPECT_NAT, [[CTA_EXPECT_NAT_DIR, u32be(1)], [CTA_EXPECT_NAT_TUPLE, tupleAttrs(nat)]]],
       [CTA_EXPECT_FN, Buffer.from('sip\0')],
     ]);
+  }
+
+  /** Sets the timeout of the existing entry holding `t` (ctnetlink update); false when there is none. */
+  setTimeout(t: Tuple, timeoutSec: number): boolean {
+    try {
+      this.sock.request((SUBSYS_CTNETLINK << 8) | MSG_CT_NEW, NLM_F_ACK, AF_INET, [[CTA_TUPLE_ORIG, tupleAttrs(t)], [CTA_TIMEOUT, u32be(timeoutSec)]]);
+      return true;
+    } catch (e) {
+      if (e instanceof NetlinkError && e.errno === ENOENT) return false;
+      throw e;
+    }
+  }
+
+  /** Every IPv4 conntrack entry (a dump; for start-up housekeeping, not the packet path). */
+  dump(): Conntrack[] {
+    const msgs = this.sock.request((SUBSYS_CTNETLINK << 8) | MSG_CT_GET, NLM_F_DUMP, AF_INET, []);
+    const out: Conntrack[] = [];
+    for (const m of msgs) {
+      const c = parseConntrack(m);
+      if (c) out.push(c);
+    }
+    return out;
   }
 
   delete(t: Tuple): boolean {

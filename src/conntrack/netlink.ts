@@ -83,7 +83,7 @@ export class NetlinkSocket {
     const nl = native();
     nl.netlinkSend(this.fd, msg);
     const out: Buffer[] = [];
-    const deadline = Date.now() + this.timeoutMs;
+    const deadline = Date.now() + ((flags & NLM_F_DUMP) === NLM_F_DUMP ? 10000 : this.timeoutMs);
     for (;;) {
       const left = deadline - Date.now();
       const buf = left > 0 ? nl.netlinkRecv(this.fd, left) : null;

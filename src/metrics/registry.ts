@@ -17,6 +17,8 @@ export class Metrics {
   readonly mediaFlows = new client.Counter({ name: 'sipalg_media_flows_total', help: 'Outbound media conntracks pre-created with SNAT to the advertised port (symmetric RTP)', labelNames: ['event'], registers: [this.registry] });
   readonly dialogEvents = new client.Counter({ name: 'sipalg_dialogs_total', help: 'Dialogs created, ended (BYE/CANCEL/failure) and expired (idle)', labelNames: ['event'], registers: [this.registry] });
   readonly dialogsActive = new client.Gauge({ name: 'sipalg_dialogs_active', help: 'Dialogs with media state', labelNames: ['worker'], registers: [this.registry] });
+  readonly registrationEvents = new client.Counter({ name: 'sipalg_registrations_total', help: 'Registrations created, refreshed, removed (expires=0), expired; signaling flows kept_alive, flow_gone, keepalive_failed', labelNames: ['event'], registers: [this.registry] });
+  readonly registrationsActive = new client.Gauge({ name: 'sipalg_registrations_active', help: 'Registrations whose NAT binding the ALG keeps alive', labelNames: ['worker'], registers: [this.registry] });
   private server: Server | undefined;
 
   constructor() {
@@ -33,10 +35,12 @@ export class Metrics {
       else if (name === 'h') this.pinholes.inc({ event: a }, n);
       else if (name === 'f') this.mediaFlows.inc({ event: a }, n);
       else if (name === 'd') this.dialogEvents.inc({ event: a }, n);
+      else if (name === 'g') this.registrationEvents.inc({ event: a }, n);
     }
     for (const d of f.durations) this.duration.observe(d);
     this.mediaPorts.set({ worker: String(worker) }, f.mediaLeases);
     this.dialogsActive.set({ worker: String(worker) }, f.dialogs);
+    this.registrationsActive.set({ worker: String(worker) }, f.registrations);
   }
 
   listen(spec: string): Promise<void> {

@@ -7,6 +7,7 @@ export interface StatsFlush {
   durations: number[]; // seconds, capped sample of this interval
   mediaLeases: number;
   dialogs: number;
+  registrations: number;
 }
 
 export class WorkerStats {
@@ -22,8 +23,8 @@ export class WorkerStats {
     if (this.durations.length < WorkerStats.MAX_SAMPLES) this.durations.push(seconds);
   }
 
-  flush(mediaLeases: number, dialogs: number): StatsFlush {
-    const out: StatsFlush = { counters: Object.fromEntries(this.counters), durations: this.durations, mediaLeases, dialogs };
+  flush(mediaLeases: number, dialogs: number, registrations: number): StatsFlush {
+    const out: StatsFlush = { counters: Object.fromEntries(this.counters), durations: this.durations, mediaLeases, dialogs, registrations };
     this.counters = new Map();
     this.durations = [];
     return out;

@@ -9,6 +9,7 @@ import { BindingResolver } from '../nat/binding-resolver';
 import { PortAllocator } from '../nat/port-allocator';
 import { Processor } from '../alg/processor';
 import { DialogTable } from '../dialog/dialog-table';
+import { RegistrationTable } from '../registration/registration-table';
 import { Reason } from '../errors';
 import { WorkerStats } from '../metrics/worker-stats';
 import { log, setLogContext, setLogLevel } from '../log';
@@ -36,8 +37,20 @@ function main(): void {
   const ports = new PortAllocator(init.ports, init.index + 1, init.config.mediaPortMin, init.config.mediaPortMax, init.config.mediaLeaseSeconds * 1000);
   const proc = new Processor(resolver, ports, init.config);
   const dialogs = new DialogTable(ct, ports, init.index, { retainOnHold: init.config.retainOnHold, directMedia: init.config.directMedia, graceMs: init.config.teardownGraceSeconds * 1000, idleMs: init.config.dialogIdleSeconds * 1000 }, stats);
+  const registrations = new RegistrationTable(ct, { marginSec: init.config.registrationMarginSeconds, refreshMs: 20000 }, stats);
   const nb = native();
   const debug = init.config.logLevel === 'debug';
+
+  // a previous run of this worker (kill -9, crash) may have left anchors: deleting one deletes its pinholes
+  try {
+    const mine = `127.1.${init.index & 255}.1`;
+    let removed = 0;
+    for (const c of ct.dump()) if (c.orig.src === '127.0.0.1' && c.orig.dst === mine && ct.delete(c.orig)) removed++;
+    if (removed) log('info', 'removed anchors left by a previous run', { anchors: removed });
+    stats.inc('h|orphans_removed', removed);
+  } catch (e) {
+    log('warn', 'start-up cleanup failed', { err: e as Error });
+  }
 
   let q: object | undefined;
   const onPacket = (id: number, payload: Buffer, indev: number, _outdev: number): void => {
@@ -62,6 +75,10 @@ function main(): void {
           stats.inc('h|failed');
           log('warn', 'pinhole setup failed, message passed', { err: e as Error, callId: o.event.info.callId });
         }
+      }
+      if (o.registration && verdict === NF_ACCEPT) {
+        const g = o.registration;
+        registrations.confirmed(g.aor, g.flow, g.publicIp, g.publicPort, g.expires, Date.now());
       }
       stats.inc(`p|${dir}|${verdict === NF_DROP ? 'drop' : 'accept'}|${reason}`);
       if (o.message) stats.inc(`m|${dir}|${o.message}`);
@@ -95,8 +112,13 @@ function main(): void {
     } catch (e) {
       log('warn', 'dialog sweep failed', { err: e as Error });
     }
+    try {
+      registrations.sweep(Date.now());
+    } catch (e) {
+      log('warn', 'registration sweep failed', { err: e as Error });
+    }
     ports.sweep(Date.now());
-    port.postMessage({ type: 'stats', stats: stats.flush(ports.active, dialogs.size) } satisfies WorkerMessage);
+    port.postMessage({ type: 'stats', stats: stats.flush(ports.active, dialogs.size, registrations.size) } satisfies WorkerMessage);
   }, 1000);
   port.on('message', (m: { type: string }) => {
     if (m.type !== 'close') return;
@@ -106,7 +128,7 @@ function main(): void {
     try { dialogs.closeAll(); } catch { /* best effort at shutdown */ }
     ports.releaseAll();
     ct.close();
-    port.postMessage({ type: 'stats', stats: stats.flush(0, 0) } satisfies WorkerMessage);
+    port.postMessage({ type: 'stats', stats: stats.flush(0, 0, 0) } satisfies WorkerMessage);
     port.close();
   });
   log('info', 'bound to queue', { publicIp: init.publicIp });

@@ -1,0 +1,76 @@
+/**
+ * Registrations (RFC 3261 §10) seen through the ALG, and the NAT binding that must outlive them.
+ *
+ * A phone behind NAT is reachable for inbound calls only while the router keeps the conntrack
+ * entry (and so the NAT binding) of its signaling flow to the registrar. The kernel's UDP timeouts
+ * (30 s / 120 s) are far shorter than usual registration lifetimes, so a phone that re-registers
+ * every hour loses its inbound calls after two minutes of silence (shared/seeds/004: "SIP ALG
+ * timeout"). For every registration confirmed by a 2xx, the entry's timeout is raised over
+ * ctnetlink to the registration's remaining lifetime plus a margin, and raised again periodically
+ * because every packet of the flow resets it to the kernel's value. expires=0, a 2xx without our
+ * Contact, or the end of the lifetime drops the registration.
+ */
+import type { Ctnetlink, Tuple } from '../conntrack/ctnetlink';
+import type { DialogCounters } from '../dialog/dialog-table';
+
+export interface Registration {
+  aor: string;
+  /** the signaling flow, LAN→WAN orientation */
+  flow: Tuple;
+  publicIp: string;
+  publicPort: number;
+  expiresAt: number;
+  refreshedAt: number;
+}
+
+export interface RegistrationOptions {
+  /** seconds added to the remaining lifetime when the flow's timeout is raised */
+  marginSec: number;
+  /** how often live registrations' flows are raised again */
+  refreshMs: number;
+}
+
+export class RegistrationTable {
+  readonly entries = new Map<string, Registration>();
+
+  constructor(private readonly ct: Ctnetlink, private readonly opts: RegistrationOptions, private readonly counters: DialogCounters) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** A 2xx to a REGISTER crossed WAN→LAN: `expiresSec` is our contact's lifetime, 0 when removed. */
+  confirmed(aor: string, flow: Tuple, publicIp: string, publicPort: number, expiresSec: number, now: number): void {
+    const key = `${flow.src}:${flow.sport}|${aor}`;
+    if (expiresSec <= 0) {
+      if (this.entries.delete(key)) this.counters.inc('g|removed');
+      return;
+    }
+    const had = this.entries.has(key);
+    const r: Registration = { aor, flow, publicIp, publicPort, expiresAt: now + expiresSec * 1000, refreshedAt: 0 };
+    this.entries.set(key, r);
+    this.counters.inc(had ? 'g|refreshed' : 'g|created');
+    this.keepAlive(r, now);
+  }
+
+  private keepAlive(r: Registration, now: number): void {
+    const remaining = Math.ceil((r.expiresAt - now) / 1000);
+    try {
+      if (this.ct.setTimeout(r.flow, remaining + this.opts.marginSec)) this.counters.inc('g|kept_alive');
+      else this.counters.inc('g|flow_gone');
+    } catch {
+      this.counters.inc('g|keepalive_failed');
+    }
+    r.refreshedAt = now;
+  }
+
+  /** Drops expired registrations and raises the flows of live ones again. */
+  sweep(now: number): void {
+    for (const [key, r] of this.entries) {
+      if (now >= r.expiresAt) {
+        this.entries.delete(key);
+        this.counters.inc('g|expired');
+      } else if (now - r.refreshedAt >= this.opts.refreshMs) this.keepAlive(r, now);
+    }
+  }
+}
