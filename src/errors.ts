@@ -23,6 +23,10 @@ export const Reason = {
   BAD_CONTENT_LENGTH: 'bad_content_length',
   TOO_LARGE: 'too_large',
   BAD_SDP: 'bad_sdp',
+  UNKNOWN_METHOD: 'unknown_method',
+  RATE_LIMITED: 'rate_limited',
+  BLOCKED: 'blocked',
+  DIALOG_LIMIT: 'dialog_limit',
   // NAT binding
   NO_BINDING: 'no_binding',
   CONNTRACK_ERROR: 'conntrack_error',

@@ -5,7 +5,7 @@
  */
 import { NetlinkError, Reason } from '../errors';
 import { parseIpUdp, rebuildV4 } from '../packet/ip';
-import { parseSip } from '../sip/message';
+import { findHeader, parseSip } from '../sip/message';
 import { rewriteSip, type Direction } from '../sip/rewrite';
 import type { BindingResolver } from '../nat/binding-resolver';
 import type { PortAllocator } from '../nat/port-allocator';
@@ -16,6 +16,8 @@ import { IPPROTO_UDP, type Tuple } from '../conntrack/ctnetlink';
 
 export interface ProcessorOptions {
   maxMessageSize: number;
+  /** requests with a method outside KNOWN_METHODS: rewrite and pass, or drop */
+  unknownMethod?: 'pass' | 'drop';
   /** SIP ports: a packet with neither port in the list is not ours (custom rules may queue more) */
   ports: number[];
   malformedPolicy: 'pass' | 'drop';
@@ -34,7 +36,15 @@ export interface Outcome {
   event?: SipEvent;
   /** a 2xx to REGISTER that crossed WAN→LAN: the phone's registration through this binding */
   registration?: { aor: string; flow: Tuple; publicIp: string; publicPort: number; expires: number };
+  /** packet addresses, for per-source policy */
+  src?: string;
+  dst?: string;
+  /** a request that starts something new (INVITE without To tag, REGISTER): subject to rate limits */
+  initial?: boolean;
 }
+
+// RFC 3261 §27.4 methods and the extensions seen on trunks (RFC 3262, 3265/6665, 3311, 3428, 3515, 3903, 6086)
+export const KNOWN_METHODS = new Set(['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGISTER', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'INFO', 'REFER', 'MESSAGE', 'UPDATE']);
 
 const TEARDOWN = new Set(['BYE', 'CANCEL']);
 const MALFORMED = new Set<Reason>([Reason.TRUNCATED_HEADERS, Reason.BAD_START_LINE, Reason.BAD_HEADER, Reason.BAD_CONTENT_LENGTH, Reason.BAD_SDP]);
@@ -58,7 +68,10 @@ export class Processor {
     const sip = parseSip(pkt, start, end);
     if (!sip.ok) return this.pass(sip.reason);
     const msg = sip.msg;
-    const label = msg.isRequest ? msg.method : `${Math.floor(msg.status / 100)}xx`;
+    // metric label: bounded set (an attacker must not mint label values)
+    const known = !msg.isRequest || KNOWN_METHODS.has(msg.method);
+    const label = msg.isRequest ? (known ? msg.method : 'other') : `${Math.floor(msg.status / 100)}xx`;
+    if (!known && this.opts.unknownMethod === 'drop') return { accept: false, packet: undefined, reason: Reason.UNKNOWN_METHOD, message: label, fields: [] };
     let binding;
     try {
       binding = dir === 'out' ? this.resolver.outbound(p.src, p.srcPort, p.dst, p.dstPort, now) : this.resolver.inbound(p.src, p.srcPort, p.dst, p.dstPort, now);
@@ -74,9 +87,15 @@ export class Processor {
     const r = rewriteSip(pkt, start, end, msg, dir, tr, (ipAddr, port) => this.ports.allocate(ipAddr, port, now));
     if (!r.ok) return { ...this.pass(r.reason, label), bindingSource: binding.source };
     let event: SipEvent | undefined;
-    if (r.media !== undefined || r.remote !== undefined || !msg.isRequest || TEARDOWN.has(msg.method)) {
+    let initial = false;
+    if (r.media !== undefined || r.remote !== undefined || !msg.isRequest || TEARDOWN.has(msg.method) || msg.method === 'INVITE' || msg.method === 'REGISTER') {
       const info = dialogInfo(pkt, msg);
-      if (info) event = { dir, isRequest: msg.isRequest, method: msg.method, status: msg.status, info, privateIp: binding.privateIp, publicIp: binding.publicIp, local: r.media, remote: r.remote };
+      if (info) {
+        const se = findHeader(pkt, msg, 'session-expires');
+        const seconds = se ? /^\s*(\d{1,7})/.exec(se)?.[1] : undefined;
+        event = { dir, isRequest: msg.isRequest, method: msg.method, status: msg.status, info, privateIp: binding.privateIp, publicIp: binding.publicIp, local: r.media, remote: r.remote, sessionExpires: seconds ? Number(seconds) : undefined };
+        initial = msg.method === 'REGISTER' || (msg.method === 'INVITE' && !info.toTag);
+      }
     }
     let registration: Outcome['registration'];
     if (dir === 'in' && !msg.isRequest && msg.status >= 200 && msg.status < 300 && event?.info.cseqMethod === 'REGISTER') {
@@ -88,7 +107,7 @@ export class Processor {
         expires: contactExpiry(pkt, msg, binding.publicIp, binding.publicPort),
       };
     }
-    if (!r.payload) return { accept: true, packet: undefined, reason: Reason.UNCHANGED, message: label, fields: r.fields, bindingSource: binding.source, event, registration };
-    return { accept: true, packet: rebuildV4(pkt, p, r.payload), reason: Reason.REWRITTEN, message: label, fields: r.fields, bindingSource: binding.source, event, registration };
+    if (!r.payload) return { accept: true, packet: undefined, reason: Reason.UNCHANGED, message: label, fields: r.fields, bindingSource: binding.source, event, registration, src: p.src, dst: p.dst, initial };
+    return { accept: true, packet: rebuildV4(pkt, p, r.payload), reason: Reason.REWRITTEN, message: label, fields: r.fields, bindingSource: binding.source, event, registration, src: p.src, dst: p.dst, initial };
   }
 }

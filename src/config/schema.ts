@@ -17,6 +17,18 @@ export interface Config {
   mediaPortMax: number;
   mediaLeaseSeconds: number;
   retainOnHold: boolean;
+  provisionalInviteExpirySeconds: number;
+  maxCallSeconds: number;
+  callKeepaliveSeconds: number;
+  maxIdleDialogs: number;
+  maxDialogs: number;
+  maxDialogsPerSource: number;
+  inviteRatePerSource: number;
+  registerRatePerSource: number;
+  inviteFailureThreshold: number;
+  inviteBlockSeconds: number;
+  unknownMethodPolicy: 'pass' | 'drop';
+  allowLowMediaPorts: boolean;
   registrationMarginSeconds: number;
   directMedia: 'allow' | 'block';
   teardownGraceSeconds: number;
@@ -84,6 +96,18 @@ export const SCHEMA: KeySpec[] = [
   spec('media-port-max', 'mediaPortMax', int(1025, 65535), 60999, 'Highest public port for SDP media.'),
   spec('media-lease-seconds', 'mediaLeaseSeconds', int(10, 86400), 7200, 'A public media port unused in any SDP for this long is returned to the pool.'),
   spec('retain-on-hold', 'retainOnHold', bool, true, 'true: a call put on hold (c=0.0.0.0, RFC 3264 §8.4) keeps its media pinholes and ports for the resume; false: they are released and re-allocated on resume.'),
+  spec('provisional-invite-expiry-seconds', 'provisionalInviteExpirySeconds', int(10, 3600), 210, "An INVITE not answered (no 2xx) within this loses its pinholes (FortiGate's provisional-invite-expiry-time)."),
+  spec('max-call-seconds', 'maxCallSeconds', int(0, 604800), 0, 'Hard maximum call duration: past it the call\'s pinholes and media flows are removed. 0 = off.'),
+  spec('call-keepalive-seconds', 'callKeepaliveSeconds', int(0, 10080), 0, "FortiGate's call-keepalive: a confirmed call whose media conntracks carried no packet for this long is torn down (turns on nf_conntrack_acct). 0 = off."),
+  spec('max-idle-dialogs', 'maxIdleDialogs', int(0, 10000000), 0, 'Dialogs kept per worker; beyond, the longest-idle ones are evicted. 0 = no limit.'),
+  spec('max-dialogs', 'maxDialogs', int(0, 10000000), 0, 'Concurrent dialogs over all workers; a new INVITE beyond it is dropped (dialog_limit). 0 = no limit.'),
+  spec('max-dialogs-per-source', 'maxDialogsPerSource', int(0, 1000000), 0, 'Concurrent dialogs per LAN address (per worker); a new INVITE beyond it is dropped. 0 = no limit.'),
+  spec('invite-rate-per-source', 'inviteRatePerSource', int(0, 100000), 100, 'New INVITEs per second per source address (bursts of twice that); more are dropped (rate_limited). 0 = off.'),
+  spec('register-rate-per-source', 'registerRatePerSource', int(0, 100000), 50, 'REGISTERs per second per source address (bursts of twice that). 0 = off.'),
+  spec('invite-failure-threshold', 'inviteFailureThreshold', int(0, 100000), 20, 'INVITE failures (3xx-6xx but 401, 407, 487, 488) within 60 s that block the source\'s INVITEs. 0 = off.'),
+  spec('invite-block-seconds', 'inviteBlockSeconds', int(1, 86400), 60, 'How long such a source\'s INVITEs are dropped (blocked).'),
+  spec('unknown-method-policy', 'unknownMethodPolicy', oneOf('pass', 'drop'), 'pass', 'Requests with a method outside RFC 3261 and its common extensions: rewrite and pass, or drop (unknown_method).'),
+  spec('allow-low-media-ports', 'allowLowMediaPorts', bool, false, 'Open pinholes to private media ports below 1024 (refused and counted by default).'),
   spec('registration-margin-seconds', 'registrationMarginSeconds', int(0, 3600), 60, "A registered phone's signaling flow (and so its NAT binding) is kept alive for the registration's remaining lifetime plus this."),
   spec('direct-media', 'directMedia', oneOf('allow', 'block'), 'allow', "MikroTik's sip-direct-media: 'block' drops a re-INVITE or UPDATE from the WAN that moves an established call's media to another address (counted direct_media_blocked); 'allow' follows it."),
   spec('teardown-grace-seconds', 'teardownGraceSeconds', int(0, 60), 5, 'After the final response to BYE or CANCEL (or a failure final response to the INVITE), pinholes stay this long.'),

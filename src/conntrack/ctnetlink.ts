@@ -43,6 +43,14 @@ export interface Conntrack {
   status: number;
   timeout: number;
   id: number;
+  /** packets in both directions (0 unless nf_conntrack_acct is on) */
+  packets: number;
+}
+
+const CTA_COUNTERS_ORIG = 9, CTA_COUNTERS_REPLY = 10, CTA_COUNTERS_PACKETS = 1;
+function counterPackets(b: Buffer | undefined): number {
+  const p = b ? decodeAttrs(b).get(CTA_COUNTERS_PACKETS) : undefined;
+  return p && p.length === 8 ? Number(p.readBigUInt64BE(0)) : 0;
 }
 
 function ip4(addr: string): Buffer {
@@ -85,6 +93,7 @@ export function parseConntrack(msg: Buffer): Conntrack | undefined {
     status: a.get(CTA_STATUS)?.readUInt32BE(0) ?? 0,
     timeout: a.get(CTA_TIMEOUT)?.readUInt32BE(0) ?? 0,
     id: a.get(CTA_ID)?.readUInt32BE(0) ?? 0,
+    packets: counterPackets(a.get(CTA_COUNTERS_ORIG)) + counterPackets(a.get(CTA_COUNTERS_REPLY)),
   };
 }
 

@@ -34,6 +34,8 @@ export interface SipEvent {
   publicIp: string;
   local: SdpMediaMapping[] | undefined;
   remote: (RemoteMedia | undefined)[] | undefined;
+  /** Session-Expires delta-seconds of the message (RFC 4028 §4), when present */
+  sessionExpires?: number;
 }
 
 export interface DialogOptions {
@@ -43,6 +45,19 @@ export interface DialogOptions {
   idleMs: number;
   /** how often unchanged pinholes are re-created, below the kernel's 180 s expectation timeout */
   refreshMs?: number;
+  /** an INVITE dialog not answered within this is released (FortiGate provisional-invite-expiry-time) */
+  provisionalMs?: number;
+  /** hard maximum call duration (0 = off) */
+  maxCallMs?: number;
+  /** media inactivity measured from the media conntracks' packet counters (0 = off) */
+  mediaInactivityMs?: number;
+  /** dialogs kept per worker; beyond, the longest-idle ones are evicted (0 = off) */
+  maxIdleDialogs?: number;
+  /** concurrent dialogs: all workers together (shared counter) and per LAN source address (0 = off) */
+  maxDialogs?: number;
+  maxDialogsPerSource?: number;
+  /** pinholes to private media ports below 1024 */
+  allowLowMediaPorts?: boolean;
 }
 
 export interface Dialog {
@@ -59,6 +74,13 @@ export interface Dialog {
   created: number;
   lastSeen: number;
   endAt: number;
+  /** RFC 4028: the session interval and when it was last refreshed (2xx to INVITE/UPDATE) */
+  sessionMs: number;
+  refreshedAt: number;
+  /** media packet counters (sum over the media flows) and when they last moved */
+  mediaPackets: number;
+  mediaSeenAt: number;
+  mediaCheckedAt: number;
 }
 
 export interface DialogCounters {
@@ -77,6 +99,8 @@ export class DialogTable {
   readonly dialogs = new Map<string, Dialog>();
   private anchorSeq = 0;
   private readonly endpointRefs = new Map<string, number>();
+  private readonly perSource = new Map<string, number>();
+  private readonly global: Int32Array;
 
   constructor(
     private readonly ct: Ctnetlink,
@@ -84,7 +108,11 @@ export class DialogTable {
     private readonly worker: number,
     private readonly opts: DialogOptions,
     private readonly counters: DialogCounters,
-  ) {}
+    /** a one-slot SharedArrayBuffer counting dialogs of all workers */
+    globalCount: SharedArrayBuffer = new SharedArrayBuffer(4),
+  ) {
+    this.global = new Int32Array(globalCount);
+  }
 
   get size(): number {
     return this.dialogs.size;
@@ -108,8 +136,16 @@ export class DialogTable {
     }
     if (!d) {
       if (!e.local?.length) return true; // a dialog is tracked once the LAN side has offered media
-      d = { callId: e.info.callId, privateIp: e.privateIp, publicIp: e.publicIp, anchor: undefined, pinnedAt: 0, local: [], remote: undefined, mediaCts: new Map(), confirmed: false, winnerTag: '', created: now, lastSeen: now, endAt: 0 };
+      const limit = this.admit(e.privateIp);
+      if (limit) {
+        this.counters.inc(`d|${limit}`);
+        // a new call over the limit is refused; anything else passes without media state
+        return !(e.isRequest && e.method === 'INVITE' && !e.info.toTag);
+      }
+      d = { callId: e.info.callId, privateIp: e.privateIp, publicIp: e.publicIp, anchor: undefined, pinnedAt: 0, local: [], remote: undefined, mediaCts: new Map(), confirmed: false, winnerTag: '', created: now, lastSeen: now, endAt: 0, sessionMs: 0, refreshedAt: now, mediaPackets: 0, mediaSeenAt: now, mediaCheckedAt: now };
       this.dialogs.set(d.callId, d);
+      Atomics.add(this.global, 0, 1);
+      this.perSource.set(d.privateIp, (this.perSource.get(d.privateIp) ?? 0) + 1);
       this.counters.inc('d|created');
     }
     d.lastSeen = now;
@@ -118,6 +154,11 @@ export class DialogTable {
     if (!e.isRequest && e.info.cseqMethod === 'INVITE' && e.status >= 200 && e.status < 300 && !d.winnerTag) {
       d.confirmed = true;
       d.winnerTag = e.info.toTag;
+    }
+    // RFC 4028 §10: a 2xx to INVITE/UPDATE refreshes the session; its Session-Expires sets the interval
+    if (!e.isRequest && (cseqMethod === 'INVITE' || cseqMethod === 'UPDATE') && e.status >= 200 && e.status < 300) {
+      d.refreshedAt = now;
+      if (e.sessionExpires) d.sessionMs = e.sessionExpires * 1000;
     }
     if (e.remote && !otherBranch && MEDIA_METHODS.has(cseqMethod)) {
       d.remote = e.remote;
@@ -156,6 +197,10 @@ export class DialogTable {
     d.pinnedAt = now;
     for (const m of local) {
       for (const [pub, priv] of [[m.publicPort, m.privatePort], [m.rtcpPublicPort, m.rtcpPrivatePort]] as const) {
+        if (priv < 1024 && !this.opts.allowLowMediaPorts) {
+          this.counters.inc('h|refused_low_port');
+          continue;
+        }
         try {
           this.ct.createExpectation(anchor, { remoteIp: undefined, publicIp: d.publicIp, publicPort: pub, privateIp: d.privateIp, privatePort: priv, cls: 1, timeoutSec: 180 });
           this.counters.inc('h|created');
@@ -214,11 +259,34 @@ export class DialogTable {
     }
   }
 
-  private release(d: Dialog, cutMedia: boolean): void {
+  private release(d: Dialog, cutMedia: boolean, why: string = cutMedia ? 'ended' : 'expired'): void {
     this.unpin(d, true);
     if (cutMedia) for (const t of d.mediaCts.values()) try { this.ct.delete(t); } catch { /* gone already */ }
     this.dialogs.delete(d.callId);
-    this.counters.inc(cutMedia ? 'd|ended' : 'd|expired');
+    Atomics.sub(this.global, 0, 1);
+    const n = (this.perSource.get(d.privateIp) ?? 1) - 1;
+    if (n > 0) this.perSource.set(d.privateIp, n);
+    else this.perSource.delete(d.privateIp);
+    this.counters.inc(`d|${why}`);
+  }
+
+  /** Why a new dialog may not be created, or undefined when it may. */
+  private admit(source: string): string | undefined {
+    if (this.opts.maxDialogs && Atomics.load(this.global, 0) >= this.opts.maxDialogs) return 'limit_global';
+    if (this.opts.maxDialogsPerSource && (this.perSource.get(source) ?? 0) >= this.opts.maxDialogsPerSource) return 'limit_source';
+    return undefined;
+  }
+
+  /** Sum of the packet counters of the dialog's media flows; undefined when none is left. */
+  private mediaPackets(d: Dialog): number | undefined {
+    let sum = 0, found = false;
+    for (const t of d.mediaCts.values()) {
+      const c = this.ct.get(t);
+      if (!c) continue;
+      found = true;
+      sum += c.packets;
+    }
+    return found ? sum : undefined;
   }
 
   private ref(ip: string, port: number): void {
@@ -236,11 +304,29 @@ export class DialogTable {
     }
   }
 
-  /** Ends dialogs whose teardown grace passed or that were idle too long. */
+  /** Ends dialogs whose teardown grace passed, whose timers ran out, or that were idle too long. */
   sweep(now: number): void {
+    const o = this.opts;
     for (const d of this.dialogs.values()) {
       if (d.endAt && now >= d.endAt) this.release(d, true);
-      else if (now - d.lastSeen > this.opts.idleMs) this.release(d, false);
+      else if (!d.confirmed && o.provisionalMs && now - d.created > o.provisionalMs) this.release(d, true, 'provisional_expired');
+      else if (o.maxCallMs && now - d.created > o.maxCallMs) this.release(d, true, 'max_duration');
+      // RFC 4028 §10: no refresh within the session interval (plus 32 s for the in-flight refresh)
+      else if (d.sessionMs && now - d.refreshedAt > d.sessionMs + TERMINATION_TIMEOUT_MS) this.release(d, true, 'session_expired');
+      else if (now - d.lastSeen > o.idleMs) this.release(d, false);
+      else if (o.mediaInactivityMs && d.confirmed && d.mediaCts.size && now - d.mediaCheckedAt >= Math.min(10000, o.mediaInactivityMs / 2)) {
+        d.mediaCheckedAt = now;
+        const packets = this.mediaPackets(d);
+        if (packets !== undefined && packets > d.mediaPackets) {
+          d.mediaPackets = packets;
+          d.mediaSeenAt = now;
+        } else if (now - d.mediaSeenAt >= o.mediaInactivityMs) this.release(d, true, 'media_inactive');
+      }
+    }
+    // max-idle-dialogs: the longest-idle dialogs beyond N go first
+    if (o.maxIdleDialogs && this.dialogs.size > o.maxIdleDialogs) {
+      const byIdle = [...this.dialogs.values()].sort((a, b) => a.lastSeen - b.lastSeen);
+      for (const d of byIdle.slice(0, this.dialogs.size - o.maxIdleDialogs)) this.release(d, false, 'evicted');
     }
   }
 

@@ -13,6 +13,7 @@ import type { WorkerInit, WorkerMessage } from './worker';
 export class WorkerPool {
   private readonly workers = new Map<number, Worker>();
   private readonly ports = PortAllocator.createShared();
+  private readonly dialogCount = new SharedArrayBuffer(4);
   private closed = false;
   private readonly ready = new Set<number>();
 
@@ -26,7 +27,7 @@ export class WorkerPool {
   }
 
   private spawn(queue: number, index: number, restarts: number): Promise<void> {
-    const init: WorkerInit = { config: this.config, queue, index, publicIp: this.publicIp, wanIfindex: this.wanIfindex, ports: this.ports };
+    const init: WorkerInit = { config: this.config, queue, index, publicIp: this.publicIp, wanIfindex: this.wanIfindex, ports: this.ports, dialogCount: this.dialogCount };
     const w = new Worker(join(__dirname, 'worker.js'), { workerData: init });
     this.workers.set(index, w);
     return new Promise((resolve, reject) => {

@@ -10,6 +10,8 @@ import { PortAllocator } from '../nat/port-allocator';
 import { Processor } from '../alg/processor';
 import { DialogTable } from '../dialog/dialog-table';
 import { RegistrationTable } from '../registration/registration-table';
+import { Protection } from '../policy/protection';
+import { writeFileSync } from 'node:fs';
 import { Reason } from '../errors';
 import { WorkerStats } from '../metrics/worker-stats';
 import { log, setLogContext, setLogLevel } from '../log';
@@ -22,6 +24,7 @@ export interface WorkerInit {
   publicIp: string;
   wanIfindex: number;
   ports: SharedArrayBuffer;
+  dialogCount: SharedArrayBuffer;
 }
 
 export type WorkerMessage = { type: 'ready' } | { type: 'stats'; stats: ReturnType<WorkerStats['flush']> } | { type: 'fatal'; message: string };
@@ -35,8 +38,18 @@ function main(): void {
   const ct = new Ctnetlink();
   const resolver = new BindingResolver(ct, { publicIp: init.publicIp, firstPacket: init.config.firstPacket });
   const ports = new PortAllocator(init.ports, init.index + 1, init.config.mediaPortMin, init.config.mediaPortMax, init.config.mediaLeaseSeconds * 1000);
-  const proc = new Processor(resolver, ports, init.config);
-  const dialogs = new DialogTable(ct, ports, init.index, { retainOnHold: init.config.retainOnHold, directMedia: init.config.directMedia, graceMs: init.config.teardownGraceSeconds * 1000, idleMs: init.config.dialogIdleSeconds * 1000 }, stats);
+  const proc = new Processor(resolver, ports, { ...init.config, unknownMethod: init.config.unknownMethodPolicy });
+  const c = init.config;
+  const dialogs = new DialogTable(ct, ports, init.index, {
+    retainOnHold: c.retainOnHold, directMedia: c.directMedia, graceMs: c.teardownGraceSeconds * 1000, idleMs: c.dialogIdleSeconds * 1000,
+    provisionalMs: c.provisionalInviteExpirySeconds * 1000, maxCallMs: c.maxCallSeconds * 1000, mediaInactivityMs: c.callKeepaliveSeconds * 1000,
+    maxIdleDialogs: c.maxIdleDialogs, maxDialogs: c.maxDialogs, maxDialogsPerSource: c.maxDialogsPerSource, allowLowMediaPorts: c.allowLowMediaPorts,
+  }, stats, init.dialogCount);
+  const protection = new Protection({ inviteRate: c.inviteRatePerSource, registerRate: c.registerRatePerSource, failureThreshold: c.inviteFailureThreshold, failureWindowMs: 60000, blockMs: c.inviteBlockSeconds * 1000 });
+  if (c.callKeepaliveSeconds > 0) {
+    // media inactivity is read from conntrack packet counters
+    try { writeFileSync('/proc/sys/net/netfilter/nf_conntrack_acct', '1'); } catch (e) { log('warn', 'cannot enable nf_conntrack_acct; call-keepalive sees no counters', { err: e as Error }); }
+  }
   const registrations = new RegistrationTable(ct, { marginSec: init.config.registrationMarginSeconds, refreshMs: 20000 }, stats);
   const nb = native();
   const debug = init.config.logLevel === 'debug';
@@ -63,13 +76,29 @@ function main(): void {
       out = o.packet;
       if (!o.accept) verdict = NF_DROP;
       let reason: string = o.reason;
+      const now = Date.now();
+      // per-source protection: new INVITEs and REGISTERs (rate, blocking), INVITE failures
+      if (o.initial && o.event && o.src) {
+        const v = protection.request(o.event.method, o.src, now);
+        if (v !== 'ok') {
+          verdict = NF_DROP;
+          out = undefined;
+          reason = v;
+          o.event = undefined;
+          o.registration = undefined;
+        }
+      }
+      if (o.event && !o.event.isRequest && o.event.info.cseqMethod === 'INVITE' && o.event.status >= 300 && o.dst && protection.inviteFinal(o.event.status, o.dst, now)) {
+        stats.inc('d|source_blocked');
+        log('warn', 'source blocked after repeated INVITE failures', { source: o.dst, seconds: c.inviteBlockSeconds });
+      }
       // pinholes are in place before the message that announces them leaves the router
       if (o.event) {
         try {
-          if (!dialogs.observe(o.event, Date.now())) {
+          if (!dialogs.observe(o.event, now)) {
             verdict = NF_DROP;
             out = undefined;
-            reason = 'direct_media_blocked';
+            reason = o.event.isRequest && o.event.method === 'INVITE' && !o.event.info.toTag ? 'dialog_limit' : 'direct_media_blocked';
           }
         } catch (e) {
           stats.inc('h|failed');
@@ -78,7 +107,7 @@ function main(): void {
       }
       if (o.registration && verdict === NF_ACCEPT) {
         const g = o.registration;
-        registrations.confirmed(g.aor, g.flow, g.publicIp, g.publicPort, g.expires, Date.now());
+        registrations.confirmed(g.aor, g.flow, g.publicIp, g.publicPort, g.expires, now);
       }
       stats.inc(`p|${dir}|${verdict === NF_DROP ? 'drop' : 'accept'}|${reason}`);
       if (o.message) stats.inc(`m|${dir}|${o.message}`);
@@ -112,6 +141,7 @@ function main(): void {
     } catch (e) {
       log('warn', 'dialog sweep failed', { err: e as Error });
     }
+    protection.sweep(Date.now());
     try {
       registrations.sweep(Date.now());
     } catch (e) {

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DialogTable, type SipEvent } from '../../../src/dialog/dialog-table';
+import { DialogTable, type DialogOptions, type SipEvent } from '../../../src/dialog/dialog-table';
 import { PortAllocator } from '../../../src/nat/port-allocator';
 import type { Ctnetlink, Tuple } from '../../../src/conntrack/ctnetlink';
 import type { SdpMediaMapping } from '../../../src/sdp/rewrite';
@@ -17,22 +17,25 @@ class FakeCt {
   createExpectation(a: Tuple) { this.anchors.set(this.key(a), (this.anchors.get(this.key(a)) ?? 0) + 1); }
   createSnat(t: Tuple) { this.flows.add(this.key(t)); }
   delete(t: Tuple) { return this.anchors.delete(this.key(t)) || this.flows.delete(this.key(t)); }
+  packets = 0;
+  get(t: Tuple) { return this.flows.has(this.key(t)) ? { packets: this.packets } : undefined; }
   get pinholes() { let n = 0; for (const v of this.anchors.values()) n += v; return n; }
 }
 
 const counters = { n: new Map<string, number>(), inc(k: string, by = 1) { this.n.set(k, (this.n.get(k) ?? 0) + by); } };
-function make(retainOnHold = true) {
+function make(retainOnHold = true, extra: Partial<DialogOptions> = {}, shared?: SharedArrayBuffer) {
   const ct = new FakeCt();
-  const table = new DialogTable(ct as unknown as Ctnetlink, new PortAllocator(PortAllocator.createShared(), 1, 10000, 60999, 1e9), 0, { retainOnHold, graceMs: 5000, idleMs: 3600000 }, counters);
+  const table = new DialogTable(ct as unknown as Ctnetlink, new PortAllocator(PortAllocator.createShared(), 1, 10000, 60999, 1e9), 0, { retainOnHold, graceMs: 5000, idleMs: 3600000, ...extra }, counters, shared);
   return { ct, table };
 }
 const media = (priv: number, pub = priv): SdpMediaMapping[] => [{ index: 0, media: 'audio', privatePort: priv, publicPort: pub, rtcpPrivatePort: priv + 1, rtcpPublicPort: pub + 1 }];
 const remote = [{ ip: '198.51.100.7', port: 7000, rtcpPort: 7001 }];
-function ev(p: Partial<SipEvent> & { method?: string; status?: number; cseqMethod?: string; toTag?: string }): SipEvent {
+function ev(p: Partial<SipEvent> & { method?: string; status?: number; cseqMethod?: string; toTag?: string; callId?: string; privateIp?: string }): SipEvent {
   return {
+    sessionExpires: p.sessionExpires,
     dir: p.dir ?? 'out', isRequest: p.status === undefined, method: p.method ?? '', status: p.status ?? 0,
-    info: { callId: 'c1', fromTag: 'f', toTag: p.toTag ?? '', cseq: 1, cseqMethod: p.cseqMethod ?? p.method ?? 'INVITE' },
-    privateIp: '10.77.0.11', publicIp: '203.0.113.1', local: p.local, remote: p.remote,
+    info: { callId: p.callId ?? 'c1', fromTag: 'f', toTag: p.toTag ?? '', cseq: 1, cseqMethod: p.cseqMethod ?? p.method ?? 'INVITE' },
+    privateIp: p.privateIp ?? '10.77.0.11', publicIp: '203.0.113.1', local: p.local, remote: p.remote,
   };
 }
 
@@ -128,4 +131,60 @@ test('direct-media=block drops a WAN re-INVITE that moves media to another addre
     assert.equal(table.observe(ev({ dir: 'in', method: 'INVITE', toTag: 'f', remote: same }), 20), true, 'same address, new port: allowed');
     assert.equal(table.observe(ev({ dir: 'in', method: 'INVITE', toTag: 'f', remote: moved }), 30), policy === 'allow');
   }
+});
+
+test('timers: provisional expiry, maximum duration, RFC 4028 session expiry, media inactivity', () => {
+  const a = make(true, { provisionalMs: 210000 });
+  a.table.observe(ev({ method: 'INVITE', local: media(6000) }), 0);
+  a.table.sweep(200000);
+  assert.equal(a.table.size, 1);
+  a.table.sweep(210001);
+  assert.deepEqual([a.table.size, a.ct.pinholes], [0, 0], 'unanswered INVITE expired');
+
+  const b = make(true, { maxCallMs: 60000 });
+  b.table.observe(ev({ method: 'INVITE', local: media(6000) }), 0);
+  b.table.observe(ev({ dir: 'in', status: 200, cseqMethod: 'INVITE', toTag: 't', remote }), 10);
+  b.table.sweep(59000);
+  assert.equal(b.table.size, 1);
+  b.table.sweep(60011);
+  assert.deepEqual([b.table.size, b.ct.flows.size], [0, 0], 'maximum duration cuts media too');
+
+  const c = make();
+  c.table.observe(ev({ method: 'INVITE', local: media(6000), sessionExpires: 90 }), 0);
+  c.table.observe(ev({ dir: 'in', status: 200, cseqMethod: 'INVITE', toTag: 't', remote, sessionExpires: 90 }), 10);
+  c.table.observe(ev({ method: 'UPDATE', cseqMethod: 'UPDATE' }), 45000);
+  c.table.observe(ev({ dir: 'in', status: 200, cseqMethod: 'UPDATE', toTag: 't' }), 45010);
+  c.table.sweep(130000);
+  assert.equal(c.table.size, 1, 'refreshed at 45 s: alive at 130 s');
+  c.table.sweep(45010 + 90000 + 32001);
+  assert.equal(c.table.size, 0, 'no refresh within the interval (+32 s): expired');
+
+  const d = make(true, { mediaInactivityMs: 20000 });
+  d.table.observe(ev({ method: 'INVITE', local: media(6000) }), 0);
+  d.table.observe(ev({ dir: 'in', status: 200, cseqMethod: 'INVITE', toTag: 't', remote }), 10);
+  d.ct.packets = 50;
+  d.table.sweep(10010);
+  d.ct.packets = 100;
+  d.table.sweep(20010);
+  d.table.sweep(30010);
+  assert.equal(d.table.size, 1, 'media moved at 20 s');
+  d.table.sweep(40010);
+  assert.equal(d.table.size, 0, 'no packet for 20 s: torn down');
+});
+
+test('limits: global and per-source dialogs refuse new INVITEs; max-idle-dialogs evicts the longest idle; low media ports get no pinhole', () => {
+  const shared = new SharedArrayBuffer(4);
+  const w1 = make(true, { maxDialogs: 2, maxDialogsPerSource: 1 }, shared);
+  const w2 = make(true, { maxDialogs: 2, maxDialogsPerSource: 1 }, shared);
+  assert.equal(w1.table.observe(ev({ callId: 'a', method: 'INVITE', local: media(6000) }), 0), true);
+  assert.equal(w1.table.observe(ev({ callId: 'b', method: 'INVITE', local: media(6002) }), 0), false, 'second dialog of the same source');
+  assert.equal(w2.table.observe(ev({ callId: 'c', method: 'INVITE', local: media(6000), privateIp: '10.77.0.12' }), 0), true);
+  assert.equal(w2.table.observe(ev({ callId: 'd', method: 'INVITE', local: media(6000), privateIp: '10.77.0.13' }), 0), false, 'global limit across workers');
+  const e = make(true, { maxIdleDialogs: 2 });
+  for (const [i, id] of ['x', 'y', 'z'].entries()) e.table.observe(ev({ callId: id, method: 'INVITE', local: media(6000 + 2 * i) }), i * 1000);
+  e.table.sweep(5000);
+  assert.deepEqual([...e.table.dialogs.keys()].sort(), ['y', 'z']);
+  const f = make();
+  f.table.observe(ev({ method: 'INVITE', local: media(500) }), 0);
+  assert.equal(f.ct.pinholes, 0, 'no pinhole to port 500/501');
 });
