@@ -64,3 +64,70 @@ test('kill -9 mid-call: the call and its audio go on (fail-open bypass); a resta
     await lab.close();
   }
 });
+
+function metric(text: string, name: string, labels: Record<string, string>): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name + '{')) continue;
+    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+const metrics = (lab: Lab) => lab.run(lab.router, process.execPath, ['-e', "fetch('http://127.0.0.1:9477/metrics').then(r=>r.text()).then(t=>process.stdout.write(t))"]).stdout;
+
+test('an INVITE flood from one LAN source is rate-limited while another phone\'s calls complete', { timeout: 180000 }, async (t) => {
+  const lab = new Lab('sar3', 2);
+  try {
+    lab.up();
+    assert.equal(lab.rules('install', ['--wan', 'wan0', '--queues', '0:1']).code, 0);
+    await lab.startDaemon(['--queues', '0:1', '--invite-rate-per-source', '100']);
+    const wan = await lab.capture(lab.router, 'wan0', 'wan', 'udp port 5099');
+    lab.start(lab.provider, 'sipp', ['-sn', 'uas', '-i', PROVIDER_IP, '-p', '5080', '-nostdin', '-nr']);
+    await sleep(300);
+    // phone 1 floods 3000 INVITEs in ~1.5 s toward a provider port; phone 2 places 5 real calls meanwhile
+    const flood = `const d=require('dgram').createSocket('udp4');d.bind(5060,'${phoneIp(1)}',async()=>{for(let i=0;i<3000;i++){const m='INVITE sip:x@${PROVIDER_IP}:5099 SIP/2.0\\r\\nVia: SIP/2.0/UDP ${phoneIp(1)}:5060;branch=z9hG4bKf'+i+'\\r\\nFrom: <sip:f@${phoneIp(1)}>;tag='+i+'\\r\\nTo: <sip:x@${PROVIDER_IP}>\\r\\nCall-ID: flood'+i+'\\r\\nCSeq: 1 INVITE\\r\\nContent-Length: 0\\r\\n\\r\\n';await new Promise(r=>d.send(m,5099,'${PROVIDER_IP}',r));if(i%20===0)await new Promise(r=>setTimeout(r,10));}d.close();});`;
+    const [f, calls] = await Promise.all([
+      lab.runAsync(lab.phone(1), process.execPath, ['-e', flood], 30000),
+      lab.runAsync(lab.phone(2), 'sipp', ['-sn', 'uac', '-i', phoneIp(2), '-p', '5060', '-m', '5', '-r', '5', '-s', 'pbx', `${PROVIDER_IP}:5080`, ...sippArgs], 60000),
+    ]);
+    assert.equal(f.code, 0, f.stderr);
+    assert.equal(calls.code, 0, `legitimate calls during the flood: ${calls.stdout.slice(-800)}`);
+    await sleep(1500);
+    const m = metrics(lab);
+    const passed = count(await wan.stop(), 'udp.dstport==5099');
+    const limited = metric(m, 'sipalg_packets_total', { reason: 'rate_limited' });
+    t.diagnostic(`flood: 3000 INVITEs sent, ${passed} crossed the WAN, ${limited} counted rate_limited; 5/5 legitimate calls completed`);
+    assert.ok(passed >= 100 && passed <= 600, `flood INVITEs let through: ${passed} (burst 200 + 100/s)`);
+    assert.equal(passed + limited, 3000, `every flood INVITE was either passed or counted rate_limited (${limited})`);
+  } finally {
+    await lab.close();
+  }
+});
+
+test('provisional INVITE expiry and media inactivity tear down pinholes while the signaling lingers', { timeout: 180000 }, async () => {
+  const lab = new Lab('sar4', 2);
+  try {
+    lab.up();
+    assert.equal(lab.rules('install', ['--wan', 'wan0', '--queues', '0:1']).code, 0);
+    await lab.startDaemon(['--queues', '0:1', '--provisional-invite-expiry-seconds', '10', '--call-keepalive-seconds', '4']);
+    lab.start(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uas-ring.xml'), '-i', PROVIDER_IP, '-p', '5080', '-nostdin', '-nr']);
+    lab.start(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uas-quiet.xml'), '-i', PROVIDER_IP, '-p', '5081', '-nostdin', '-nr']);
+    await sleep(300);
+    // phone 1: a call that rings and is never answered; phone 2: an answered call with no media at all
+    lab.start(lab.phone(1), 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uac-rtp.xml'), '-i', phoneIp(1), '-p', '5060', '-m', '1', '-s', 'ring', `${PROVIDER_IP}:5080`, '-nostdin', '-nr']);
+    lab.start(lab.phone(2), 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uac-trunk.xml'), '-i', phoneIp(2), '-p', '5060', '-mp', '30000', '-m', '1', '-s', 'quiet', `${PROVIDER_IP}:5081`, '-nostdin', '-nr']);
+    await sleep(2500);
+    assert.equal(anchors(lab), 2, 'both calls have pinholes at first');
+    await sleep(6000); // ~8.5 s: the silent call is past its 4 s keepalive
+    let m = metrics(lab);
+    assert.equal(metric(m, 'sipalg_dialogs_total', { event: 'media_inactive' }), 1, 'the silent answered call was torn down');
+    assert.equal(anchors(lab), 1, 'only the ringing call keeps pinholes');
+    await sleep(5000); // ~13.5 s: the ringing call is past its 10 s provisional expiry
+    m = metrics(lab);
+    assert.equal(metric(m, 'sipalg_dialogs_total', { event: 'provisional_expired' }), 1, 'the unanswered INVITE expired');
+    assert.equal(anchors(lab), 0);
+    assert.equal(expectations(lab), 0);
+  } finally {
+    await lab.close();
+  }
+});
