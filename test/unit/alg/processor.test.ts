@@ -60,3 +60,12 @@ test('fuzz: 20 000 mutated real messages never throw, and every rewritten packet
   }
   assert.ok(rewritten > 1000, `only ${rewritten} mutated messages were still rewritable: the fuzzer is not reaching the rewriter`);
 });
+
+test('unknown methods: rewritten and passed by default, dropped with unknown-method-policy=drop; their metric label is bounded', () => {
+  const msg = 'FOOBAR sip:x@203.0.113.10 SIP/2.0\r\nVia: SIP/2.0/UDP 10.77.0.12:5060;branch=z9hG4bKu\r\nCall-ID: u\r\nCSeq: 1 FOOBAR\r\nContent-Length: 0\r\n\r\n';
+  const pkt = udpPacket('10.77.0.12', '203.0.113.10', 5060, 5080, msg);
+  const pass = mk().process(pkt, 'out', 0);
+  assert.deepEqual([pass.accept, pass.reason, pass.message], [true, 'rewritten', 'other']);
+  const drop = new Processor(resolver, new PortAllocator(PortAllocator.createShared(), 1, 10000, 60999, 1), { maxMessageSize: 65507, malformedPolicy: 'pass', ports: [5060], unknownMethod: 'drop' }).process(pkt, 'out', 0);
+  assert.deepEqual([drop.accept, drop.reason], [false, 'unknown_method']);
+});
