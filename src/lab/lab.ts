@@ -129,6 +129,11 @@ export class Lab {
     return p;
   }
 
+  /** The daemon's /metrics text, fetched inside the router namespace. */
+  metrics(): string {
+    return this.run(this.router, process.execPath, ['-e', "fetch('http://127.0.0.1:9477/metrics').then(r=>r.text()).then(t=>process.stdout.write(t))"]).stdout;
+  }
+
   conntrack(args: string[]): string {
     return this.run(this.router, 'conntrack', args).stdout;
   }
@@ -146,6 +151,16 @@ export class Lab {
     this.down();
     if (!process.env.SIPALG_KEEP_LAB) rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** Sum of a Prometheus metric's samples whose labels include `labels`. */
+export function metricSum(text: string, name: string, labels: Record<string, string>): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name + '{')) continue;
+    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
 }
 
 /** SIPp arguments for one call from a phone to the provider's UAS (built-in uac scenario). */

@@ -81,7 +81,7 @@ export async function runScenario(lab: Lab, o: ScenarioOptions): Promise<Scenari
   }
 
   const bindings = lab.conntrack(['-L', '-p', 'udp']).split('\n').filter((l) => /sport=5060/.test(l) && l.includes('10.77.0.'));
-  const metrics = o.alg ? lab.run(lab.router, process.execPath, ['-e', "fetch('http://127.0.0.1:9477/metrics').then(r=>r.text()).then(t=>process.stdout.write(t))"]).stdout : '';
+  const metrics = o.alg ? lab.metrics() : '';
   const pcap = await cap.stop();
   const wan = readSip(pcap);
   return {

@@ -6,7 +6,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { Lab, phoneIp, PROVIDER_IP } from '../../src/lab/lab';
+import { Lab, metricSum, phoneIp, PROVIDER_IP } from '../../src/lab/lab';
 import { runScenario } from '../../src/lab/scenario';
 import { readSip } from '../../src/lab/wire-check';
 
@@ -16,14 +16,6 @@ before(() => {
     assert.equal(spawnSync('sh', ['-c', `command -v ${tool}`]).status, 0, `${tool} is not installed (bash .ci/run installs it)`);
 });
 
-function metric(text: string, name: string, labels: Record<string, string>): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name + '{')) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
-}
 
 test('two phones on local port 5060 behind one address: calls, registrations and inbound calls through the ALG, and the WAN carries only real bindings', { timeout: 180000 }, async () => {
   const lab = new Lab('sat1', 2);
@@ -47,10 +39,10 @@ test('two phones on local port 5060 behind one address: calls, registrations and
     assert.ok(r.wan.some((m) => m.text.startsWith('REGISTER') && m.text.includes(`<sip:phone2@203.0.113.1:${phone2Port}>`)));
     assert.ok(r.wan.some((m) => m.text.startsWith(`INVITE sip:phone2@203.0.113.1:${phone2Port}`)));
     // metrics moved (what the operator sees)
-    assert.ok(metric(r.metrics, 'sipalg_packets_total', { verdict: 'accept', reason: 'rewritten' }) >= r.wan.length - 4);
-    assert.ok(metric(r.metrics, 'sipalg_rewrites_total', { direction: 'out', field: 'sdp_c' }) >= 10);
-    assert.ok(metric(r.metrics, 'sipalg_rewrites_total', { direction: 'in', field: 'request_uri' }) >= 2);
-    assert.ok(metric(r.metrics, 'sipalg_nat_bindings_total', { source: 'created' }) >= 2, 'first packets used the pre-created binding');
+    assert.ok(metricSum(r.metrics, 'sipalg_packets_total', { verdict: 'accept', reason: 'rewritten' }) >= r.wan.length - 4);
+    assert.ok(metricSum(r.metrics, 'sipalg_rewrites_total', { direction: 'out', field: 'sdp_c' }) >= 10);
+    assert.ok(metricSum(r.metrics, 'sipalg_rewrites_total', { direction: 'in', field: 'request_uri' }) >= 2);
+    assert.ok(metricSum(r.metrics, 'sipalg_nat_bindings_total', { source: 'created' }) >= 2, 'first packets used the pre-created binding');
   } finally {
     await lab.close();
   }
@@ -87,7 +79,7 @@ test('malformed SIP is passed unchanged and counted; SIGTERM stops cleanly; with
     };
     send(bad);
     await new Promise((r) => setTimeout(r, 1600)); // workers flush their counters every second
-    const metrics = lab.run(lab.router, process.execPath, ['-e', "fetch('http://127.0.0.1:9477/metrics').then(r=>r.text()).then(t=>process.stdout.write(t))"]).stdout;
+    const metrics = lab.metrics();
     // SIGTERM: clean exit
     const exited = new Promise<number | null>((res) => daemon.once('exit', (c) => res(c)));
     daemon.kill('SIGTERM');
@@ -100,7 +92,7 @@ test('malformed SIP is passed unchanged and counted; SIGTERM stops cleanly; with
     for (const m of bad) assert.ok(seen.includes(m), `not passed unchanged: ${JSON.stringify(m.slice(0, 60))}`);
     assert.ok(seen.some((m) => m.includes('z9hG4bKbypass')), 'with no daemon, SIP must bypass the queue');
     for (const reason of ['bad_content_length', 'truncated_headers', 'not_sip', 'bad_header'])
-      assert.equal(metric(metrics, 'sipalg_packets_total', { verdict: 'accept', reason }), 1, `${reason} counted once`);
+      assert.equal(metricSum(metrics, 'sipalg_packets_total', { verdict: 'accept', reason }), 1, `${reason} counted once`);
     assert.equal(readSip(pcap).length >= 2, true);
   } finally {
     await lab.close();

@@ -4,7 +4,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { Lab, phoneIp, PROVIDER_IP, SRC_LAB } from '../../src/lab/lab';
+import { Lab, metricSum, phoneIp, PROVIDER_IP, SRC_LAB } from '../../src/lab/lab';
 import { anchors, count, expectations } from '../../src/lab/media';
 
 before(() => assert.equal(process.getuid?.(), 0, 'the lab tests need root'));
@@ -65,15 +65,6 @@ test('kill -9 mid-call: the call and its audio go on (fail-open bypass); a resta
   }
 });
 
-function metric(text: string, name: string, labels: Record<string, string>): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name + '{')) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
-}
-const metrics = (lab: Lab) => lab.run(lab.router, process.execPath, ['-e', "fetch('http://127.0.0.1:9477/metrics').then(r=>r.text()).then(t=>process.stdout.write(t))"]).stdout;
 
 test('an INVITE flood from one LAN source is rate-limited while another phone\'s calls complete', { timeout: 180000 }, async (t) => {
   const lab = new Lab('sar3', 2);
@@ -93,9 +84,9 @@ test('an INVITE flood from one LAN source is rate-limited while another phone\'s
     assert.equal(f.code, 0, f.stderr);
     assert.equal(calls.code, 0, `legitimate calls during the flood: ${calls.stdout.slice(-800)}`);
     await sleep(1500);
-    const m = metrics(lab);
+    const m = lab.metrics();
     const passed = count(await wan.stop(), 'udp.dstport==5099');
-    const limited = metric(m, 'sipalg_packets_total', { reason: 'rate_limited' });
+    const limited = metricSum(m, 'sipalg_packets_total', { reason: 'rate_limited' });
     t.diagnostic(`flood: 3000 INVITEs sent, ${passed} crossed the WAN, ${limited} counted rate_limited; 5/5 legitimate calls completed`);
     assert.ok(passed >= 100 && passed <= 600, `flood INVITEs let through: ${passed} (burst 200 + 100/s)`);
     assert.equal(passed + limited, 3000, `every flood INVITE was either passed or counted rate_limited (${limited})`);
@@ -119,12 +110,12 @@ test('provisional INVITE expiry and media inactivity tear down pinholes while th
     await sleep(2500);
     assert.equal(anchors(lab), 2, 'both calls have pinholes at first');
     await sleep(6000); // ~8.5 s: the silent call is past its 4 s keepalive
-    let m = metrics(lab);
-    assert.equal(metric(m, 'sipalg_dialogs_total', { event: 'media_inactive' }), 1, 'the silent answered call was torn down');
+    let m = lab.metrics();
+    assert.equal(metricSum(m, 'sipalg_dialogs_total', { event: 'media_inactive' }), 1, 'the silent answered call was torn down');
     assert.equal(anchors(lab), 1, 'only the ringing call keeps pinholes');
     await sleep(5000); // ~13.5 s: the ringing call is past its 10 s provisional expiry
-    m = metrics(lab);
-    assert.equal(metric(m, 'sipalg_dialogs_total', { event: 'provisional_expired' }), 1, 'the unanswered INVITE expired');
+    m = lab.metrics();
+    assert.equal(metricSum(m, 'sipalg_dialogs_total', { event: 'provisional_expired' }), 1, 'the unanswered INVITE expired');
     assert.equal(anchors(lab), 0);
     assert.equal(expectations(lab), 0);
   } finally {
