@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then echo "setup.sh: run as root (apt-get, namespaces)" >&2; exit 1; fi
 export DEBIAN_FRONTEND=noninteractive
-PKGS="iptables conntrack iproute2 tcpdump tshark sip-tester kamailio libnetfilter-queue-dev python3 make g++"
+PKGS=$(cat scripts/debian-packages.txt)
 missing=$(for p in $PKGS; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"; done)
 if [ -n "$missing" ]; then
   apt-get update
