@@ -18,15 +18,20 @@ export function count(pcap: string, filter: string): number {
 export const expectations = (lab: Lab) => lab.conntrack(['-L', 'expect']).split('\n').filter((l) => /^\d+ proto=17/.test(l.trim())).length;
 export const anchors = (lab: Lab) => lab.conntrack(['-L']).split('\n').filter((l) => /dst=127\.1\.\d+\.1 /.test(l)).length;
 
-/** Builds the lab and sets up the mode's SIP handling on the router. */
-export async function prepare(prefix: string, phones: number, mode: Mode): Promise<{ lab: Lab; log: () => string }> {
+export type Daemon = Awaited<ReturnType<Lab['startDaemon']>>;
+
+/**
+ * Builds the lab and sets up the mode's SIP handling on the router: for 'alg' the project's rules
+ * (2 queues) and the daemon with `daemonArgs` added.
+ */
+export async function prepare(prefix: string, phones: number, mode: Mode, daemonArgs: string[] = []): Promise<{ lab: Lab; log: () => string; daemon?: Daemon }> {
   const lab = new Lab(prefix, phones);
   lab.up();
   if (mode === 'alg') {
     const r = lab.rules('install', ['--wan', 'wan0', '--queues', '0:1']);
     if (r.code !== 0) throw new Error(r.stderr);
-    const d = await lab.startDaemon(['--queues', '0:1', '--teardown-grace-seconds', '2']);
-    return { lab, log: d.log };
+    const daemon = await lab.startDaemon(['--queues', '0:1', '--teardown-grace-seconds', '2', ...daemonArgs]);
+    return { lab, log: daemon.log, daemon };
   }
   if (mode === 'kernel') {
     for (const port of ['5060', '5080']) {

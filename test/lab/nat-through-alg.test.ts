@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { Lab, metricSum, phoneIp, PROVIDER_IP } from '../../src/lab/lab';
 import { runScenario } from '../../src/lab/scenario';
+import { prepare } from '../../src/lab/media';
 import { readSip } from '../../src/lab/wire-check';
 
 before(() => {
@@ -60,11 +61,9 @@ test('control: the same scenario without the ALG leaks LAN addresses and loses t
 });
 
 test('malformed SIP is passed unchanged and counted; SIGTERM stops cleanly; with no daemon SIP bypasses the queue', { timeout: 180000 }, async () => {
-  const lab = new Lab('sat3', 1);
+  const { lab, daemon: started } = await prepare('sat3', 1, 'alg');
+  const daemon = started!;
   try {
-    lab.up();
-    assert.equal(lab.rules('install', ['--wan', 'wan0', '--queues', '0:1']).code, 0);
-    const daemon = await lab.startDaemon(['--queues', '0:1']);
     const cap = await lab.capture(lab.router, 'wan0', 'wan', 'udp port 5060');
     const bad = [
       'INVITE sip:a@203.0.113.10 SIP/2.0\r\nVia: SIP/2.0/UDP 10.77.0.11:5060;branch=z9hG4bK1\r\nContent-Length: 900\r\n\r\nv=0\r\n',

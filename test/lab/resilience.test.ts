@@ -4,21 +4,18 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { Lab, metricSum, phoneIp, PROVIDER_IP, SRC_LAB } from '../../src/lab/lab';
-import { anchors, count, expectations } from '../../src/lab/media';
+import { metricSum, phoneIp, PROVIDER_IP, SRC_LAB } from '../../src/lab/lab';
+import { anchors, count, expectations, prepare } from '../../src/lab/media';
 
 before(() => assert.equal(process.getuid?.(), 0, 'the lab tests need root'));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sippArgs = ['-nostdin', '-nr', '-timeout', '30s', '-timeout_error'];
 
 test('a registered phone still gets its inbound call after an idle time longer than the kernel\'s UDP timeouts', { timeout: 180000 }, async () => {
-  const lab = new Lab('sar1', 1);
+  const { lab, log } = await prepare('sar1', 1, 'alg');
   try {
-    lab.up();
     // kernel UDP timeouts shortened to 5 s / 8 s in the router (seed 004: "SIP ALG timeout")
     assert.equal(lab.run(lab.router, 'sysctl', ['-qw', 'net.netfilter.nf_conntrack_udp_timeout=5', 'net.netfilter.nf_conntrack_udp_timeout_stream=8']).code, 0);
-    assert.equal(lab.rules('install', ['--wan', 'wan0']).code, 0);
-    const daemon = await lab.startDaemon([]);
     await lab.startKamailio();
     const reg = await lab.runAsync(lab.phone(1), 'sipp', ['-sf', join(SRC_LAB, 'scenarios/register.xml'), '-i', phoneIp(1), '-p', '5060', '-m', '1', '-s', 'phone1', `${PROVIDER_IP}:5060`, ...sippArgs]);
     assert.equal(reg.code, 0, reg.stdout.slice(-1000));
@@ -30,7 +27,7 @@ test('a registered phone still gets its inbound call after an idle time longer t
     const uasDone = new Promise<number>((r) => { uas.once('exit', (c) => r(c ?? -1)); setTimeout(() => r(-2), 20000); });
     await sleep(300);
     const call = await lab.runAsync(lab.provider, 'sipp', ['-sn', 'uac', '-i', PROVIDER_IP, '-p', '5091', '-m', '1', '-s', 'phone1', `${PROVIDER_IP}:5060`, ...sippArgs]);
-    assert.equal(call.code, 0, `inbound call after the idle time: ${call.stdout.slice(-800)}\n${daemon.log().slice(-1500)}`);
+    assert.equal(call.code, 0, `inbound call after the idle time: ${call.stdout.slice(-800)}\n${log().slice(-1500)}`);
     assert.equal(await uasDone, 0);
   } finally {
     await lab.close();
@@ -38,18 +35,15 @@ test('a registered phone still gets its inbound call after an idle time longer t
 });
 
 test('kill -9 mid-call: the call and its audio go on (fail-open bypass); a restarted daemon removes the anchors the dead one left', { timeout: 180000 }, async () => {
-  const lab = new Lab('sar2', 1);
+  const { lab, daemon } = await prepare('sar2', 1, 'alg');
   try {
-    lab.up();
-    assert.equal(lab.rules('install', ['--wan', 'wan0', '--queues', '0:1']).code, 0);
-    const daemon = await lab.startDaemon(['--queues', '0:1']);
     const phone = await lab.capture(lab.phone(1), 'eth0', 'p1', 'udp and not port 5060');
     const uas = lab.start(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uas-rtp.xml'), '-i', PROVIDER_IP, '-p', '5080', '-mp', '7000', '-m', '1', '-nostdin', '-nr']);
     const uasDone = new Promise((r) => { uas.once('exit', r); setTimeout(r, 30000); });
     await sleep(300);
     const call = lab.runAsync(lab.phone(1), 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uac-rtp.xml'), '-i', phoneIp(1), '-p', '5060', '-mp', '6000', '-m', '1', '-s', 'pbx', `${PROVIDER_IP}:5080`, ...sippArgs]);
     await sleep(2500);
-    daemon.kill('SIGKILL');
+    daemon!.kill('SIGKILL');
     const r = await call;
     await uasDone;
     assert.equal(r.code, 0, `the call survived the kill: ${r.stdout.slice(-800)}`);
@@ -67,11 +61,8 @@ test('kill -9 mid-call: the call and its audio go on (fail-open bypass); a resta
 
 
 test('an INVITE flood from one LAN source is rate-limited while another phone\'s calls complete', { timeout: 180000 }, async (t) => {
-  const lab = new Lab('sar3', 2);
+  const { lab } = await prepare('sar3', 2, 'alg', ['--invite-rate-per-source', '100']);
   try {
-    lab.up();
-    assert.equal(lab.rules('install', ['--wan', 'wan0', '--queues', '0:1']).code, 0);
-    await lab.startDaemon(['--queues', '0:1', '--invite-rate-per-source', '100']);
     const wan = await lab.capture(lab.router, 'wan0', 'wan', 'udp port 5099');
     lab.start(lab.provider, 'sipp', ['-sn', 'uas', '-i', PROVIDER_IP, '-p', '5080', '-nostdin', '-nr']);
     await sleep(300);
@@ -96,11 +87,8 @@ test('an INVITE flood from one LAN source is rate-limited while another phone\'s
 });
 
 test('provisional INVITE expiry and media inactivity tear down pinholes while the signaling lingers', { timeout: 180000 }, async () => {
-  const lab = new Lab('sar4', 2);
+  const { lab } = await prepare('sar4', 2, 'alg', ['--provisional-invite-expiry-seconds', '10', '--call-keepalive-seconds', '4']);
   try {
-    lab.up();
-    assert.equal(lab.rules('install', ['--wan', 'wan0', '--queues', '0:1']).code, 0);
-    await lab.startDaemon(['--queues', '0:1', '--provisional-invite-expiry-seconds', '10', '--call-keepalive-seconds', '4']);
     lab.start(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uas-ring.xml'), '-i', PROVIDER_IP, '-p', '5080', '-nostdin', '-nr']);
     lab.start(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uas-quiet.xml'), '-i', PROVIDER_IP, '-p', '5081', '-nostdin', '-nr']);
     await sleep(300);
