@@ -27,6 +27,8 @@ export const Reason = {
   RATE_LIMITED: 'rate_limited',
   BLOCKED: 'blocked',
   DIALOG_LIMIT: 'dialog_limit',
+  DIRECT_MEDIA_BLOCKED: 'direct_media_blocked',
+  VERDICT_ERROR: 'verdict_error',
   // NAT binding
   NO_BINDING: 'no_binding',
   CONNTRACK_ERROR: 'conntrack_error',
@@ -62,12 +64,6 @@ export class NetlinkError extends SipAlgError {
   constructor(errno: number, what: string) {
     super('SIPALG_ERR_NETLINK', `${what}: errno ${errno}${errnoName(errno) ? ` (${errnoName(errno)})` : ''}`);
     this.errno = errno;
-  }
-}
-
-export class NativeError extends SipAlgError {
-  constructor(message: string) {
-    super('SIPALG_ERR_NATIVE', message);
   }
 }
 

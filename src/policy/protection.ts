@@ -15,7 +15,9 @@ export interface ProtectionOptions {
   blockMs: number;
 }
 
-export type Verdict = 'ok' | 'rate_limited' | 'blocked';
+import { Reason } from '../errors';
+
+export type Verdict = 'ok' | typeof Reason.RATE_LIMITED | typeof Reason.BLOCKED;
 
 interface Bucket {
   tokens: number;
@@ -37,7 +39,7 @@ export class Protection {
     if (method === 'INVITE') {
       const until = this.blocked.get(src);
       if (until !== undefined) {
-        if (now < until) return 'blocked';
+        if (now < until) return Reason.BLOCKED;
         this.blocked.delete(src);
       }
     }
@@ -53,7 +55,7 @@ export class Protection {
     }
     b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * rate);
     b.at = now;
-    if (b.tokens < 1) return 'rate_limited';
+    if (b.tokens < 1) return Reason.RATE_LIMITED;
     b.tokens -= 1;
     return 'ok';
   }

@@ -75,7 +75,7 @@ function main(): void {
       const o = proc.process(payload, dir, Date.now());
       out = o.packet;
       if (!o.accept) verdict = NF_DROP;
-      let reason: string = o.reason;
+      let reason: Reason = o.reason;
       const now = Date.now();
       // per-source protection: new INVITEs and REGISTERs (rate, blocking), INVITE failures
       if (o.initial && o.event && o.src) {
@@ -98,7 +98,7 @@ function main(): void {
           if (!dialogs.observe(o.event, now)) {
             verdict = NF_DROP;
             out = undefined;
-            reason = o.event.isRequest && o.event.method === 'INVITE' && !o.event.info.toTag ? 'dialog_limit' : 'direct_media_blocked';
+            reason = o.event.isRequest && o.event.method === 'INVITE' && !o.event.info.toTag ? Reason.DIALOG_LIMIT : Reason.DIRECT_MEDIA_BLOCKED;
           }
         } catch (e) {
           stats.inc('h|failed');
@@ -123,7 +123,7 @@ function main(): void {
       nb.queueVerdict(q!, id, verdict, out ?? null);
     } catch (e) {
       // the kernel refused the verdict (e.g. a rewritten packet it cannot take): accept unchanged
-      stats.inc(`p|${dir}|accept|verdict_error`);
+      stats.inc(`p|${dir}|accept|${Reason.VERDICT_ERROR}`);
       log('warn', 'verdict failed, packet accepted unchanged', { err: e as Error });
       try { nb.queueVerdict(q!, id, NF_ACCEPT, null); } catch { /* the queue is gone: the kernel bypasses */ }
     }
