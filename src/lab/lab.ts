@@ -91,6 +91,26 @@ export class Lab {
     });
   }
 
+  /** Waits until UDP `ports` have a listening socket in namespace `ns` (a peer that started). */
+  async waitListening(ns: string, ports: number[], timeoutMs = 10000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const out = this.run(ns, 'ss', ['-H', '-uln']).stdout;
+      if (ports.every((p) => new RegExp(`:${p}\\s`).test(out))) return;
+      if (Date.now() > deadline) throw new Error(`nothing listens on UDP ${ports.join(',')} in ${ns} after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Waits until `conntrack -L` in the router has a line matching `re`. */
+  async waitConntrack(re: RegExp, timeoutMs = 10000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.conntrack(['-L']).split('\n').some((l) => re.test(l))) {
+      if (Date.now() > deadline) throw new Error(`no conntrack entry matching ${re} after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
   rules(action: 'install' | 'remove' | 'status', args: string[] = []): RunResult {
     return this.run(this.router, 'bash', [join(ROOT, 'iptables/sip-alg-rules.sh'), action, ...args]);
   }

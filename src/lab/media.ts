@@ -65,7 +65,7 @@ export async function twoPhonesRtp(lab: Lab): Promise<TwoPhonesResult> {
   ]);
   const uas = lab.start(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uas-rtp.xml'), '-i', PROVIDER_IP, '-p', '5080', '-mp', '7000', '-m', '2', '-nostdin', '-nr']);
   const uasDone = new Promise((r) => { uas.once('exit', r); setTimeout(r, 30000); });
-  await sleep(300);
+  await lab.waitListening(lab.provider, [5080]);
   const calls = [1, 2].map((i) => sipp(lab, lab.phone(i), ['-sf', join(SRC_LAB, 'scenarios/uac-rtp.xml'), '-i', phoneIp(i), '-p', '5060', '-mp', '6000', '-m', '1', '-s', 'pbx', `${PROVIDER_IP}:5080`]));
   await sleep(4000);
   const during = { exp: expectations(lab), anchors: anchors(lab) };
@@ -95,7 +95,7 @@ export async function trunk(lab: Lab, calls: number): Promise<TrunkResult> {
   const wan = await lab.capture(lab.router, 'wan0', 'wan', 'udp port 5060 or udp port 5080');
   const lan = await lab.capture(lab.phone(1), 'eth0', 'lan', 'udp');
   const uas = lab.start(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uas-quiet.xml'), '-i', PROVIDER_IP, '-p', '5080', '-m', String(calls), '-nostdin', '-nr']);
-  await sleep(300);
+  await lab.waitListening(lab.provider, [5080]);
   const pbx = sipp(lab, lab.phone(1), ['-sf', join(SRC_LAB, 'scenarios/uac-trunk.xml'), '-i', phoneIp(1), '-p', '5060', '-mp', '20000', '-m', String(calls), '-l', String(calls), '-r', '200', '-s', 'trunk', `${PROVIDER_IP}:5080`]);
   await sleep(4500);
   const during = expectations(lab);
@@ -131,7 +131,7 @@ export async function reinvite(lab: Lab): Promise<ReinviteResult> {
   const wan = await lab.capture(lab.router, 'wan0', 'wan', 'udp');
   const uas = lab.start(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uas-reinvite.xml'), '-i', PROVIDER_IP, '-p', '5080', '-mp', '7000', '-m', '1', '-nostdin', '-nr']);
   const uasDone = new Promise((r) => { uas.once('exit', r); setTimeout(r, 40000); });
-  await sleep(300);
+  await lab.waitListening(lab.provider, [5080]);
   const r = await sipp(lab, lab.phone(1), ['-sf', join(SRC_LAB, 'scenarios/uac-reinvited.xml'), '-i', phoneIp(1), '-p', '5060', '-mp', '6000', '-m', '1', '-s', 'pbx', `${PROVIDER_IP}:5080`]);
   await uasDone;
   const p = await phone.stop();
@@ -161,7 +161,7 @@ export async function singleCall(lab: Lab, uasScenario: string, uacScenario: str
   const prov = await lab.capture(lab.provider, 'eth0', 'w', 'udp and not port 5080');
   const uas = lab.start(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios', uasScenario), '-i', PROVIDER_IP, '-p', '5080', '-mp', '7000', '-m', '1', '-nostdin', '-nr']);
   const uasDone = new Promise((r) => { uas.once('exit', r); setTimeout(r, 40000); });
-  await sleep(300);
+  await lab.waitListening(lab.provider, [5080]);
   const call = sipp(lab, lab.phone(1), ['-sf', join(SRC_LAB, 'scenarios', uacScenario), '-i', phoneIp(1), '-p', '5060', '-mp', '6000', '-m', '1', '-s', 'pbx', `${PROVIDER_IP}:5080`]);
   await sleep(sampleAtMs);
   const sampled = expectations(lab);
@@ -197,7 +197,7 @@ export async function forked(lab: Lab): Promise<ForkResult> {
   const winner = lab.start(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uas-fork-winner.xml'), '-i', PROVIDER_IP, '-p', '5080', '-mp', '7000', '-m', '1', '-nostdin', '-nr']);
   const loser = lab.start(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uas-fork-loser.xml'), '-i', PROVIDER_IP, '-p', '5081', '-mp', '7100', '-m', '1', '-nostdin', '-nr']);
   const done = Promise.all([winner, loser].map((p) => new Promise((r) => { p.once('exit', r); setTimeout(r, 40000); })));
-  await sleep(300);
+  await lab.waitListening(lab.provider, [5080, 5081]);
   const call = sipp(lab, lab.phone(1), ['-sf', join(SRC_LAB, 'scenarios/uac-fork.xml'), '-i', phoneIp(1), '-p', '5060', '-mp', '6000', '-m', '1', '-s', 'fork', `${PROVIDER_IP}:5060`]);
   await sleep(4000);
   const flows = lab.conntrack(['-L', '-p', 'udp']).split('\n');

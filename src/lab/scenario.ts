@@ -51,7 +51,7 @@ export async function runScenario(lab: Lab, o: ScenarioOptions): Promise<Scenari
   } else step('no ALG: plain MASQUERADE only');
   const cap = await lab.capture(lab.router, 'wan0', 'wan');
   const uas = lab.start(lab.provider, 'sipp', ['-sn', 'uas', '-i', PROVIDER_IP, '-p', '5080', '-nostdin', '-nr']);
-  await Lab.waitFor(uas, /./, 500, 'sipp uas').catch(() => undefined);
+  await lab.waitListening(lab.provider, [5080]);
   await lab.startKamailio();
   step(`provider: SIPp UAS on ${PROVIDER_IP}:5080, Kamailio registrar on ${PROVIDER_IP}:5060`);
 

@@ -25,7 +25,7 @@ test('a registered phone still gets its inbound call after an idle time longer t
     assert.ok(Number(entry.split(/\s+/)[2]) > 200, `its timeout was raised to the registration's lifetime: ${entry}`);
     const uas = lab.start(lab.phone(1), 'sipp', ['-sn', 'uas', '-i', phoneIp(1), '-p', '5060', '-m', '1', '-nostdin', '-nr']);
     const uasDone = new Promise<number>((r) => { uas.once('exit', (c) => r(c ?? -1)); setTimeout(() => r(-2), 20000); });
-    await sleep(300);
+    await lab.waitListening(lab.phone(1), [5060]);
     const call = await lab.runAsync(lab.provider, 'sipp', ['-sn', 'uac', '-i', PROVIDER_IP, '-p', '5091', '-m', '1', '-s', 'phone1', `${PROVIDER_IP}:5060`, ...sippArgs]);
     assert.equal(call.code, 0, `inbound call after the idle time: ${call.stdout.slice(-800)}\n${log().slice(-1500)}`);
     assert.equal(await uasDone, 0);
@@ -40,9 +40,10 @@ test('kill -9 mid-call: the call and its audio go on (fail-open bypass); a resta
     const phone = await lab.capture(lab.phone(1), 'eth0', 'p1', 'udp and not port 5060');
     const uas = lab.start(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uas-rtp.xml'), '-i', PROVIDER_IP, '-p', '5080', '-mp', '7000', '-m', '1', '-nostdin', '-nr']);
     const uasDone = new Promise((r) => { uas.once('exit', r); setTimeout(r, 30000); });
-    await sleep(300);
+    await lab.waitListening(lab.provider, [5080]);
     const call = lab.runAsync(lab.phone(1), 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uac-rtp.xml'), '-i', phoneIp(1), '-p', '5060', '-mp', '6000', '-m', '1', '-s', 'pbx', `${PROVIDER_IP}:5080`, ...sippArgs]);
-    await sleep(2500);
+    await lab.waitConntrack(/dport=7000 /); // the call is answered: its media flow exists
+    await sleep(1000);
     daemon!.kill('SIGKILL');
     const r = await call;
     await uasDone;
@@ -65,7 +66,7 @@ test('an INVITE flood from one LAN source is rate-limited while another phone\'s
   try {
     const wan = await lab.capture(lab.router, 'wan0', 'wan', 'udp port 5099');
     lab.start(lab.provider, 'sipp', ['-sn', 'uas', '-i', PROVIDER_IP, '-p', '5080', '-nostdin', '-nr']);
-    await sleep(300);
+    await lab.waitListening(lab.provider, [5080]);
     // phone 1 floods 3000 INVITEs in ~1.5 s toward a provider port; phone 2 places 5 real calls meanwhile
     const flood = `const d=require('dgram').createSocket('udp4');d.bind(5060,'${phoneIp(1)}',async()=>{for(let i=0;i<3000;i++){const m='INVITE sip:x@${PROVIDER_IP}:5099 SIP/2.0\\r\\nVia: SIP/2.0/UDP ${phoneIp(1)}:5060;branch=z9hG4bKf'+i+'\\r\\nFrom: <sip:f@${phoneIp(1)}>;tag='+i+'\\r\\nTo: <sip:x@${PROVIDER_IP}>\\r\\nCall-ID: flood'+i+'\\r\\nCSeq: 1 INVITE\\r\\nContent-Length: 0\\r\\n\\r\\n';await new Promise(r=>d.send(m,5099,'${PROVIDER_IP}',r));if(i%20===0)await new Promise(r=>setTimeout(r,10));}d.close();});`;
     const [f, calls] = await Promise.all([
@@ -91,7 +92,7 @@ test('provisional INVITE expiry and media inactivity tear down pinholes while th
   try {
     lab.start(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uas-ring.xml'), '-i', PROVIDER_IP, '-p', '5080', '-nostdin', '-nr']);
     lab.start(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uas-quiet.xml'), '-i', PROVIDER_IP, '-p', '5081', '-nostdin', '-nr']);
-    await sleep(300);
+    await lab.waitListening(lab.provider, [5080, 5081]);
     // phone 1: a call that rings and is never answered; phone 2: an answered call with no media at all
     lab.start(lab.phone(1), 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uac-rtp.xml'), '-i', phoneIp(1), '-p', '5060', '-m', '1', '-s', 'ring', `${PROVIDER_IP}:5080`, '-nostdin', '-nr']);
     lab.start(lab.phone(2), 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uac-trunk.xml'), '-i', phoneIp(2), '-p', '5060', '-mp', '30000', '-m', '1', '-s', 'quiet', `${PROVIDER_IP}:5081`, '-nostdin', '-nr']);
