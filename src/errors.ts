@@ -40,6 +40,14 @@ export const Reason = {
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
 
+/** Which reasons are errors, and of what kind: labels `sipalg_errors_total{kind,code}`. */
+export const REASON_KIND: Partial<Record<Reason, 'parse' | 'policy' | 'internal'>> = {
+  truncated_ip: 'parse', bad_ip_header: 'parse', truncated_udp: 'parse', not_sip: 'parse', truncated_headers: 'parse', bad_start_line: 'parse',
+  bad_header: 'parse', bad_content_length: 'parse', too_large: 'parse', bad_sdp: 'parse',
+  unknown_method: 'policy', rate_limited: 'policy', blocked: 'policy', dialog_limit: 'policy', direct_media_blocked: 'policy',
+  internal_error: 'internal', verdict_error: 'internal', conntrack_error: 'internal', ports_exhausted: 'internal', no_binding: 'internal',
+};
+
 export class SipAlgError extends Error {
   readonly code: string;
   constructor(code: string, message: string) {

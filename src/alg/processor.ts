@@ -50,7 +50,11 @@ const TEARDOWN = new Set(['BYE', 'CANCEL']);
 const MALFORMED = new Set<Reason>([Reason.TRUNCATED_HEADERS, Reason.BAD_START_LINE, Reason.BAD_HEADER, Reason.BAD_CONTENT_LENGTH, Reason.BAD_SDP]);
 
 export class Processor {
-  constructor(private readonly resolver: BindingResolver, private readonly ports: PortAllocator, private readonly opts: ProcessorOptions) {}
+  constructor(private readonly resolver: BindingResolver, private readonly ports: PortAllocator, private opts: ProcessorOptions) {}
+
+  setOptions(opts: ProcessorOptions): void {
+    this.opts = opts;
+  }
 
   private pass(reason: Reason, message = ''): Outcome {
     const drop = this.opts.malformedPolicy === 'drop' && MALFORMED.has(reason);

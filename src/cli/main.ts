@@ -4,21 +4,48 @@
  *   sip-alg run [--config FILE] [--KEY VALUE ...]   the daemon, in the foreground
  *   sip-alg demo                                    a lab in network namespaces placing real calls through the ALG
  *   sip-alg config                                  prints the config reference
+ *   sip-alg calls|registrations|pinholes|stats [--json]   inspection over the control socket
+ *   sip-alg capture --before F --after F [...]      pcaps of SIP as it entered and left the ALG
+ *   sip-alg trace [--call-id ID] [--host IP]        one line per SIP packet, with what was rewritten
+ *   sip-alg reload                                  re-reads the config (same as SIGHUP)
  * Exit status: 0 ok, 1 runtime failure, 2 bad configuration or usage.
  */
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
-import { ConfigError } from '../errors';
+import { ConfigError, SipAlgError } from '../errors';
 import { loadConfig } from '../config/load';
 import { SCHEMA, type Config } from '../config/schema';
 import { configTable } from '../config/reference';
 import { log, setLogLevel } from '../log';
 import { Metrics } from '../metrics/registry';
 import { WorkerPool } from '../worker/pool';
+import { ControlServer } from '../control/server';
+import { controlHandler } from '../control/handler';
+
+/** Keys a running daemon cannot change: they need a restart (the rules, sockets and port pool depend on them). */
+export const RESTART_KEYS = new Set(['wan', 'queues', 'public-ip', 'fail-closed', 'metrics-listen', 'control-socket', 'media-port-min', 'media-port-max', 'first-packet']);
+
+/** Compares two configs: keys that changed and may apply now, keys that changed but need a restart. */
+export function diffConfig(old: Config, next: Config): { changed: string[]; needRestart: string[]; merged: Config } {
+  const merged: Config = { ...next };
+  const changed: string[] = [], needRestart: string[] = [];
+  for (const s of SCHEMA) {
+    if (JSON.stringify(old[s.field]) === JSON.stringify(next[s.field])) continue;
+    if (RESTART_KEYS.has(s.key)) {
+      needRestart.push(s.key);
+      (merged as unknown as Record<string, unknown>)[s.field] = old[s.field];
+    } else changed.push(s.key);
+  }
+  return { changed, needRestart, merged };
+}
 
 const USAGE = `usage: sip-alg run [--config FILE] [--KEY VALUE ...]
        sip-alg demo [--keep] [--calls N]
        sip-alg config
+       sip-alg calls|registrations|pinholes|stats [--json] [--socket PATH]
+       sip-alg capture --before FILE --after FILE [--wire FILE --iface IF] [--call-id ID] [--host IP] [--seconds N]
+       sip-alg trace [--call-id ID] [--host IP] [--seconds N]
+       sip-alg reload
 keys (file or flag): ${SCHEMA.map((s) => s.key).join(', ')}`;
 
 export function resolveWan(config: Config): { publicIp: string; ifindex: number } {
@@ -37,7 +64,8 @@ export function resolveWan(config: Config): { publicIp: string; ifindex: number 
 }
 
 async function run(argv: string[]): Promise<number> {
-  const { config } = loadConfig(argv);
+  let { config } = loadConfig(argv);
+  const started = Date.now();
   setLogLevel(config.logLevel);
   const { publicIp, ifindex } = resolveWan(config);
   const metrics = new Metrics();
@@ -47,10 +75,25 @@ async function run(argv: string[]): Promise<number> {
     if (stopping) return;
     stopping = true;
     log('info', 'stopping', { signal: sig });
+    control?.close();
     await pool.close();
     metrics.close();
     process.exit(0);
   };
+  // SIGHUP: re-read the file and flags; timers, limits and policies change without touching calls
+  const reload = () => {
+    const next = loadConfig(argv).config; // a bad file throws ConfigError: the running config stays
+    const d = diffConfig(config, next);
+    config = d.merged;
+    setLogLevel(config.logLevel);
+    pool.reload(config);
+    log('info', 'config reloaded', { changed: d.changed.join(',') || 'none', needRestart: d.needRestart.join(',') || undefined });
+    return { changed: d.changed, needRestart: d.needRestart };
+  };
+  process.on('SIGHUP', () => {
+    try { reload(); } catch (e) { log('error', 'reload failed, running config kept', { err: e as Error }); }
+  });
+  let control: ControlServer | undefined;
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
   try {
@@ -58,10 +101,20 @@ async function run(argv: string[]): Promise<number> {
   } catch (e) {
     throw new ConfigError('metrics-listen', `cannot listen on ${config.metricsListen}: ${(e as Error).message}`);
   }
+  if (config.controlSocket !== 'off') {
+    control = new ControlServer(config.controlSocket, controlHandler(pool, metrics, reload, started));
+    try {
+      await control.listen();
+    } catch (e) {
+      metrics.close();
+      throw new ConfigError('control-socket', `cannot listen on ${config.controlSocket}: ${(e as Error).message}`);
+    }
+  }
   try {
     await pool.start();
   } catch (e) {
     log('error', 'start-up failed', { err: e as Error });
+    control?.close();
     await pool.close();
     metrics.close();
     return 1;
@@ -82,6 +135,16 @@ async function main(argv: string[]): Promise<number> {
     case 'config':
       process.stdout.write(configTable() + '\n');
       return 0;
+    case 'calls':
+    case 'registrations':
+    case 'pinholes':
+    case 'stats':
+    case 'capture':
+    case 'trace':
+    case 'reload': {
+      const { inspect } = await import('./inspect');
+      return inspect(cmd, rest);
+    }
     case 'help':
     case '--help':
     case '-h':
@@ -96,6 +159,10 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e: unknown) => {
+    if (e instanceof SipAlgError && e.code === 'SIPALG_ERR_CONTROL') {
+      process.stderr.write(`sip-alg: ${e.message}\n`);
+      process.exit(1);
+    }
     if (e instanceof ConfigError) {
       process.stderr.write(`sip-alg: ${e.message}\n`);
       process.exit(2);

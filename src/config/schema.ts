@@ -35,6 +35,7 @@ export interface Config {
   dialogIdleSeconds: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   metricsListen: string;
+  controlSocket: string;
 }
 
 type Parser<T> = (raw: unknown) => { ok: true; value: T } | { ok: false; allowed: string };
@@ -79,6 +80,9 @@ const optIpv4: Parser<string | undefined> = (raw) =>
 const listen: Parser<string> = (raw) =>
   typeof raw === 'string' && (raw === 'off' || /^[0-9.]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(raw)) ? { ok: true, value: raw } : { ok: false, allowed: "HOST:PORT (e.g. 127.0.0.1:9477) or 'off'" };
 
+const socketPath: Parser<string> = (raw) =>
+  typeof raw === 'string' && (raw === 'off' || /^\/[^\0]{1,100}$/.test(raw)) ? { ok: true, value: raw } : { ok: false, allowed: "an absolute path of at most 101 characters, or 'off'" };
+
 function spec<K extends keyof Config>(key: string, field: K, parse: Parser<Config[K]>, def: Config[K], doc: string): KeySpec<K> {
   return { key, field, parse, default: def, doc };
 }
@@ -113,5 +117,6 @@ export const SCHEMA: KeySpec[] = [
   spec('teardown-grace-seconds', 'teardownGraceSeconds', int(0, 60), 5, 'After the final response to BYE or CANCEL (or a failure final response to the INVITE), pinholes stay this long.'),
   spec('dialog-idle-seconds', 'dialogIdleSeconds', int(60, 604800), 7200, 'A dialog with no SIP message for this long loses its pinholes (established media keeps flowing in the kernel).'),
   spec('log-level', 'logLevel', oneOf('debug', 'info', 'warn', 'error'), 'info', 'Least severe log level printed.'),
+  spec('control-socket', 'controlSocket', socketPath, '/run/sip-alg/control.sock', "The local control socket of `sip-alg calls|registrations|pinholes|stats|capture|trace|reload` (mode 0600: root only), or 'off'."),
   spec('metrics-listen', 'metricsListen', listen, '127.0.0.1:9477', "Where /metrics is served (Prometheus text format), or 'off'."),
 ];

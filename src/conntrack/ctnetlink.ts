@@ -9,7 +9,7 @@ import { type Attr, decodeAttrs, NetlinkSocket, NLM_F_ACK, NLM_F_CREATE, NLM_F_D
 
 const SUBSYS_CTNETLINK = 1;
 const SUBSYS_CTNETLINK_EXP = 2;
-const MSG_EXP_NEW = 0;
+const MSG_EXP_NEW = 0, MSG_EXP_GET = 1;
 const CTA_HELP = 5, CTA_HELP_NAME = 1;
 const CTA_EXPECT_MASTER = 1, CTA_EXPECT_TUPLE = 2, CTA_EXPECT_MASK = 3, CTA_EXPECT_TIMEOUT = 4, CTA_EXPECT_CLASS = 9, CTA_EXPECT_NAT = 10, CTA_EXPECT_FN = 11;
 const CTA_EXPECT_NAT_DIR = 1, CTA_EXPECT_NAT_TUPLE = 2;
@@ -94,6 +94,31 @@ export function parseConntrack(msg: Buffer): Conntrack | undefined {
     timeout: a.get(CTA_TIMEOUT)?.readUInt32BE(0) ?? 0,
     id: a.get(CTA_ID)?.readUInt32BE(0) ?? 0,
     packets: counterPackets(a.get(CTA_COUNTERS_ORIG)) + counterPackets(a.get(CTA_COUNTERS_REPLY)),
+  };
+}
+
+export interface Expectation {
+  master: Tuple;
+  tuple: Tuple;
+  /** seconds left */
+  timeout: number;
+  /** where the expected connection is DNATed (CTA_EXPECT_NAT), when it is */
+  nat: Tuple | undefined;
+  cls: number;
+}
+
+export function parseExpectation(msg: Buffer): Expectation | undefined {
+  const a = decodeAttrs(msg, 4);
+  const master = parseTuple(a.get(CTA_EXPECT_MASTER));
+  const tuple = parseTuple(a.get(CTA_EXPECT_TUPLE));
+  if (!master || !tuple) return undefined;
+  const natb = a.get(CTA_EXPECT_NAT);
+  return {
+    master,
+    tuple,
+    timeout: a.get(CTA_EXPECT_TIMEOUT)?.readUInt32BE(0) ?? 0,
+    nat: natb ? parseTuple(decodeAttrs(natb).get(CTA_EXPECT_NAT_TUPLE)) : undefined,
+    cls: a.get(CTA_EXPECT_CLASS)?.readUInt32BE(0) ?? 0,
   };
 }
 
@@ -187,6 +212,17 @@ export class Ctnetlink {
     for (const m of msgs) {
       const c = parseConntrack(m);
       if (c) out.push(c);
+    }
+    return out;
+  }
+
+  /** Every IPv4 expectation (a dump; for inspection, not the packet path). */
+  dumpExpectations(): Expectation[] {
+    const msgs = this.sock.request((SUBSYS_CTNETLINK_EXP << 8) | MSG_EXP_GET, NLM_F_DUMP, AF_INET, []);
+    const out: Expectation[] = [];
+    for (const m of msgs) {
+      const e = parseExpectation(m);
+      if (e) out.push(e);
     }
     return out;
   }

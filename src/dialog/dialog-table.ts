@@ -83,6 +83,21 @@ export interface Dialog {
   mediaCheckedAt: number;
 }
 
+export interface DialogSnapshot {
+  callId: string;
+  phone: string;
+  publicIp: string;
+  state: 'early' | 'confirmed' | 'ending';
+  ageSec: number;
+  idleSec: number;
+  sessionExpiresSec: number;
+  /** the loopback anchor conntrack the pinholes hang off */
+  anchor: string;
+  media: { rtp: string; rtcp: string; remote: string }[];
+  pinholes: number;
+  mediaFlows: number;
+}
+
 export interface DialogCounters {
   inc(key: string, by?: number): void;
 }
@@ -106,7 +121,7 @@ export class DialogTable {
     private readonly ct: Ctnetlink,
     private readonly ports: PortAllocator,
     private readonly worker: number,
-    private readonly opts: DialogOptions,
+    private opts: DialogOptions,
     private readonly counters: DialogCounters,
     /** a one-slot SharedArrayBuffer counting dialogs of all workers */
     globalCount: SharedArrayBuffer = new SharedArrayBuffer(4),
@@ -116,6 +131,38 @@ export class DialogTable {
 
   get size(): number {
     return this.dialogs.size;
+  }
+
+  /** Pinholes (RTP + RTCP expectations) the table holds now. */
+  get pinholes(): number {
+    let n = 0;
+    for (const d of this.dialogs.values()) if (d.anchor) n += d.local.length * 2;
+    return n;
+  }
+
+  /** New options (config reload): timers and limits apply from the next message and sweep. */
+  setOptions(opts: DialogOptions): void {
+    this.opts = opts;
+  }
+
+  /** What `sip-alg calls` shows: one plain object per dialog. */
+  snapshot(now: number): DialogSnapshot[] {
+    return [...this.dialogs.values()].map((d) => ({
+      callId: d.callId,
+      phone: d.privateIp,
+      publicIp: d.publicIp,
+      state: d.endAt ? 'ending' : d.confirmed ? 'confirmed' : 'early',
+      ageSec: Math.round((now - d.created) / 1000),
+      idleSec: Math.round((now - d.lastSeen) / 1000),
+      sessionExpiresSec: d.sessionMs / 1000,
+      anchor: d.anchor ? `${d.anchor.src}:${d.anchor.sport}>${d.anchor.dst}:${d.anchor.dport}` : '',
+      media: d.local.map((m) => {
+        const r = d.remote?.[m.index];
+        return { rtp: `${d.privateIp}:${m.privatePort}<-${d.publicIp}:${m.publicPort}`, rtcp: `${d.privateIp}:${m.rtcpPrivatePort}<-${d.publicIp}:${m.rtcpPublicPort}`, remote: r ? `${r.ip}:${r.port}` : '' };
+      }),
+      pinholes: d.anchor ? d.local.length * 2 : 0,
+      mediaFlows: d.mediaCts.size,
+    }));
   }
 
   /**

@@ -117,11 +117,26 @@ export class Lab {
 
   /** Starts the real daemon in the router namespace and waits until every worker is bound. */
   async startDaemon(args: string[] = []): Promise<ChildProcess & { log: () => string }> {
-    const p = this.start(this.router, process.execPath, [join(ROOT, 'bin/sip-alg'), 'run', '--wan', 'wan0', ...args]);
+    const p = this.start(this.router, process.execPath, [join(ROOT, 'bin/sip-alg'), 'run', '--wan', 'wan0', '--control-socket', this.controlSocket, ...args]);
     let log = '';
     p.stderr?.on('data', (d: Buffer) => (log += d.toString()));
     await Lab.waitFor(p, /msg="sip-alg running"/, 15000, 'sip-alg');
     return Object.assign(p, { log: () => log });
+  }
+
+  /** Each lab's daemon has its own control socket (sockets live in the file system, not the namespace). */
+  get controlSocket(): string {
+    return join(this.dir, 'control.sock');
+  }
+
+  /** Runs an inspection command (`sip-alg calls`, ...) against this lab's daemon. */
+  cli(args: string[], timeoutMs = 30000): RunResult {
+    return this.run(this.router, process.execPath, [join(ROOT, 'bin/sip-alg'), ...args, '--socket', this.controlSocket], timeoutMs);
+  }
+
+  /** The same, not blocking the event loop (capture and trace stream for a while). */
+  cliAsync(args: string[], timeoutMs = 60000): Promise<RunResult> {
+    return this.runAsync(this.router, process.execPath, [join(ROOT, 'bin/sip-alg'), ...args, '--socket', this.controlSocket], timeoutMs);
   }
 
   /** Starts tcpdump on an interface of a namespace; stop() returns the pcap path. */
@@ -177,7 +192,7 @@ export class Lab {
 export function metricSum(text: string, name: string, labels: Record<string, string>): number {
   let sum = 0;
   for (const line of text.split('\n')) {
-    if (!line.startsWith(name + '{')) continue;
+    if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue;
     if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return sum;

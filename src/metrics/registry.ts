@@ -2,11 +2,14 @@
 import { createServer, type Server } from 'node:http';
 import client from 'prom-client';
 import type { StatsFlush } from './worker-stats';
+import { REASON_KIND, type Reason } from '../errors';
+import { readQueueStats } from './queue-stats';
 
 export class Metrics {
   readonly registry = new client.Registry();
   readonly packets = new client.Counter({ name: 'sipalg_packets_total', help: 'Queued packets by direction, verdict and reason code', labelNames: ['direction', 'verdict', 'reason'], registers: [this.registry] });
-  readonly messages = new client.Counter({ name: 'sipalg_messages_total', help: 'SIP messages by direction and method (requests) or status class (responses)', labelNames: ['direction', 'message'], registers: [this.registry] });
+  readonly messages = new client.Counter({ name: 'sipalg_messages_total', help: 'SIP messages by direction, method (requests) or status class (responses), and outcome: rewritten, unchanged or dropped', labelNames: ['direction', 'message', 'outcome'], registers: [this.registry] });
+  readonly errors = new client.Counter({ name: 'sipalg_errors_total', help: 'Parse, policy and internal errors by stable code (the reason label of sipalg_packets_total)', labelNames: ['kind', 'code'], registers: [this.registry] });
   readonly rewrites = new client.Counter({ name: 'sipalg_rewrites_total', help: 'Translated fields by direction and header/SDP field', labelNames: ['direction', 'field'], registers: [this.registry] });
   readonly bindings = new client.Counter({ name: 'sipalg_nat_bindings_total', help: 'NAT bindings used for rewriting, by how they were learned', labelNames: ['source'], registers: [this.registry] });
   readonly duration = new client.Histogram({ name: 'sipalg_packet_processing_seconds', help: 'Time from receive to verdict in a worker', buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05], registers: [this.registry] });
@@ -18,8 +21,36 @@ export class Metrics {
   readonly dialogEvents = new client.Counter({ name: 'sipalg_dialogs_total', help: 'Dialogs created, ended (BYE/CANCEL/failure) and expired (idle)', labelNames: ['event'], registers: [this.registry] });
   readonly dialogsActive = new client.Gauge({ name: 'sipalg_dialogs_active', help: 'Dialogs with media state', labelNames: ['worker'], registers: [this.registry] });
   readonly registrationEvents = new client.Counter({ name: 'sipalg_registrations_total', help: 'Registrations created, refreshed, removed (expires=0), expired; signaling flows kept_alive, flow_gone, keepalive_failed', labelNames: ['event'], registers: [this.registry] });
+  readonly pinholesActive = new client.Gauge({ name: 'sipalg_pinholes_active', help: 'Media pinholes (RTP + RTCP conntrack expectations) held by live dialogs', labelNames: ['worker'], registers: [this.registry] });
+  readonly workerUp = new client.Gauge({ name: 'sipalg_worker_up', help: '1 when the worker is bound to its queue, 0 while it is down (fail-open: SIP bypasses it)', labelNames: ['worker', 'queue'], registers: [this.registry] });
+  readonly workerFlushAge = new client.Gauge({
+    name: 'sipalg_worker_last_report_age_seconds', help: 'Seconds since the worker last reported (every second when healthy; growing when it is stuck)', labelNames: ['worker'], registers: [this.registry],
+    collect: () => { const now = Date.now(); for (const [w, at] of this.lastReport) this.workerFlushAge.set({ worker: String(w) }, (now - at) / 1000); },
+  });
+  readonly queueWaiting = new client.Gauge({ name: 'sipalg_queue_waiting_packets', help: 'Packets waiting in the NFQUEUE for a verdict (/proc/net/netfilter/nfnetlink_queue)', labelNames: ['queue'], registers: [this.registry], collect: () => this.collectQueues() });
+  readonly queueDropped = new client.Counter({ name: 'sipalg_queue_dropped_total', help: 'Packets the kernel dropped because the NFQUEUE was full (fail-closed; fail-open accepts them uncounted)', labelNames: ['queue'], registers: [this.registry] });
+  readonly queueUserDropped = new client.Counter({ name: 'sipalg_queue_user_dropped_total', help: 'Packets the kernel could not hand to the worker (netlink socket buffer full)', labelNames: ['queue'], registers: [this.registry] });
+  readonly queueQueued = new client.Counter({ name: 'sipalg_queue_packets_total', help: 'Packets the kernel put into the NFQUEUE since it was bound (id sequence)', labelNames: ['queue'], registers: [this.registry] });
   readonly registrationsActive = new client.Gauge({ name: 'sipalg_registrations_active', help: 'Registrations whose NAT binding the ALG keeps alive', labelNames: ['worker'], registers: [this.registry] });
   private server: Server | undefined;
+  private readonly lastReport = new Map<number, number>();
+  /** queues this process binds: the /proc file also lists other programs' queues */
+  queues: number[] = [];
+
+  private collectQueues(): void {
+    this.queueWaiting.reset();
+    this.queueDropped.reset();
+    this.queueUserDropped.reset();
+    this.queueQueued.reset();
+    for (const q of readQueueStats()) {
+      if (!this.queues.includes(q.queue)) continue;
+      const l = { queue: String(q.queue) };
+      this.queueWaiting.set(l, q.waiting);
+      this.queueDropped.inc(l, q.dropped);
+      this.queueUserDropped.inc(l, q.userDropped);
+      this.queueQueued.inc(l, q.idSequence);
+    }
+  }
 
   constructor() {
     client.collectDefaultMetrics({ register: this.registry, prefix: 'sipalg_process_' });
@@ -28,8 +59,11 @@ export class Metrics {
   absorb(worker: number, f: StatsFlush): void {
     for (const [key, n] of Object.entries(f.counters)) {
       const [name, a = '', b = '', c = ''] = key.split('|');
-      if (name === 'p') this.packets.inc({ direction: a, verdict: b, reason: c }, n);
-      else if (name === 'm') this.messages.inc({ direction: a, message: b }, n);
+      if (name === 'p') {
+        this.packets.inc({ direction: a, verdict: b, reason: c }, n);
+        const kind = REASON_KIND[c as Reason];
+        if (kind) this.errors.inc({ kind, code: c }, n);
+      } else if (name === 'o') this.messages.inc({ direction: a, message: b, outcome: c }, n);
       else if (name === 'r') this.rewrites.inc({ direction: a, field: b }, n);
       else if (name === 'b') this.bindings.inc({ source: a }, n);
       else if (name === 'h') this.pinholes.inc({ event: a }, n);
@@ -41,6 +75,8 @@ export class Metrics {
     this.mediaPorts.set({ worker: String(worker) }, f.mediaLeases);
     this.dialogsActive.set({ worker: String(worker) }, f.dialogs);
     this.registrationsActive.set({ worker: String(worker) }, f.registrations);
+    this.pinholesActive.set({ worker: String(worker) }, f.pinholes);
+    this.lastReport.set(worker, f.at);
   }
 
   listen(spec: string): Promise<void> {

@@ -8,6 +8,9 @@ export interface StatsFlush {
   mediaLeases: number;
   dialogs: number;
   registrations: number;
+  pinholes: number;
+  /** when the worker flushed (ms since the epoch): a stalled worker stops flushing */
+  at: number;
 }
 
 export class WorkerStats {
@@ -23,8 +26,8 @@ export class WorkerStats {
     if (this.durations.length < WorkerStats.MAX_SAMPLES) this.durations.push(seconds);
   }
 
-  flush(mediaLeases: number, dialogs: number, registrations: number): StatsFlush {
-    const out: StatsFlush = { counters: Object.fromEntries(this.counters), durations: this.durations, mediaLeases, dialogs, registrations };
+  flush(mediaLeases: number, dialogs: number, registrations: number, pinholes: number): StatsFlush {
+    const out: StatsFlush = { counters: Object.fromEntries(this.counters), durations: this.durations, mediaLeases, dialogs, registrations, pinholes, at: Date.now() };
     this.counters = new Map();
     this.durations = [];
     return out;

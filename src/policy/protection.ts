@@ -32,7 +32,16 @@ export class Protection {
   private readonly failures = new Map<string, number[]>();
   private readonly blocked = new Map<string, number>();
 
-  constructor(private readonly o: ProtectionOptions) {}
+  constructor(private o: ProtectionOptions) {}
+
+  setOptions(o: ProtectionOptions): void {
+    this.o = o;
+  }
+
+  /** Sources whose INVITEs are blocked now, with the seconds left. */
+  blockedSources(now: number): { source: string; seconds: number }[] {
+    return [...this.blocked].filter(([, until]) => until > now).map(([source, until]) => ({ source, seconds: Math.ceil((until - now) / 1000) }));
+  }
 
   /** Checks a new request (INVITE without To tag, or REGISTER) from `src`. */
   request(method: string, src: string, now: number): Verdict {

@@ -33,10 +33,25 @@ export interface RegistrationOptions {
 export class RegistrationTable {
   readonly entries = new Map<string, Registration>();
 
-  constructor(private readonly ct: Ctnetlink, private readonly opts: RegistrationOptions, private readonly counters: DialogCounters) {}
+  constructor(private readonly ct: Ctnetlink, private opts: RegistrationOptions, private readonly counters: DialogCounters) {}
 
   get size(): number {
     return this.entries.size;
+  }
+
+  setOptions(opts: RegistrationOptions): void {
+    this.opts = opts;
+  }
+
+  /** What `sip-alg registrations` shows. */
+  snapshot(now: number): { aor: string; phone: string; public: string; expiresInSec: number; keptAliveSecAgo: number }[] {
+    return [...this.entries.values()].map((r) => ({
+      aor: r.aor,
+      phone: `${r.flow.src}:${r.flow.sport}`,
+      public: `${r.publicIp}:${r.publicPort}`,
+      expiresInSec: Math.round((r.expiresAt - now) / 1000),
+      keptAliveSecAgo: Math.round((now - r.refreshedAt) / 1000),
+    }));
   }
 
   /** A 2xx to a REGISTER crossed WAN→LAN: `expiresSec` is our contact's lifetime, 0 when removed. */

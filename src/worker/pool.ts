@@ -8,7 +8,14 @@ import { PortAllocator } from '../nat/port-allocator';
 import { log } from '../log';
 import type { Metrics } from '../metrics/registry';
 import type { Config } from '../config/schema';
-import type { WorkerInit, WorkerMessage } from './worker';
+import type { ToWorker, WorkerInit, WorkerMessage } from './worker';
+import type { TapFilter, TapRecord } from '../capture/tap';
+
+interface Pending {
+  waiting: Set<number>;
+  rows: unknown[];
+  done: (rows: unknown[]) => void;
+}
 
 export class WorkerPool {
   private readonly workers = new Map<number, Worker>();
@@ -16,8 +23,53 @@ export class WorkerPool {
   private readonly dialogCount = new SharedArrayBuffer(4);
   private closed = false;
   private readonly ready = new Set<number>();
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private readonly taps = new Map<number, { filter: TapFilter; on: (r: TapRecord) => void }>();
+  private config: Config;
 
-  constructor(private readonly config: Config, private readonly publicIp: string, private readonly wanIfindex: number, private readonly metrics: Metrics) {}
+  constructor(config: Config, private readonly publicIp: string, private readonly wanIfindex: number, private readonly metrics: Metrics) {
+    this.config = config;
+    for (let q = config.queues.first; q <= config.queues.last; q++) metrics.queues.push(q);
+  }
+
+  private send(w: Worker, m: ToWorker): void {
+    w.postMessage(m);
+  }
+
+  /** Asks every bound worker; resolves with all their rows (a worker that does not answer in 2 s is left out). */
+  query(what: 'calls' | 'registrations' | 'blocked'): Promise<unknown[]> {
+    const id = this.nextId++;
+    const targets = [...this.ready];
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { this.pending.delete(id); resolve(p.rows); }, 2000);
+      const p: Pending = { waiting: new Set(targets), rows: [], done: (rows) => { clearTimeout(timer); this.pending.delete(id); resolve(rows); } };
+      if (!targets.length) return p.done([]);
+      this.pending.set(id, p);
+      for (const i of targets) this.send(this.workers.get(i)!, { type: 'query', id, what });
+    });
+  }
+
+  private failPending(worker: number): void {
+    for (const p of this.pending.values()) if (p.waiting.delete(worker) && !p.waiting.size) p.done(p.rows);
+  }
+
+  /** Every packet matching `filter`, before and after the ALG, until the returned stop() is called. */
+  tap(filter: TapFilter, on: (r: TapRecord) => void): () => void {
+    const id = this.nextId++;
+    this.taps.set(id, { filter, on });
+    for (const w of this.workers.values()) this.send(w, { type: 'tap', id, filter });
+    return () => {
+      this.taps.delete(id);
+      for (const w of this.workers.values()) this.send(w, { type: 'untap', id });
+    };
+  }
+
+  /** Applies a reloaded config to every worker (keys that need a restart were already kept). */
+  reload(config: Config): void {
+    this.config = config;
+    for (const w of this.workers.values()) this.send(w, { type: 'config', config });
+  }
 
   /** Starts every worker; resolves when all are bound, rejects with the first bind failure. */
   start(): Promise<void> {
@@ -37,8 +89,18 @@ export class WorkerPool {
           started = true;
           this.ready.add(index);
           this.metrics.workersUp.set(this.ready.size);
+          this.metrics.workerUp.set({ worker: String(index), queue: String(queue) }, 1);
           resolve();
+          // a restarted worker picks up the taps that are on
+          for (const [id, t] of this.taps) this.send(w, { type: 'tap', id, filter: t.filter });
         } else if (m.type === 'stats') this.metrics.absorb(index, m.stats);
+        else if (m.type === 'reply') {
+          const p = this.pending.get(m.id);
+          if (p && p.waiting.delete(index)) {
+            p.rows.push(...(m.data as unknown[]).map((r) => ({ worker: index, ...(r as object) })));
+            if (!p.waiting.size) p.done(p.rows);
+          }
+        } else if (m.type === 'tap') this.taps.get(m.id)?.on(m.record);
         else if (m.type === 'fatal') reject(new Error(m.message));
       });
       w.on('error', (e) => {
@@ -48,6 +110,8 @@ export class WorkerPool {
       w.on('exit', (code) => {
         this.ready.delete(index);
         this.metrics.workersUp.set(this.ready.size);
+        this.metrics.workerUp.set({ worker: String(index), queue: String(queue) }, 0);
+        this.failPending(index);
         if (this.closed || !started) return;
         // while it is down, --queue-bypass (fail-open) lets SIP through unchanged
         const delay = Math.min(5000, 100 * 2 ** restarts);
@@ -69,7 +133,7 @@ export class WorkerPool {
           new Promise<void>((resolve) => {
             const t = setTimeout(() => void w.terminate().then(() => resolve()), 2000);
             w.once('exit', () => { clearTimeout(t); resolve(); });
-            w.postMessage({ type: 'close' });
+            this.send(w, { type: 'close' });
           }),
       ),
     );

@@ -15,6 +15,7 @@ import { writeFileSync } from 'node:fs';
 import { Reason } from '../errors';
 import { WorkerStats } from '../metrics/worker-stats';
 import { log, setLogContext, setLogLevel } from '../log';
+import { tapMatches, viewPacket, type TapFilter, type TapRecord } from '../capture/tap';
 import type { Config } from '../config/schema';
 
 export interface WorkerInit {
@@ -27,7 +28,34 @@ export interface WorkerInit {
   dialogCount: SharedArrayBuffer;
 }
 
-export type WorkerMessage = { type: 'ready' } | { type: 'stats'; stats: ReturnType<WorkerStats['flush']> } | { type: 'fatal'; message: string };
+export type WorkerMessage =
+  | { type: 'ready' }
+  | { type: 'stats'; stats: ReturnType<WorkerStats['flush']> }
+  | { type: 'fatal'; message: string }
+  | { type: 'reply'; id: number; data: unknown }
+  | { type: 'tap'; id: number; record: TapRecord };
+
+/** What the main thread sends a worker. */
+export type ToWorker =
+  | { type: 'close' }
+  | { type: 'query'; id: number; what: 'calls' | 'registrations' | 'blocked' }
+  | { type: 'tap'; id: number; filter: TapFilter }
+  | { type: 'untap'; id: number }
+  | { type: 'config'; config: Config };
+
+/** The option objects of the worker's parts, from the config (start-up and reload). */
+export function partOptions(c: Config) {
+  return {
+    processor: { maxMessageSize: c.maxMessageSize, unknownMethod: c.unknownMethodPolicy, ports: c.ports, malformedPolicy: c.malformedPolicy },
+    dialogs: {
+      retainOnHold: c.retainOnHold, directMedia: c.directMedia, graceMs: c.teardownGraceSeconds * 1000, idleMs: c.dialogIdleSeconds * 1000,
+      provisionalMs: c.provisionalInviteExpirySeconds * 1000, maxCallMs: c.maxCallSeconds * 1000, mediaInactivityMs: c.callKeepaliveSeconds * 1000,
+      maxIdleDialogs: c.maxIdleDialogs, maxDialogs: c.maxDialogs, maxDialogsPerSource: c.maxDialogsPerSource, allowLowMediaPorts: c.allowLowMediaPorts,
+    },
+    protection: { inviteRate: c.inviteRatePerSource, registerRate: c.registerRatePerSource, failureThreshold: c.inviteFailureThreshold, failureWindowMs: 60000, blockMs: c.inviteBlockSeconds * 1000 },
+    registrations: { marginSec: c.registrationMarginSeconds, refreshMs: 20000 },
+  };
+}
 
 function main(): void {
   const init = workerData as WorkerInit;
@@ -38,21 +66,21 @@ function main(): void {
   const ct = new Ctnetlink();
   const resolver = new BindingResolver(ct, { publicIp: init.publicIp, firstPacket: init.config.firstPacket });
   const ports = new PortAllocator(init.ports, init.index + 1, init.config.mediaPortMin, init.config.mediaPortMax, init.config.mediaLeaseSeconds * 1000);
-  const proc = new Processor(resolver, ports, { ...init.config, unknownMethod: init.config.unknownMethodPolicy });
-  const c = init.config;
-  const dialogs = new DialogTable(ct, ports, init.index, {
-    retainOnHold: c.retainOnHold, directMedia: c.directMedia, graceMs: c.teardownGraceSeconds * 1000, idleMs: c.dialogIdleSeconds * 1000,
-    provisionalMs: c.provisionalInviteExpirySeconds * 1000, maxCallMs: c.maxCallSeconds * 1000, mediaInactivityMs: c.callKeepaliveSeconds * 1000,
-    maxIdleDialogs: c.maxIdleDialogs, maxDialogs: c.maxDialogs, maxDialogsPerSource: c.maxDialogsPerSource, allowLowMediaPorts: c.allowLowMediaPorts,
-  }, stats, init.dialogCount);
-  const protection = new Protection({ inviteRate: c.inviteRatePerSource, registerRate: c.registerRatePerSource, failureThreshold: c.inviteFailureThreshold, failureWindowMs: 60000, blockMs: c.inviteBlockSeconds * 1000 });
-  if (c.callKeepaliveSeconds > 0) {
+  let c = init.config;
+  const opts = partOptions(c);
+  const proc = new Processor(resolver, ports, opts.processor);
+  const dialogs = new DialogTable(ct, ports, init.index, opts.dialogs, stats, init.dialogCount);
+  const protection = new Protection(opts.protection);
+  const enableAcct = () => {
+    if (c.callKeepaliveSeconds <= 0) return;
     // media inactivity is read from conntrack packet counters
     try { writeFileSync('/proc/sys/net/netfilter/nf_conntrack_acct', '1'); } catch (e) { log('warn', 'cannot enable nf_conntrack_acct; call-keepalive sees no counters', { err: e as Error }); }
-  }
-  const registrations = new RegistrationTable(ct, { marginSec: init.config.registrationMarginSeconds, refreshMs: 20000 }, stats);
+  };
+  enableAcct();
+  const registrations = new RegistrationTable(ct, opts.registrations, stats);
+  const taps = new Map<number, TapFilter>();
   const nb = native();
-  const debug = init.config.logLevel === 'debug';
+  let debug = c.logLevel === 'debug';
 
   // a previous run of this worker (kill -9, crash) may have left anchors: deleting one deletes its pinholes
   try {
@@ -66,8 +94,23 @@ function main(): void {
   }
 
   let q: object | undefined;
+  let lastReason: string = Reason.INTERNAL_ERROR, lastMessage = '', lastFields: string[] = [];
+  const tap = (before: Buffer, dir: 'in' | 'out', verdict: number, out: Buffer | undefined, reason: string, message: string, fields: string[]) => {
+    const after = verdict === NF_DROP ? undefined : out ?? before;
+    const vb = viewPacket(before);
+    const va = out ? viewPacket(out) : undefined;
+    const tsUs = Date.now() * 1000 + Number(process.hrtime.bigint() % 1000n);
+    for (const [tid, f] of taps) {
+      if (!tapMatches(f, vb, va)) continue;
+      const record: TapRecord = { tsUs, worker: init.index, dir, before: new Uint8Array(before), after: after ? new Uint8Array(after) : null, verdict: verdict === NF_DROP ? 'drop' : 'accept', reason, message, fields, callId: vb.callId || va?.callId || '' };
+      port.postMessage({ type: 'tap', id: tid, record } satisfies WorkerMessage);
+    }
+  };
   const onPacket = (id: number, payload: Buffer, indev: number, _outdev: number): void => {
     const t0 = process.hrtime.bigint();
+    lastReason = Reason.INTERNAL_ERROR;
+    lastMessage = '';
+    lastFields = [];
     const dir = indev === init.wanIfindex ? 'in' : 'out';
     let verdict = NF_ACCEPT;
     let out: Buffer | undefined;
@@ -110,7 +153,10 @@ function main(): void {
         registrations.confirmed(g.aor, g.flow, g.publicIp, g.publicPort, g.expires, now);
       }
       stats.inc(`p|${dir}|${verdict === NF_DROP ? 'drop' : 'accept'}|${reason}`);
-      if (o.message) stats.inc(`m|${dir}|${o.message}`);
+      if (o.message) stats.inc(`o|${dir}|${o.message}|${verdict === NF_DROP ? 'dropped' : out ? 'rewritten' : 'unchanged'}`);
+      lastReason = reason;
+      lastMessage = o.message;
+      lastFields = out ? o.fields : [];
       if (out) for (const f of o.fields) stats.inc(`r|${dir}|${f}`);
       if (o.bindingSource && out) stats.inc(`b|${o.bindingSource}`);
       if (debug) log('debug', 'packet', { dir, id, message: o.message, reason: o.reason, fields: o.fields.join(',') || undefined, binding: o.bindingSource, len: payload.length, newLen: out?.length });
@@ -118,6 +164,9 @@ function main(): void {
       // a helper must not break traffic: accept unchanged (conntrack-tools cthelper habit)
       stats.inc(`p|${dir}|accept|${Reason.INTERNAL_ERROR}`);
       log('error', 'internal error, packet accepted unchanged', { err: e as Error, stack: (e as Error).stack?.split('\n')[1]?.trim() });
+    }
+    if (taps.size) {
+      try { tap(payload, dir, verdict, out, lastReason, lastMessage, lastFields); } catch (e) { log('warn', 'tap failed', { err: e as Error }); }
     }
     try {
       nb.queueVerdict(q!, id, verdict, out ?? null);
@@ -148,9 +197,31 @@ function main(): void {
       log('warn', 'registration sweep failed', { err: e as Error });
     }
     ports.sweep(Date.now());
-    port.postMessage({ type: 'stats', stats: stats.flush(ports.active, dialogs.size, registrations.size) } satisfies WorkerMessage);
+    port.postMessage({ type: 'stats', stats: stats.flush(ports.active, dialogs.size, registrations.size, dialogs.pinholes) } satisfies WorkerMessage);
   }, 1000);
-  port.on('message', (m: { type: string }) => {
+  port.on('message', (m: ToWorker) => {
+    if (m.type === 'query') {
+      const now = Date.now();
+      const data = m.what === 'calls' ? dialogs.snapshot(now) : m.what === 'registrations' ? registrations.snapshot(now) : protection.blockedSources(now);
+      port.postMessage({ type: 'reply', id: m.id, data } satisfies WorkerMessage);
+      return;
+    }
+    if (m.type === 'tap') { taps.set(m.id, m.filter); return; }
+    if (m.type === 'untap') { taps.delete(m.id); return; }
+    if (m.type === 'config') {
+      // SIGHUP: timers, limits and policies change in place; dialogs, pinholes and bindings stay
+      c = m.config;
+      const n = partOptions(c);
+      proc.setOptions(n.processor);
+      dialogs.setOptions(n.dialogs);
+      protection.setOptions(n.protection);
+      registrations.setOptions(n.registrations);
+      setLogLevel(c.logLevel);
+      debug = c.logLevel === 'debug';
+      enableAcct();
+      log('info', 'config reloaded');
+      return;
+    }
     if (m.type !== 'close') return;
     clearInterval(timer);
     if (q) nb.queueClose(q);
@@ -158,7 +229,7 @@ function main(): void {
     try { dialogs.closeAll(); } catch { /* best effort at shutdown */ }
     ports.releaseAll();
     ct.close();
-    port.postMessage({ type: 'stats', stats: stats.flush(0, 0, 0) } satisfies WorkerMessage);
+    port.postMessage({ type: 'stats', stats: stats.flush(0, 0, 0, 0) } satisfies WorkerMessage);
     port.close();
   });
   log('info', 'bound to queue', { publicIp: init.publicIp });
