@@ -21,23 +21,9 @@ import { Metrics } from '../metrics/registry';
 import { WorkerPool } from '../worker/pool';
 import { ControlServer } from '../control/server';
 import { controlHandler } from '../control/handler';
+import { diffConfig } from '../config/reload';
 
-/** Keys a running daemon cannot change: they need a restart (the rules, sockets and port pool depend on them). */
-export const RESTART_KEYS = new Set(['wan', 'queues', 'public-ip', 'fail-closed', 'metrics-listen', 'control-socket', 'media-port-min', 'media-port-max', 'first-packet']);
 
-/** Compares two configs: keys that changed and may apply now, keys that changed but need a restart. */
-export function diffConfig(old: Config, next: Config): { changed: string[]; needRestart: string[]; merged: Config } {
-  const merged: Config = { ...next };
-  const changed: string[] = [], needRestart: string[] = [];
-  for (const s of SCHEMA) {
-    if (JSON.stringify(old[s.field]) === JSON.stringify(next[s.field])) continue;
-    if (RESTART_KEYS.has(s.key)) {
-      needRestart.push(s.key);
-      (merged as unknown as Record<string, unknown>)[s.field] = old[s.field];
-    } else changed.push(s.key);
-  }
-  return { changed, needRestart, merged };
-}
 
 const USAGE = `usage: sip-alg run [--config FILE] [--KEY VALUE ...]
        sip-alg demo [--keep] [--calls N]

@@ -83,7 +83,7 @@ export class ControlServer {
       } catch (e) {
         return sink.end({ error: `bad request: ${(e as Error).message}`, code: 'SIPALG_ERR_CONTROL' });
       }
-      Promise.resolve(this.handler(req, sink)).catch((e: Error) => {
+      Promise.resolve().then(() => this.handler(req, sink)).catch((e: Error) => {
         log('warn', 'control request failed', { cmd: req.cmd, err: e });
         sink.end({ error: e.message, code: 'SIPALG_ERR_CONTROL' });
       });

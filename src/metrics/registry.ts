@@ -53,7 +53,7 @@ export class Metrics {
   }
 
   constructor() {
-    client.collectDefaultMetrics({ register: this.registry, prefix: 'sipalg_process_' });
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'sipalg_' });
   }
 
   absorb(worker: number, f: StatsFlush): void {
