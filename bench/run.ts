@@ -2,7 +2,9 @@
  * npm run bench: the per-packet cost of the hot path, beside the alternatives, in one run.
  *  - sip-alg processor on a real INVITE (+SDP) and on a 200 OK, binding from a warm cache
  *  - SDP: our line translator vs sdp-transform parse+write (the library alternative)
- * The router-level table (zero-loss rate, latency, calls/s vs the kernel helper) is issue 6.
+ * As root, then: the media scenarios beside the kernel helper (kernel-compare.ts) and the router-level
+ * benchmark (router.ts: zero-loss rate, latency, calls/s, RTP, memory vs the kernel helper).
+ * Flags: --no-lab (no namespace lab), --no-media, --no-router, --quick, --only=rate,latency,cps,rtp,memory.
  */
 import { performance } from 'node:perf_hooks';
 import { cpus, release } from 'node:os';
@@ -41,8 +43,19 @@ const lib = bench('SDP: sdp-transform parse + edit + write', 200000, () => {
 });
 console.log(`\nSDP translator vs sdp-transform: ${(lib / ours).toFixed(1)}x faster; single-core ceiling of the JS path: ~${Math.round(1e6 / Math.max(a, b))} msgs/s per worker (excluding the kernel round trip and ctnetlink)`);
 
-if (process.getuid?.() === 0 && !process.argv.includes('--no-lab')) {
-  console.log('\nMedia through the router, measured in the namespace lab (sip-alg vs the kernel SIP helper vs plain NAT):');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  (require('./kernel-compare') as typeof import('./kernel-compare')).kernelCompare((s) => console.log(s)).catch((e: Error) => { console.error(e); process.exit(1); });
-} else console.log('\n(run as root for the lab comparison with the kernel SIP helper)');
+async function lab(): Promise<void> {
+  if (process.argv.includes('--no-lab')) return console.log('\n(--no-lab: namespace lab parts skipped)');
+  if (process.getuid?.() !== 0) return console.log('\n(run as root for the lab comparison with the kernel SIP helper and the router benchmark)');
+  if (!process.argv.includes('--no-media')) {
+    console.log('\nMedia through the router, measured in the namespace lab (sip-alg vs the kernel SIP helper vs plain NAT):');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    await (require('./kernel-compare') as typeof import('./kernel-compare')).kernelCompare((s) => console.log(s));
+  }
+  if (!process.argv.includes('--no-router')) {
+    console.log('\nRouter benchmark (issue 6): plain NAT vs the kernel SIP helper vs sip-alg, in the namespace lab:');
+    const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    await (require('./router') as typeof import('./router')).routerBench((s) => console.log(s), { quick: process.argv.includes('--quick'), only });
+  }
+}
+lab().catch((e: Error) => { console.error(e); process.exit(1); });

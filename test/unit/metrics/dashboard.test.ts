@@ -8,18 +8,10 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Metrics } from '../../../src/metrics/registry';
+import { ROOT } from '../../../src/lab/lab';
 
-function repoRoot(): string {
-  let dir = __dirname;
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error(`no package.json above ${__dirname}`);
-    dir = up;
-  }
-  return dir;
-}
 
-const DASHBOARD = join(repoRoot(), 'grafana', 'sip-alg-dashboard.json');
+const DASHBOARD = join(ROOT, 'grafana', 'sip-alg-dashboard.json');
 
 interface MetricInfo { type: string; labels: string[] }
 type Registry = Map<string, MetricInfo>;

@@ -11,17 +11,8 @@ import { delimiter, dirname, join } from 'node:path';
 import { SCHEMA } from '../../../src/config/schema';
 import { apply, defaults, loadConfig, loadFile } from '../../../src/config/load';
 import { configTable } from '../../../src/config/reference';
+import { ROOT } from '../../../src/lab/lab';
 
-function repoRoot(): string {
-  let dir = __dirname;
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error(`no package.json above ${__dirname}`);
-    dir = up;
-  }
-  return dir;
-}
-const ROOT = repoRoot();
 const UNIT = join(ROOT, 'packaging', 'sip-alg.service');
 /** node's own directory first: npm and the bin's `#!/usr/bin/env node` find this node */
 const ENV = { ...process.env, PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}` };
