@@ -27,7 +27,7 @@ import { diffConfig } from '../config/reload';
 
 const USAGE = `usage: sip-alg run [--config FILE] [--KEY VALUE ...]
        sip-alg demo [--keep] [--calls N]
-       sip-alg config
+       sip-alg config | metrics-reference
        sip-alg calls|registrations|pinholes|stats [--json] [--socket PATH]
        sip-alg capture --before FILE --after FILE [--wire FILE --iface IF] [--call-id ID] [--host IP] [--seconds N]
        sip-alg trace [--call-id ID] [--host IP] [--seconds N]
@@ -121,6 +121,11 @@ async function main(argv: string[]): Promise<number> {
     case 'config':
       process.stdout.write(configTable() + '\n');
       return 0;
+    case 'metrics-reference': {
+      const { metricsTable } = await import('../metrics/reference');
+      process.stdout.write((await metricsTable()) + '\n');
+      return 0;
+    }
     case 'calls':
     case 'registrations':
     case 'pinholes':
