@@ -36,6 +36,7 @@ export interface Config {
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   metricsListen: string;
   controlSocket: string;
+  stateDir: string;
 }
 
 type Parser<T> = (raw: unknown) => { ok: true; value: T } | { ok: false; allowed: string };
@@ -80,7 +81,7 @@ const optIpv4: Parser<string | undefined> = (raw) =>
 const listen: Parser<string> = (raw) =>
   typeof raw === 'string' && (raw === 'off' || /^[0-9.]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(raw)) ? { ok: true, value: raw } : { ok: false, allowed: "HOST:PORT (e.g. 127.0.0.1:9477) or 'off'" };
 
-const socketPath: Parser<string> = (raw) =>
+const absPath: Parser<string> = (raw) =>
   typeof raw === 'string' && (raw === 'off' || /^\/[^\0]{1,100}$/.test(raw)) ? { ok: true, value: raw } : { ok: false, allowed: "an absolute path of at most 101 characters, or 'off'" };
 
 function spec<K extends keyof Config>(key: string, field: K, parse: Parser<Config[K]>, def: Config[K], doc: string): KeySpec<K> {
@@ -117,6 +118,7 @@ export const SCHEMA: KeySpec[] = [
   spec('teardown-grace-seconds', 'teardownGraceSeconds', int(0, 60), 5, 'After the final response to BYE or CANCEL (or a failure final response to the INVITE), pinholes stay this long.'),
   spec('dialog-idle-seconds', 'dialogIdleSeconds', int(60, 604800), 7200, 'A dialog with no SIP message for this long loses its pinholes (established media keeps flowing in the kernel).'),
   spec('log-level', 'logLevel', oneOf('debug', 'info', 'warn', 'error'), 'info', 'Least severe log level printed.'),
-  spec('control-socket', 'controlSocket', socketPath, '/run/sip-alg/control.sock', "The local control socket of `sip-alg calls|registrations|pinholes|stats|capture|trace|reload` (mode 0600: root only), or 'off'."),
+  spec('control-socket', 'controlSocket', absPath, '/run/sip-alg/control.sock', "The local control socket of `sip-alg calls|registrations|pinholes|stats|capture|trace|reload` (mode 0600: root only), or 'off'."),
+  spec('state-dir', 'stateDir', absPath, '/run/sip-alg', "Where each worker keeps its dialogs and registrations, so a daemon killed or crashed mid-call comes back with its calls and pinholes; 'off' cleans up instead."),
   spec('metrics-listen', 'metricsListen', listen, '127.0.0.1:9477', "Where /metrics is served (Prometheus text format), or 'off'."),
 ];

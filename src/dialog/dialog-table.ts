@@ -83,6 +83,13 @@ export interface Dialog {
   mediaCheckedAt: number;
 }
 
+const SOURCE_SLOTS = 4096;
+
+export const anchorKey = (t: Tuple) => `${t.src}:${t.sport}>${t.dst}:${t.dport}`;
+
+/** A dialog as stored in the state file. */
+export type PersistedDialog = Omit<Dialog, 'mediaCts'> & { mediaCts: [string, Tuple][] };
+
 export interface DialogSnapshot {
   callId: string;
   phone: string;
@@ -114,8 +121,9 @@ export class DialogTable {
   readonly dialogs = new Map<string, Dialog>();
   private anchorSeq = 0;
   private readonly endpointRefs = new Map<string, number>();
-  private readonly perSource = new Map<string, number>();
   private readonly global: Int32Array;
+  /** bumped on every change of dialog state: the worker persists the table when it moved */
+  version = 0;
 
   constructor(
     private readonly ct: Ctnetlink,
@@ -123,10 +131,58 @@ export class DialogTable {
     private readonly worker: number,
     private opts: DialogOptions,
     private readonly counters: DialogCounters,
-    /** a one-slot SharedArrayBuffer counting dialogs of all workers */
-    globalCount: SharedArrayBuffer = new SharedArrayBuffer(4),
+    /** from DialogTable.createShared(): dialogs of all workers, in total and per source address */
+    counts: SharedArrayBuffer = DialogTable.createShared(),
   ) {
-    this.global = new Int32Array(globalCount);
+    this.global = new Int32Array(counts);
+  }
+
+  static createShared(): SharedArrayBuffer {
+    return new SharedArrayBuffer(4 * (1 + SOURCE_SLOTS));
+  }
+
+  /** The shared per-source slot of an address (FNV-1a): sources that collide share a count, which only errs towards the limit. */
+  private sourceSlot(ip: string): number {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < ip.length; i++) h = Math.imul(h ^ ip.charCodeAt(i), 0x01000193);
+    return 1 + ((h >>> 0) % SOURCE_SLOTS);
+  }
+
+  private count(d: Dialog, by: 1 | -1): void {
+    Atomics.add(this.global, 0, by);
+    Atomics.add(this.global, this.sourceSlot(d.privateIp), by);
+  }
+
+  /** The table as plain data, for the state file (timers are absolute times, so they survive a restart). */
+  export(): PersistedDialog[] {
+    return [...this.dialogs.values()].map((d) => ({ ...d, mediaCts: [...d.mediaCts] }));
+  }
+
+  /**
+   * Takes back the dialogs a previous run of this worker persisted (kill -9, crash): those whose
+   * anchor is still in the kernel keep it and its pinholes; the others re-pin at their next SDP.
+   * Ports, per-source counts and the anchor sequence are restored. Returns the anchors adopted.
+   */
+  adopt(saved: PersistedDialog[], liveAnchors: Set<string>, now: number): Set<string> {
+    const adopted = new Set<string>();
+    for (const p of saved) {
+      if (this.dialogs.has(p.callId)) continue;
+      const d: Dialog = { ...p, mediaCts: new Map(p.mediaCts) };
+      const key = d.anchor ? anchorKey(d.anchor) : '';
+      if (d.anchor && liveAnchors.has(key)) {
+        adopted.add(key);
+        this.anchorSeq = Math.max(this.anchorSeq, d.anchor.sport - 1024 + (d.anchor.dport - 1024) * 64000 + 1);
+      } else d.anchor = undefined;
+      for (const m of d.local) {
+        this.ports.adopt(d.privateIp, m.privatePort, m.publicPort, now);
+        this.ref(d.privateIp, m.privatePort);
+      }
+      this.dialogs.set(d.callId, d);
+      this.count(d, 1);
+      this.counters.inc('d|restored');
+    }
+    this.version++;
+    return adopted;
   }
 
   get size(): number {
@@ -155,7 +211,7 @@ export class DialogTable {
       ageSec: Math.round((now - d.created) / 1000),
       idleSec: Math.round((now - d.lastSeen) / 1000),
       sessionExpiresSec: d.sessionMs / 1000,
-      anchor: d.anchor ? `${d.anchor.src}:${d.anchor.sport}>${d.anchor.dst}:${d.anchor.dport}` : '',
+      anchor: d.anchor ? anchorKey(d.anchor) : '',
       media: d.local.map((m) => {
         const r = d.remote?.[m.index];
         return { rtp: `${d.privateIp}:${m.privatePort}<-${d.publicIp}:${m.publicPort}`, rtcp: `${d.privateIp}:${m.rtcpPrivatePort}<-${d.publicIp}:${m.rtcpPublicPort}`, remote: r ? `${r.ip}:${r.port}` : '' };
@@ -191,11 +247,11 @@ export class DialogTable {
       }
       d = { callId: e.info.callId, privateIp: e.privateIp, publicIp: e.publicIp, anchor: undefined, pinnedAt: 0, local: [], remote: undefined, mediaCts: new Map(), confirmed: false, winnerTag: '', created: now, lastSeen: now, endAt: 0, sessionMs: 0, refreshedAt: now, mediaPackets: 0, mediaSeenAt: now, mediaCheckedAt: now };
       this.dialogs.set(d.callId, d);
-      Atomics.add(this.global, 0, 1);
-      this.perSource.set(d.privateIp, (this.perSource.get(d.privateIp) ?? 0) + 1);
+      this.count(d, 1);
       this.counters.inc('d|created');
     }
     d.lastSeen = now;
+    this.version++;
     const otherBranch = !e.isRequest && d.winnerTag !== '' && e.info.toTag !== d.winnerTag && e.dir === 'in';
     // RFC 3261 §13.2.2.4: the first 2xx establishes the dialog; later 2xx of other forks do not move media
     if (!e.isRequest && e.info.cseqMethod === 'INVITE' && e.status >= 200 && e.status < 300 && !d.winnerTag) {
@@ -310,17 +366,15 @@ export class DialogTable {
     this.unpin(d, true);
     if (cutMedia) for (const t of d.mediaCts.values()) try { this.ct.delete(t); } catch { /* gone already */ }
     this.dialogs.delete(d.callId);
-    Atomics.sub(this.global, 0, 1);
-    const n = (this.perSource.get(d.privateIp) ?? 1) - 1;
-    if (n > 0) this.perSource.set(d.privateIp, n);
-    else this.perSource.delete(d.privateIp);
+    this.count(d, -1);
+    this.version++;
     this.counters.inc(`d|${why}`);
   }
 
   /** Why a new dialog may not be created, or undefined when it may. */
   private admit(source: string): string | undefined {
     if (this.opts.maxDialogs && Atomics.load(this.global, 0) >= this.opts.maxDialogs) return 'limit_global';
-    if (this.opts.maxDialogsPerSource && (this.perSource.get(source) ?? 0) >= this.opts.maxDialogsPerSource) return 'limit_source';
+    if (this.opts.maxDialogsPerSource && Atomics.load(this.global, this.sourceSlot(source)) >= this.opts.maxDialogsPerSource) return 'limit_source';
     return undefined;
   }
 

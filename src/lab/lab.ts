@@ -117,7 +117,7 @@ export class Lab {
 
   /** Starts the real daemon in the router namespace and waits until every worker is bound. */
   async startDaemon(args: string[] = []): Promise<ChildProcess & { log: () => string }> {
-    const p = this.start(this.router, process.execPath, [join(ROOT, 'bin/sip-alg'), 'run', '--wan', 'wan0', '--control-socket', this.controlSocket, ...args]);
+    const p = this.start(this.router, process.execPath, [join(ROOT, 'bin/sip-alg'), 'run', '--wan', 'wan0', '--control-socket', this.controlSocket, '--state-dir', this.dir, ...args]);
     let log = '';
     p.stderr?.on('data', (d: Buffer) => (log += d.toString()));
     await Lab.waitFor(p, /msg="sip-alg running"/, 15000, 'sip-alg');

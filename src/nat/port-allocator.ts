@@ -67,6 +67,20 @@ export class PortAllocator {
     return pair * 2;
   }
 
+  /**
+   * Takes back a lease a previous run of this worker held (state file after a restart): the pair
+   * is claimed again unless another worker holds it now.
+   */
+  adopt(ip: string, port: number, publicPort: number, now: number): boolean {
+    const key = `${ip}:${port}`;
+    if (this.leases.has(key)) return true;
+    const pair = publicPort >> 1;
+    const was = Atomics.compareExchange(this.slots, pair, 0, this.owner);
+    if (was !== 0 && was !== this.owner) return false;
+    this.leases.set(key, { publicPort: pair * 2, lastSeen: now });
+    return true;
+  }
+
   /** Returns the pair leased to private endpoint ip:port (its dialog ended). */
   release(ip: string, port: number): void {
     const key = `${ip}:${port}`;

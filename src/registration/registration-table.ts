@@ -32,6 +32,8 @@ export interface RegistrationOptions {
 
 export class RegistrationTable {
   readonly entries = new Map<string, Registration>();
+  /** bumped on every change: the worker persists the table when it moved */
+  version = 0;
 
   constructor(private readonly ct: Ctnetlink, private opts: RegistrationOptions, private readonly counters: DialogCounters) {}
 
@@ -57,6 +59,7 @@ export class RegistrationTable {
   /** A 2xx to a REGISTER crossed WAN→LAN: `expiresSec` is our contact's lifetime, 0 when removed. */
   confirmed(aor: string, flow: Tuple, publicIp: string, publicPort: number, expiresSec: number, now: number): void {
     const key = `${flow.src}:${flow.sport}|${aor}`;
+    this.version++;
     if (expiresSec <= 0) {
       if (this.entries.delete(key)) this.counters.inc('g|removed');
       return;
@@ -79,11 +82,21 @@ export class RegistrationTable {
     r.refreshedAt = now;
   }
 
+  /** Takes back persisted registrations (restart): their flows are kept alive again at the next sweep. */
+  adopt(saved: Registration[], now: number): void {
+    for (const r of saved) {
+      if (now >= r.expiresAt) continue;
+      this.entries.set(`${r.flow.src}:${r.flow.sport}|${r.aor}`, { ...r, refreshedAt: 0 });
+      this.counters.inc('g|restored');
+    }
+  }
+
   /** Drops expired registrations and raises the flows of live ones again. */
   sweep(now: number): void {
     for (const [key, r] of this.entries) {
       if (now >= r.expiresAt) {
         this.entries.delete(key);
+        this.version++;
         this.counters.inc('g|expired');
       } else if (now - r.refreshedAt >= this.opts.refreshMs) this.keepAlive(r, now);
     }

@@ -5,6 +5,7 @@
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import { PortAllocator } from '../nat/port-allocator';
+import { DialogTable } from '../dialog/dialog-table';
 import { log } from '../log';
 import type { Metrics } from '../metrics/registry';
 import type { Config } from '../config/schema';
@@ -20,7 +21,7 @@ interface Pending {
 export class WorkerPool {
   private readonly workers = new Map<number, Worker>();
   private readonly ports = PortAllocator.createShared();
-  private readonly dialogCount = new SharedArrayBuffer(4);
+  private readonly dialogCount = DialogTable.createShared();
   private closed = false;
   private readonly ready = new Set<number>();
   private nextId = 1;

@@ -8,7 +8,9 @@ import { NF_ACCEPT, NF_DROP, native } from '../native/binding';
 import { BindingResolver } from '../nat/binding-resolver';
 import { PortAllocator } from '../nat/port-allocator';
 import { Processor } from '../alg/processor';
-import { DialogTable } from '../dialog/dialog-table';
+import { anchorKey, DialogTable } from '../dialog/dialog-table';
+import { StateFile } from '../state/state-file';
+import type { Tuple } from '../conntrack/ctnetlink';
 import { RegistrationTable } from '../registration/registration-table';
 import { Protection } from '../policy/protection';
 import { writeFileSync } from 'node:fs';
@@ -82,16 +84,38 @@ function main(): void {
   const nb = native();
   let debug = c.logLevel === 'debug';
 
-  // a previous run of this worker (kill -9, crash) may have left anchors: deleting one deletes its pinholes
+  // a previous run of this worker (kill -9, crash) left anchors: the state file says which calls own
+  // them (adopted, with their pinholes); any other is an orphan, and deleting it deletes its pinholes
+  const stateFile = c.stateDir !== 'off' ? new StateFile(c.stateDir, init.index) : undefined;
   try {
     const mine = `127.1.${init.index & 255}.1`;
+    const live = new Map<string, Tuple>();
+    for (const e of ct.dump()) if (e.orig.src === '127.0.0.1' && e.orig.dst === mine) live.set(anchorKey(e.orig), e.orig);
+    let adopted = new Set<string>();
+    if (stateFile) {
+      const { state, error } = stateFile.load();
+      if (error) log('warn', 'state file unreadable, starting without it', { path: stateFile.path, err: error });
+      const now = Date.now();
+      adopted = dialogs.adopt(state.dialogs, new Set(live.keys()), now);
+      registrations.adopt(state.registrations, now);
+      if (state.dialogs.length || state.registrations.length) log('info', 'state restored', { dialogs: dialogs.size, anchors: adopted.size, registrations: registrations.size, savedSecAgo: Math.round((now - state.savedAt) / 1000) });
+    }
     let removed = 0;
-    for (const c of ct.dump()) if (c.orig.src === '127.0.0.1' && c.orig.dst === mine && ct.delete(c.orig)) removed++;
+    for (const [k, t] of live) if (!adopted.has(k) && ct.delete(t)) removed++;
     if (removed) log('info', 'removed anchors left by a previous run', { anchors: removed });
     stats.inc('h|orphans_removed', removed);
   } catch (e) {
-    log('warn', 'start-up cleanup failed', { err: e as Error });
+    log('warn', 'start-up state recovery failed', { err: e as Error });
   }
+  const persist = (force = false) => {
+    if (!stateFile) return;
+    const now = Date.now();
+    try {
+      stateFile.maybeSave(`${dialogs.version}|${registrations.version}`, now, () => ({ version: 1, savedAt: now, dialogs: dialogs.export(), registrations: [...registrations.entries.values()] }), force);
+    } catch (e) {
+      log('warn', 'cannot save state', { path: stateFile.path, err: e as Error });
+    }
+  };
 
   let q: object | undefined;
   let lastReason: string = Reason.INTERNAL_ERROR, lastMessage = '', lastFields: string[] = [];
@@ -197,6 +221,7 @@ function main(): void {
       log('warn', 'registration sweep failed', { err: e as Error });
     }
     ports.sweep(Date.now());
+    persist();
     port.postMessage({ type: 'stats', stats: stats.flush(ports.active, dialogs.size, registrations.size, dialogs.pinholes) } satisfies WorkerMessage);
   }, 1000);
   port.on('message', (m: ToWorker) => {
@@ -227,6 +252,7 @@ function main(): void {
     if (q) nb.queueClose(q);
     q = undefined;
     try { dialogs.closeAll(); } catch { /* best effort at shutdown */ }
+    persist(true); // a clean stop leaves nothing to adopt
     ports.releaseAll();
     ct.close();
     port.postMessage({ type: 'stats', stats: stats.flush(0, 0, 0, 0) } satisfies WorkerMessage);

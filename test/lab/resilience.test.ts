@@ -4,6 +4,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { readdirSync, rmSync } from 'node:fs';
 import { metricSum, phoneIp, PROVIDER_IP, SRC_LAB } from '../../src/lab/lab';
 import { anchors, count, expectations, prepare } from '../../src/lab/media';
 
@@ -34,27 +35,49 @@ test('a registered phone still gets its inbound call after an idle time longer t
   }
 });
 
-test('kill -9 mid-call: the call and its audio go on (fail-open bypass); a restarted daemon removes the anchors the dead one left', { timeout: 180000 }, async () => {
+test('kill -9 mid-call: the call and its audio go on (fail-open); the restarted daemon takes the call back from its state file, and without one removes the orphans', { timeout: 180000 }, async () => {
   const { lab, daemon } = await prepare('sar2', 1, 'alg');
   try {
-    const phone = await lab.capture(lab.phone(1), 'eth0', 'p1', 'udp and not port 5060');
-    const uas = lab.start(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uas-rtp.xml'), '-i', PROVIDER_IP, '-p', '5080', '-mp', '7000', '-m', '1', '-nostdin', '-nr']);
-    const uasDone = new Promise((r) => { uas.once('exit', r); setTimeout(r, 30000); });
-    await lab.waitListening(lab.provider, [5080]);
-    const call = lab.runAsync(lab.phone(1), 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uac-rtp.xml'), '-i', phoneIp(1), '-p', '5060', '-mp', '6000', '-m', '1', '-s', 'pbx', `${PROVIDER_IP}:5080`, ...sippArgs]);
-    await lab.waitConntrack(/dport=7000 /); // the call is answered: its media flow exists
-    await sleep(1000);
+    const oneCall = async () => {
+      const phone = await lab.capture(lab.phone(1), 'eth0', 'p1', 'udp and not port 5060');
+      const uas = lab.start(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uas-rtp.xml'), '-i', PROVIDER_IP, '-p', '5080', '-mp', '7000', '-m', '1', '-nostdin', '-nr']);
+      const uasDone = new Promise((r) => { uas.once('exit', r); setTimeout(r, 30000); });
+      await lab.waitListening(lab.provider, [5080]);
+      const call = lab.runAsync(lab.phone(1), 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uac-rtp.xml'), '-i', phoneIp(1), '-p', '5060', '-mp', '6000', '-m', '1', '-s', 'pbx', `${PROVIDER_IP}:5080`, ...sippArgs]);
+      await lab.waitConntrack(/dport=7000 /); // the call is answered: its media flow exists
+      await sleep(2500); // the state file is written at most every 2 s
+      return { phone, uasDone, call };
+    };
+    // 1. with the state file: the call comes back
+    let c = await oneCall();
     daemon!.kill('SIGKILL');
-    const r = await call;
-    await uasDone;
+    await lab.startDaemon(['--queues', '0:1', '--teardown-grace-seconds', '2']);
+    assert.equal(anchors(lab), 1, 'the anchor was adopted, not deleted');
+    const calls = JSON.parse(lab.cli(['calls', '--json']).stdout) as { phone: string; state: string; pinholes: number }[];
+    assert.deepEqual(calls.map((x) => [x.phone, x.state, x.pinholes]), [[phoneIp(1), 'confirmed', 2]], 'the restarted daemon lists the call');
+    let r = await c.call;
+    await c.uasDone;
     assert.equal(r.code, 0, `the call survived the kill: ${r.stdout.slice(-800)}`);
-    const rx = count(await phone.stop(), `ip.dst==${phoneIp(1)} && udp.dstport==6000 && udp.srcport==7000`);
+    let rx = count(await c.phone.stop(), `ip.dst==${phoneIp(1)} && udp.dstport==6000 && udp.srcport==7000`);
     assert.ok(rx >= 230, `audio kept flowing in the kernel: ${rx}`);
-    const left = anchors(lab);
-    assert.ok(left >= 1, 'the killed daemon left its anchor (the case to clean up)');
+    await sleep(3500); // teardown grace + sweep
+    assert.equal(anchors(lab), 0, 'the BYE seen by the new daemon released the adopted anchor');
+    assert.equal(expectations(lab), 0, 'and its pinholes');
+    assert.ok(metricSum(lab.metrics(), 'sipalg_dialogs_total', { event: 'restored' }) >= 1);
+    // 2. without it (state-dir lost): the dead daemon's anchor is an orphan and goes
+    c = await oneCall();
+    lab.run(lab.router, 'pkill', ['-KILL', '-f', 'sip-alg run']);
+    await sleep(300);
+    for (const f of readdirSync(lab.dir).filter((n) => /^worker-\d+\.json$/.test(n))) rmSync(join(lab.dir, f));
+    assert.ok(anchors(lab) >= 1, 'the killed daemon left its anchor');
     await lab.startDaemon(['--queues', '0:1']);
     assert.equal(anchors(lab), 0, 'the restarted daemon removed the orphaned anchors');
     assert.equal(expectations(lab), 0, 'and with them their pinholes');
+    r = await c.call;
+    await c.uasDone;
+    assert.equal(r.code, 0);
+    rx = count(await c.phone.stop(), `ip.dst==${phoneIp(1)} && udp.dstport==6000 && udp.srcport==7000`);
+    assert.ok(rx >= 230, `established audio needs no pinhole: ${rx}`);
   } finally {
     await lab.close();
   }

@@ -173,7 +173,7 @@ test('timers: provisional expiry, maximum duration, RFC 4028 session expiry, med
 });
 
 test('limits: global and per-source dialogs refuse new INVITEs; max-idle-dialogs evicts the longest idle; low media ports get no pinhole', () => {
-  const shared = new SharedArrayBuffer(4);
+  const shared = DialogTable.createShared();
   const w1 = make(true, { maxDialogs: 2, maxDialogsPerSource: 1 }, shared);
   const w2 = make(true, { maxDialogs: 2, maxDialogsPerSource: 1 }, shared);
   assert.equal(w1.table.observe(ev({ callId: 'a', method: 'INVITE', local: media(6000) }), 0), true);
@@ -187,4 +187,50 @@ test('limits: global and per-source dialogs refuse new INVITEs; max-idle-dialogs
   const f = make();
   f.table.observe(ev({ method: 'INVITE', local: media(500) }), 0);
   assert.equal(f.ct.pinholes, 0, 'no pinhole to port 500/501');
+});
+
+test('per-source limits hold across workers (shared counts)', () => {
+  const shared = DialogTable.createShared();
+  const w1 = make(true, { maxDialogsPerSource: 1 }, shared);
+  const w2 = make(true, { maxDialogsPerSource: 1 }, shared);
+  assert.equal(w1.table.observe(ev({ callId: 'a', method: 'INVITE', local: media(6000) }), 0), true);
+  assert.equal(w2.table.observe(ev({ callId: 'b', method: 'INVITE', local: media(6002) }), 0), false, 'the same phone through another worker');
+  w1.table.observe(ev({ callId: 'a', dir: 'in', status: 486, cseqMethod: 'INVITE', toTag: 't' }), 10);
+  w1.table.sweep(10000);
+  assert.equal(w2.table.observe(ev({ callId: 'b', method: 'INVITE', local: media(6002) }), 10000), true, 'counted down when the first ended');
+});
+
+test('restart: a new table adopts the persisted dialogs whose anchors live, re-pins the others, and keeps their ports and timers', () => {
+  const shared = PortAllocator.createShared();
+  const ct = new FakeCt();
+  const old = new DialogTable(ct as unknown as Ctnetlink, new PortAllocator(shared, 1, 10000, 60999, 1e9), 0, { retainOnHold: true, graceMs: 5000, idleMs: 3600000, provisionalMs: 60000 }, counters);
+  old.observe(ev({ callId: 'a', method: 'INVITE', local: media(6000, 10000) }), 0);
+  old.observe(ev({ callId: 'a', dir: 'in', status: 200, cseqMethod: 'INVITE', toTag: 't', remote }), 10);
+  old.observe(ev({ callId: 'b', method: 'INVITE', local: media(6002, 10002) }), 20);
+  const saved = JSON.parse(JSON.stringify(old.export())) as ReturnType<DialogTable['export']>;
+  const anchorA = saved.find((d) => d.callId === 'a')!.anchor!;
+  const live = new Set([`${anchorA.src}:${anchorA.sport}>${anchorA.dst}:${anchorA.dport}`]); // b's anchor is gone
+  // the process died: a fresh allocator over a fresh shared buffer, a fresh table
+  const ports = new PortAllocator(PortAllocator.createShared(), 1, 10000, 60999, 1e9);
+  const fresh = new DialogTable(ct as unknown as Ctnetlink, ports, 0, { retainOnHold: true, graceMs: 5000, idleMs: 3600000, provisionalMs: 60000 }, counters);
+  const adopted = fresh.adopt(saved, live, 1000);
+  assert.equal(adopted.size, 1);
+  assert.equal(fresh.size, 2);
+  assert.equal(ports.active, 2, 'both media ports are leased again');
+  assert.equal(ports.allocate('10.77.0.11', 6000, 1000), 10000, 'the same public port');
+  const snap = fresh.snapshot(1000);
+  assert.equal(snap.find((d) => d.callId === 'a')!.state, 'confirmed');
+  assert.equal(snap.find((d) => d.callId === 'b')!.pinholes, 0, 'b lost its anchor; it re-pins at its next SDP');
+  // a new dialog gets a fresh anchor, not a's
+  fresh.observe(ev({ callId: 'c', method: 'INVITE', local: media(6004) }), 1100);
+  assert.notEqual(fresh.snapshot(1100).find((d) => d.callId === 'c')!.anchor, snap.find((d) => d.callId === 'a')!.anchor);
+  // timers survived: b was never answered and expires on the old clock
+  fresh.sweep(60021);
+  assert.ok(!fresh.dialogs.has('b'), 'provisional expiry counted from the original INVITE');
+  // a's BYE releases it and its adopted anchor
+  fresh.observe(ev({ callId: 'a', method: 'BYE', cseqMethod: 'BYE' }), 61000);
+  fresh.observe(ev({ callId: 'a', dir: 'in', status: 200, cseqMethod: 'BYE' }), 61001);
+  fresh.sweep(70000);
+  assert.ok(!fresh.dialogs.has('a'));
+  assert.ok(!ct.anchors.has([...live][0]!), 'the adopted anchor is deleted at the end of the call');
 });

@@ -1,0 +1,29 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { StateFile } from '../../../src/state/state-file';
+
+test('state file: saved only when the tables moved and the interval passed; read back; a corrupt file starts empty', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sipalg-state-'));
+  try {
+    const f = new StateFile(join(dir, 'run'), 3, 2000);
+    assert.deepEqual(f.load().state.dialogs, []);
+    let builds = 0;
+    const build = () => { builds++; return { version: 1 as const, savedAt: 5, dialogs: [], registrations: [{ aor: 'a', flow: { src: '1.2.3.4', dst: '5.6.7.8', sport: 1, dport: 2, proto: 17 }, publicIp: '9.9.9.9', publicPort: 3, expiresAt: 10, refreshedAt: 0 }] }; };
+    assert.ok(f.maybeSave('1|1', 10000, build));
+    assert.ok(!f.maybeSave('1|1', 20000, build), 'unchanged');
+    assert.ok(!f.maybeSave('2|1', 11000, build), 'within the interval');
+    assert.ok(f.maybeSave('2|1', 11000, build, true), 'forced');
+    assert.equal(builds, 2);
+    assert.equal(f.load().state.registrations[0]!.aor, 'a');
+    assert.equal(statSync(f.path).mode & 0o777, 0o600);
+    writeFileSync(f.path, '{"version":1,"dial');
+    const bad = f.load();
+    assert.ok(bad.error);
+    assert.deepEqual(bad.state.dialogs, []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
