@@ -134,3 +134,28 @@ test('provisional INVITE expiry and media inactivity tear down pinholes while th
     await lab.close();
   }
 });
+
+test('RFC 4028 session timers: a refreshed call stays, an unrefreshed one is released after its interval + 32 s', { timeout: 240000 }, async () => {
+  const { lab, log } = await prepare('sar5', 2, 'alg');
+  try {
+    const uas = lab.start(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uas-session-timer.xml'), '-i', PROVIDER_IP, '-p', '5080', '-mp', '7000', '-m', '2', '-nostdin', '-nr']);
+    const uasDone = new Promise((r) => { uas.once('exit', r); setTimeout(r, 170000); });
+    await lab.waitListening(lab.provider, [5080]);
+    const args = (i: number, sf: string) => ['-sf', join(SRC_LAB, 'scenarios', sf), '-i', phoneIp(i), '-p', '5060', '-mp', '6000', '-m', '1', '-s', 'pbx', `${PROVIDER_IP}:5080`, '-nostdin', '-nr', '-timeout', '160s', '-timeout_error'];
+    const refreshed = lab.runAsync(lab.phone(1), 'sipp', args(1, 'uac-refresher.xml'), 170000);
+    const silent = lab.runAsync(lab.phone(2), 'sipp', args(2, 'uac-no-refresh.xml'), 170000);
+    await sleep(5000);
+    const early = JSON.parse(lab.cli(['calls', '--json']).stdout) as { phone: string; sessionExpiresSec: number }[];
+    assert.deepEqual(early.map((c) => [c.phone, c.sessionExpiresSec]).sort(), [[phoneIp(1), 90], [phoneIp(2), 90]], 'both calls carry the 90 s session interval of their 2xx');
+    await sleep(121000); // 126 s after the INVITEs: past 90 + 32 s for the silent call; the other refreshed at 40 and 80 s
+    const late = JSON.parse(lab.cli(['calls', '--json']).stdout) as { phone: string }[];
+    assert.deepEqual(late.map((c) => c.phone), [phoneIp(1)], `only the refreshed call is left\n${log().slice(-1500)}`);
+    assert.equal(metricSum(lab.metrics(), 'sipalg_dialogs_total', { event: 'session_expired' }), 1);
+    const [a, b] = await Promise.all([refreshed, silent]);
+    await uasDone;
+    assert.equal(a.code, 0, a.stdout.slice(-600));
+    assert.equal(b.code, 0, `signaling still passes after the release: ${b.stdout.slice(-600)}`);
+  } finally {
+    await lab.close();
+  }
+});
