@@ -21,6 +21,8 @@ export interface ProcessorOptions {
   /** SIP ports: a packet with neither port in the list is not ours (custom rules may queue more) */
   ports: number[];
   malformedPolicy: 'pass' | 'drop';
+  /** SDP media on another private LAN host than the signaling one */
+  thirdPartyMedia?: 'allow' | 'block';
 }
 
 export interface Outcome {
@@ -41,6 +43,8 @@ export interface Outcome {
   dst?: string;
   /** a request that starts something new (INVITE without To tag, REGISTER): subject to rate limits */
   initial?: boolean;
+  /** SDP media lines on a private third-party address that policy left untranslated */
+  refusedThirdParty?: number;
 }
 
 // RFC 3261 §27.4 methods and the extensions seen on trunks (RFC 3262, 3265/6665, 3311, 3428, 3515, 3903, 6086)
@@ -88,7 +92,7 @@ export class Processor {
     const tr = dir === 'out'
       ? { fromIp: binding.privateIp, fromPort: binding.privatePort, toIp: binding.publicIp, toPort: binding.publicPort }
       : { fromIp: binding.publicIp, fromPort: binding.publicPort, toIp: binding.privateIp, toPort: binding.privatePort };
-    const r = rewriteSip(pkt, start, end, msg, dir, tr, (ipAddr, port) => this.ports.allocate(ipAddr, port, now));
+    const r = rewriteSip(pkt, start, end, msg, dir, tr, (ipAddr, port) => this.ports.allocate(ipAddr, port, now), this.opts.thirdPartyMedia);
     if (!r.ok) return { ...this.pass(r.reason, label), bindingSource: binding.source };
     let event: SipEvent | undefined;
     let initial = false;
@@ -101,6 +105,7 @@ export class Processor {
         initial = msg.method === 'REGISTER' || (msg.method === 'INVITE' && !info.toTag);
       }
     }
+    const refusedThirdParty = r.refusedThirdParty || undefined;
     let registration: Outcome['registration'];
     if (dir === 'in' && !msg.isRequest && msg.status >= 200 && msg.status < 300 && event?.info.cseqMethod === 'REGISTER') {
       registration = {
@@ -111,7 +116,7 @@ export class Processor {
         expires: contactExpiry(pkt, msg, binding.publicIp, binding.publicPort),
       };
     }
-    if (!r.payload) return { accept: true, packet: undefined, reason: Reason.UNCHANGED, message: label, fields: r.fields, bindingSource: binding.source, event, registration, src: p.src, dst: p.dst, initial };
-    return { accept: true, packet: rebuildV4(pkt, p, r.payload), reason: Reason.REWRITTEN, message: label, fields: r.fields, bindingSource: binding.source, event, registration, src: p.src, dst: p.dst, initial };
+    if (!r.payload) return { accept: true, packet: undefined, reason: Reason.UNCHANGED, message: label, fields: r.fields, bindingSource: binding.source, event, registration, src: p.src, dst: p.dst, initial, refusedThirdParty };
+    return { accept: true, packet: rebuildV4(pkt, p, r.payload), reason: Reason.REWRITTEN, message: label, fields: r.fields, bindingSource: binding.source, event, registration, src: p.src, dst: p.dst, initial, refusedThirdParty };
   }
 }

@@ -29,6 +29,7 @@ export interface Config {
   inviteBlockSeconds: number;
   unknownMethodPolicy: 'pass' | 'drop';
   allowLowMediaPorts: boolean;
+  thirdPartyMedia: 'allow' | 'block';
   registrationMarginSeconds: number;
   directMedia: 'allow' | 'block';
   teardownGraceSeconds: number;
@@ -113,6 +114,7 @@ export const SCHEMA: KeySpec[] = [
   spec('invite-block-seconds', 'inviteBlockSeconds', int(1, 86400), 60, 'How long such a source\'s INVITEs are dropped (blocked).'),
   spec('unknown-method-policy', 'unknownMethodPolicy', oneOf('pass', 'drop'), 'pass', 'Requests with a method outside RFC 3261 and its common extensions: rewrite and pass, or drop (unknown_method).'),
   spec('allow-low-media-ports', 'allowLowMediaPorts', bool, false, 'Open pinholes to private media ports below 1024 (refused and counted by default).'),
+  spec('third-party-media', 'thirdPartyMedia', oneOf('allow', 'block'), 'block', "SDP from a LAN host naming media on another private LAN address (a media gateway): 'allow' translates it and opens the pinholes to that address; 'block' leaves it as written, with no pinhole (counted refused_third_party)."),
   spec('registration-margin-seconds', 'registrationMarginSeconds', int(0, 3600), 60, "A registered phone's signaling flow (and so its NAT binding) is kept alive for the registration's remaining lifetime plus this."),
   spec('direct-media', 'directMedia', oneOf('allow', 'block'), 'allow', "MikroTik's sip-direct-media: 'block' drops a re-INVITE or UPDATE from the WAN that moves an established call's media to another address (counted direct_media_blocked); 'allow' follows it."),
   spec('teardown-grace-seconds', 'teardownGraceSeconds', int(0, 60), 5, 'After the final response to BYE or CANCEL (or a failure final response to the INVITE), pinholes stay this long.'),

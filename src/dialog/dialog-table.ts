@@ -114,7 +114,7 @@ const TRACKED = new Set(['INVITE', 'ACK', 'PRACK', 'UPDATE', 'BYE', 'CANCEL']);
 const TERMINATION_TIMEOUT_MS = 32000; // RFC 3261 timer F/B (64*T1): no final response -> release anyway
 
 function sameMedia(a: SdpMediaMapping[], b: SdpMediaMapping[]): boolean {
-  return a.length === b.length && a.every((x, i) => x.index === b[i]!.index && x.privatePort === b[i]!.privatePort && x.publicPort === b[i]!.publicPort && x.rtcpPrivatePort === b[i]!.rtcpPrivatePort);
+  return a.length === b.length && a.every((x, i) => x.index === b[i]!.index && x.privatePort === b[i]!.privatePort && x.publicPort === b[i]!.publicPort && x.rtcpPrivatePort === b[i]!.rtcpPrivatePort && x.privateIp === b[i]!.privateIp);
 }
 
 export class DialogTable {
@@ -174,8 +174,8 @@ export class DialogTable {
         this.anchorSeq = Math.max(this.anchorSeq, d.anchor.sport - 1024 + (d.anchor.dport - 1024) * 64000 + 1);
       } else d.anchor = undefined;
       for (const m of d.local) {
-        this.ports.adopt(d.privateIp, m.privatePort, m.publicPort, now);
-        this.ref(d.privateIp, m.privatePort);
+        this.ports.adopt(m.privateIp ?? d.privateIp, m.privatePort, m.publicPort, now);
+        this.ref(m.privateIp ?? d.privateIp, m.privatePort);
       }
       this.dialogs.set(d.callId, d);
       this.count(d, 1);
@@ -214,7 +214,8 @@ export class DialogTable {
       anchor: d.anchor ? anchorKey(d.anchor) : '',
       media: d.local.map((m) => {
         const r = d.remote?.[m.index];
-        return { rtp: `${d.privateIp}:${m.privatePort}<-${d.publicIp}:${m.publicPort}`, rtcp: `${d.privateIp}:${m.rtcpPrivatePort}<-${d.publicIp}:${m.rtcpPublicPort}`, remote: r ? `${r.ip}:${r.port}` : '' };
+        const ip = m.privateIp ?? d.privateIp;
+        return { rtp: `${ip}:${m.privatePort}<-${d.publicIp}:${m.publicPort}`, rtcp: `${ip}:${m.rtcpPrivatePort}<-${d.publicIp}:${m.rtcpPublicPort}`, remote: r ? `${r.ip}:${r.port}` : '' };
       }),
       pinholes: d.anchor ? d.local.length * 2 : 0,
       mediaFlows: d.mediaCts.size,
@@ -305,15 +306,16 @@ export class DialogTable {
           continue;
         }
         try {
-          this.ct.createExpectation(anchor, { remoteIp: undefined, publicIp: d.publicIp, publicPort: pub, privateIp: d.privateIp, privatePort: priv, cls: 1, timeoutSec: 180 });
+          this.ct.createExpectation(anchor, { remoteIp: undefined, publicIp: d.publicIp, publicPort: pub, privateIp: m.privateIp ?? d.privateIp, privatePort: priv, cls: 1, timeoutSec: 180 });
           this.counters.inc('h|created');
         } catch {
           this.counters.inc('h|failed');
         }
       }
     }
-    for (const m of d.local) if (!local.some((x) => x.privatePort === m.privatePort)) this.unref(d.privateIp, m.privatePort);
-    for (const m of local) if (!d.local.some((x) => x.privatePort === m.privatePort)) this.ref(d.privateIp, m.privatePort);
+    const same = (a: SdpMediaMapping, b: SdpMediaMapping) => a.privatePort === b.privatePort && a.privateIp === b.privateIp;
+    for (const m of d.local) if (!local.some((x) => same(x, m))) this.unref(m.privateIp ?? d.privateIp, m.privatePort);
+    for (const m of local) if (!d.local.some((x) => same(x, m))) this.ref(m.privateIp ?? d.privateIp, m.privatePort);
     d.local = local;
   }
 
@@ -322,8 +324,8 @@ export class DialogTable {
       const r = d.remote?.[m.index];
       if (!r) continue;
       for (const [priv, rport, pub] of [[m.privatePort, r.port, m.publicPort], [m.rtcpPrivatePort, r.rtcpPort, m.rtcpPublicPort]] as const) {
-        const t: Tuple = { src: d.privateIp, sport: priv, dst: r.ip, dport: rport, proto: IPPROTO_UDP };
-        const key = `${t.sport}>${t.dst}:${t.dport}`;
+        const t: Tuple = { src: m.privateIp ?? d.privateIp, sport: priv, dst: r.ip, dport: rport, proto: IPPROTO_UDP };
+        const key = `${t.src}:${t.sport}>${t.dst}:${t.dport}`;
         if (d.mediaCts.has(key)) continue;
         try {
           this.ct.createSnat(t, d.publicIp, 60, pub);
@@ -357,7 +359,7 @@ export class DialogTable {
       d.anchor = undefined;
     }
     if (releasePorts) {
-      for (const m of d.local) this.unref(d.privateIp, m.privatePort);
+      for (const m of d.local) this.unref(m.privateIp ?? d.privateIp, m.privatePort);
       d.local = [];
     }
   }

@@ -19,10 +19,17 @@ export interface SdpMediaMapping {
   publicPort: number;
   rtcpPrivatePort: number;
   rtcpPublicPort: number;
+  /** a third-party media address on the LAN (another host than the one signaling), when allowed */
+  privateIp?: string;
+}
+
+/** RFC 1918 and RFC 6598 (shared CGN space) addresses: LAN media that cannot be reached from the WAN as written. */
+export function isPrivateV4(a: string): boolean {
+  return /^(10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\.)/.test(a);
 }
 
 export type SdpResult =
-  | { ok: true; text: string; changed: SdpChange[]; media: SdpMediaMapping[] }
+  | { ok: true; text: string; changed: SdpChange[]; media: SdpMediaMapping[]; /** m= lines on a private third-party address left as they were (policy) */ refusedThirdParty: number }
   | { ok: false; reason: Reason };
 
 /** Maps a private media port to its public one; undefined when no port is left. */
@@ -56,7 +63,14 @@ function connAddress(v: string): { addr: string; start: number; end: number } | 
   return { addr: m[1]!, start: 7, end: 7 + m[1]!.length };
 }
 
-export function rewriteSdp(sdp: string, fromIp: string, toIp: string, mapPort: PortMapper): SdpResult {
+/**
+ * @param thirdParty media on another private LAN address than the signaling host's (a media
+ *   gateway, a PBX's media server): 'allow' translates it and pins to that address, 'block' leaves
+ *   it untranslated and without pinhole, counted.
+ */
+export function rewriteSdp(sdp: string, fromIp: string, toIp: string, mapPort: PortMapper, thirdParty: 'allow' | 'block' = 'block'): SdpResult {
+  const ours = (a: string | undefined) => a !== undefined && (a === fromIp || (thirdParty === 'allow' && isPrivateV4(a)));
+  let refusedThirdParty = 0;
   const lines = splitLines(sdp);
   if (lines.length === 0 || !lines[0]!.text.startsWith('v=')) return { ok: false, reason: Reason.BAD_SDP };
   // pass 1: structure: session c=, each media section's own c=
@@ -90,7 +104,7 @@ export function rewriteSdp(sdp: string, fromIp: string, toIp: string, mapPort: P
       case 'o': {
         // o=<username> <sess-id> <sess-version> <nettype> <addrtype> <unicast-address> (§5.2)
         const f = t.slice(2).split(' ');
-        if (f.length === 6 && f[3] === 'IN' && f[4] === 'IP4' && f[5] === fromIp) {
+        if (f.length === 6 && f[3] === 'IN' && f[4] === 'IP4' && ours(f[5])) {
           f[5] = toIp;
           t = 'o=' + f.join(' ');
           changed.push({ field: 'o' });
@@ -99,7 +113,7 @@ export function rewriteSdp(sdp: string, fromIp: string, toIp: string, mapPort: P
       }
       case 'c': {
         const c = connAddress(t.slice(2));
-        if (c && c.addr === fromIp) {
+        if (c && ours(c.addr)) {
           t = 'c=' + t.slice(2, 2 + c.start) + toIp + t.slice(2 + c.end);
           changed.push({ field: 'c' });
         }
@@ -115,10 +129,12 @@ export function rewriteSdp(sdp: string, fromIp: string, toIp: string, mapPort: P
         if (port > 65535) return { ok: false, reason: Reason.BAD_SDP };
         const conn = mediaConn[level] ?? sessionConn;
         // port 0: rejected/disabled stream (RFC 3264 §6); other addresses: not ours to translate
-        if (port === 0 || conn !== fromIp) break;
-        const pub = mapPort(fromIp, port);
+        if (port !== 0 && conn !== undefined && conn !== fromIp && !ours(conn) && isPrivateV4(conn)) refusedThirdParty++;
+        if (port === 0 || !ours(conn)) break;
+        const pub = mapPort(conn!, port);
         if (pub === undefined) return { ok: false, reason: Reason.PORTS_EXHAUSTED };
         current = { index: level, media: m[1]!, privatePort: port, publicPort: pub, rtcpPrivatePort: port + 1, rtcpPublicPort: pub + 1 };
+        if (conn !== fromIp) current.privateIp = conn;
         media.push(current);
         if (pub !== port) {
           const ps = 2 + m[1]!.length + 1;
@@ -134,11 +150,11 @@ export function rewriteSdp(sdp: string, fromIp: string, toIp: string, mapPort: P
         const rp = Number(r[1]);
         let pub: number | undefined;
         if (rp === current.privatePort + 1) pub = current.publicPort + 1;
-        else pub = mapPort(fromIp, rp);
+        else pub = mapPort(current.privateIp ?? fromIp, rp);
         if (pub === undefined) return { ok: false, reason: Reason.PORTS_EXHAUSTED };
         current.rtcpPrivatePort = rp;
         current.rtcpPublicPort = pub;
-        const addr = r[2] === fromIp ? toIp : r[2];
+        const addr = ours(r[2]) ? toIp : r[2];
         const nt = `a=rtcp:${pub}${addr !== undefined ? ` IN IP4 ${addr}` : ''}`;
         if (nt !== r[0]) {
           t = nt + t.slice(r[0].length);
@@ -149,5 +165,5 @@ export function rewriteSdp(sdp: string, fromIp: string, toIp: string, mapPort: P
     }
     out += t + l.eol;
   }
-  return { ok: true, text: out, changed, media };
+  return { ok: true, text: out, changed, media, refusedThirdParty };
 }

@@ -35,6 +35,8 @@ export type RewriteResult =
       media: SdpMediaMapping[] | undefined;
       /** WAN→LAN SDP: the far end's media per m= line */
       remote: (RemoteMedia | undefined)[] | undefined;
+      /** SDP media on a private third-party address left untranslated (third-party-media=block) */
+      refusedThirdParty?: number;
     }
   | { ok: false; reason: Reason };
 
@@ -49,7 +51,7 @@ function hostPortEdit(value: string, base: number, hp: HostPort, tr: Translation
   return { start: base + hp.hostStart, end: base + hp.portEnd, text };
 }
 
-export function rewriteSip(b: Buffer, start: number, end: number, msg: SipMessage, dir: Direction, tr: Translation, mapPort?: PortMapper): RewriteResult {
+export function rewriteSip(b: Buffer, start: number, end: number, msg: SipMessage, dir: Direction, tr: Translation, mapPort?: PortMapper, thirdParty: 'allow' | 'block' = 'block'): RewriteResult {
   const edits: Edit[] = [];
   const fields: string[] = [];
   // Request-URI (RFC 3261 §8.1.1.1 / §16.12)
@@ -102,18 +104,20 @@ export function rewriteSip(b: Buffer, start: number, end: number, msg: SipMessag
   let body: Buffer | undefined;
   let media: SdpMediaMapping[] | undefined;
   let remote: (RemoteMedia | undefined)[] | undefined;
+  let refusedThirdParty = 0;
   const isSdp = msg.bodyEnd > msg.bodyStart && contentType !== undefined && /^application\/sdp\s*(;|$)/i.test(contentType);
   if (isSdp && dir === 'in') remote = remoteMedia(b.toString('latin1', msg.bodyStart, msg.bodyEnd));
   if (isSdp && dir === 'out' && mapPort) {
-    const r = rewriteSdp(b.toString('latin1', msg.bodyStart, msg.bodyEnd), tr.fromIp, tr.toIp, mapPort);
+    const r = rewriteSdp(b.toString('latin1', msg.bodyStart, msg.bodyEnd), tr.fromIp, tr.toIp, mapPort, thirdParty);
     if (!r.ok) return r;
     media = r.media;
+    refusedThirdParty = r.refusedThirdParty;
     if (r.changed.length) {
       body = Buffer.from(r.text, 'latin1');
       for (const c of r.changed) fields.push(`sdp_${c.field}`);
     }
   }
-  if (edits.length === 0 && !body) return { ok: true, payload: undefined, fields, media, remote };
+  if (edits.length === 0 && !body) return { ok: true, payload: undefined, fields, media, remote, refusedThirdParty };
   if (body) {
     if (clHeader) {
       edits.push({ start: clHeader.s, end: clHeader.e, text: String(body.length) });
@@ -121,5 +125,5 @@ export function rewriteSip(b: Buffer, start: number, end: number, msg: SipMessag
     }
     edits.push({ start: msg.bodyStart, end: msg.bodyEnd, text: body.toString('latin1', 0, body.length) });
   }
-  return { ok: true, payload: applyEdits(b, start, end, edits), fields, media, remote };
+  return { ok: true, payload: applyEdits(b, start, end, edits), fields, media, remote, refusedThirdParty };
 }

@@ -48,7 +48,7 @@ export type ToWorker =
 /** The option objects of the worker's parts, from the config (start-up and reload). */
 export function partOptions(c: Config) {
   return {
-    processor: { maxMessageSize: c.maxMessageSize, unknownMethod: c.unknownMethodPolicy, ports: c.ports, malformedPolicy: c.malformedPolicy },
+    processor: { maxMessageSize: c.maxMessageSize, unknownMethod: c.unknownMethodPolicy, ports: c.ports, malformedPolicy: c.malformedPolicy, thirdPartyMedia: c.thirdPartyMedia },
     dialogs: {
       retainOnHold: c.retainOnHold, directMedia: c.directMedia, graceMs: c.teardownGraceSeconds * 1000, idleMs: c.dialogIdleSeconds * 1000,
       provisionalMs: c.provisionalInviteExpirySeconds * 1000, maxCallMs: c.maxCallSeconds * 1000, mediaInactivityMs: c.callKeepaliveSeconds * 1000,
@@ -183,6 +183,7 @@ function main(): void {
       lastFields = out ? o.fields : [];
       if (out) for (const f of o.fields) stats.inc(`r|${dir}|${f}`);
       if (o.bindingSource && out) stats.inc(`b|${o.bindingSource}`);
+      if (o.refusedThirdParty) stats.inc('h|refused_third_party', o.refusedThirdParty);
       if (debug) log('debug', 'packet', { dir, id, message: o.message, reason: o.reason, fields: o.fields.join(',') || undefined, binding: o.bindingSource, len: payload.length, newLen: out?.length });
     } catch (e) {
       // a helper must not break traffic: accept unchanged (conntrack-tools cthelper habit)

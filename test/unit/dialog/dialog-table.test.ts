@@ -234,3 +234,14 @@ test('restart: a new table adopts the persisted dialogs whose anchors live, re-p
   assert.ok(!fresh.dialogs.has('a'));
   assert.ok(!ct.anchors.has([...live][0]!), 'the adopted anchor is deleted at the end of the call');
 });
+
+test('third-party media (allowed): pinholes and media flows point at the media host, not the signaling phone', () => {
+  const ct = new FakeCt();
+  const made: { privateIp: string; privatePort: number }[] = [];
+  (ct as unknown as { createExpectation: (a: Tuple, e: { privateIp: string; privatePort: number }) => void }).createExpectation = (_a, e) => { made.push({ privateIp: e.privateIp, privatePort: e.privatePort }); };
+  const table = new DialogTable(ct as unknown as Ctnetlink, new PortAllocator(PortAllocator.createShared(), 1, 10000, 60999, 1e9), 0, { retainOnHold: true, graceMs: 5000, idleMs: 3600000 }, counters);
+  table.observe(ev({ method: 'INVITE', local: [{ ...media(6000)[0]!, privateIp: '10.77.0.50' }] }), 0);
+  assert.deepEqual(made, [{ privateIp: '10.77.0.50', privatePort: 6000 }, { privateIp: '10.77.0.50', privatePort: 6001 }]);
+  table.observe(ev({ dir: 'in', status: 200, cseqMethod: 'INVITE', toTag: 't', remote }), 10);
+  assert.ok([...ct.flows].every((f) => f.startsWith('10.77.0.50:')), [...ct.flows].join(','));
+});

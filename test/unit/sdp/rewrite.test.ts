@@ -56,3 +56,23 @@ test('bad SDP and exhausted ports are reported, not thrown', () => {
   const r = rewriteSdp(SDP_OFFER, PRIV, PUB, () => undefined);
   assert.deepEqual(r, { ok: false, reason: 'ports_exhausted' });
 });
+
+test('third-party media on another LAN host: block leaves it and counts it; allow translates it and maps that host', () => {
+  const sdp = crlf(['v=0', `o=- 1 1 IN IP4 ${PRIV}`, 's=-', `c=IN IP4 ${PRIV}`, 't=0 0', 'm=audio 6000 RTP/AVP 0', 'c=IN IP4 10.77.0.50', 'm=video 6002 RTP/AVP 96', 'c=IN IP4 198.51.100.9', '']);
+  const seen: string[] = [];
+  const blocked = rewriteSdp(sdp, PRIV, PUB, (ip, p) => { seen.push(`${ip}:${p}`); return p + 100; });
+  assert.ok(blocked.ok);
+  assert.equal(blocked.refusedThirdParty, 1, 'the gateway line; the public address is not a LAN host');
+  assert.ok(blocked.text.includes('c=IN IP4 10.77.0.50'));
+  assert.deepEqual(blocked.media, []);
+  assert.equal(seen.length, 0);
+  const allowed = rewriteSdp(sdp, PRIV, PUB, (ip, p) => { seen.push(`${ip}:${p}`); return p + 100; }, 'allow');
+  assert.ok(allowed.ok);
+  assert.equal(allowed.refusedThirdParty, 0);
+  const s = sdpTransform.parse(allowed.text);
+  assert.equal(s.media[0]!.connection?.ip, PUB);
+  assert.equal(s.media[0]!.port, 6100);
+  assert.equal(s.media[1]!.connection?.ip, '198.51.100.9', 'a public third party is left alone');
+  assert.deepEqual(allowed.media.map((m) => [m.privateIp, m.privatePort, m.publicPort]), [['10.77.0.50', 6000, 6100]]);
+  assert.deepEqual(seen, ['10.77.0.50:6000']);
+});
