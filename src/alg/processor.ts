@@ -101,7 +101,8 @@ export class Processor {
       if (info) {
         const se = findHeader(pkt, msg, 'session-expires');
         const seconds = se ? /^\s*(\d{1,7})/.exec(se)?.[1] : undefined;
-        event = { dir, isRequest: msg.isRequest, method: msg.method, status: msg.status, info, privateIp: binding.privateIp, publicIp: binding.publicIp, local: r.media, remote: r.remote, sessionExpires: seconds ? Number(seconds) : undefined };
+        const flow: Tuple = dir === 'out' ? { src: p.src, sport: p.srcPort, dst: p.dst, dport: p.dstPort, proto: IPPROTO_UDP } : { src: p.dst, sport: p.dstPort, dst: p.src, dport: p.srcPort, proto: IPPROTO_UDP };
+        event = { dir, isRequest: msg.isRequest, method: msg.method, status: msg.status, info, privateIp: binding.privateIp, publicIp: binding.publicIp, local: r.media, remote: r.remote, sessionExpires: seconds ? Number(seconds) : undefined, flow };
         initial = msg.method === 'REGISTER' || (msg.method === 'INVITE' && !info.toTag);
       }
     }

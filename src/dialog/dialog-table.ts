@@ -36,6 +36,8 @@ export interface SipEvent {
   remote: (RemoteMedia | undefined)[] | undefined;
   /** Session-Expires delta-seconds of the message (RFC 4028 §4), when present */
   sessionExpires?: number;
+  /** the signaling flow the message crossed, LAN→WAN orientation (phone -> far end) */
+  flow?: Tuple;
 }
 
 export interface DialogOptions {
@@ -81,9 +83,15 @@ export interface Dialog {
   mediaPackets: number;
   mediaSeenAt: number;
   mediaCheckedAt: number;
+  /** the signaling flow, kept alive while the call lasts, and when it was last raised */
+  flow?: Tuple;
+  flowKeptAt?: number;
 }
 
 const SOURCE_SLOTS = 4096;
+/** a confirmed dialog's signaling flow is raised to this timeout, again every SIGNALING_REFRESH_MS */
+const SIGNALING_TIMEOUT_SEC = 300;
+const SIGNALING_REFRESH_MS = 20000;
 
 export const anchorKey = (t: Tuple) => `${t.src}:${t.sport}>${t.dst}:${t.dport}`;
 
@@ -252,6 +260,7 @@ export class DialogTable {
       this.counters.inc('d|created');
     }
     d.lastSeen = now;
+    if (!d.flow && e.flow) d.flow = e.flow;
     this.version++;
     const otherBranch = !e.isRequest && d.winnerTag !== '' && e.info.toTag !== d.winnerTag && e.dir === 'in';
     // RFC 3261 §13.2.2.4: the first 2xx establishes the dialog; later 2xx of other forks do not move media
@@ -424,6 +433,17 @@ export class DialogTable {
           d.mediaPackets = packets;
           d.mediaSeenAt = now;
         } else if (now - d.mediaSeenAt >= o.mediaInactivityMs) this.release(d, true, 'media_inactive');
+      }
+    }
+    // a call can be silent on its signaling flow for far longer than the kernel's UDP timeouts
+    // (120 s): without its conntrack entry the far end's BYE or re-INVITE finds no NAT binding
+    for (const d of this.dialogs.values()) {
+      if (!d.flow || !d.confirmed || d.endAt || now - (d.flowKeptAt ?? 0) < SIGNALING_REFRESH_MS) continue;
+      d.flowKeptAt = now;
+      try {
+        this.counters.inc(this.ct.setTimeout(d.flow, SIGNALING_TIMEOUT_SEC) ? 'd|signaling_kept_alive' : 'd|signaling_flow_gone');
+      } catch {
+        this.counters.inc('d|signaling_keepalive_failed');
       }
     }
     // max-idle-dialogs: the longest-idle dialogs beyond N go first

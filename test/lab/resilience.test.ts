@@ -51,7 +51,7 @@ test('kill -9 mid-call: the call and its audio go on (fail-open); the restarted 
     // 1. with the state file: the call comes back
     let c = await oneCall();
     daemon!.kill('SIGKILL');
-    await lab.startDaemon(['--queues', '0:1', '--teardown-grace-seconds', '2']);
+    const restarted = await lab.startDaemon(['--queues', '0:1', '--teardown-grace-seconds', '2']);
     assert.equal(anchors(lab), 1, 'the anchor was adopted, not deleted');
     const calls = JSON.parse(lab.cli(['calls', '--json']).stdout) as { phone: string; state: string; pinholes: number }[];
     assert.deepEqual(calls.map((x) => [x.phone, x.state, x.pinholes]), [[phoneIp(1), 'confirmed', 2]], 'the restarted daemon lists the call');
@@ -66,7 +66,7 @@ test('kill -9 mid-call: the call and its audio go on (fail-open); the restarted 
     assert.ok(metricSum(lab.metrics(), 'sipalg_dialogs_total', { event: 'restored' }) >= 1);
     // 2. without it (state-dir lost): the dead daemon's anchor is an orphan and goes
     c = await oneCall();
-    lab.run(lab.router, 'pkill', ['-KILL', '-f', 'sip-alg run']);
+    restarted.kill('SIGKILL');
     await sleep(300);
     for (const f of readdirSync(lab.dir).filter((n) => /^worker-\d+\.json$/.test(n))) rmSync(join(lab.dir, f));
     assert.ok(anchors(lab) >= 1, 'the killed daemon left its anchor');
@@ -91,7 +91,7 @@ test('an INVITE flood from one LAN source is rate-limited while another phone\'s
     lab.start(lab.provider, 'sipp', ['-sn', 'uas', '-i', PROVIDER_IP, '-p', '5080', '-nostdin', '-nr']);
     await lab.waitListening(lab.provider, [5080]);
     // phone 1 floods 3000 INVITEs in ~1.5 s toward a provider port; phone 2 places 5 real calls meanwhile
-    const flood = `const d=require('dgram').createSocket('udp4');d.bind(5060,'${phoneIp(1)}',async()=>{for(let i=0;i<3000;i++){const m='INVITE sip:x@${PROVIDER_IP}:5099 SIP/2.0\\r\\nVia: SIP/2.0/UDP ${phoneIp(1)}:5060;branch=z9hG4bKf'+i+'\\r\\nFrom: <sip:f@${phoneIp(1)}>;tag='+i+'\\r\\nTo: <sip:x@${PROVIDER_IP}>\\r\\nCall-ID: flood'+i+'\\r\\nCSeq: 1 INVITE\\r\\nContent-Length: 0\\r\\n\\r\\n';await new Promise(r=>d.send(m,5099,'${PROVIDER_IP}',r));if(i%20===0)await new Promise(r=>setTimeout(r,10));}d.close();});`;
+    const flood = `const d=require('dgram').createSocket('udp4');d.bind(5060,'${phoneIp(1)}',async()=>{for(let i=0;i<3000;i++){const m='INVITE sip:x@${PROVIDER_IP}:5099 SIP/2.0\\r\\nVia: SIP/2.0/UDP ${phoneIp(1)}:5060;branch=z9hG4bKf'+i+'\\r\\nFrom: <sip:f@${phoneIp(1)}>;tag='+i+'\\r\\nTo: <sip:x@${PROVIDER_IP}>\\r\\nCall-ID: flood'+i+'\\r\\nCSeq: 1 INVITE\\r\\nContent-Length: 0\\r\\n\\r\\n';await new Promise(r=>d.send(m,5099,'${PROVIDER_IP}',r));if(i%20===0)await new Promise(r=>setTimeout(r,10));}console.log(Date.now()-t0);d.close();});const t0=Date.now();`;
     const [f, calls] = await Promise.all([
       lab.runAsync(lab.phone(1), process.execPath, ['-e', flood], 30000),
       lab.runAsync(lab.phone(2), 'sipp', ['-sn', 'uac', '-i', phoneIp(2), '-p', '5060', '-m', '5', '-r', '5', '-s', 'pbx', `${PROVIDER_IP}:5080`, ...sippArgs], 60000),
@@ -103,7 +103,9 @@ test('an INVITE flood from one LAN source is rate-limited while another phone\'s
     const passed = count(await wan.stop(), 'udp.dstport==5099');
     const limited = metricSum(m, 'sipalg_packets_total', { reason: 'rate_limited' });
     t.diagnostic(`flood: 3000 INVITEs sent, ${passed} crossed the WAN, ${limited} counted rate_limited; 5/5 legitimate calls completed`);
-    assert.ok(passed >= 100 && passed <= 600, `flood INVITEs let through: ${passed} (burst 200 + 100/s)`);
+    const seconds = Number(f.stdout.trim()) / 1000;
+    const bound = 200 + 100 * seconds + 50; // burst + rate over the flood's real duration (slower on a busy machine)
+    assert.ok(passed >= 100 && passed <= bound, `flood INVITEs let through: ${passed} in ${seconds} s (burst 200 + 100/s: at most ${bound})`);
     assert.equal(passed + limited, 3000, `every flood INVITE was either passed or counted rate_limited (${limited})`);
   } finally {
     await lab.close();
@@ -150,11 +152,13 @@ test('RFC 4028 session timers: a refreshed call stays, an unrefreshed one is rel
     await sleep(121000); // 126 s after the INVITEs: past 90 + 32 s for the silent call; the other refreshed at 40 and 80 s
     const late = JSON.parse(lab.cli(['calls', '--json']).stdout) as { phone: string }[];
     assert.deepEqual(late.map((c) => c.phone), [phoneIp(1)], `only the refreshed call is left\n${log().slice(-1500)}`);
-    assert.equal(metricSum(lab.metrics(), 'sipalg_dialogs_total', { event: 'session_expired' }), 1);
+    const m = lab.metrics();
+    assert.equal(metricSum(m, 'sipalg_dialogs_total', { event: 'session_expired' }), 1);
+    assert.ok(metricSum(m, 'sipalg_dialogs_total', { event: 'signaling_kept_alive' }) >= 4, 'the calls\' signaling flows were kept past the kernel\'s 120 s UDP timeout');
     const [a, b] = await Promise.all([refreshed, silent]);
     await uasDone;
     assert.equal(a.code, 0, a.stdout.slice(-600));
-    assert.equal(b.code, 0, `signaling still passes after the release: ${b.stdout.slice(-600)}`);
+    assert.equal(b.code, 0, `the BYE after 135 silent seconds still found its NAT binding: ${b.stdout.slice(-600)}`);
   } finally {
     await lab.close();
   }

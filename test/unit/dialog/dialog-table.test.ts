@@ -245,3 +245,21 @@ test('third-party media (allowed): pinholes and media flows point at the media h
   table.observe(ev({ dir: 'in', status: 200, cseqMethod: 'INVITE', toTag: 't', remote }), 10);
   assert.ok([...ct.flows].every((f) => f.startsWith('10.77.0.50:')), [...ct.flows].join(','));
 });
+
+test('a confirmed call keeps its signaling flow alive past the kernel UDP timeout; an early or ending one does not', () => {
+  const { ct, table } = make();
+  const raised: string[] = [];
+  (ct as unknown as { setTimeout: (t: Tuple, s: number) => boolean }).setTimeout = (t, s) => { raised.push(`${t.src}:${t.sport}>${t.dst}:${t.dport}/${s}`); return true; };
+  const flow = { src: '10.77.0.11', sport: 5060, dst: '198.51.100.7', dport: 5060, proto: 17 };
+  table.observe({ ...ev({ method: 'INVITE', local: media(6000) }), flow }, 0);
+  table.sweep(30000);
+  assert.deepEqual(raised, [], 'not while early');
+  table.observe(ev({ dir: 'in', status: 200, cseqMethod: 'INVITE', toTag: 't', remote }), 31000);
+  table.sweep(32000);
+  table.sweep(40000);
+  table.sweep(52000);
+  assert.deepEqual(raised, ['10.77.0.11:5060>198.51.100.7:5060/300', '10.77.0.11:5060>198.51.100.7:5060/300'], 'at once, then every 20 s');
+  table.observe(ev({ method: 'BYE', cseqMethod: 'BYE' }), 53000);
+  table.sweep(80000);
+  assert.equal(raised.length, 2, 'not once the call is ending');
+});
