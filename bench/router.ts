@@ -13,7 +13,7 @@
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { cpus, release, totalmem } from 'node:os';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, metricSum, PROVIDER_IP, ROOT, SRC_LAB, phoneIp } from '../src/lab/lab';
 import { prepare, type Daemon, type Mode } from '../src/lab/media';
@@ -92,6 +92,9 @@ export class Setup {
     }
     this.lab.conntrack(['-F']);
     this.lab.conntrack(['-F', 'expect']);
+    // the daemon keeps its dialogs in the state dir (Lab passes --state-dir lab.dir) and a new one
+    // adopts them: remove them so that every trial starts without dialogs
+    for (const f of readdirSync(this.lab.dir)) if (/^worker-\d+\.json/.test(f)) rmSync(join(this.lab.dir, f), { force: true });
     if (this.mode === 'alg') this.daemon = await this.lab.startDaemon(['--queues', this.queues, '--teardown-grace-seconds', '2', ...ALG_FLAGS, ...extra]);
   }
 
