@@ -205,26 +205,24 @@ export class Ctnetlink {
     }
   }
 
-  /** Every IPv4 conntrack entry (a dump; for start-up housekeeping, not the packet path). */
-  dump(): Conntrack[] {
-    const msgs = this.sock.request((SUBSYS_CTNETLINK << 8) | MSG_CT_GET, NLM_F_DUMP, AF_INET, []);
-    const out: Conntrack[] = [];
-    for (const m of msgs) {
-      const c = parseConntrack(m);
-      if (c) out.push(c);
+  /** A dump of one table, each message parsed; unparsable (e.g. IPv6) entries are skipped. */
+  private dumpOf<T>(type: number, parse: (m: Buffer) => T | undefined): T[] {
+    const out: T[] = [];
+    for (const m of this.sock.request(type, NLM_F_DUMP, AF_INET, [])) {
+      const x = parse(m);
+      if (x) out.push(x);
     }
     return out;
   }
 
-  /** Every IPv4 expectation (a dump; for inspection, not the packet path). */
+  /** Every IPv4 conntrack entry (for start-up housekeeping, not the packet path). */
+  dump(): Conntrack[] {
+    return this.dumpOf((SUBSYS_CTNETLINK << 8) | MSG_CT_GET, parseConntrack);
+  }
+
+  /** Every IPv4 expectation (for inspection, not the packet path). */
   dumpExpectations(): Expectation[] {
-    const msgs = this.sock.request((SUBSYS_CTNETLINK_EXP << 8) | MSG_EXP_GET, NLM_F_DUMP, AF_INET, []);
-    const out: Expectation[] = [];
-    for (const m of msgs) {
-      const e = parseExpectation(m);
-      if (e) out.push(e);
-    }
-    return out;
+    return this.dumpOf((SUBSYS_CTNETLINK_EXP << 8) | MSG_EXP_GET, parseExpectation);
   }
 
   delete(t: Tuple): boolean {
