@@ -118,7 +118,7 @@ function main(): void {
   };
 
   let q: object | undefined;
-  let lastReason: string = Reason.INTERNAL_ERROR, lastMessage = '', lastFields: string[] = [];
+  const NO_FIELDS: string[] = [];
   const tap = (before: Buffer, dir: 'in' | 'out', verdict: number, out: Buffer | undefined, reason: string, message: string, fields: string[]) => {
     const after = verdict === NF_DROP ? undefined : out ?? before;
     const vb = viewPacket(before);
@@ -132,9 +132,8 @@ function main(): void {
   };
   const onPacket = (id: number, payload: Buffer, indev: number, _outdev: number): void => {
     const t0 = process.hrtime.bigint();
-    lastReason = Reason.INTERNAL_ERROR;
-    lastMessage = '';
-    lastFields = [];
+    // what a tap reports of this packet (an internal error leaves the defaults)
+    let reason: Reason = Reason.INTERNAL_ERROR, message = '', fields = NO_FIELDS;
     const dir = indev === init.wanIfindex ? 'in' : 'out';
     let verdict = NF_ACCEPT;
     let out: Buffer | undefined;
@@ -142,7 +141,8 @@ function main(): void {
       const o = proc.process(payload, dir, Date.now());
       out = o.packet;
       if (!o.accept) verdict = NF_DROP;
-      let reason: Reason = o.reason;
+      reason = o.reason;
+      message = o.message;
       const now = Date.now();
       // per-source protection: new INVITEs and REGISTERs (rate, blocking), INVITE failures
       if (o.initial && o.event && o.src) {
@@ -178,9 +178,7 @@ function main(): void {
       }
       stats.inc(`p|${dir}|${verdict === NF_DROP ? 'drop' : 'accept'}|${reason}`);
       if (o.message) stats.inc(`o|${dir}|${o.message}|${verdict === NF_DROP ? 'dropped' : out ? 'rewritten' : 'unchanged'}`);
-      lastReason = reason;
-      lastMessage = o.message;
-      lastFields = out ? o.fields : [];
+      if (out) fields = o.fields;
       if (out) for (const f of o.fields) stats.inc(`r|${dir}|${f}`);
       if (o.bindingSource && out) stats.inc(`b|${o.bindingSource}`);
       if (o.refusedThirdParty) stats.inc('h|refused_third_party', o.refusedThirdParty);
@@ -191,7 +189,7 @@ function main(): void {
       log('error', 'internal error, packet accepted unchanged', { err: e as Error, stack: (e as Error).stack?.split('\n')[1]?.trim() });
     }
     if (taps.size) {
-      try { tap(payload, dir, verdict, out, lastReason, lastMessage, lastFields); } catch (e) { log('warn', 'tap failed', { err: e as Error }); }
+      try { tap(payload, dir, verdict, out, reason, message, fields); } catch (e) { log('warn', 'tap failed', { err: e as Error }); }
     }
     try {
       nb.queueVerdict(q!, id, verdict, out ?? null);
