@@ -2,7 +2,7 @@
 # sip-alg iptables rules: divert SIP to NFQUEUE for the ALG. Touches only its own chain
 # (mangle SIPALG) and its two jump rules, so `remove` leaves the rest of the firewall as it was.
 #
-#   sip-alg-rules.sh install [--wan IF] [--ports 5060,5070] [--queues A:B] [--fail-closed] [--iptables CMD]
+#   sip-alg-rules.sh install [--wan IF] [--ports 5060,5070] [--tls-ports 5061] [--queues A:B] [--fail-closed] [--iptables CMD]
 #   sip-alg-rules.sh remove  [--wan IF] [--iptables CMD]
 #   sip-alg-rules.sh status  [--iptables CMD]
 #
@@ -10,25 +10,32 @@
 # it, before SNAT); WAN→LAN in mangle FORWARD -i WAN (after de-NAT, so the private destination is
 # visible). Both directions of a flow hash to the same queue (--queue-balance hashes the address
 # pair). Default is fail-open: --queue-bypass lets SIP through unchanged when no daemon is bound.
+# The jump rules match the SIP ports themselves, so RTP and other UDP never walk the chain.
+# SIP over TCP goes to the first queue only (one worker keeps each connection's sequence-number
+# state for both directions); of TLS (SIPS) only connection openings are queued, to be counted.
 # Works with iptables-nft and iptables-legacy (both speak this syntax).
 set -euo pipefail
 
 die() { echo "sip-alg-rules: $*" >&2; exit 2; }
 action=${1:-}; shift || true
-WAN=wan0; PORTS=5060; QUEUES=0:0; FAIL_CLOSED=0; IPT=${IPTABLES:-}
+WAN=wan0; PORTS=5060; TLS_PORTS=5061; QUEUES=0:0; FAIL_CLOSED=0; IPT=${IPTABLES:-}
 while [ $# -gt 0 ]; do
   case "$1" in
     --wan) WAN=${2:?--wan needs an interface}; shift 2;;
     --ports) PORTS=${2:?--ports needs a list}; shift 2;;
+    --tls-ports) TLS_PORTS=${2:?--tls-ports needs a list}; shift 2;;
     --queues) QUEUES=${2:?--queues needs A:B}; shift 2;;
     --fail-closed) FAIL_CLOSED=1; shift;;
     --fail-open) FAIL_CLOSED=0; shift;;
     --iptables) IPT=${2:?}; shift 2;;
-    *) die "unknown option $1 (allowed: --wan IF, --ports LIST, --queues A:B, --fail-closed, --iptables CMD)";;
+    *) die "unknown option $1 (allowed: --wan IF, --ports LIST, --tls-ports LIST, --queues A:B, --fail-closed, --iptables CMD)";;
   esac
 done
 [[ $WAN =~ ^[A-Za-z0-9_.@:-]{1,15}$ ]] || die "--wan: '$WAN' is not an interface name"
 [[ $PORTS =~ ^[0-9]{1,5}(,[0-9]{1,5}){0,14}$ ]] || die "--ports: '$PORTS' must be a comma-separated list of up to 15 ports"
+[[ $TLS_PORTS =~ ^[0-9]{1,5}(,[0-9]{1,5}){0,14}$ ]] || die "--tls-ports: '$TLS_PORTS' must be a comma-separated list of ports"
+TCP_PORTS="$PORTS,$TLS_PORTS"
+[ "$(echo "$TCP_PORTS" | tr ',' '\n' | wc -l)" -le 15 ] || die "--ports and --tls-ports: at most 15 ports together (iptables multiport)"
 [[ $QUEUES =~ ^([0-9]{1,5})(:([0-9]{1,5}))?$ ]] || die "--queues: '$QUEUES' must be A or A:B"
 QA=${BASH_REMATCH[1]}; QB=${BASH_REMATCH[3]:-$QA}
 [ "$QB" -ge "$QA" ] || die "--queues: B must be >= A"
@@ -39,10 +46,15 @@ T="$IPT -w -t mangle"
 CHAIN=SIPALG
 COMMENT="sip-alg"
 if [ "$QA" = "$QB" ]; then QSPEC=(--queue-num "$QA"); else QSPEC=(--queue-balance "$QA:$QB"); fi
-[ "$FAIL_CLOSED" = 1 ] || QSPEC+=(--queue-bypass)
+TSPEC=(--queue-num "$QA")
+[ "$FAIL_CLOSED" = 1 ] || { QSPEC+=(--queue-bypass); TSPEC+=(--queue-bypass); }
 
-JUMP_OUT=(POSTROUTING -o "$WAN" -p udp -m comment --comment "$COMMENT" -j "$CHAIN")
-JUMP_IN=(FORWARD -i "$WAN" -p udp -m comment --comment "$COMMENT" -j "$CHAIN")
+JUMPS=(
+  "POSTROUTING -o $WAN -p udp -m multiport --ports $PORTS"
+  "POSTROUTING -o $WAN -p tcp -m multiport --ports $TCP_PORTS"
+  "FORWARD -i $WAN -p udp -m multiport --ports $PORTS"
+  "FORWARD -i $WAN -p tcp -m multiport --ports $TCP_PORTS"
+)
 
 remove_jumps() {
   # every jump to our chain, whatever WAN it was installed with
@@ -59,10 +71,15 @@ case "$action" in
 install)
   remove_jumps
   $T -N "$CHAIN" 2>/dev/null || $T -F "$CHAIN"
-  $T -A "$CHAIN" -p udp -m multiport --ports "$PORTS" -m comment --comment "$COMMENT" -j NFQUEUE "${QSPEC[@]}"
-  $T -I "${JUMP_OUT[@]}"
-  $T -I "${JUMP_IN[@]}"
-  echo "sip-alg rules installed: wan=$WAN ports=$PORTS queues=$QA:$QB $([ "$FAIL_CLOSED" = 1 ] && echo fail-closed || echo fail-open)"
+  $T -A "$CHAIN" -p udp -m comment --comment "$COMMENT" -j NFQUEUE "${QSPEC[@]}"
+  $T -A "$CHAIN" -p tcp -m multiport --ports "$TLS_PORTS" --syn -m comment --comment "$COMMENT tls" -j NFQUEUE "${TSPEC[@]}"
+  $T -A "$CHAIN" -p tcp -m multiport --ports "$TLS_PORTS" -m comment --comment "$COMMENT tls" -j RETURN
+  $T -A "$CHAIN" -p tcp -m comment --comment "$COMMENT" -j NFQUEUE "${TSPEC[@]}"
+  for j in "${JUMPS[@]}"; do
+    # shellcheck disable=SC2086
+    $T -I $j -m comment --comment "$COMMENT" -j "$CHAIN"
+  done
+  echo "sip-alg rules installed: wan=$WAN ports=$PORTS tls-ports=$TLS_PORTS queues=$QA:$QB (tcp: $QA) $([ "$FAIL_CLOSED" = 1 ] && echo fail-closed || echo fail-open)"
   ;;
 remove)
   remove_jumps

@@ -13,6 +13,13 @@ export const Reason = {
   NOT_UDP: 'not_udp',
   TRUNCATED_UDP: 'truncated_udp',
   IPV6_PASSTHROUGH: 'ipv6_passthrough',
+  TRUNCATED_TCP: 'truncated_tcp',
+  // SIP over TCP (RFC 3261 §18.3 framing) and TLS
+  TCP_OUT_OF_ORDER: 'tcp_out_of_order',
+  TCP_DUPLICATE: 'tcp_duplicate',
+  TCP_UNFRAMED: 'tcp_unframed',
+  TCP_INCOMPLETE: 'tcp_incomplete',
+  TLS_PASSTHROUGH: 'tls_passthrough',
   NOT_SIP_PORT: 'not_sip_port',
   // SIP layer (RFC 3261 §7, §18)
   NOT_SIP: 'not_sip',
@@ -42,7 +49,7 @@ export type Reason = (typeof Reason)[keyof typeof Reason];
 
 /** Which reasons are errors, and of what kind: labels `sipalg_errors_total{kind,code}`. */
 export const REASON_KIND: Partial<Record<Reason, 'parse' | 'policy' | 'internal'>> = {
-  truncated_ip: 'parse', bad_ip_header: 'parse', truncated_udp: 'parse', not_sip: 'parse', truncated_headers: 'parse', bad_start_line: 'parse',
+  truncated_ip: 'parse', bad_ip_header: 'parse', truncated_udp: 'parse', truncated_tcp: 'parse', tcp_unframed: 'parse', tcp_incomplete: 'parse', not_sip: 'parse', truncated_headers: 'parse', bad_start_line: 'parse',
   bad_header: 'parse', bad_content_length: 'parse', too_large: 'parse', bad_sdp: 'parse',
   unknown_method: 'policy', rate_limited: 'policy', blocked: 'policy', dialog_limit: 'policy', direct_media_blocked: 'policy',
   internal_error: 'internal', verdict_error: 'internal', conntrack_error: 'internal', ports_exhausted: 'internal', no_binding: 'internal',

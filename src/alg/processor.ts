@@ -6,7 +6,7 @@
 import { NetlinkError, Reason } from '../errors';
 import { parseIpUdp, rebuildV4 } from '../packet/ip';
 import { findHeader, parseSip } from '../sip/message';
-import { rewriteSip, type Direction } from '../sip/rewrite';
+import { rewriteSip, type Direction, type Translation } from '../sip/rewrite';
 import type { BindingResolver } from '../nat/binding-resolver';
 import type { PortAllocator } from '../nat/port-allocator';
 import type { SipEvent } from '../dialog/dialog-table';
@@ -23,6 +23,23 @@ export interface ProcessorOptions {
   malformedPolicy: 'pass' | 'drop';
   /** SDP media on another private LAN host than the signaling one */
   thirdPartyMedia?: 'allow' | 'block';
+}
+
+/** The addresses a message travelled between (packet or TCP connection, as seen in the queue). */
+export interface Addressing {
+  src: string;
+  srcPort: number;
+  dst: string;
+  dstPort: number;
+}
+
+/** The NAT binding of a message's flow, as the rewrite needs it. */
+export interface MessageBinding {
+  tr: Translation;
+  privateIp: string;
+  publicIp: string;
+  /** how the binding was learned (metrics) */
+  source: string;
 }
 
 export interface Outcome {
@@ -73,27 +90,39 @@ export class Processor {
     if (!this.opts.ports.includes(p.srcPort) && !this.opts.ports.includes(p.dstPort)) return this.pass(Reason.NOT_SIP_PORT);
     if (p.payloadLength > this.opts.maxMessageSize) return this.pass(Reason.TOO_LARGE);
     const start = p.payloadOffset, end = p.payloadOffset + p.payloadLength;
+    const r = this.message(pkt, start, end, dir, p, IPPROTO_UDP, now, () => {
+      const b = dir === 'out' ? this.resolver.outbound(p.src, p.srcPort, p.dst, p.dstPort, now) : this.resolver.inbound(p.src, p.srcPort, p.dst, p.dstPort, now);
+      return b && { tr: translation(b, dir), privateIp: b.privateIp, publicIp: b.publicIp, source: b.source };
+    });
+    if (!r.payload) return r.outcome;
+    return { ...r.outcome, packet: rebuildV4(pkt, p, r.payload) };
+  }
+
+  /**
+   * One framed SIP message buf[start,end) from the packet or stream addressed `p`: parse, learn the
+   * binding (`bind`, called once the message is known to be SIP), rewrite. Returns the outcome with
+   * no packet, and the new message bytes when rewritten.
+   */
+  message(pkt: Buffer, start: number, end: number, dir: Direction, p: Addressing, proto: number, now: number, bind: () => MessageBinding | undefined): { outcome: Outcome; payload?: Buffer } {
     const sip = parseSip(pkt, start, end);
-    if (!sip.ok) return this.pass(sip.reason);
+    if (!sip.ok) return { outcome: this.pass(sip.reason) };
     const msg = sip.msg;
     // metric label: bounded set (an attacker must not mint label values)
     const known = !msg.isRequest || KNOWN_METHODS.has(msg.method);
     const label = msg.isRequest ? (known ? msg.method : 'other') : `${Math.floor(msg.status / 100)}xx`;
-    if (!known && this.opts.unknownMethod === 'drop') return { accept: false, packet: undefined, reason: Reason.UNKNOWN_METHOD, message: label, fields: [] };
-    let binding;
+    if (!known && this.opts.unknownMethod === 'drop') return { outcome: { accept: false, packet: undefined, reason: Reason.UNKNOWN_METHOD, message: label, fields: [] } };
+    let binding: MessageBinding | undefined;
     try {
-      binding = dir === 'out' ? this.resolver.outbound(p.src, p.srcPort, p.dst, p.dstPort, now) : this.resolver.inbound(p.src, p.srcPort, p.dst, p.dstPort, now);
+      binding = bind();
     } catch (e) {
-      if (e instanceof NetlinkError) return this.pass(Reason.CONNTRACK_ERROR, label);
+      if (e instanceof NetlinkError) return { outcome: this.pass(Reason.CONNTRACK_ERROR, label) };
       throw e;
     }
-    if (!binding) return this.pass(Reason.NO_BINDING, label);
-    if (binding.publicIp === binding.privateIp && binding.publicPort === binding.privatePort) return { ...this.pass(Reason.UNCHANGED, label), bindingSource: binding.source };
-    const tr = dir === 'out'
-      ? { fromIp: binding.privateIp, fromPort: binding.privatePort, toIp: binding.publicIp, toPort: binding.publicPort }
-      : { fromIp: binding.publicIp, fromPort: binding.publicPort, toIp: binding.privateIp, toPort: binding.privatePort };
+    if (!binding) return { outcome: this.pass(Reason.NO_BINDING, label) };
+    const tr = binding.tr;
+    if (tr.fromIp === tr.toIp && tr.fromPort === tr.toPort) return { outcome: { ...this.pass(Reason.UNCHANGED, label), bindingSource: binding.source } };
     const r = rewriteSip(pkt, start, end, msg, dir, tr, (ipAddr, port) => this.ports.allocate(ipAddr, port, now), this.opts.thirdPartyMedia);
-    if (!r.ok) return { ...this.pass(r.reason, label), bindingSource: binding.source };
+    if (!r.ok) return { outcome: { ...this.pass(r.reason, label), bindingSource: binding.source } };
     let event: SipEvent | undefined;
     let initial = false;
     if (r.media !== undefined || r.remote !== undefined || !msg.isRequest || TEARDOWN.has(msg.method) || msg.method === 'INVITE' || msg.method === 'REGISTER') {
@@ -101,7 +130,7 @@ export class Processor {
       if (info) {
         const se = findHeader(pkt, msg, 'session-expires');
         const seconds = se ? /^\s*(\d{1,7})/.exec(se)?.[1] : undefined;
-        const flow: Tuple = dir === 'out' ? { src: p.src, sport: p.srcPort, dst: p.dst, dport: p.dstPort, proto: IPPROTO_UDP } : { src: p.dst, sport: p.dstPort, dst: p.src, dport: p.srcPort, proto: IPPROTO_UDP };
+        const flow: Tuple = dir === 'out' ? { src: p.src, sport: p.srcPort, dst: p.dst, dport: p.dstPort, proto } : { src: p.dst, sport: p.dstPort, dst: p.src, dport: p.srcPort, proto };
         event = { dir, isRequest: msg.isRequest, method: msg.method, status: msg.status, info, privateIp: binding.privateIp, publicIp: binding.publicIp, local: r.media, remote: r.remote, sessionExpires: seconds ? Number(seconds) : undefined, flow };
         initial = msg.method === 'REGISTER' || (msg.method === 'INVITE' && !info.toTag);
       }
@@ -109,15 +138,23 @@ export class Processor {
     const refusedThirdParty = r.refusedThirdParty || undefined;
     let registration: Outcome['registration'];
     if (dir === 'in' && !msg.isRequest && msg.status >= 200 && msg.status < 300 && event?.info.cseqMethod === 'REGISTER') {
+      const pub = { ip: tr.fromIp, port: tr.fromPort };
       registration = {
         aor: registrationAor(pkt, msg),
-        flow: { src: p.dst, sport: p.dstPort, dst: p.src, dport: p.srcPort, proto: IPPROTO_UDP },
-        publicIp: binding.publicIp,
-        publicPort: binding.publicPort,
-        expires: contactExpiry(pkt, msg, binding.publicIp, binding.publicPort),
+        flow: { src: p.dst, sport: p.dstPort, dst: p.src, dport: p.srcPort, proto },
+        publicIp: pub.ip,
+        publicPort: pub.port,
+        expires: contactExpiry(pkt, msg, pub.ip, pub.port),
       };
     }
-    if (!r.payload) return { accept: true, packet: undefined, reason: Reason.UNCHANGED, message: label, fields: r.fields, bindingSource: binding.source, event, registration, src: p.src, dst: p.dst, initial, refusedThirdParty };
-    return { accept: true, packet: rebuildV4(pkt, p, r.payload), reason: Reason.REWRITTEN, message: label, fields: r.fields, bindingSource: binding.source, event, registration, src: p.src, dst: p.dst, initial, refusedThirdParty };
+    const outcome: Outcome = { accept: true, packet: undefined, reason: r.payload ? Reason.REWRITTEN : Reason.UNCHANGED, message: label, fields: r.fields, bindingSource: binding.source, event, registration, src: p.src, dst: p.dst, initial, refusedThirdParty };
+    return { outcome, payload: r.payload };
   }
+}
+
+/** How a binding translates a message crossing in direction `dir`. */
+export function translation(b: { privateIp: string; privatePort: number; publicIp: string; publicPort: number }, dir: Direction): Translation {
+  return dir === 'out'
+    ? { fromIp: b.privateIp, fromPort: b.privatePort, toIp: b.publicIp, toPort: b.publicPort }
+    : { fromIp: b.publicIp, fromPort: b.publicPort, toIp: b.privateIp, toPort: b.privatePort };
 }

@@ -8,6 +8,9 @@ export interface Config {
   wan: string;
   queues: { first: number; last: number };
   ports: number[];
+  tlsPorts: number[];
+  tcpHoldMs: number;
+  tcpMaxConnections: number;
   publicIp: string | undefined;
   failClosed: boolean;
   maxMessageSize: number;
@@ -92,7 +95,10 @@ function spec<K extends keyof Config>(key: string, field: K, parse: Parser<Confi
 export const SCHEMA: KeySpec[] = [
   spec('wan', 'wan', ifname, 'wan0', 'The WAN interface: SIP leaving through it is LAN→WAN, SIP arriving on it is WAN→LAN.'),
   spec('queues', 'queues', queueRange, { first: 0, last: 0 }, 'NFQUEUE numbers A:B; one worker thread per queue, the rules balance flows over them.'),
-  spec('ports', 'ports', portList, [5060], 'UDP ports that carry SIP (either end of the flow).'),
+  spec('ports', 'ports', portList, [5060], 'UDP and TCP ports that carry SIP (either end of the flow).'),
+  spec('tls-ports', 'tlsPorts', portList, [5061], 'TCP ports that carry SIP over TLS (SIPS): passed through untouched, new connections counted (tls_passthrough).'),
+  spec('tcp-hold-ms', 'tcpHoldMs', int(0, 10000), 500, 'How long the TCP segments of a SIP message spread over several segments wait in the queue for the rest; past it the message passes unchanged (tcp_incomplete).'),
+  spec('tcp-max-connections', 'tcpMaxConnections', int(0, 1000000), 10000, 'SIP-over-TCP connections tracked at once; beyond it new connections pass unchanged.'),
   spec('public-ip', 'publicIp', optIpv4, undefined, "The address LAN hosts are masqueraded to; 'auto' takes the WAN interface's first IPv4 address."),
   spec('fail-closed', 'failClosed', bool, false, 'false: SIP bypasses the ALG when the daemon is down or its queue is full (fail-open). true: such packets are dropped.'),
   spec('max-message-size', 'maxMessageSize', int(512, 65507), 65507, 'Largest SIP message (UDP payload bytes) the ALG rewrites; larger ones are passed unchanged and counted (too_large).'),

@@ -23,6 +23,8 @@ const CTA_PROTO_NUM = 1, CTA_PROTO_SRC_PORT = 2, CTA_PROTO_DST_PORT = 3;
 const CTA_NAT_V4_MINIP = 1, CTA_NAT_V4_MAXIP = 2, CTA_NAT_PROTO = 3;
 const CTA_PROTONAT_PORT_MIN = 1, CTA_PROTONAT_PORT_MAX = 2;
 const AF_INET = 2;
+const CTA_PROTOINFO = 4, CTA_PROTOINFO_TCP = 1, CTA_PROTOINFO_TCP_FLAGS_ORIGINAL = 4, CTA_PROTOINFO_TCP_FLAGS_REPLY = 5;
+const IP_CT_TCP_FLAG_BE_LIBERAL = 0x08;
 export const IPPROTO_UDP = 17;
 
 export const IPS_SRC_NAT = 1 << 4;
@@ -203,6 +205,19 @@ export class Ctnetlink {
       if (e instanceof NetlinkError && e.errno === ENOENT) return false;
       throw e;
     }
+  }
+
+  /**
+   * Turns off TCP window tracking for the connection holding `t` (IP_CT_TCP_FLAG_BE_LIBERAL on both
+   * directions, nf_conntrack_proto_tcp.c tcp_in_window): once the ALG changes a segment's length the
+   * two ends count bytes differently from what conntrack saw before the queue.
+   */
+  setTcpLiberal(t: Tuple): void {
+    const flags = Buffer.from([IP_CT_TCP_FLAG_BE_LIBERAL, IP_CT_TCP_FLAG_BE_LIBERAL]); // struct nf_ct_tcp_flags { flags, mask }
+    this.sock.request((SUBSYS_CTNETLINK << 8) | MSG_CT_NEW, NLM_F_ACK, AF_INET, [
+      [CTA_TUPLE_ORIG, tupleAttrs(t)],
+      [CTA_PROTOINFO, [[CTA_PROTOINFO_TCP, [[CTA_PROTOINFO_TCP_FLAGS_ORIGINAL, flags], [CTA_PROTOINFO_TCP_FLAGS_REPLY, flags]]]]],
+    ]);
   }
 
   /** A dump of one table, each message parsed; unparsable (e.g. IPv6) entries are skipped. */

@@ -438,7 +438,8 @@ export class DialogTable {
     // a call can be silent on its signaling flow for far longer than the kernel's UDP timeouts
     // (120 s): without its conntrack entry the far end's BYE or re-INVITE finds no NAT binding
     for (const d of this.dialogs.values()) {
-      if (!d.flow || !d.confirmed || d.endAt || now - (d.flowKeptAt ?? 0) < SIGNALING_REFRESH_MS) continue;
+      // TCP: conntrack's established timeout (5 days) already outlives the call; a shorter one must not be set
+      if (!d.flow || d.flow.proto !== IPPROTO_UDP || !d.confirmed || d.endAt || now - (d.flowKeptAt ?? 0) < SIGNALING_REFRESH_MS) continue;
       d.flowKeptAt = now;
       try {
         this.counters.inc(this.ct.setTimeout(d.flow, SIGNALING_TIMEOUT_SEC) ? 'd|signaling_kept_alive' : 'd|signaling_flow_gone');

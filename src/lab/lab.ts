@@ -92,12 +92,12 @@ export class Lab {
   }
 
   /** Waits until UDP `ports` have a listening socket in namespace `ns` (a peer that started). */
-  async waitListening(ns: string, ports: number[], timeoutMs = 10000): Promise<void> {
+  async waitListening(ns: string, ports: number[], timeoutMs = 10000, proto: 'udp' | 'tcp' = 'udp'): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const out = this.run(ns, 'ss', ['-H', '-uln']).stdout;
+      const out = this.run(ns, 'ss', ['-H', proto === 'udp' ? '-uln' : '-tln']).stdout;
       if (ports.every((p) => new RegExp(`:${p}\\s`).test(out))) return;
-      if (Date.now() > deadline) throw new Error(`nothing listens on UDP ${ports.join(',')} in ${ns} after ${timeoutMs} ms`);
+      if (Date.now() > deadline) throw new Error(`nothing listens on ${proto.toUpperCase()} ${ports.join(',')} in ${ns} after ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }

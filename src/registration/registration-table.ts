@@ -11,6 +11,7 @@
  * Contact, or the end of the lifetime drops the registration.
  */
 import type { Ctnetlink, Tuple } from '../conntrack/ctnetlink';
+import { IPPROTO_UDP } from '../conntrack/ctnetlink';
 import type { DialogCounters } from '../dialog/dialog-table';
 
 export interface Registration {
@@ -73,6 +74,8 @@ export class RegistrationTable {
 
   private keepAlive(r: Registration, now: number): void {
     const remaining = Math.ceil((r.expiresAt - now) / 1000);
+    // TCP: the connection is the binding, and its established timeout (5 days) is longer already
+    if (r.flow.proto !== IPPROTO_UDP) return;
     try {
       if (this.ct.setTimeout(r.flow, remaining + this.opts.marginSec)) this.counters.inc('g|kept_alive');
       else this.counters.inc('g|flow_gone');

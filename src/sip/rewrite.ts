@@ -22,6 +22,13 @@ export interface Translation {
   fromPort: number;
   toIp: string;
   toPort: number;
+  /**
+   * Match the private host with any port (SIP over TCP, LAN→WAN): a phone's Via/Contact name its
+   * listening port, not the connection's ephemeral one, and the far end must reach it through the
+   * connection's public ip:port (RFC 5923 connection reuse; RFC 3261 §18.2.2 responses on the
+   * connection).
+   */
+  anyFromPort?: boolean;
 }
 
 export type Direction = 'out' | 'in';
@@ -44,7 +51,7 @@ const URI_HEADERS: Record<string, string> = { contact: 'contact', from: 'from', 
 
 function hostPortEdit(value: string, base: number, hp: HostPort, tr: Translation): Edit | undefined {
   const port = hp.port ?? hp.defaultPort;
-  if (hp.host !== tr.fromIp || port !== tr.fromPort) return undefined;
+  if (hp.host !== tr.fromIp || (port !== tr.fromPort && !tr.anyFromPort)) return undefined;
   // keep the port absent when the new one is the default, write it otherwise
   const text = tr.toIp + (hp.port !== undefined || tr.toPort !== hp.defaultPort ? `:${tr.toPort}` : '');
   if (value.slice(hp.hostStart, hp.portEnd) === text) return undefined;

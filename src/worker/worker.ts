@@ -7,7 +7,9 @@ import { Ctnetlink } from '../conntrack/ctnetlink';
 import { NF_ACCEPT, NF_DROP, native } from '../native/binding';
 import { BindingResolver } from '../nat/binding-resolver';
 import { PortAllocator } from '../nat/port-allocator';
-import { Processor } from '../alg/processor';
+import { Processor, type Outcome } from '../alg/processor';
+import { TcpAlg, type TcpResult } from '../tcp/tcp-alg';
+import { isIpv4Tcp } from '../packet/tcp';
 import { anchorKey, DialogTable } from '../dialog/dialog-table';
 import { StateFile } from '../state/state-file';
 import type { Tuple } from '../conntrack/ctnetlink';
@@ -56,6 +58,7 @@ export function partOptions(c: Config) {
     },
     protection: { inviteRate: c.inviteRatePerSource, registerRate: c.registerRatePerSource, failureThreshold: c.inviteFailureThreshold, failureWindowMs: 60000, blockMs: c.inviteBlockSeconds * 1000 },
     registrations: { marginSec: c.registrationMarginSeconds, refreshMs: 20000 },
+    tcp: { ports: c.ports, tlsPorts: c.tlsPorts, maxMessageSize: c.maxMessageSize, holdMs: c.tcpHoldMs, maxConnections: c.tcpMaxConnections, idleMs: 300_000 },
   };
 }
 
@@ -81,6 +84,12 @@ function main(): void {
   enableAcct();
   const registrations = new RegistrationTable(ct, opts.registrations, stats);
   const taps = new Map<number, TapFilter>();
+  // SIP over TCP: the rules send it to the first queue only, so this worker sees both directions
+  const tcp = new TcpAlg({
+    lookup: (t) => ct.get(t),
+    setLiberal: (t) => { ct.setTcpLiberal(t); stats.inc('h|tcp_liberal'); },
+    message: (b, s, e, d, p, proto, now, bind) => proc.message(b, s, e, d, p, proto, now, bind),
+  }, opts.tcp);
   const nb = native();
   let debug = c.logLevel === 'debug';
 
@@ -130,11 +139,60 @@ function main(): void {
       port.postMessage({ type: 'tap', id: tid, record } satisfies WorkerMessage);
     }
   };
+  const verdictOf = (id: number, dir: string, verdict: number, out: Buffer | undefined) => {
+    try {
+      nb.queueVerdict(q!, id, verdict, out ?? null);
+    } catch (e) {
+      // the kernel refused the verdict (e.g. a rewritten packet it cannot take): accept unchanged
+      stats.inc(`p|${dir}|accept|${Reason.VERDICT_ERROR}`);
+      log('warn', 'verdict failed, packet accepted unchanged', { err: e as Error });
+      try { nb.queueVerdict(q!, id, NF_ACCEPT, null); } catch { /* the queue is gone: the kernel bypasses */ }
+    }
+  };
+  /** SIP over TCP: the messages framed so far, then the segments whose verdict is due. */
+  const applyTcp = (r: TcpResult, now: number) => {
+    for (const { dir, outcome: o } of r.messages) {
+      try {
+        // a message inside a stream cannot be dropped without breaking the stream: policy is
+        // observed (pinholes, registrations) but not enforced by dropping; counted
+        if (o.event && !dialogs.observe(o.event, now)) stats.inc('h|tcp_policy_not_enforced');
+      } catch (e) {
+        stats.inc('h|failed');
+        log('warn', 'pinhole setup failed, message passed', { err: e as Error, callId: o.event?.info.callId });
+      }
+      if (o.registration) registrations.confirmed(o.registration.aor, o.registration.flow, o.registration.publicIp, o.registration.publicPort, o.registration.expires, now);
+      countMessage(dir, o, o.reason === Reason.REWRITTEN);
+    }
+    for (const x of r.releases) {
+      stats.inc(`p|${x.dir}|${x.verdict === NF_DROP ? 'drop' : 'accept'}|${x.reason}`);
+      if (taps.size) {
+        try { tap(x.original, x.dir, x.verdict, x.packet, x.reason, '', NO_FIELDS); } catch (e) { log('warn', 'tap failed', { err: e as Error }); }
+      }
+      verdictOf(x.id, x.dir, x.verdict, x.packet);
+    }
+  };
+  const countMessage = (dir: string, o: Outcome, rewritten: boolean) => {
+    if (o.message) stats.inc(`o|${dir}|${o.message}|${rewritten ? 'rewritten' : 'unchanged'}`);
+    if (rewritten) for (const f of o.fields) stats.inc(`r|${dir}|${f}`);
+    if (o.bindingSource && rewritten) stats.inc(`b|${o.bindingSource}`);
+    if (o.refusedThirdParty) stats.inc('h|refused_third_party', o.refusedThirdParty);
+  };
   const onPacket = (id: number, payload: Buffer, indev: number, _outdev: number): void => {
     const t0 = process.hrtime.bigint();
     // what a tap reports of this packet (an internal error leaves the defaults)
     let reason: Reason = Reason.INTERNAL_ERROR, message = '', fields = NO_FIELDS;
     const dir = indev === init.wanIfindex ? 'in' : 'out';
+    if (isIpv4Tcp(payload)) {
+      try {
+        applyTcp(tcp.segment(id, payload, dir, Date.now()), Date.now());
+      } catch (e) {
+        stats.inc(`p|${dir}|accept|${Reason.INTERNAL_ERROR}`);
+        log('error', 'internal error in TCP, segment accepted unchanged', { err: e as Error, stack: (e as Error).stack?.split('\n')[1]?.trim() });
+        verdictOf(id, dir, NF_ACCEPT, undefined);
+      }
+      stats.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+      return;
+    }
     let verdict = NF_ACCEPT;
     let out: Buffer | undefined;
     try {
@@ -177,11 +235,11 @@ function main(): void {
         registrations.confirmed(g.aor, g.flow, g.publicIp, g.publicPort, g.expires, now);
       }
       stats.inc(`p|${dir}|${verdict === NF_DROP ? 'drop' : 'accept'}|${reason}`);
-      if (o.message) stats.inc(`o|${dir}|${o.message}|${verdict === NF_DROP ? 'dropped' : out ? 'rewritten' : 'unchanged'}`);
+      if (verdict === NF_DROP) {
+        if (o.message) stats.inc(`o|${dir}|${o.message}|dropped`);
+        if (o.refusedThirdParty) stats.inc('h|refused_third_party', o.refusedThirdParty);
+      } else countMessage(dir, o, out !== undefined);
       if (out) fields = o.fields;
-      if (out) for (const f of o.fields) stats.inc(`r|${dir}|${f}`);
-      if (o.bindingSource && out) stats.inc(`b|${o.bindingSource}`);
-      if (o.refusedThirdParty) stats.inc('h|refused_third_party', o.refusedThirdParty);
       if (debug) log('debug', 'packet', { dir, id, message: o.message, reason: o.reason, fields: o.fields.join(',') || undefined, binding: o.bindingSource, len: payload.length, newLen: out?.length });
     } catch (e) {
       // a helper must not break traffic: accept unchanged (conntrack-tools cthelper habit)
@@ -191,14 +249,7 @@ function main(): void {
     if (taps.size) {
       try { tap(payload, dir, verdict, out, reason, message, fields); } catch (e) { log('warn', 'tap failed', { err: e as Error }); }
     }
-    try {
-      nb.queueVerdict(q!, id, verdict, out ?? null);
-    } catch (e) {
-      // the kernel refused the verdict (e.g. a rewritten packet it cannot take): accept unchanged
-      stats.inc(`p|${dir}|accept|${Reason.VERDICT_ERROR}`);
-      log('warn', 'verdict failed, packet accepted unchanged', { err: e as Error });
-      try { nb.queueVerdict(q!, id, NF_ACCEPT, null); } catch { /* the queue is gone: the kernel bypasses */ }
-    }
+    verdictOf(id, dir, verdict, out);
     stats.observe(Number(process.hrtime.bigint() - t0) / 1e9);
   };
   try {
@@ -207,6 +258,11 @@ function main(): void {
     port.postMessage({ type: 'fatal', message: `cannot bind NFQUEUE ${init.queue}: ${(e as Error).message}` } satisfies WorkerMessage);
     return;
   }
+  // segments held for the rest of their message are released when it times out
+  const tcpTimer = setInterval(() => {
+    if (!tcp.size) return;
+    try { applyTcp(tcp.sweep(Date.now()), Date.now()); } catch (e) { log('warn', 'tcp sweep failed', { err: e as Error }); }
+  }, 100);
   const timer = setInterval(() => {
     try {
       dialogs.sweep(Date.now());
@@ -240,6 +296,7 @@ function main(): void {
       dialogs.setOptions(n.dialogs);
       protection.setOptions(n.protection);
       registrations.setOptions(n.registrations);
+      tcp.setOptions(n.tcp);
       setLogLevel(c.logLevel);
       debug = c.logLevel === 'debug';
       enableAcct();
@@ -248,6 +305,8 @@ function main(): void {
     }
     if (m.type !== 'close') return;
     clearInterval(timer);
+    clearInterval(tcpTimer);
+    try { applyTcp(tcp.releaseAll(), Date.now()); } catch { /* best effort at shutdown */ }
     if (q) nb.queueClose(q);
     q = undefined;
     try { dialogs.closeAll(); } catch { /* best effort at shutdown */ }

@@ -114,8 +114,14 @@ test('rules script: idempotent install, status, and remove leaves the firewall a
       assert.equal(lab.rules('install', args).code, 0);
       assert.equal(lab.rules('install', args).code, 0, 'second install');
       const installed = save();
-      assert.equal(installed.split('\n').filter((l) => l.includes('-j SIPALG')).length, 2, `${ipt}: one jump per direction after two installs`);
-      assert.match(installed, /-A SIPALG -p udp -m multiport --ports 5060,5070 .*-j NFQUEUE --queue-balance 2:3 --queue-bypass/);
+      assert.equal(installed.split('\n').filter((l) => l.includes('-j SIPALG')).length, 4, `${ipt}: one UDP and one TCP jump per direction after two installs`);
+      // the jumps match the SIP ports, so RTP never walks the chain (issue 6)
+      assert.match(installed, /-A POSTROUTING -o wan0 -p udp -m multiport --ports 5060,5070 .*-j SIPALG/);
+      assert.match(installed, /-A FORWARD -i wan0 -p tcp -m multiport --ports 5060,5070,5061 .*-j SIPALG/);
+      assert.match(installed, /-A SIPALG -p udp .*-j NFQUEUE --queue-balance 2:3 --queue-bypass/);
+      // TCP to the first queue only; of TLS only connection openings
+      assert.match(installed, /-A SIPALG -p tcp -m multiport --ports 5061 .*--tcp-flags FIN,SYN,RST,ACK SYN .*-j NFQUEUE --queue-num 2 --queue-bypass/);
+      assert.match(installed, /-A SIPALG -p tcp -m comment --comment sip-alg -j NFQUEUE --queue-num 2 --queue-bypass/);
       const st = lab.rules('status', ['--iptables', ipt]);
       assert.equal(st.code, 0);
       assert.equal(lab.rules('install', [...args, '--fail-closed']).code, 0);

@@ -189,7 +189,8 @@ test('a packed and extracted copy runs: the sip-alg bin and the rules wrapper', 
     let w = run({}, 'install');
     assert.equal(w.status, 0, w.stderr);
     let calls = readFileSync(log, 'utf8');
-    assert.match(calls, /-A SIPALG -p udp -m multiport --ports 5060 .*-j NFQUEUE --queue-num 0 --queue-bypass/);
+    assert.match(calls, /-I POSTROUTING -o wan0 -p udp -m multiport --ports 5060 .*-j SIPALG/);
+    assert.match(calls, /-A SIPALG -p udp .*-j NFQUEUE --queue-num 0 --queue-bypass/);
     assert.match(calls, /-I POSTROUTING -o wan0 .*-j SIPALG/);
     assert.match(calls, /-I FORWARD -i wan0 .*-j SIPALG/);
 
@@ -197,7 +198,9 @@ test('a packed and extracted copy runs: the sip-alg bin and the rules wrapper', 
     w = run({ SIPALG_WAN: 'eth1', SIPALG_QUEUES: '2:3', SIPALG_PORTS: '5060,5080', SIPALG_FAIL_CLOSED: 'true' }, 'install');
     assert.equal(w.status, 0, w.stderr);
     calls = readFileSync(log, 'utf8');
-    assert.match(calls, /--ports 5060,5080 .*-j NFQUEUE --queue-balance 2:3\n/, 'fail-closed: no --queue-bypass');
+    assert.match(calls, /-p udp -m multiport --ports 5060,5080 .*-j SIPALG/);
+    assert.match(calls, /-A SIPALG -p udp .*-j NFQUEUE --queue-balance 2:3\n/, 'fail-closed: no --queue-bypass');
+    assert.match(calls, /-A SIPALG -p tcp .*-j NFQUEUE --queue-num 2\n/, 'TCP on the first queue, fail-closed');
     assert.match(calls, /-I POSTROUTING -o eth1 /);
 
     w = run({ SIPALG_WAN: 'eth1', SIPALG_FAIL_CLOSED: 'maybe' }, 'install');

@@ -1,0 +1,134 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { TcpAlg, NF_ACCEPT, NF_DROP, type Release } from '../../../src/tcp/tcp-alg';
+import { Processor } from '../../../src/alg/processor';
+import { PortAllocator } from '../../../src/nat/port-allocator';
+import type { BindingResolver } from '../../../src/nat/binding-resolver';
+import { parseIpTcp, rebuildTcpV4, tcpChecksumsOk, TCP_ACK, TCP_SYN } from '../../../src/packet/tcp';
+import type { Tuple } from '../../../src/conntrack/ctnetlink';
+import { Reason } from '../../../src/errors';
+import { INVITE } from '../../helpers/fixtures';
+
+const PHONE = '10.77.0.12', PHONE_PORT = 41000, REMOTE = '203.0.113.10', PUBLIC = '203.0.113.1', PUBLIC_PORT = 38699;
+const tcpInvite = (n: number) => INVITE.replace(/SIP\/2\.0\/UDP/g, 'SIP/2.0/TCP').replace('1-3865@', `${n}-3865@`);
+
+/** An IPv4/TCP packet (checksums right) built through the module under test's own builder from a template. */
+function pkt(src: string, sport: number, dst: string, dport: number, seq: number, ack: number, flags: number, payload: Buffer, sack: [number, number][] = []): Buffer {
+  const opt = sack.length ? Buffer.concat([Buffer.from([1, 1, 5, 2 + 8 * sack.length]), ...sack.map(([l, r]) => { const b = Buffer.alloc(8); b.writeUInt32BE(l >>> 0); b.writeUInt32BE(r >>> 0, 4); return b; })]) : Buffer.alloc(0);
+  const h = Buffer.alloc(40 + opt.length);
+  h[0] = 0x45; h.writeUInt16BE(h.length, 2); h[8] = 64; h[9] = 6;
+  Buffer.from(src.split('.').map(Number)).copy(h, 12); Buffer.from(dst.split('.').map(Number)).copy(h, 16);
+  h.writeUInt16BE(sport, 20); h.writeUInt16BE(dport, 22);
+  h[32] = ((20 + opt.length) / 4) << 4; h[33] = flags; h.writeUInt16BE(65535, 34);
+  opt.copy(h, 40);
+  const p = parseIpTcp(h);
+  assert.ok(p.ok);
+  return rebuildTcpV4(h, p.seg, payload, seq, ack);
+}
+
+function setup(holdMs = 500) {
+  const liberal: Tuple[] = [];
+  const proc = new Processor({} as BindingResolver, new PortAllocator(PortAllocator.createShared(), 1, 20000, 29999, 60000), { maxMessageSize: 65507, ports: [5060], malformedPolicy: 'pass' });
+  const alg = new TcpAlg({
+    lookup: (t) => ({ orig: t, reply: { src: t.dst, sport: t.dport, dst: PUBLIC, dport: PUBLIC_PORT, proto: 6 }, status: 0, timeout: 100, id: 1, packets: 0 }),
+    setLiberal: (t) => { liberal.push(t); },
+    message: (...a) => proc.message(...a),
+  }, { ports: [5060], tlsPorts: [5061], maxMessageSize: 65507, holdMs, maxConnections: 100, idleMs: 300000 });
+  let id = 1;
+  const ISN = 0xfffff000; // wraps past 2^32 inside the stream
+  const out = (seq: number, payload: Buffer, ack = 5000, flags = TCP_ACK) => alg.segment(id++, pkt(PHONE, PHONE_PORT, REMOTE, 5060, seq, ack, flags, payload), 'out', 0);
+  const inn = (seq: number, ack: number, payload = Buffer.alloc(0), sack: [number, number][] = [], flags = TCP_ACK) => alg.segment(id++, pkt(REMOTE, 5060, PHONE, PHONE_PORT, seq, ack, flags, payload, sack), 'in', 0);
+  out(ISN - 1, Buffer.alloc(0), 0, TCP_SYN);
+  inn(4999, ISN, Buffer.alloc(0), [], TCP_SYN | TCP_ACK);
+  return { alg, out, inn, liberal, ISN };
+}
+
+const wire = (rs: Release[]) => rs.map((r) => {
+  const b = r.packet ?? r.original;
+  assert.ok(tcpChecksumsOk(b), 'checksums right');
+  const p = parseIpTcp(b);
+  assert.ok(p.ok);
+  return { seq: p.seg.seq, ack: p.seg.ack, data: b.subarray(p.seg.payloadOffset), sack: p.seg.sackBlocks.map((o) => [b.readUInt32BE(o), b.readUInt32BE(o + 4)]) };
+});
+
+test('several messages in one segment: each is rewritten, the SEQ of what follows and the peer\'s ACK are mapped', () => {
+  const { out, inn, liberal, ISN } = setup();
+  const stream = Buffer.from(tcpInvite(1) + '\r\n\r\n' + tcpInvite(2), 'latin1');
+  const r = out(ISN, stream);
+  assert.equal(r.messages.length, 2);
+  assert.equal(r.releases.length, 1);
+  const [w] = wire(r.releases);
+  const text = w!.data.toString('latin1');
+  assert.doesNotMatch(text.replace(/Call-ID: [^\r]*/g, ''), /10\.77\.0\.12/, 'no private address outside Call-ID');
+  assert.match(text, /Via: SIP\/2\.0\/TCP 203\.0\.113\.1:38699;branch/, 'Via names the public end of the connection');
+  assert.ok(w!.data.length > stream.length);
+  assert.equal(liberal.length, 1, 'conntrack told once to stop window-checking the connection');
+  // the next segment's SEQ moves by the growth; the peer's ACK of everything maps back
+  const grow = w!.data.length - stream.length;
+  const [w2] = wire(out((ISN + stream.length) >>> 0, Buffer.from('\r\n\r\n')).releases);
+  assert.equal(w2!.seq, (ISN + stream.length + grow) >>> 0);
+  const [a] = wire(inn(5000, (ISN + w!.data.length) >>> 0, Buffer.alloc(0), [[(ISN + w!.data.length) >>> 0, (ISN + w!.data.length + 4) >>> 0]]).releases);
+  assert.equal(a!.ack, (ISN + stream.length) >>> 0);
+  assert.deepEqual(a!.sack, [[(ISN + stream.length) >>> 0, (ISN + stream.length + 4) >>> 0]], 'SACK edges mapped too');
+});
+
+test('a message spread over many segments waits, then leaves rewritten; a retransmission is rewritten the same way', () => {
+  const { out, ISN } = setup();
+  const stream = Buffer.from(tcpInvite(3), 'latin1');
+  const held: Release[] = [];
+  let s = 0;
+  const chunks: Buffer[] = [];
+  while (s < stream.length) {
+    const c = stream.subarray(s, Math.min(stream.length, s + 37));
+    const r = out((ISN + s) >>> 0, c);
+    if (s + c.length < stream.length) assert.equal(r.releases.length, 0, 'held until the message is complete');
+    held.push(...r.releases);
+    chunks.push(c);
+    s += c.length;
+  }
+  const ws = wire(held);
+  assert.equal(ws.length, chunks.length, 'every held segment released once');
+  const whole = Buffer.concat(ws.map((w) => w.data));
+  let next = ISN;
+  for (const w of ws) { assert.equal(w.seq, next >>> 0, 'contiguous sequence numbers'); next += w.data.length; }
+  assert.match(whole.toString('latin1'), /Contact: sip:sipp@203\.0\.113\.1:38699\r\n/);
+  // retransmission with other boundaries: the same bytes at the same place
+  const re = wire(out(ISN, stream.subarray(0, 100)).releases)[0]!;
+  assert.equal(re.seq, ISN);
+  assert.ok(whole.subarray(0, re.data.length).equals(re.data));
+  const re2 = wire(out((ISN + 100) >>> 0, stream.subarray(100)).releases)[0]!;
+  assert.ok(whole.subarray(re.data.length).equals(re2.data));
+});
+
+test('a message that never completes is released unchanged after tcp-hold-ms and counted; out-of-order is dropped', () => {
+  const { alg, out, ISN } = setup(200);
+  const stream = Buffer.from(tcpInvite(4), 'latin1');
+  assert.equal(out(ISN, stream.subarray(0, 300)).releases.length, 0);
+  const gap = out((ISN + 400) >>> 0, stream.subarray(400, 500));
+  assert.equal(gap.releases[0]!.verdict, NF_DROP);
+  assert.equal(gap.releases[0]!.reason, Reason.TCP_OUT_OF_ORDER);
+  assert.equal(alg.sweep(100).releases.length, 0);
+  const t = alg.sweep(250);
+  assert.equal(t.releases.length, 1);
+  assert.equal(t.releases[0]!.verdict, NF_ACCEPT);
+  assert.equal(t.releases[0]!.reason, Reason.TCP_INCOMPLETE);
+  assert.ok(wire(t.releases)[0]!.data.equals(stream.subarray(0, 300)), 'passed as it was');
+  // the rest of that message passes unchanged; the next message is rewritten again
+  const rest = wire(out((ISN + 300) >>> 0, stream.subarray(300)).releases)[0]!;
+  assert.ok(rest.data.equals(stream.subarray(300)));
+  const next = wire(out((ISN + stream.length) >>> 0, Buffer.from(tcpInvite(5))).releases)[0]!;
+  assert.match(next.data.toString('latin1'), /203\.0\.113\.1:38699/);
+});
+
+test('WAN→LAN: the far end\'s requests to the public end reach the phone\'s own port; TLS is counted, never parsed', () => {
+  const { alg, out, inn, ISN } = setup();
+  out(ISN, Buffer.from(tcpInvite(6)));
+  const bye = `BYE sip:sipp@${PUBLIC}:${PUBLIC_PORT};transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP 203.0.113.10:5060;branch=z9hG4bK1\r\nFrom: <sip:pbx@203.0.113.10>;tag=a\r\nTo: <sip:sipp@203.0.113.1>;tag=b\r\nCall-ID: 6-3865@10.77.0.12\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n`;
+  const r = inn(5000, ISN, Buffer.from(bye)).releases[0]!;
+  assert.equal(r.verdict, NF_ACCEPT);
+  const w = wire([r])[0]!;
+  assert.match(w.data.toString('latin1'), /^BYE sip:sipp@10\.77\.0\.12:5060;transport=tcp SIP\/2\.0/);
+  const tls = alg.segment(99, pkt(PHONE, 42000, REMOTE, 5061, 1, 0, TCP_SYN, Buffer.alloc(0)), 'out', 0);
+  assert.equal(tls.releases[0]!.reason, Reason.TLS_PASSTHROUGH);
+  assert.equal(tls.releases[0]!.packet, undefined);
+});
