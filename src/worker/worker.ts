@@ -87,7 +87,7 @@ function main(): void {
   // SIP over TCP: the rules send it to the first queue only, so this worker sees both directions
   const tcp = new TcpAlg({
     lookup: (t) => ct.get(t),
-    setLiberal: (t) => { ct.setTcpLiberal(t); stats.inc('h|tcp_liberal'); },
+    setLiberal: (t) => ct.setTcpLiberal(t),
     message: (b, s, e, d, p, proto, now, bind) => proc.message(b, s, e, d, p, proto, now, bind),
   }, opts.tcp);
   const nb = native();
@@ -155,7 +155,7 @@ function main(): void {
       try {
         // a message inside a stream cannot be dropped without breaking the stream: policy is
         // observed (pinholes, registrations) but not enforced by dropping; counted
-        if (o.event && !dialogs.observe(o.event, now)) stats.inc('h|tcp_policy_not_enforced');
+        if (o.event && !dialogs.observe(o.event, now)) stats.inc('d|tcp_policy_not_enforced');
       } catch (e) {
         stats.inc('h|failed');
         log('warn', 'pinhole setup failed, message passed', { err: e as Error, callId: o.event?.info.callId });
