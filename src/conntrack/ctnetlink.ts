@@ -5,11 +5,12 @@
  */
 import { isIPv4 } from 'node:net';
 import { ENOENT, NetlinkError } from '../errors';
-import { type Attr, decodeAttrs, NetlinkSocket, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, u16be, u32be, u8 } from './netlink';
+import { type Attr, decodeAttrs, NetlinkSocket, type NlMessage, type NlWriter, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, u16be, u32be, u8 } from './netlink';
 
 const SUBSYS_CTNETLINK = 1;
 const SUBSYS_CTNETLINK_EXP = 2;
 const MSG_EXP_NEW = 0, MSG_EXP_GET = 1;
+const MSG_EXP_DELETE = 2; // IPCTNL_MSG_EXP_DELETE
 const CTA_HELP = 5, CTA_HELP_NAME = 1;
 const CTA_EXPECT_MASTER = 1, CTA_EXPECT_TUPLE = 2, CTA_EXPECT_MASK = 3, CTA_EXPECT_TIMEOUT = 4, CTA_EXPECT_CLASS = 9, CTA_EXPECT_NAT = 10, CTA_EXPECT_FN = 11;
 const CTA_EXPECT_NAT_DIR = 1, CTA_EXPECT_NAT_TUPLE = 2;
@@ -124,6 +125,70 @@ export function parseExpectation(msg: Buffer): Expectation | undefined {
   };
 }
 
+/** What one pinhole is made of: createExpectation's argument. */
+export interface PinholeSpec {
+  remoteIp: string | undefined;
+  publicIp: string;
+  publicPort: number;
+  privateIp: string;
+  privatePort: number;
+  cls: number;
+  timeoutSec: number;
+}
+
+/** tupleAttrs() under `type`, written straight into `w` (the same bytes, no tree, no allocation). */
+function writeTuple(w: NlWriter, type: number, src: string, dst: string, sport: number, dport: number, proto: number): void {
+  const tuple = w.beginNest(type);
+  const ip = w.beginNest(CTA_TUPLE_IP);
+  w.ip4(CTA_IP_V4_SRC, src);
+  w.ip4(CTA_IP_V4_DST, dst);
+  w.endNest(ip);
+  const pr = w.beginNest(CTA_TUPLE_PROTO);
+  w.u8(CTA_PROTO_NUM, proto);
+  w.u16be(CTA_PROTO_SRC_PORT, sport);
+  w.u16be(CTA_PROTO_DST_PORT, dport);
+  w.endNest(pr);
+  w.endNest(tuple);
+}
+
+/** createAnchor's IPCTNL_MSG_CT_NEW, byte for byte, with its attributes written without a tree. */
+export function anchorMessage(t: Tuple, timeoutSec: number): NlMessage {
+  return {
+    type: (SUBSYS_CTNETLINK << 8) | MSG_CT_NEW,
+    flags: NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+    family: AF_INET,
+    attrs: (w) => {
+      writeTuple(w, CTA_TUPLE_ORIG, t.src, t.dst, t.sport, t.dport, t.proto);
+      writeTuple(w, CTA_TUPLE_REPLY, t.dst, t.src, t.dport, t.sport, t.proto);
+      w.u32be(CTA_TIMEOUT, timeoutSec);
+      const help = w.beginNest(CTA_HELP);
+      w.strz(CTA_HELP_NAME, 'sip');
+      w.endNest(help);
+    },
+  };
+}
+
+/** createExpectation's IPCTNL_MSG_EXP_NEW, byte for byte, with its attributes written without a tree. */
+export function expectationMessage(anchor: Tuple, e: PinholeSpec): NlMessage {
+  return {
+    type: (SUBSYS_CTNETLINK_EXP << 8) | MSG_EXP_NEW,
+    flags: NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+    family: AF_INET,
+    attrs: (w) => {
+      writeTuple(w, CTA_EXPECT_MASTER, anchor.src, anchor.dst, anchor.sport, anchor.dport, anchor.proto);
+      writeTuple(w, CTA_EXPECT_TUPLE, e.remoteIp ?? '0.0.0.0', e.publicIp, 0, e.publicPort, IPPROTO_UDP);
+      writeTuple(w, CTA_EXPECT_MASK, e.remoteIp ? '255.255.255.255' : '0.0.0.0', '255.255.255.255', 0, 0xffff, IPPROTO_UDP);
+      w.u32be(CTA_EXPECT_TIMEOUT, e.timeoutSec);
+      w.u32be(CTA_EXPECT_CLASS, e.cls);
+      const nat = w.beginNest(CTA_EXPECT_NAT);
+      w.u32be(CTA_EXPECT_NAT_DIR, 1);
+      writeTuple(w, CTA_EXPECT_NAT_TUPLE, e.privateIp, '0.0.0.0', e.privatePort, 0, IPPROTO_UDP);
+      w.endNest(nat);
+      w.strz(CTA_EXPECT_FN, 'sip');
+    },
+  };
+}
+
 export class Ctnetlink {
   private readonly sock: NetlinkSocket;
   constructor(timeoutMs = 200) {
@@ -166,13 +231,8 @@ export class Ctnetlink {
    * (netfilter-facts.md §2). Deleting the anchor deletes its expectations.
    */
   createAnchor(t: Tuple, timeoutSec: number): void {
-    const reply: Tuple = { src: t.dst, dst: t.src, sport: t.dport, dport: t.sport, proto: t.proto };
-    this.sock.request((SUBSYS_CTNETLINK << 8) | MSG_CT_NEW, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, AF_INET, [
-      [CTA_TUPLE_ORIG, tupleAttrs(t)],
-      [CTA_TUPLE_REPLY, tupleAttrs(reply)],
-      [CTA_TIMEOUT, u32be(timeoutSec)],
-      [CTA_HELP, [[CTA_HELP_NAME, Buffer.from('sip\0')]]],
-    ]);
+    const m = anchorMessage(t, timeoutSec);
+    this.sock.request(m.type, m.flags, m.family, m.attrs);
   }
 
   /**
@@ -181,19 +241,9 @@ export class Ctnetlink {
    * NAT with the kernel's "sip" expectfn). CTA_EXPECT_HELP_NAME is deliberately not set: it would
    * make the media conntrack carry the helper.
    */
-  createExpectation(anchor: Tuple, e: { remoteIp: string | undefined; publicIp: string; publicPort: number; privateIp: string; privatePort: number; cls: number; timeoutSec: number }): void {
-    const tuple: Tuple = { src: e.remoteIp ?? '0.0.0.0', dst: e.publicIp, sport: 0, dport: e.publicPort, proto: IPPROTO_UDP };
-    const mask: Tuple = { src: e.remoteIp ? '255.255.255.255' : '0.0.0.0', dst: '255.255.255.255', sport: 0, dport: 0xffff, proto: IPPROTO_UDP };
-    const nat: Tuple = { src: e.privateIp, dst: '0.0.0.0', sport: e.privatePort, dport: 0, proto: IPPROTO_UDP };
-    this.sock.request((SUBSYS_CTNETLINK_EXP << 8) | MSG_EXP_NEW, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, AF_INET, [
-      [CTA_EXPECT_MASTER, tupleAttrs(anchor)],
-      [CTA_EXPECT_TUPLE, tupleAttrs(tuple)],
-      [CTA_EXPECT_MASK, tupleAttrs(mask)],
-      [CTA_EXPECT_TIMEOUT, u32be(e.timeoutSec)],
-      [CTA_EXPECT_CLASS, u32be(e.cls)],
-      [CTA_EXPECT_NAT, [[CTA_EXPECT_NAT_DIR, u32be(1)], [CTA_EXPECT_NAT_TUPLE, tupleAttrs(nat)]]],
-      [CTA_EXPECT_FN, Buffer.from('sip\0')],
-    ]);
+  createExpectation(anchor: Tuple, e: PinholeSpec): void {
+    const m = expectationMessage(anchor, e);
+    this.sock.request(m.type, m.flags, m.family, m.attrs);
   }
 
   /** Sets the timeout of the existing entry holding `t` (ctnetlink update); false when there is none. */
@@ -248,6 +298,37 @@ export class Ctnetlink {
       if (e instanceof NetlinkError && e.errno === ENOENT) return false;
       throw e;
     }
+  }
+
+  /**
+   * createAnchor(anchor) and then createExpectation(anchor, e) for each of `exps`, in one sendmsg
+   * (NetlinkSocket.requestBatch: the kernel handles the messages in order, so the anchor exists
+   * when its expectations arrive). Throws as createAnchor does when the anchor is not created; any
+   * expectation the kernel then hung on an entry that already held the anchor's tuple (EEXIST) is
+   * deleted again. Otherwise returns, per expectation and in order, its error, or undefined when
+   * it was created.
+   */
+  createAnchorWithExpectations(anchor: Tuple, timeoutSec: number, exps: readonly PinholeSpec[]): (NetlinkError | undefined)[] {
+    const msgs: NlMessage[] = [anchorMessage(anchor, timeoutSec)];
+    for (const e of exps) msgs.push(expectationMessage(anchor, e));
+    const replies = this.sock.requestBatch(msgs);
+    const failed = replies[0]?.error;
+    if (failed) {
+      const made = exps.filter((_e, i) => replies[i + 1]?.done && !replies[i + 1]?.error);
+      if (made.length) {
+        try {
+          // IPCTNL_MSG_EXP_DELETE by CTA_EXPECT_TUPLE (nf_conntrack_netlink.c ctnetlink_del_expect); never without it: that flushes every expectation
+          this.sock.requestBatch(made.map((e): NlMessage => ({
+            type: (SUBSYS_CTNETLINK_EXP << 8) | MSG_EXP_DELETE,
+            flags: NLM_F_ACK,
+            family: AF_INET,
+            attrs: (w) => writeTuple(w, CTA_EXPECT_TUPLE, e.remoteIp ?? '0.0.0.0', e.publicIp, 0, e.publicPort, IPPROTO_UDP),
+          })));
+        } catch { /* best effort: they expire with their timeout */ }
+      }
+      throw failed;
+    }
+    return replies.slice(1).map((r) => r.error);
   }
 
   close(): void {

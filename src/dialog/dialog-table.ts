@@ -16,7 +16,7 @@
  * a grace (5 s by default), as do failure final responses to the initial INVITE; forking keeps the
  * far-end media of the first 2xx; an idle dialog is released after dialog-idle-seconds.
  */
-import type { Ctnetlink, Tuple } from '../conntrack/ctnetlink';
+import type { Ctnetlink, PinholeSpec, Tuple } from '../conntrack/ctnetlink';
 import { IPPROTO_UDP } from '../conntrack/ctnetlink';
 import { EEXIST, NetlinkError } from '../errors';
 import type { PortAllocator } from '../nat/port-allocator';
@@ -300,28 +300,27 @@ export class DialogTable {
   private pin(d: Dialog, local: SdpMediaMapping[], now: number): void {
     this.unpin(d, false);
     const anchor = this.nextAnchor();
+    const pinholes: PinholeSpec[] = [];
+    let refused = 0;
+    for (const m of local) {
+      for (const [pub, priv] of [[m.publicPort, m.privatePort], [m.rtcpPublicPort, m.rtcpPrivatePort]] as const) {
+        if (priv < 1024 && !this.opts.allowLowMediaPorts) refused++;
+        else pinholes.push({ remoteIp: undefined, publicIp: d.publicIp, publicPort: pub, privateIp: m.privateIp ?? d.privateIp, privatePort: priv, cls: 1, timeoutSec: 180 });
+      }
+    }
+    // the anchor and its pinholes in one ctnetlink batch: one sendmsg, which the kernel handles in
+    // order, so the anchor exists before its expectations (NetlinkSocket.requestBatch)
+    let results: (NetlinkError | undefined)[];
     try {
-      this.ct.createAnchor(anchor, Math.ceil(this.opts.idleMs / 1000) + 3600);
+      results = this.ct.createAnchorWithExpectations(anchor, Math.ceil(this.opts.idleMs / 1000) + 3600, pinholes);
     } catch (e) {
       this.counters.inc('h|failed');
       throw e;
     }
     d.anchor = anchor;
     d.pinnedAt = now;
-    for (const m of local) {
-      for (const [pub, priv] of [[m.publicPort, m.privatePort], [m.rtcpPublicPort, m.rtcpPrivatePort]] as const) {
-        if (priv < 1024 && !this.opts.allowLowMediaPorts) {
-          this.counters.inc('h|refused_low_port');
-          continue;
-        }
-        try {
-          this.ct.createExpectation(anchor, { remoteIp: undefined, publicIp: d.publicIp, publicPort: pub, privateIp: m.privateIp ?? d.privateIp, privatePort: priv, cls: 1, timeoutSec: 180 });
-          this.counters.inc('h|created');
-        } catch {
-          this.counters.inc('h|failed');
-        }
-      }
-    }
+    if (refused) this.counters.inc('h|refused_low_port', refused);
+    for (const err of results) this.counters.inc(err ? 'h|failed' : 'h|created');
     const same = (a: SdpMediaMapping, b: SdpMediaMapping) => a.privatePort === b.privatePort && a.privateIp === b.privateIp;
     for (const m of d.local) if (!local.some((x) => same(x, m))) this.unref(m.privateIp ?? d.privateIp, m.privatePort);
     for (const m of local) if (!d.local.some((x) => same(x, m))) this.ref(m.privateIp ?? d.privateIp, m.privatePort);

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DialogTable, type DialogOptions, type SipEvent } from '../../../src/dialog/dialog-table';
 import { PortAllocator } from '../../../src/nat/port-allocator';
-import type { Ctnetlink, Tuple } from '../../../src/conntrack/ctnetlink';
+import type { Ctnetlink, PinholeSpec, Tuple } from '../../../src/conntrack/ctnetlink';
 import type { SdpMediaMapping } from '../../../src/sdp/rewrite';
 
 class FakeCt {
@@ -14,7 +14,9 @@ class FakeCt {
   flows = new Set<string>();
   private key = (t: Tuple) => `${t.src}:${t.sport}>${t.dst}:${t.dport}`;
   createAnchor(t: Tuple) { this.anchors.set(this.key(t), 0); }
-  createExpectation(a: Tuple) { this.anchors.set(this.key(a), (this.anchors.get(this.key(a)) ?? 0) + 1); }
+  createExpectation(a: Tuple, _e?: PinholeSpec) { this.anchors.set(this.key(a), (this.anchors.get(this.key(a)) ?? 0) + 1); }
+  /** as the kernel handles the batch: the anchor, then each expectation in order */
+  createAnchorWithExpectations(a: Tuple, _timeoutSec: number, exps: readonly PinholeSpec[]) { this.createAnchor(a); return exps.map((e) => { this.createExpectation(a, e); return undefined; }); }
   createSnat(t: Tuple) { this.flows.add(this.key(t)); }
   delete(t: Tuple) { return this.anchors.delete(this.key(t)) || this.flows.delete(this.key(t)); }
   packets = 0;
