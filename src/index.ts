@@ -6,7 +6,8 @@
 export { parseSip, findHeader, type SipMessage } from './sip/message';
 export { rewriteSip, type Direction } from './sip/rewrite';
 export { rewriteSdp } from './sdp/rewrite';
-export { parseIpUdp, rebuildV4 } from './packet/ip';
+export { parseIpUdp, rebuildV4, rebuildV6, rebuildUdp } from './packet/ip';
+export { canonicalIpv6, sameAddress } from './packet/addr';
 export { loadConfig, defaults } from './config/load';
 export { SCHEMA, type Config } from './config/schema';
 export { Reason, REASON_KIND, ConfigError, SipAlgError } from './errors';

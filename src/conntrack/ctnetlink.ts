@@ -3,8 +3,9 @@
  * writes the binding the kernel really uses (netfilter-facts.md §1). Wire format as in
  * include/uapi/linux/netfilter/nfnetlink_conntrack.h.
  */
-import { isIPv4 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 import { ENOENT, NetlinkError } from '../errors';
+import { formatIpv6, parseIpv6 } from '../packet/addr';
 import { type Attr, decodeAttrs, NetlinkSocket, type NlMessage, type NlWriter, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, u16be, u32be, u8 } from './netlink';
 
 const SUBSYS_CTNETLINK = 1;
@@ -19,11 +20,13 @@ const MSG_CT_GET = 1;
 const MSG_CT_DELETE = 2;
 const CTA_TUPLE_ORIG = 1, CTA_TUPLE_REPLY = 2, CTA_STATUS = 3, CTA_NAT_SRC = 6, CTA_TIMEOUT = 7, CTA_ID = 12;
 const CTA_TUPLE_IP = 1, CTA_TUPLE_PROTO = 2;
-const CTA_IP_V4_SRC = 1, CTA_IP_V4_DST = 2;
+const CTA_IP_V4_SRC = 1, CTA_IP_V4_DST = 2, CTA_IP_V6_SRC = 3, CTA_IP_V6_DST = 4; // enum ctattr_ip
 const CTA_PROTO_NUM = 1, CTA_PROTO_SRC_PORT = 2, CTA_PROTO_DST_PORT = 3;
-const CTA_NAT_V4_MINIP = 1, CTA_NAT_V4_MAXIP = 2, CTA_NAT_PROTO = 3;
+const CTA_NAT_V4_MINIP = 1, CTA_NAT_V4_MAXIP = 2, CTA_NAT_PROTO = 3, CTA_NAT_V6_MINIP = 4, CTA_NAT_V6_MAXIP = 5; // enum ctattr_nat
 const CTA_PROTONAT_PORT_MIN = 1, CTA_PROTONAT_PORT_MAX = 2;
-const AF_INET = 2;
+/** nfgenmsg families (include/linux/socket.h): a request's tuples are all of this family (ctnetlink parses them with nfgen_family) */
+export const AF_UNSPEC = 0, AF_INET = 2, AF_INET6 = 10;
+const EINVAL = 22;
 const CTA_PROTOINFO = 4, CTA_PROTOINFO_TCP = 1, CTA_PROTOINFO_TCP_FLAGS_ORIGINAL = 4, CTA_PROTOINFO_TCP_FLAGS_REPLY = 5;
 const IP_CT_TCP_FLAG_BE_LIBERAL = 0x08;
 export const IPPROTO_UDP = 17;
@@ -61,11 +64,54 @@ function ip4(addr: string): Buffer {
   return Buffer.from([Number(p[0]), Number(p[1]), Number(p[2]), Number(p[3])]);
 }
 
-function tupleAttrs(t: Tuple): Attr[] {
+function ip6(addr: string): Buffer {
+  const b = parseIpv6(addr);
+  if (!b) throw new NetlinkError(EINVAL, `not an IPv6 address: ${JSON.stringify(addr)}`);
+  return b;
+}
+
+/** The nfgenmsg family of an address's text: AF_INET6 for IPv6 text (it has colons), AF_INET otherwise. */
+export function addressFamily(addr: string): typeof AF_INET | typeof AF_INET6 {
+  return addr.indexOf(':') >= 0 ? AF_INET6 : AF_INET;
+}
+
+/**
+ * The family of a request whose addresses are `addrs` (undefined ones skipped): one nfgenmsg
+ * family covers every tuple of a ctnetlink message, so addresses of both families in one request
+ * are refused (EINVAL) before anything is sent.
+ */
+function familyOf(what: string, ...addrs: (string | undefined)[]): typeof AF_INET | typeof AF_INET6 {
+  let fam: typeof AF_INET | typeof AF_INET6 | undefined;
+  for (const a of addrs) {
+    if (a === undefined) continue;
+    const f = addressFamily(a);
+    if (fam === undefined) fam = f;
+    else if (f !== fam) throw new NetlinkError(EINVAL, `${what}: IPv4 and IPv6 addresses in one request`);
+  }
+  return fam ?? AF_INET;
+}
+
+/** The family of a tuple (src and dst must agree). */
+export function tupleFamily(t: Tuple): typeof AF_INET | typeof AF_INET6 {
+  return familyOf('tuple', t.src, t.dst);
+}
+
+/** CTA_TUPLE_IP + CTA_TUPLE_PROTO of `t`; `fam` says whether the addresses are CTA_IP_V4_* or CTA_IP_V6_*. */
+function tupleAttrs(t: Tuple, fam: number = tupleFamily(t)): Attr[] {
+  const ip: Attr[] = fam === AF_INET6 ? [[CTA_IP_V6_SRC, ip6(t.src)], [CTA_IP_V6_DST, ip6(t.dst)]] : [[CTA_IP_V4_SRC, ip4(t.src)], [CTA_IP_V4_DST, ip4(t.dst)]];
   return [
-    [CTA_TUPLE_IP, [[CTA_IP_V4_SRC, ip4(t.src)], [CTA_IP_V4_DST, ip4(t.dst)]]],
+    [CTA_TUPLE_IP, ip],
     [CTA_TUPLE_PROTO, [[CTA_PROTO_NUM, u8(t.proto)], [CTA_PROTO_SRC_PORT, u16be(t.sport)], [CTA_PROTO_DST_PORT, u16be(t.dport)]]],
   ];
+}
+
+/** src/dst of a CTA_TUPLE_IP: CTA_IP_V4_* (4 bytes) or CTA_IP_V6_* (16 bytes, RFC 5952 text) */
+function parseTupleIp(ip: Map<number, Buffer>): [string, string] | undefined {
+  const s = ip.get(CTA_IP_V4_SRC), d = ip.get(CTA_IP_V4_DST);
+  if (s && d) return [`${s[0]}.${s[1]}.${s[2]}.${s[3]}`, `${d[0]}.${d[1]}.${d[2]}.${d[3]}`];
+  const s6 = ip.get(CTA_IP_V6_SRC), d6 = ip.get(CTA_IP_V6_DST);
+  if (s6 && d6 && s6.length >= 16 && d6.length >= 16) return [formatIpv6(s6), formatIpv6(d6)];
+  return undefined;
 }
 
 function parseTuple(b: Buffer | undefined): Tuple | undefined {
@@ -73,12 +119,11 @@ function parseTuple(b: Buffer | undefined): Tuple | undefined {
   const a = decodeAttrs(b);
   const ipb = a.get(CTA_TUPLE_IP), pb = a.get(CTA_TUPLE_PROTO);
   if (!ipb || !pb) return undefined;
-  const ip = decodeAttrs(ipb), pr = decodeAttrs(pb);
-  const s = ip.get(CTA_IP_V4_SRC), d = ip.get(CTA_IP_V4_DST);
-  if (!s || !d) return undefined; // IPv6 entries: not used yet
+  const ip = parseTupleIp(decodeAttrs(ipb)), pr = decodeAttrs(pb);
+  if (!ip) return undefined;
   return {
-    src: `${s[0]}.${s[1]}.${s[2]}.${s[3]}`,
-    dst: `${d[0]}.${d[1]}.${d[2]}.${d[3]}`,
+    src: ip[0],
+    dst: ip[1],
     proto: pr.get(CTA_PROTO_NUM)?.[0] ?? 0,
     sport: pr.get(CTA_PROTO_SRC_PORT)?.readUInt16BE(0) ?? 0,
     dport: pr.get(CTA_PROTO_DST_PORT)?.readUInt16BE(0) ?? 0,
@@ -136,12 +181,17 @@ export interface PinholeSpec {
   timeoutSec: number;
 }
 
-/** tupleAttrs() under `type`, written straight into `w` (the same bytes, no tree, no allocation). */
-function writeTuple(w: NlWriter, type: number, src: string, dst: string, sport: number, dport: number, proto: number): void {
+/** tupleAttrs() under `type`, written straight into `w` (the same bytes, no tree, no allocation); `fam` as for tupleAttrs. */
+function writeTuple(w: NlWriter, type: number, fam: number, src: string, dst: string, sport: number, dport: number, proto: number): void {
   const tuple = w.beginNest(type);
   const ip = w.beginNest(CTA_TUPLE_IP);
-  w.ip4(CTA_IP_V4_SRC, src);
-  w.ip4(CTA_IP_V4_DST, dst);
+  if (fam === AF_INET6) {
+    w.ip6(CTA_IP_V6_SRC, src);
+    w.ip6(CTA_IP_V6_DST, dst);
+  } else {
+    w.ip4(CTA_IP_V4_SRC, src);
+    w.ip4(CTA_IP_V4_DST, dst);
+  }
   w.endNest(ip);
   const pr = w.beginNest(CTA_TUPLE_PROTO);
   w.u8(CTA_PROTO_NUM, proto);
@@ -153,13 +203,14 @@ function writeTuple(w: NlWriter, type: number, src: string, dst: string, sport: 
 
 /** createAnchor's IPCTNL_MSG_CT_NEW, byte for byte, with its attributes written without a tree. */
 export function anchorMessage(t: Tuple, timeoutSec: number): NlMessage {
+  const fam = tupleFamily(t);
   return {
     type: (SUBSYS_CTNETLINK << 8) | MSG_CT_NEW,
     flags: NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-    family: AF_INET,
+    family: fam,
     attrs: (w) => {
-      writeTuple(w, CTA_TUPLE_ORIG, t.src, t.dst, t.sport, t.dport, t.proto);
-      writeTuple(w, CTA_TUPLE_REPLY, t.dst, t.src, t.dport, t.sport, t.proto);
+      writeTuple(w, CTA_TUPLE_ORIG, fam, t.src, t.dst, t.sport, t.dport, t.proto);
+      writeTuple(w, CTA_TUPLE_REPLY, fam, t.dst, t.src, t.dport, t.sport, t.proto);
       w.u32be(CTA_TIMEOUT, timeoutSec);
       const help = w.beginNest(CTA_HELP);
       w.strz(CTA_HELP_NAME, 'sip');
@@ -168,25 +219,127 @@ export function anchorMessage(t: Tuple, timeoutSec: number): NlMessage {
   };
 }
 
-/** createExpectation's IPCTNL_MSG_EXP_NEW, byte for byte, with its attributes written without a tree. */
+/** The wildcard ("any") and the full mask of an address of family `fam` (struct nf_conntrack_tuple_mask) */
+const ANY: Record<number, string> = { [AF_INET]: '0.0.0.0', [AF_INET6]: '::' };
+const ALL_ONES: Record<number, string> = { [AF_INET]: '255.255.255.255', [AF_INET6]: 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff' };
+
+/**
+ * The family of a pinhole under `anchor`: the anchor's, and every address of `e` must be of it
+ * (ctnetlink_create_expect parses master, tuple, mask and NAT tuple with the one nfgen_family).
+ */
+function pinholeFamily(anchor: Tuple, e: PinholeSpec): typeof AF_INET | typeof AF_INET6 {
+  return familyOf('expectation', anchor.src, anchor.dst, e.remoteIp, e.publicIp, e.privateIp);
+}
+
+/** CTA_EXPECT_TUPLE of a pinhole: from remoteIp (any when undefined), any port, to publicIp:publicPort */
+function writeExpectTuple(w: NlWriter, fam: number, e: PinholeSpec): void {
+  writeTuple(w, CTA_EXPECT_TUPLE, fam, e.remoteIp ?? ANY[fam]!, e.publicIp, 0, e.publicPort, IPPROTO_UDP);
+}
+
+/**
+ * createExpectation's IPCTNL_MSG_EXP_NEW, byte for byte, with its attributes written without a
+ * tree. IPv6 when the anchor is IPv6: then the mask of a full address is ffff:...:ffff and "any"
+ * is ::, as 255.255.255.255 and 0.0.0.0 are for IPv4. Throws EINVAL when the pinhole's addresses
+ * are not all of the anchor's family.
+ */
 export function expectationMessage(anchor: Tuple, e: PinholeSpec): NlMessage {
+  const fam = pinholeFamily(anchor, e);
+  const any = ANY[fam]!, all = ALL_ONES[fam]!;
   return {
     type: (SUBSYS_CTNETLINK_EXP << 8) | MSG_EXP_NEW,
     flags: NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-    family: AF_INET,
+    family: fam,
     attrs: (w) => {
-      writeTuple(w, CTA_EXPECT_MASTER, anchor.src, anchor.dst, anchor.sport, anchor.dport, anchor.proto);
-      writeTuple(w, CTA_EXPECT_TUPLE, e.remoteIp ?? '0.0.0.0', e.publicIp, 0, e.publicPort, IPPROTO_UDP);
-      writeTuple(w, CTA_EXPECT_MASK, e.remoteIp ? '255.255.255.255' : '0.0.0.0', '255.255.255.255', 0, 0xffff, IPPROTO_UDP);
+      writeTuple(w, CTA_EXPECT_MASTER, fam, anchor.src, anchor.dst, anchor.sport, anchor.dport, anchor.proto);
+      writeExpectTuple(w, fam, e);
+      writeTuple(w, CTA_EXPECT_MASK, fam, e.remoteIp ? all : any, all, 0, 0xffff, IPPROTO_UDP);
       w.u32be(CTA_EXPECT_TIMEOUT, e.timeoutSec);
       w.u32be(CTA_EXPECT_CLASS, e.cls);
       const nat = w.beginNest(CTA_EXPECT_NAT);
       w.u32be(CTA_EXPECT_NAT_DIR, 1);
-      writeTuple(w, CTA_EXPECT_NAT_TUPLE, e.privateIp, '0.0.0.0', e.privatePort, 0, IPPROTO_UDP);
+      writeTuple(w, CTA_EXPECT_NAT_TUPLE, fam, e.privateIp, any, e.privatePort, 0, IPPROTO_UDP);
       w.endNest(nat);
       w.strz(CTA_EXPECT_FN, 'sip');
     },
   };
+}
+
+/**
+ * IPCTNL_MSG_EXP_DELETE of the pinhole `e` under `anchor`, by CTA_EXPECT_TUPLE
+ * (nf_conntrack_netlink.c ctnetlink_del_expect); never send one without it: that flushes every
+ * expectation.
+ */
+export function expectationDeleteMessage(anchor: Tuple, e: PinholeSpec): NlMessage {
+  const fam = pinholeFamily(anchor, e);
+  return { type: (SUBSYS_CTNETLINK_EXP << 8) | MSG_EXP_DELETE, flags: NLM_F_ACK, family: fam, attrs: (w) => writeExpectTuple(w, fam, e) };
+}
+
+/** Ctnetlink.get's IPCTNL_MSG_CT_GET of the entry holding `t`. */
+export function getMessage(t: Tuple): NlMessage {
+  const fam = tupleFamily(t);
+  return { type: (SUBSYS_CTNETLINK << 8) | MSG_CT_GET, flags: NLM_F_ACK, family: fam, attrs: [[CTA_TUPLE_ORIG, tupleAttrs(t, fam)]] };
+}
+
+/**
+ * Ctnetlink.createSnat's IPCTNL_MSG_CT_NEW: `t` and its reply with source NAT to `publicIp`
+ * (CTA_NAT_V4_MINIP/MAXIP, or CTA_NAT_V6_MINIP/MAXIP for IPv6: nf_nat_core.c
+ * nf_nat_ipv6_nlattr_to_range), the port pinned when given. Throws EINVAL when `publicIp` is not
+ * an address of the tuple's family.
+ */
+export function snatMessage(t: Tuple, publicIp: string, timeoutSec: number, port?: number): NlMessage {
+  const fam = tupleFamily(t);
+  if (fam === AF_INET6 ? !isIPv6(publicIp) : !isIPv4(publicIp)) throw new NetlinkError(EINVAL, `createSnat: ${JSON.stringify(publicIp)} is not an ${fam === AF_INET6 ? 'IPv6' : 'IPv4'} address as the tuple's are`);
+  const nat: Attr[] = fam === AF_INET6 ? [[CTA_NAT_V6_MINIP, ip6(publicIp)], [CTA_NAT_V6_MAXIP, ip6(publicIp)]] : [[CTA_NAT_V4_MINIP, ip4(publicIp)], [CTA_NAT_V4_MAXIP, ip4(publicIp)]];
+  if (port !== undefined) nat.push([CTA_NAT_PROTO, [[CTA_PROTONAT_PORT_MIN, u16be(port)], [CTA_PROTONAT_PORT_MAX, u16be(port)]]]);
+  const reply: Tuple = { src: t.dst, dst: t.src, sport: t.dport, dport: t.sport, proto: t.proto };
+  return {
+    type: (SUBSYS_CTNETLINK << 8) | MSG_CT_NEW,
+    flags: NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+    family: fam,
+    attrs: [
+      [CTA_TUPLE_ORIG, tupleAttrs(t, fam)],
+      [CTA_TUPLE_REPLY, tupleAttrs(reply, fam)],
+      [CTA_TIMEOUT, u32be(timeoutSec)],
+      [CTA_NAT_SRC, nat],
+    ],
+  };
+}
+
+/** Ctnetlink.setTimeout's IPCTNL_MSG_CT_NEW (an update: no NLM_F_CREATE) of the entry holding `t`. */
+export function setTimeoutMessage(t: Tuple, timeoutSec: number): NlMessage {
+  const fam = tupleFamily(t);
+  return { type: (SUBSYS_CTNETLINK << 8) | MSG_CT_NEW, flags: NLM_F_ACK, family: fam, attrs: [[CTA_TUPLE_ORIG, tupleAttrs(t, fam)], [CTA_TIMEOUT, u32be(timeoutSec)]] };
+}
+
+/** Ctnetlink.setTcpLiberal's update of the entry holding `t`. */
+export function tcpLiberalMessage(t: Tuple): NlMessage {
+  const fam = tupleFamily(t);
+  const flags = Buffer.from([IP_CT_TCP_FLAG_BE_LIBERAL, IP_CT_TCP_FLAG_BE_LIBERAL]); // struct nf_ct_tcp_flags { flags, mask }
+  return {
+    type: (SUBSYS_CTNETLINK << 8) | MSG_CT_NEW,
+    flags: NLM_F_ACK,
+    family: fam,
+    attrs: [
+      [CTA_TUPLE_ORIG, tupleAttrs(t, fam)],
+      [CTA_PROTOINFO, [[CTA_PROTOINFO_TCP, [[CTA_PROTOINFO_TCP_FLAGS_ORIGINAL, flags], [CTA_PROTOINFO_TCP_FLAGS_REPLY, flags]]]]],
+    ],
+  };
+}
+
+/** Ctnetlink.delete's IPCTNL_MSG_CT_DELETE of the entry holding `t`. */
+export function deleteMessage(t: Tuple): NlMessage {
+  const fam = tupleFamily(t);
+  return { type: (SUBSYS_CTNETLINK << 8) | MSG_CT_DELETE, flags: NLM_F_ACK, family: fam, attrs: [[CTA_TUPLE_ORIG, tupleAttrs(t, fam)]] };
+}
+
+/** A dump request of the conntrack table (`expectations` false) or the expectation table, of one family or (AF_UNSPEC) all. */
+export function dumpMessage(expectations: boolean, family: number = AF_UNSPEC): NlMessage {
+  return { type: expectations ? (SUBSYS_CTNETLINK_EXP << 8) | MSG_EXP_GET : (SUBSYS_CTNETLINK << 8) | MSG_CT_GET, flags: NLM_F_DUMP, family, attrs: [] };
+}
+
+/** 4 or 6 as a dump's nfgenmsg family; undefined: both (AF_UNSPEC: ctnetlink then applies no family filter). */
+function dumpFamily(family: 4 | 6 | undefined): number {
+  return family === 4 ? AF_INET : family === 6 ? AF_INET6 : AF_UNSPEC;
 }
 
 export class Ctnetlink {
@@ -197,8 +350,9 @@ export class Ctnetlink {
 
   /** The entry holding `t` in either direction, or undefined when there is none (ENOENT). */
   get(t: Tuple): Conntrack | undefined {
+    const m = getMessage(t);
     try {
-      const msgs = this.sock.request((SUBSYS_CTNETLINK << 8) | MSG_CT_GET, NLM_F_ACK, AF_INET, [[CTA_TUPLE_ORIG, tupleAttrs(t)]]);
+      const msgs = this.sock.request(m.type, m.flags, m.family, m.attrs);
       return msgs.length ? parseConntrack(msgs[0]!) : undefined;
     } catch (e) {
       if (e instanceof NetlinkError && e.errno === ENOENT) return undefined;
@@ -210,19 +364,12 @@ export class Ctnetlink {
    * Creates a confirmed conntrack entry for the original tuple `t` with source NAT to `publicIp`.
    * With no `port` the kernel picks the port as MASQUERADE would: the source port when that
    * tuple is free, another one on a clash (nf_nat_core.c get_unique_tuple). Throws EEXIST when
-   * the flow already has an entry.
+   * the flow already has an entry. IPv4 or IPv6 by the tuple's addresses (snatMessage); EINVAL
+   * when `publicIp` is of the other family.
    */
   createSnat(t: Tuple, publicIp: string, timeoutSec: number, port?: number): void {
-    if (!isIPv4(publicIp)) throw new NetlinkError(22, 'createSnat: IPv4 only');
-    const nat: Attr[] = [[CTA_NAT_V4_MINIP, ip4(publicIp)], [CTA_NAT_V4_MAXIP, ip4(publicIp)]];
-    if (port !== undefined) nat.push([CTA_NAT_PROTO, [[CTA_PROTONAT_PORT_MIN, u16be(port)], [CTA_PROTONAT_PORT_MAX, u16be(port)]]]);
-    const reply: Tuple = { src: t.dst, dst: t.src, sport: t.dport, dport: t.sport, proto: t.proto };
-    this.sock.request((SUBSYS_CTNETLINK << 8) | MSG_CT_NEW, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, AF_INET, [
-      [CTA_TUPLE_ORIG, tupleAttrs(t)],
-      [CTA_TUPLE_REPLY, tupleAttrs(reply)],
-      [CTA_TIMEOUT, u32be(timeoutSec)],
-      [CTA_NAT_SRC, nat],
-    ]);
+    const m = snatMessage(t, publicIp, timeoutSec, port);
+    this.sock.request(m.type, m.flags, m.family, m.attrs);
   }
 
   /**
@@ -248,8 +395,9 @@ export class Ctnetlink {
 
   /** Sets the timeout of the existing entry holding `t` (ctnetlink update); false when there is none. */
   setTimeout(t: Tuple, timeoutSec: number): boolean {
+    const m = setTimeoutMessage(t, timeoutSec);
     try {
-      this.sock.request((SUBSYS_CTNETLINK << 8) | MSG_CT_NEW, NLM_F_ACK, AF_INET, [[CTA_TUPLE_ORIG, tupleAttrs(t)], [CTA_TIMEOUT, u32be(timeoutSec)]]);
+      this.sock.request(m.type, m.flags, m.family, m.attrs);
       return true;
     } catch (e) {
       if (e instanceof NetlinkError && e.errno === ENOENT) return false;
@@ -263,36 +411,34 @@ export class Ctnetlink {
    * two ends count bytes differently from what conntrack saw before the queue.
    */
   setTcpLiberal(t: Tuple): void {
-    const flags = Buffer.from([IP_CT_TCP_FLAG_BE_LIBERAL, IP_CT_TCP_FLAG_BE_LIBERAL]); // struct nf_ct_tcp_flags { flags, mask }
-    this.sock.request((SUBSYS_CTNETLINK << 8) | MSG_CT_NEW, NLM_F_ACK, AF_INET, [
-      [CTA_TUPLE_ORIG, tupleAttrs(t)],
-      [CTA_PROTOINFO, [[CTA_PROTOINFO_TCP, [[CTA_PROTOINFO_TCP_FLAGS_ORIGINAL, flags], [CTA_PROTOINFO_TCP_FLAGS_REPLY, flags]]]]],
-    ]);
+    const m = tcpLiberalMessage(t);
+    this.sock.request(m.type, m.flags, m.family, m.attrs);
   }
 
-  /** A dump of one table, each message parsed; unparsable (e.g. IPv6) entries are skipped. */
-  private dumpOf<T>(type: number, parse: (m: Buffer) => T | undefined): T[] {
+  /** A dump of one table, each message parsed; unparsable entries (neither IPv4 nor IPv6 tuples) are skipped. */
+  private dumpOf<T>(m: NlMessage, parse: (m: Buffer) => T | undefined): T[] {
     const out: T[] = [];
-    for (const m of this.sock.request(type, NLM_F_DUMP, AF_INET, [])) {
-      const x = parse(m);
+    for (const b of this.sock.request(m.type, m.flags, m.family, m.attrs)) {
+      const x = parse(b);
       if (x) out.push(x);
     }
     return out;
   }
 
-  /** Every IPv4 conntrack entry (for start-up housekeeping, not the packet path). */
-  dump(): Conntrack[] {
-    return this.dumpOf((SUBSYS_CTNETLINK << 8) | MSG_CT_GET, parseConntrack);
+  /** Every conntrack entry, IPv4 and IPv6, or of one family (for start-up housekeeping, not the packet path). */
+  dump(family?: 4 | 6): Conntrack[] {
+    return this.dumpOf(dumpMessage(false, dumpFamily(family)), parseConntrack);
   }
 
-  /** Every IPv4 expectation (for inspection, not the packet path). */
-  dumpExpectations(): Expectation[] {
-    return this.dumpOf((SUBSYS_CTNETLINK_EXP << 8) | MSG_EXP_GET, parseExpectation);
+  /** Every expectation, IPv4 and IPv6, or of one family (for inspection, not the packet path). */
+  dumpExpectations(family?: 4 | 6): Expectation[] {
+    return this.dumpOf(dumpMessage(true, dumpFamily(family)), parseExpectation);
   }
 
   delete(t: Tuple): boolean {
+    const m = deleteMessage(t);
     try {
-      this.sock.request((SUBSYS_CTNETLINK << 8) | MSG_CT_DELETE, NLM_F_ACK, AF_INET, [[CTA_TUPLE_ORIG, tupleAttrs(t)]]);
+      this.sock.request(m.type, m.flags, m.family, m.attrs);
       return true;
     } catch (e) {
       if (e instanceof NetlinkError && e.errno === ENOENT) return false;
@@ -317,13 +463,7 @@ export class Ctnetlink {
       const made = exps.filter((_e, i) => replies[i + 1]?.done && !replies[i + 1]?.error);
       if (made.length) {
         try {
-          // IPCTNL_MSG_EXP_DELETE by CTA_EXPECT_TUPLE (nf_conntrack_netlink.c ctnetlink_del_expect); never without it: that flushes every expectation
-          this.sock.requestBatch(made.map((e): NlMessage => ({
-            type: (SUBSYS_CTNETLINK_EXP << 8) | MSG_EXP_DELETE,
-            flags: NLM_F_ACK,
-            family: AF_INET,
-            attrs: (w) => writeTuple(w, CTA_EXPECT_TUPLE, e.remoteIp ?? '0.0.0.0', e.publicIp, 0, e.publicPort, IPPROTO_UDP),
-          })));
+          this.sock.requestBatch(made.map((e) => expectationDeleteMessage(anchor, e)));
         } catch { /* best effort: they expire with their timeout */ }
       }
       throw failed;

@@ -4,6 +4,7 @@
  */
 import { NetlinkError } from '../errors';
 import { native } from '../native/binding';
+import { writeIpv6 } from '../packet/addr';
 
 export const NETLINK_NETFILTER = 12;
 export const NLM_F_REQUEST = 0x1;
@@ -177,6 +178,20 @@ export class NlWriter {
     if (o < end) b[o++] = v & 0xff;
     while (o < end) b[o++] = 0;
     this.len = end;
+  }
+
+  /**
+   * An IPv6 address from text in any RFC 4291 §2.2 form, 16 bytes in network order (NLA_IN6_ADDR,
+   * ctnetlink's CTA_IP_V6_SRC/DST and CTA_NAT_V6_MINIP/MAXIP), parsed into the buffer without
+   * allocating. Throws EINVAL on text that is not an IPv6 address (nothing is written): unlike a
+   * mistyped IPv4 quad, a lenient parse could turn into "::", the wildcard of an expectation.
+   */
+  ip6(type: number, addr: string): void {
+    this.room(20);
+    const o = this.len;
+    if (!writeIpv6(addr, this.buf, o + 4)) throw new NetlinkError(22, `not an IPv6 address: ${JSON.stringify(addr)}`);
+    this.hdr(type, 20);
+    this.len = o + 20;
   }
 
   /** A NUL-terminated ASCII string (NLA_NUL_STRING, e.g. CTA_HELP_NAME "sip"). */

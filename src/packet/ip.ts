@@ -3,6 +3,7 @@
  * rewritten one with correct lengths and checksums. Parsers return results, they never throw.
  */
 import { Reason } from '../errors';
+import { formatIpv6 } from './addr';
 import { finish, sum16 } from './checksum';
 
 export interface UdpPacket {
@@ -23,22 +24,6 @@ const IPPROTO_UDP = 17;
 
 export function ipv4ToString(b: Buffer, o: number): string {
   return `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
-}
-
-function ipv6ToString(b: Buffer, o: number): string {
-  const parts: string[] = [];
-  for (let i = 0; i < 16; i += 2) parts.push(b.readUInt16BE(o + i).toString(16));
-  // RFC 5952 §4.2.3: compress the longest run of zero groups
-  let best = -1, bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (parts[i] !== '0') { i++; continue; }
-    let j = i;
-    while (j < 8 && parts[j] === '0') j++;
-    if (j - i > bestLen && j - i > 1) { best = i; bestLen = j - i; }
-    i = j;
-  }
-  if (best < 0) return parts.join(':');
-  return `${parts.slice(0, best).join(':')}::${parts.slice(best + bestLen).join(':')}`;
 }
 
 export function parseIpUdp(buf: Buffer): ParseResult {
@@ -69,7 +54,7 @@ function parseV6(buf: Buffer): ParseResult {
   let next = buf[6]!;
   let off = 40;
   for (let guard = 0; guard < 8; guard++) {
-    if (next === IPPROTO_UDP) return udp(buf, 6, off, total, ipv6ToString(buf, 8), ipv6ToString(buf, 24));
+    if (next === IPPROTO_UDP) return udp(buf, 6, off, total, formatIpv6(buf, 8), formatIpv6(buf, 24));
     if (next === 44) return { ok: false, reason: Reason.FRAGMENT };
     if (next === 0 || next === 43 || next === 60) {
       if (off + 8 > total) return { ok: false, reason: Reason.TRUNCATED_IP };
@@ -104,7 +89,6 @@ function udp(buf: Buffer, family: 4 | 6, hl: number, total: number, src: string,
 /**
  * Builds a new IPv4/UDP packet with `payload` in place of the old one: IP total length and header
  * checksum (RFC 791 §3.1), UDP length and checksum over the pseudo-header (RFC 768) recomputed.
- * IPv4 only: IPv6 rewriting comes with issue 7, IPv6 SIP passes unchanged until then.
  */
 export function rebuildV4(orig: Buffer, p: UdpPacket, payload: Buffer): Buffer {
   const hl = p.ipHeaderLength;
@@ -127,13 +111,79 @@ export function rebuildV4(orig: Buffer, p: UdpPacket, payload: Buffer): Buffer {
   return out;
 }
 
-/** Verifies IPv4 header and UDP checksums (used by tests and the fuzzer). */
+const NH_HOP_BY_HOP = 0, NH_ROUTING = 43, NH_DEST_OPTS = 60;
+
+/**
+ * Sum of the addresses of the IPv6 pseudo-header (RFC 8200 §8.1): the source, and the final
+ * destination: the header's Destination Address, or with a Routing header that still has
+ * segments left, the last address the packet is routed to: the last of the list in type 0
+ * (RFC 2460 §4.4, deprecated by RFC 5095 but still parsable), the Home Address of type 2
+ * (RFC 6275 §6.4), Segment List[0] of the Segment Routing Header type 4 (RFC 8754 §2, §4.3.1).
+ * Other routing types (RPL's compressed addresses, RFC 6554) keep the header's destination.
+ * `hl` is the offset of the UDP header (extension headers walked as parseV6 did).
+ */
+function v6PseudoAddrSum(buf: Buffer, hl: number): number {
+  let dst = 24;
+  let next = buf[6]!;
+  for (let off = 40; off + 8 <= hl && (next === NH_HOP_BY_HOP || next === NH_ROUTING || next === NH_DEST_OPTS); ) {
+    const len = (buf[off + 1]! + 1) * 8;
+    if (next === NH_ROUTING && buf[off + 3]! > 0 && len >= 24) {
+      const type = buf[off + 2]!;
+      if (type === 0) dst = off + 8 + 16 * (Math.floor((len - 8) / 16) - 1);
+      else if (type === 2 || type === 4) dst = off + 8;
+    }
+    next = buf[off]!;
+    off += len;
+  }
+  return sum16(buf, dst, dst + 16, sum16(buf, 8, 24));
+}
+
+/**
+ * Builds a new IPv6/UDP packet with `payload` in place of the old one (RFC 8200): the Payload
+ * Length (§3: everything after the fixed header, extension headers included), the UDP length and
+ * the UDP checksum over the IPv6 pseudo-header (§8.1) recomputed. Extension headers between the
+ * fixed header and UDP are copied as they are. The checksum is mandatory in IPv6 (§8.1): a
+ * computed zero is sent as 0xffff.
+ */
+export function rebuildV6(orig: Buffer, p: UdpPacket, payload: Buffer): Buffer {
+  const hl = p.ipHeaderLength;
+  const ulen = 8 + payload.length;
+  const out = Buffer.allocUnsafe(hl + ulen);
+  orig.copy(out, 0, 0, hl + 8);
+  payload.copy(out, hl + 8);
+  out.writeUInt16BE(hl - 40 + ulen, 4);
+  out.writeUInt16BE(ulen, hl + 4);
+  out.writeUInt16BE(0, hl + 6);
+  // pseudo-header: src, final dst, 32-bit upper-layer length, 24 zero bits + next header (UDP)
+  let s = v6PseudoAddrSum(out, hl) + ulen + IPPROTO_UDP;
+  s = sum16(out, hl, hl + ulen, s);
+  let c = finish(s);
+  if (c === 0) c = 0xffff;
+  out.writeUInt16BE(c, hl + 6);
+  return out;
+}
+
+/** rebuildV4 or rebuildV6 by the packet's family. */
+export function rebuildUdp(orig: Buffer, p: UdpPacket, payload: Buffer): Buffer {
+  return p.family === 6 ? rebuildV6(orig, p, payload) : rebuildV4(orig, p, payload);
+}
+
+/**
+ * Verifies the checksums of an IPv4/UDP packet (header and UDP; a zero UDP checksum means none,
+ * RFC 768) or an IPv6/UDP one (UDP over the pseudo-header; a zero checksum is invalid in IPv6,
+ * RFC 8200 §8.1). Used by tests and the fuzzer.
+ */
 export function checksumsOk(buf: Buffer): boolean {
   const r = parseIpUdp(buf);
-  if (!r.ok || r.packet.family !== 4) return false;
+  if (!r.ok) return false;
   const hl = r.packet.ipHeaderLength;
-  if (finish(sum16(buf, 0, hl)) !== 0) return false;
   const ulen = buf.readUInt16BE(hl + 4);
+  if (r.packet.family === 6) {
+    if (buf.readUInt16BE(hl + 6) === 0) return false;
+    const s = sum16(buf, hl, hl + ulen, v6PseudoAddrSum(buf, hl) + ulen + IPPROTO_UDP);
+    return finish(s) === 0;
+  }
+  if (finish(sum16(buf, 0, hl)) !== 0) return false;
   if (buf.readUInt16BE(hl + 6) === 0) return true;
   let s = sum16(buf, 12, 20) + IPPROTO_UDP + ulen;
   s = sum16(buf, hl, hl + ulen, s);

@@ -2,7 +2,23 @@
  * Finds the host[:port] parts that carry addresses inside header values: SIP URIs
  * (RFC 3261 §19.1.1, in name-addr or addr-spec, §20.10) and Via sent-by (§20.42) with its
  * received/rport parameters (§18.2.1, RFC 3581 §4). Offsets are relative to the string given.
+ * IPv6 hosts are IPv6references in brackets (RFC 3261 §25.1 host; RFC 5118 §4.2: a bare IPv6
+ * address in a URI is invalid and is not recognised as a host:port).
  */
+import { canonicalIpv6, sameAddress } from '../packet/addr';
+
+/**
+ * Whether the host of a HostPort (brackets removed) is the address `ip`: an IPv6 `ip` by value
+ * (`[FD00:77::0011]` is fd00:77::11), an IPv4 one by its text as before.
+ */
+export function hostIs(host: string, ip: string): boolean {
+  return ip.indexOf(':') >= 0 ? sameAddress(host, ip) : host === ip;
+}
+
+/** An address as a SIP host: IPv6 as an IPv6reference `[...]` in RFC 5952 form (RFC 3261 §25.1), IPv4 as it is. */
+export function sipHost(ip: string): string {
+  return ip.indexOf(':') >= 0 ? `[${canonicalIpv6(ip) ?? ip}]` : ip;
+}
 
 export interface HostPort {
   hostStart: number;

@@ -9,12 +9,17 @@
  * RFC 3261 §19.1.2), so NAT-aware endpoints that already write public addresses are left alone and
  * Call-ID, tags, branch and every untouched header stay byte for byte. Content-Length is recomputed
  * when the body changes (§20.14).
+ * IPv6 translations (fromIp/toIp IPv6 text): a host `[...]` matches fromIp by value (RFC 5952
+ * forms need not be the packet's), and the new host is written `[toIp]` in RFC 5952 form; Via
+ * received= matches with or without brackets and keeps the form it had (RFC 3261 §18.2.1 writes
+ * the bare address, RFC 5118 §4.5 shows both); SDP `IN IP6` lines as in sdp/rewrite.ts.
  */
 import { Reason } from '../errors';
 import { rewriteSdp, type PortMapper, type SdpMediaMapping } from '../sdp/rewrite';
 import { remoteMedia, type RemoteMedia } from '../sdp/remote-media';
 import { applyEdits, type Edit } from './edits';
-import { uriHostPorts, viaParms, type HostPort } from './hostport';
+import { canonicalIpv6 } from '../packet/addr';
+import { hostIs, sipHost, uriHostPorts, viaParms, type HostPort } from './hostport';
 import type { SipMessage } from './message';
 
 export interface Translation {
@@ -49,11 +54,12 @@ export type RewriteResult =
 
 const URI_HEADERS: Record<string, string> = { contact: 'contact', from: 'from', to: 'to', route: 'route', 'record-route': 'record_route' };
 
-function hostPortEdit(value: string, base: number, hp: HostPort, tr: Translation): Edit | undefined {
+/** `toHost`: tr.toIp as a SIP host (sipHost: brackets for IPv6) */
+function hostPortEdit(value: string, base: number, hp: HostPort, tr: Translation, toHost: string): Edit | undefined {
   const port = hp.port ?? hp.defaultPort;
-  if (hp.host !== tr.fromIp || (port !== tr.fromPort && !tr.anyFromPort)) return undefined;
+  if (!hostIs(hp.host, tr.fromIp) || (port !== tr.fromPort && !tr.anyFromPort)) return undefined;
   // keep the port absent when the new one is the default, write it otherwise
-  const text = tr.toIp + (hp.port !== undefined || tr.toPort !== hp.defaultPort ? `:${tr.toPort}` : '');
+  const text = toHost + (hp.port !== undefined || tr.toPort !== hp.defaultPort ? `:${tr.toPort}` : '');
   if (value.slice(hp.hostStart, hp.portEnd) === text) return undefined;
   return { start: base + hp.hostStart, end: base + hp.portEnd, text };
 }
@@ -61,11 +67,13 @@ function hostPortEdit(value: string, base: number, hp: HostPort, tr: Translation
 export function rewriteSip(b: Buffer, start: number, end: number, msg: SipMessage, dir: Direction, tr: Translation, mapPort?: PortMapper, thirdParty: 'allow' | 'block' = 'block'): RewriteResult {
   const edits: Edit[] = [];
   const fields: string[] = [];
+  const v6 = tr.fromIp.indexOf(':') >= 0;
+  const toHost = sipHost(tr.toIp);
   // Request-URI (RFC 3261 §8.1.1.1 / §16.12)
   if (msg.isRequest) {
     const v = b.toString('latin1', msg.uriStart, msg.uriEnd);
     for (const hp of uriHostPorts(v)) {
-      const e = hostPortEdit(v, msg.uriStart, hp, tr);
+      const e = hostPortEdit(v, msg.uriStart, hp, tr, toHost);
       if (e) { edits.push(e); fields.push('request_uri'); }
     }
   }
@@ -79,15 +87,18 @@ export function rewriteSip(b: Buffer, start: number, end: number, msg: SipMessag
       // Via sent-by (RFC 3261 §18.2.1, §20.42); received/rport of our own Via (RFC 3581 §4)
       const v = b.toString('latin1', h.valueStart, h.valueEnd);
       for (const vp of viaParms(v)) {
-        const e = hostPortEdit(v, h.valueStart, vp, tr);
+        const e = hostPortEdit(v, h.valueStart, vp, tr, toHost);
         const isTop = topVia;
         topVia = false;
         if (!e) continue;
         edits.push(e);
         fields.push('via');
         if (dir === 'in' && isTop && !msg.isRequest) {
-          if (vp.received && v.slice(vp.received.start, vp.received.end) === tr.fromIp) {
-            edits.push({ start: h.valueStart + vp.received.start, end: h.valueStart + vp.received.end, text: tr.toIp });
+          const received = vp.received && v.slice(vp.received.start, vp.received.end);
+          if (vp.received && received && hostIs(received, tr.fromIp)) {
+            // IPv6: the bare address (RFC 3261 §18.2.1), or bracketed when the proxy wrote it so (RFC 5118 §4.5)
+            const text = !v6 ? tr.toIp : received.startsWith('[') ? toHost : canonicalIpv6(tr.toIp) ?? tr.toIp;
+            edits.push({ start: h.valueStart + vp.received.start, end: h.valueStart + vp.received.end, text });
             fields.push('via_received');
           }
           if (vp.rport && vp.rport.end > vp.rport.start && v.slice(vp.rport.start, vp.rport.end) === String(tr.fromPort)) {
@@ -102,7 +113,7 @@ export function rewriteSip(b: Buffer, start: number, end: number, msg: SipMessag
       if (!label) continue;
       const v = b.toString('latin1', h.valueStart, h.valueEnd);
       for (const hp of uriHostPorts(v)) {
-        const e = hostPortEdit(v, h.valueStart, hp, tr);
+        const e = hostPortEdit(v, h.valueStart, hp, tr, toHost);
         if (e) { edits.push(e); fields.push(label); }
       }
     }
@@ -113,7 +124,7 @@ export function rewriteSip(b: Buffer, start: number, end: number, msg: SipMessag
   let remote: (RemoteMedia | undefined)[] | undefined;
   let refusedThirdParty = 0;
   const isSdp = msg.bodyEnd > msg.bodyStart && contentType !== undefined && /^application\/sdp\s*(;|$)/i.test(contentType);
-  if (isSdp && dir === 'in') remote = remoteMedia(b.toString('latin1', msg.bodyStart, msg.bodyEnd));
+  if (isSdp && dir === 'in') remote = remoteMedia(b.toString('latin1', msg.bodyStart, msg.bodyEnd), v6 ? 6 : 4);
   if (isSdp && dir === 'out' && mapPort) {
     const r = rewriteSdp(b.toString('latin1', msg.bodyStart, msg.bodyEnd), tr.fromIp, tr.toIp, mapPort, thirdParty);
     if (!r.ok) return r;

@@ -1,11 +1,11 @@
 /** Builds IPv4/UDP packets for tests with an independent checksum implementation. */
-function csum(words: number[]): number {
+export function csum(words: number[]): number {
   let s = 0;
   for (const w of words) s += w;
   while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
   return ~s & 0xffff;
 }
-function words(b: Buffer): number[] {
+export function words(b: Buffer): number[] {
   const out: number[] = [];
   for (let i = 0; i < b.length; i += 2) out.push((b[i]! << 8) | (i + 1 < b.length ? b[i + 1]! : 0));
   return out;

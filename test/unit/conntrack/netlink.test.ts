@@ -193,3 +193,20 @@ test('batch replies are filed by sequence number: ACKs, errors per message, data
   bad.writeUInt32LE(9999, 0);
   assert.equal(fileReplies(bad, 5, replies(1)), 0, 'a length beyond the datagram stops the walk');
 });
+
+test('NlWriter.ip6: 16 network-order bytes in a 20-byte attribute (nla_len 20, no padding); bad text throws EINVAL and writes nothing', () => {
+  const w = new NlWriter(8); // grows
+  w.u8(1, 17);
+  w.ip6(3, 'FD00:77::0011');
+  w.ip6(4, '::ffff:192.0.2.1');
+  assert.equal(w.copy().toString('hex'), [
+    '05000100', '11000000', // u8 attribute, padded
+    '14000300', 'fd000077000000000000000000000011', // CTA_IP_V6_SRC
+    '14000400', '00000000000000000000ffffc0000201', // CTA_IP_V6_DST, dotted-quad tail
+  ].join(''));
+  const len = w.len;
+  for (const bad of ['10.0.0.1', 'fd00::1::2', 'fe80::1%eth0', '']) {
+    assert.throws(() => w.ip6(3, bad), (e: unknown) => e instanceof Error && 'errno' in e && e.errno === 22, bad);
+    assert.equal(w.len, len, `${bad}: nothing written`);
+  }
+});

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseIpUdp, rebuildV4, checksumsOk } from '../../../src/packet/ip';
+import { parseIpUdp, rebuildV4, rebuildV6, rebuildUdp, checksumsOk } from '../../../src/packet/ip';
 import { udpPacket, verifyChecksums, payloadOf } from '../../helpers/packet';
+import { padOptions, routingHeader, udp6Checksum, udp6Packet, type Udp6Options } from '../../helpers/packet6';
 
 test('IPv4/UDP is parsed; a rebuilt packet has right lengths and checksums (RFC 791, RFC 768)', () => {
   const pkt = udpPacket('10.77.0.12', '203.0.113.10', 5060, 5080, 'OPTIONS sip:x SIP/2.0\r\n\r\n');
@@ -42,4 +43,79 @@ test('fragments, non-UDP, truncated and IPv6 packets are recognised', () => {
   assert.ok(r6.ok);
   assert.equal(r6.packet.family, 6);
   assert.equal(r6.packet.src, '::1');
+});
+
+const A6 = 'fd00:77::11', B6 = '2001:db8::10';
+
+/** rebuildV6 of a packet built with `opts` must be, byte for byte, the packet built around the new payload. */
+function rebuildsAs(opts: Udp6Options, what: string): void {
+  const pkt = udp6Packet(A6, B6, 5060, 5070, 'REGISTER sip:[2001:db8::10] SIP/2.0\r\n\r\n', opts);
+  assert.ok(checksumsOk(pkt), `${what}: the original verifies`);
+  const r = parseIpUdp(pkt);
+  assert.ok(r.ok, what);
+  assert.deepEqual([r.packet.family, r.packet.src, r.packet.dst, r.packet.srcPort, r.packet.dstPort], [6, A6, B6, 5060, 5070], what);
+  for (const len of [0, 1, 7, 26, 1000, 1453, 9000]) {
+    const payload = Buffer.alloc(len, 0x41 + (len % 26));
+    const out = rebuildV6(pkt, r.packet, payload);
+    assert.deepEqual(out, udp6Packet(A6, B6, 5060, 5070, payload, opts), `${what}, payload ${len}`);
+    assert.ok(checksumsOk(out), `${what}, payload ${len}: checksumsOk`);
+    assert.deepEqual(rebuildUdp(pkt, r.packet, payload), out, 'rebuildUdp picks rebuildV6 for family 6');
+  }
+}
+
+test('IPv6/UDP rebuilt: Payload Length, UDP length and checksum over the pseudo-header (RFC 8200 §3, §8.1); traffic class, flow label, hop limit kept', () => {
+  rebuildsAs({}, 'no extension headers');
+});
+
+test('IPv6 extension headers before UDP are kept as they are and counted in the Payload Length (RFC 8200 §4)', () => {
+  rebuildsAs({ ext: [padOptions(0)] }, 'hop-by-hop');
+  rebuildsAs({ ext: [padOptions(0), padOptions(60)] }, 'hop-by-hop + destination options');
+  // a routing header with no segments left: the header's destination is the final one
+  rebuildsAs({ ext: [routingHeader(2, 0, ['2001:db8:aaaa::1'])] }, 'routing type 2, segments left 0');
+});
+
+test('with segments left in a routing header the pseudo-header carries the final destination (RFC 8200 §8.1)', () => {
+  // type 2 (RFC 6275 §6.4): the Home Address
+  rebuildsAs({ ext: [routingHeader(2, 1, ['2001:db8:aaaa::1'])], pseudoDst: '2001:db8:aaaa::1' }, 'type 2');
+  // type 0 (RFC 2460 §4.4): the last address of the list
+  rebuildsAs({ ext: [padOptions(0), routingHeader(0, 2, ['2001:db8:bbbb::1', '2001:db8:bbbb::2'])], pseudoDst: '2001:db8:bbbb::2' }, 'type 0');
+  // Segment Routing Header (RFC 8754 §2): Segment List[0] is the last segment; Last Entry 1, Flags 0, Tag 0
+  rebuildsAs({ ext: [routingHeader(4, 1, ['2001:db8:cccc::9', B6], Buffer.from([1, 0, 0, 0]))], pseudoDst: '2001:db8:cccc::9' }, 'SRH');
+  // and the packet's own destination would give another checksum: the cases above do test the rule
+  const srh = udp6Packet(A6, B6, 5060, 5070, 'x', { ext: [routingHeader(4, 1, ['2001:db8:cccc::9', B6], Buffer.from([1, 0, 0, 0]))] });
+  assert.ok(!checksumsOk(srh), 'a checksum over the first segment is wrong');
+});
+
+test('IPv6: a computed zero UDP checksum is sent as 0xffff; a zero or wrong checksum does not verify (RFC 8200 §8.1)', () => {
+  // a payload word that brings the one's complement sum to 0xffff: then the checksum computes as 0
+  const probe = Buffer.from([0, 0, 0x53, 0x49, 0x50]);
+  const udp = Buffer.alloc(8);
+  udp.writeUInt16BE(5060, 0);
+  udp.writeUInt16BE(5070, 2);
+  udp.writeUInt16BE(8 + probe.length, 4);
+  const c0 = udp6Checksum(A6, B6, Buffer.concat([udp, probe]));
+  const payload = Buffer.from(probe);
+  payload.writeUInt16BE(c0, 0);
+  const pkt = udp6Packet(A6, B6, 5060, 5070, 'x');
+  const r = parseIpUdp(pkt);
+  assert.ok(r.ok);
+  const out = rebuildV6(pkt, r.packet, payload);
+  assert.equal(out.readUInt16BE(40 + 6), 0xffff);
+  assert.ok(checksumsOk(out), '0xffff verifies as zero (one\'s complement)');
+  const zero = Buffer.from(pkt);
+  zero.writeUInt16BE(0, 46);
+  assert.ok(!checksumsOk(zero), 'no checksum is not allowed in IPv6');
+  const flipped = Buffer.from(pkt);
+  flipped[flipped.length - 1] = flipped[flipped.length - 1]! ^ 1;
+  assert.ok(!checksumsOk(flipped));
+});
+
+test('rebuildUdp keeps IPv4 byte for byte as rebuildV4', () => {
+  const pkt = udpPacket('10.77.0.12', '203.0.113.10', 5060, 5080, 'OPTIONS sip:x SIP/2.0\r\n\r\n');
+  const r = parseIpUdp(pkt);
+  assert.ok(r.ok);
+  for (const len of [0, 33, 1400]) {
+    const payload = Buffer.alloc(len, 0x61);
+    assert.deepEqual(rebuildUdp(pkt, r.packet, payload), rebuildV4(pkt, r.packet, payload));
+  }
 });

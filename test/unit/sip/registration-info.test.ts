@@ -27,3 +27,11 @@ test('several contacts, the Expires header as default, and a 2xx listing none of
   const c = msg([]);
   assert.equal(contactExpiry(c.b, c.msg, '203.0.113.1', 5060), 0, 'unregistered');
 });
+
+test('an IPv6 contact is found by value: [FD00:77::0011] is fd00:77::11 (RFC 3261 §25.1 IPv6reference)', () => {
+  const { b, msg } = parse(crlf(['SIP/2.0 200 OK', 'Via: SIP/2.0/UDP [2001:db8::1]:40000;branch=z9hG4bKr6', 'To: <sip:100@pbx.example>;tag=9', 'From: <sip:100@pbx.example>;tag=1', 'Call-ID: r6', 'CSeq: 2 REGISTER',
+    'Contact: <sip:100@[2001:DB8:0::1]:40000>;expires=240, <sip:100@[2001:db8::1]>;expires=60', 'Content-Length: 0', '', '']));
+  assert.equal(contactExpiry(b, msg, '2001:db8::1', 40000), 240);
+  assert.equal(contactExpiry(b, msg, '2001:db8::1', 5060), 60, 'no port = 5060');
+  assert.equal(contactExpiry(b, msg, '2001:db8::2', 40000), 0);
+});

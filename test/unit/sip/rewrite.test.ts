@@ -97,3 +97,87 @@ test('the Request-URI of an inbound request addressed to the public binding is r
   assert.match(r.text, /^INVITE sip:phone2@10\.77\.0\.12:5060 SIP\/2\.0\r$/m, 'an explicit port stays explicit');
   assert.deepEqual(r.fields, ['request_uri']);
 });
+
+// the phone at [fd00:77::11]:5060 behind the router's IPv6 NAT binding [2001:db8::1]:40000
+const OUT6: Translation = { fromIp: 'fd00:77::11', fromPort: 5060, toIp: '2001:db8::1', toPort: 40000 };
+const IN6: Translation = { fromIp: '2001:db8::1', fromPort: 40000, toIp: 'fd00:77::11', toPort: 5060 };
+
+test('LAN→WAN IPv6 INVITE: [v6] hosts matched by value, written [2001:db8::1]:port; SDP IN IP6; Call-ID untouched', () => {
+  const sdp = crlf(['v=0', 'o=- 1 1 IN IP6 fd00:77::11', 's=-', 'c=IN IP6 FD00:77::0011', 't=0 0', 'm=audio 6000 RTP/AVP 0', '']);
+  const msg = crlf([
+    'INVITE sip:bob@[2001:db8::10]:5070 SIP/2.0',
+    'Via: SIP/2.0/UDP [FD00:77::0011]:5060;branch=z9hG4bK6a;rport',
+    'From: <sip:alice@[fd00:77:0:0:0:0:0:11]>;tag=a6',
+    'To: <sip:bob@[2001:db8::10]:5070>',
+    'Call-ID: v6@[fd00:77::11]',
+    'CSeq: 1 INVITE',
+    'Contact: <sip:alice@[fd00:77::11]:5060;transport=udp>',
+    'Record-Route: <sip:[fd00:77::11]:5099;lr>',
+    'Content-Type: application/sdp',
+    `Content-Length: ${sdp.length}`,
+    '',
+    sdp,
+  ]);
+  const r = rw(msg, 'out', OUT6);
+  assert.match(r.text, /^INVITE sip:bob@\[2001:db8::10\]:5070 SIP\/2\.0\r$/m, 'the far end is not ours');
+  assert.match(r.text, /^Via: SIP\/2\.0\/UDP \[2001:db8::1\]:40000;branch=z9hG4bK6a;rport\r$/m);
+  assert.match(r.text, /^From: <sip:alice@\[2001:db8::1\]:40000>;tag=a6\r$/m, 'no port = 5060 = ours; the new port is written');
+  assert.match(r.text, /^Contact: <sip:alice@\[2001:db8::1\]:40000;transport=udp>\r$/m);
+  assert.match(r.text, /^Record-Route: <sip:\[fd00:77::11\]:5099;lr>\r$/m, 'another port is not the flow');
+  assert.match(r.text, /^Call-ID: v6@\[fd00:77::11\]\r$/m, 'RFC 3261 §8.1.1.4');
+  assert.match(r.text, /^o=- 1 1 IN IP6 2001:db8::1\r$/m);
+  assert.match(r.text, /^c=IN IP6 2001:db8::1\r$/m);
+  const body = r.text.slice(r.text.indexOf('\r\n\r\n') + 4);
+  assert.equal(Number(/Content-Length: (\d+)/.exec(r.text)![1]), Buffer.byteLength(body, 'latin1'));
+  assert.deepEqual(new Set(r.fields), new Set(['via', 'from', 'contact', 'sdp_o', 'sdp_c', 'content_length']));
+  assert.deepEqual(r.media, [{ index: 0, media: 'audio', privatePort: 6000, publicPort: 6000, rtcpPrivatePort: 6001, rtcpPublicPort: 6001 }]);
+});
+
+test('WAN→LAN IPv6 200: Via sent-by, rport=, received= bare or bracketed as it came (RFC 3261 §18.2.1, RFC 3581 §4, RFC 5118 §4.5)', () => {
+  const cases: [string, string][] = [['2001:DB8:0::1', 'fd00:77::11'], ['[2001:db8::1]', '[fd00:77::11]']];
+  for (const [received, back] of cases) {
+    const msg = crlf(['SIP/2.0 200 OK', `Via: SIP/2.0/UDP [2001:db8::1]:40000;branch=z9hG4bK6b;rport=40000;received=${received}`, 'Via: SIP/2.0/UDP [2001:db8::1]:40000;branch=z9hG4bK6c;received=2001:db8::1',
+      'From: <sip:alice@[2001:db8::1]:40000>;tag=a6', 'To: <sip:bob@[2001:db8::10]:5070>;tag=b6', 'Call-ID: v6', 'CSeq: 1 REGISTER', 'Contact: <sip:alice@[2001:db8::1]:40000>;expires=300', 'Content-Length: 0', '', '']);
+    const r = rw(msg, 'in', IN6);
+    assert.ok(r.text.includes(`\r\nVia: SIP/2.0/UDP [fd00:77::11]:5060;branch=z9hG4bK6b;rport=5060;received=${back}\r\n`), received);
+    assert.match(r.text, /^Via: SIP\/2\.0\/UDP \[fd00:77::11\]:5060;branch=z9hG4bK6c;received=2001:db8::1\r$/m, 'received= of a lower Via is not ours to restore');
+    assert.match(r.text, /^Contact: <sip:alice@\[fd00:77::11\]:5060>;expires=300\r$/m);
+    assert.deepEqual(new Set(r.fields), new Set(['via', 'via_received', 'via_rport', 'from', 'contact']));
+  }
+});
+
+test('RFC 5118 §4.3/§4.4: [2001:db8::10:5070] is an address, [2001:db8::10]:5070 a host and port; a port-less v6 host stays port-less', () => {
+  const tr: Translation = { fromIp: '2001:db8::10', fromPort: 5070, toIp: 'fd00:77::10', toPort: 5070 };
+  const msg = (uri: string) => crlf([`OPTIONS ${uri} SIP/2.0`, 'Via: SIP/2.0/UDP [2001:db8::20];branch=z9hG4bKp', 'From: <sip:x@[2001:db8::20]>;tag=1', 'To: <sip:y@[2001:db8::30]>', 'Call-ID: p', 'CSeq: 1 OPTIONS', 'Content-Length: 0', '', '']);
+  assert.equal(rw(msg('sip:[2001:db8::10:5070]'), 'in', tr).changed, false, '§4.3: another address');
+  assert.match(rw(msg('sip:[2001:db8::10]:5070'), 'in', tr).text, /^OPTIONS sip:\[fd00:77::10\]:5070 SIP\/2\.0\r$/m, '§4.4');
+  assert.equal(rw(msg('sip:user@2001:db8::10'), 'in', { ...tr, fromPort: 5060, toPort: 5060 }).changed, false, '§4.2: no brackets, no host');
+  const def: Translation = { fromIp: '2001:db8::10', fromPort: 5060, toIp: 'fd00:77::10', toPort: 5060 };
+  assert.match(rw(msg('sip:[2001:db8::10]'), 'in', def).text, /^OPTIONS sip:\[fd00:77::10\] SIP\/2\.0\r$/m, 'the default port stays implicit');
+  assert.match(rw(msg('sip:[2001:db8::10]'), 'in', { ...def, toPort: 5062 }).text, /^OPTIONS sip:\[fd00:77::10\]:5062 SIP\/2\.0\r$/m);
+});
+
+test('an IPv4 translation leaves IPv6 hosts alone and an IPv6 one IPv4 hosts', () => {
+  const msg = crlf(['REGISTER sip:pbx.example SIP/2.0', 'Via: SIP/2.0/UDP 10.77.0.12:5060;branch=z9hG4bKm', 'Via: SIP/2.0/UDP [fd00:77::11]:5060;branch=z9hG4bKn',
+    'From: <sip:a@pbx.example>;tag=1', 'To: <sip:a@pbx.example>', 'Call-ID: m', 'CSeq: 1 REGISTER', 'Contact: <sip:a@10.77.0.12:5060>, <sip:a@[fd00:77::11]:5060>', 'Content-Length: 0', '', '']);
+  const four = rw(msg, 'out', OUT);
+  assert.match(four.text, /^Via: SIP\/2\.0\/UDP 203\.0\.113\.1:38699;branch=z9hG4bKm\r\nVia: SIP\/2\.0\/UDP \[fd00:77::11\]:5060;branch=z9hG4bKn\r$/m);
+  assert.match(four.text, /^Contact: <sip:a@203\.0\.113\.1:38699>, <sip:a@\[fd00:77::11\]:5060>\r$/m);
+  const six = rw(msg, 'out', OUT6);
+  assert.match(six.text, /^Via: SIP\/2\.0\/UDP 10\.77\.0\.12:5060;branch=z9hG4bKm\r\nVia: SIP\/2\.0\/UDP \[2001:db8::1\]:40000;branch=z9hG4bKn\r$/m);
+  assert.match(six.text, /^Contact: <sip:a@10\.77\.0\.12:5060>, <sip:a@\[2001:db8::1\]:40000>\r$/m);
+});
+
+test('WAN→LAN IPv6 SDP: the far end\'s IN IP6 media is read, in RFC 5952 form', () => {
+  const sdp = crlf(['v=0', 'o=- 1 1 IN IP6 2001:db8::10', 's=-', 'c=IN IP6 2001:DB8::0010', 't=0 0', 'm=audio 30000 RTP/AVP 0', 'm=audio 30002 RTP/AVP 0', 'c=IN IP4 198.51.100.7', '']);
+  const text = crlf(['SIP/2.0 200 OK', 'Via: SIP/2.0/UDP [2001:db8::1]:40000;branch=z9hG4bK6d', 'From: <sip:a@[2001:db8::1]:40000>;tag=1', 'To: <sip:b@[2001:db8::10]>;tag=2', 'Call-ID: s6', 'CSeq: 1 INVITE', 'Content-Type: application/sdp', `Content-Length: ${sdp.length}`, '', sdp]);
+  const b = Buffer.from(text, 'latin1');
+  const p = parseSip(b, 0, b.length);
+  assert.ok(p.ok);
+  const six = rewriteSip(b, 0, b.length, p.msg, 'in', IN6);
+  assert.ok(six.ok);
+  assert.deepEqual(six.remote, [{ ip: '2001:db8::10', port: 30000, rtcpPort: 30001 }, undefined], 'IPv4 media is no pinhole of an IPv6 call');
+  const four = rewriteSip(b, 0, b.length, p.msg, 'in', IN);
+  assert.ok(four.ok);
+  assert.deepEqual(four.remote, [undefined, { ip: '198.51.100.7', port: 30002, rtcpPort: 30003 }], 'and the other way round, as before');
+});
