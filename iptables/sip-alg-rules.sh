@@ -2,7 +2,7 @@
 # sip-alg iptables rules: divert SIP to NFQUEUE for the ALG. Touches only its own chain
 # (mangle SIPALG) and its two jump rules, so `remove` leaves the rest of the firewall as it was.
 #
-#   sip-alg-rules.sh install [--wan IF] [--ports 5060,5070] [--tls-ports 5061] [--queues A:B] [--fail-closed] [--iptables CMD]
+#   sip-alg-rules.sh install [--wan IF] [--ports 5060,5070] [--tls-ports 5061] [--queues A:B] [--fail-closed] [--iptables CMD] [--no-ipv6]
 #   sip-alg-rules.sh remove  [--wan IF] [--iptables CMD]
 #   sip-alg-rules.sh status  [--iptables CMD]
 #
@@ -18,7 +18,7 @@ set -euo pipefail
 
 die() { echo "sip-alg-rules: $*" >&2; exit 2; }
 action=${1:-}; shift || true
-WAN=wan0; PORTS=5060; TLS_PORTS=5061; QUEUES=0:0; FAIL_CLOSED=0; IPT=${IPTABLES:-}
+WAN=wan0; PORTS=5060; TLS_PORTS=5061; QUEUES=0:0; IPV6=1; FAIL_CLOSED=0; IPT=${IPTABLES:-}
 while [ $# -gt 0 ]; do
   case "$1" in
     --wan) WAN=${2:?--wan needs an interface}; shift 2;;
@@ -28,7 +28,8 @@ while [ $# -gt 0 ]; do
     --fail-closed) FAIL_CLOSED=1; shift;;
     --fail-open) FAIL_CLOSED=0; shift;;
     --iptables) IPT=${2:?}; shift 2;;
-    *) die "unknown option $1 (allowed: --wan IF, --ports LIST, --tls-ports LIST, --queues A:B, --fail-closed, --iptables CMD)";;
+    --no-ipv6) IPV6=0; shift;;
+    *) die "unknown option $1 (allowed: --wan IF, --ports LIST, --tls-ports LIST, --queues A:B, --fail-closed, --iptables CMD, --no-ipv6)";;
   esac
 done
 [[ $WAN =~ ^[A-Za-z0-9_.@:-]{1,15}$ ]] || die "--wan: '$WAN' is not an interface name"
@@ -42,7 +43,11 @@ QA=${BASH_REMATCH[1]}; QB=${BASH_REMATCH[3]:-$QA}
 if [ -z "$IPT" ]; then
   if command -v iptables >/dev/null; then IPT=iptables; else die "iptables not found"; fi
 fi
-T="$IPT -w -t mangle"
+# IPv6 (NAT66) gets the same rules from the matching ip6tables, when there is one: iptables-nft ->
+# ip6tables-nft, iptables-legacy -> ip6tables-legacy, iptables -> ip6tables; --no-ipv6 leaves it out
+IP6T=$(dirname "$IPT")/$(basename "$IPT" | sed 's/^iptables/ip6tables/')
+[ "$(dirname "$IPT")" = . ] && IP6T=$(basename "$IPT" | sed 's/^iptables/ip6tables/')
+if [ "$IPV6" = 1 ] && [ "$IP6T" != "$IPT" ] && command -v "$IP6T" >/dev/null 2>&1; then TABLES=("$IPT" "$IP6T"); else TABLES=("$IPT"); fi
 CHAIN=SIPALG
 COMMENT="sip-alg"
 if [ "$QA" = "$QB" ]; then QSPEC=(--queue-num "$QA"); else QSPEC=(--queue-balance "$QA:$QB"); fi
@@ -67,6 +72,11 @@ remove_jumps() {
   done
 }
 
+installed() { $T -S "$CHAIN" >/dev/null 2>&1; }
+
+rc=0
+for ipt in "${TABLES[@]}"; do
+T="$ipt -w -t mangle"
 case "$action" in
 install)
   remove_jumps
@@ -79,22 +89,24 @@ install)
     # shellcheck disable=SC2086
     $T -I $j -m comment --comment "$COMMENT" -j "$CHAIN"
   done
-  echo "sip-alg rules installed: wan=$WAN ports=$PORTS tls-ports=$TLS_PORTS queues=$QA:$QB (tcp: $QA) $([ "$FAIL_CLOSED" = 1 ] && echo fail-closed || echo fail-open)"
+  echo "sip-alg rules installed ($ipt): wan=$WAN ports=$PORTS tls-ports=$TLS_PORTS queues=$QA:$QB (tcp: $QA) $([ "$FAIL_CLOSED" = 1 ] && echo fail-closed || echo fail-open)"
   ;;
 remove)
   remove_jumps
-  if $T -S "$CHAIN" >/dev/null 2>&1; then $T -F "$CHAIN"; $T -X "$CHAIN"; fi
-  echo "sip-alg rules removed"
+  if installed; then $T -F "$CHAIN"; $T -X "$CHAIN"; fi
+  echo "sip-alg rules removed ($ipt)"
   ;;
 status)
-  if $T -S "$CHAIN" >/dev/null 2>&1; then
-    echo "sip-alg rules: installed"
+  if installed; then
+    echo "sip-alg rules: installed ($ipt)"
     $T -S POSTROUTING | grep -E -- "-j $CHAIN( |\$)" || true
     $T -S FORWARD | grep -E -- "-j $CHAIN( |\$)" || true
     $T -S "$CHAIN" | grep -v -- "^-N" || true
-    exit 0
+  else
+    echo "sip-alg rules: not installed ($ipt)"; rc=3
   fi
-  echo "sip-alg rules: not installed"; exit 3
   ;;
-*) die "usage: sip-alg-rules.sh install|remove|status [--wan IF] [--ports LIST] [--queues A:B] [--fail-closed] [--iptables CMD]";;
+*) die "usage: sip-alg-rules.sh install|remove|status [--wan IF] [--ports LIST] [--tls-ports LIST] [--queues A:B] [--fail-closed] [--iptables CMD] [--no-ipv6]";;
 esac
+done
+exit $rc

@@ -4,7 +4,7 @@
  * configured malformed-policy=drop drops.
  */
 import { NetlinkError, Reason } from '../errors';
-import { parseIpUdp, rebuildV4 } from '../packet/ip';
+import { parseIpUdp, rebuildUdp } from '../packet/ip';
 import { findHeader, parseSip } from '../sip/message';
 import { rewriteSip, type Direction, type Translation } from '../sip/rewrite';
 import type { BindingResolver } from '../nat/binding-resolver';
@@ -23,6 +23,8 @@ export interface ProcessorOptions {
   malformedPolicy: 'pass' | 'drop';
   /** SDP media on another private LAN host than the signaling one */
   thirdPartyMedia?: 'allow' | 'block';
+  /** IPv6 SIP is translated (NAT66, a public IPv6 address is known); otherwise passed unchanged */
+  ipv6?: boolean;
 }
 
 /** The addresses a message travelled between (packet or TCP connection, as seen in the queue). */
@@ -86,7 +88,7 @@ export class Processor {
     const ip = parseIpUdp(pkt);
     if (!ip.ok) return this.pass(ip.reason);
     const p = ip.packet;
-    if (p.family === 6) return this.pass(Reason.IPV6_PASSTHROUGH);
+    if (p.family === 6 && !this.opts.ipv6) return this.pass(Reason.IPV6_PASSTHROUGH);
     if (!this.opts.ports.includes(p.srcPort) && !this.opts.ports.includes(p.dstPort)) return this.pass(Reason.NOT_SIP_PORT);
     if (p.payloadLength > this.opts.maxMessageSize) return this.pass(Reason.TOO_LARGE);
     const start = p.payloadOffset, end = p.payloadOffset + p.payloadLength;
@@ -95,7 +97,7 @@ export class Processor {
       return b && { tr: translation(b, dir), privateIp: b.privateIp, publicIp: b.publicIp, source: b.source };
     });
     if (!r.payload) return r.outcome;
-    return { ...r.outcome, packet: rebuildV4(pkt, p, r.payload) };
+    return { ...r.outcome, packet: rebuildUdp(pkt, p, r.payload) };
   }
 
   /**

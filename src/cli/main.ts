@@ -34,7 +34,7 @@ const USAGE = `usage: sip-alg run [--config FILE] [--KEY VALUE ...]
        sip-alg reload
 keys (file or flag): ${SCHEMA.map((s) => s.key).join(', ')}`;
 
-export function resolveWan(config: Config): { publicIp: string; ifindex: number } {
+export function resolveWan(config: Config): { publicIp: string; publicIp6: string | undefined; ifindex: number } {
   let ifindex: number;
   try {
     ifindex = Number(readFileSync(`/sys/class/net/${config.wan}/ifindex`, 'utf8').trim());
@@ -46,16 +46,19 @@ export function resolveWan(config: Config): { publicIp: string; ifindex: number 
     publicIp = networkInterfaces()[config.wan]?.find((a) => a.family === 'IPv4')?.address;
     if (!publicIp) throw new ConfigError('public-ip', `'auto' found no IPv4 address on ${config.wan}; allowed: an IPv4 address`);
   }
-  return { publicIp, ifindex };
+  // NAT66 (RFC 6296 describes the stateless NPTv6; masquerading is the stateful kind this handles)
+  let publicIp6: string | undefined = config.publicIp6 === 'off' ? undefined : config.publicIp6;
+  if (publicIp6 === 'auto') publicIp6 = networkInterfaces()[config.wan]?.find((a) => a.family === 'IPv6' && !/^(fe[89ab]|::1$)/i.test(a.address))?.address;
+  return { publicIp, publicIp6, ifindex };
 }
 
 async function run(argv: string[]): Promise<number> {
   let { config } = loadConfig(argv);
   const started = Date.now();
   setLogLevel(config.logLevel);
-  const { publicIp, ifindex } = resolveWan(config);
+  const { publicIp, publicIp6, ifindex } = resolveWan(config);
   const metrics = new Metrics();
-  const pool = new WorkerPool(config, publicIp, ifindex, metrics);
+  const pool = new WorkerPool(config, publicIp, ifindex, metrics, publicIp6);
   let stopping = false;
   const stop = async (sig: string) => {
     if (stopping) return;
@@ -105,7 +108,7 @@ async function run(argv: string[]): Promise<number> {
     metrics.close();
     return 1;
   }
-  log('info', 'sip-alg running', { wan: config.wan, publicIp, queues: `${config.queues.first}:${config.queues.last}`, ports: config.ports.join(','), metrics: config.metricsListen, failClosed: config.failClosed });
+  log('info', 'sip-alg running', { wan: config.wan, publicIp, publicIp6: publicIp6 ?? 'none', queues: `${config.queues.first}:${config.queues.last}`, ports: config.ports.join(','), metrics: config.metricsListen, failClosed: config.failClosed });
   return new Promise<number>(() => undefined); // runs until a signal
 }
 

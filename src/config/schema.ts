@@ -2,7 +2,7 @@
  * The configuration schema: one place that names every key, its type, default and meaning.
  * Every key is accepted in the JSON config file and as a `--key value` flag.
  */
-import { isIPv4 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 
 export interface Config {
   wan: string;
@@ -12,6 +12,7 @@ export interface Config {
   tcpHoldMs: number;
   tcpMaxConnections: number;
   publicIp: string | undefined;
+  publicIp6: string;
   failClosed: boolean;
   maxMessageSize: number;
   malformedPolicy: 'pass' | 'drop';
@@ -82,6 +83,8 @@ const queueRange: Parser<{ first: number; last: number }> = (raw) => {
 };
 const optIpv4: Parser<string | undefined> = (raw) =>
   raw === undefined || raw === '' || raw === 'auto' ? { ok: true, value: undefined } : typeof raw === 'string' && isIPv4(raw) ? { ok: true, value: raw } : { ok: false, allowed: "an IPv4 address, or 'auto' for the WAN interface's first address" };
+const ipv6OrAuto: Parser<string> = (raw) =>
+  raw === undefined || raw === '' || raw === 'auto' ? { ok: true, value: 'auto' } : raw === 'off' || (typeof raw === 'string' && isIPv6(raw)) ? { ok: true, value: raw as string } : { ok: false, allowed: "an IPv6 address, 'auto' for the WAN interface's first global IPv6 address, or 'off'" };
 const listen: Parser<string> = (raw) =>
   typeof raw === 'string' && (raw === 'off' || /^[0-9.]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(raw)) ? { ok: true, value: raw } : { ok: false, allowed: "HOST:PORT (e.g. 127.0.0.1:9477) or 'off'" };
 
@@ -100,6 +103,7 @@ export const SCHEMA: KeySpec[] = [
   spec('tcp-hold-ms', 'tcpHoldMs', int(0, 10000), 500, 'How long the TCP segments of a SIP message spread over several segments wait in the queue for the rest; past it the message passes unchanged (tcp_incomplete).'),
   spec('tcp-max-connections', 'tcpMaxConnections', int(0, 1000000), 10000, 'SIP-over-TCP connections tracked at once; beyond it new connections pass unchanged.'),
   spec('public-ip', 'publicIp', optIpv4, undefined, "The address LAN hosts are masqueraded to; 'auto' takes the WAN interface's first IPv4 address."),
+  spec('public-ip6', 'publicIp6', ipv6OrAuto, 'auto', "The IPv6 address LAN hosts are masqueraded to (NAT66); 'auto' takes the WAN interface's first global IPv6 address, and without one IPv6 SIP passes unchanged (ipv6_passthrough); 'off' always passes it."),
   spec('fail-closed', 'failClosed', bool, false, 'false: SIP bypasses the ALG when the daemon is down or its queue is full (fail-open). true: such packets are dropped.'),
   spec('max-message-size', 'maxMessageSize', int(512, 65507), 65507, 'Largest SIP message (UDP payload bytes) the ALG rewrites; larger ones are passed unchanged and counted (too_large).'),
   spec('malformed-policy', 'malformedPolicy', oneOf('pass', 'drop'), 'pass', 'What to do with malformed SIP: pass it unchanged (fail-open) or drop it. Both are counted with a reason.'),

@@ -18,6 +18,7 @@
  */
 import type { Ctnetlink, PinholeSpec, Tuple } from '../conntrack/ctnetlink';
 import { IPPROTO_UDP } from '../conntrack/ctnetlink';
+import { ipFamily } from '../packet/addr';
 import { EEXIST, NetlinkError } from '../errors';
 import type { PortAllocator } from '../nat/port-allocator';
 import type { SdpMediaMapping } from '../sdp/rewrite';
@@ -92,6 +93,11 @@ const SOURCE_SLOTS = 4096;
 /** a confirmed dialog's signaling flow is raised to this timeout, again every SIGNALING_REFRESH_MS */
 const SIGNALING_TIMEOUT_SEC = 300;
 const SIGNALING_REFRESH_MS = 20000;
+
+/** The loopback pair of a worker's anchors: 127.0.0.1 -> 127.1.<worker>.1, or ::1 -> ::1:<worker> for IPv6. */
+export function anchorAddresses(worker: number, family: 4 | 6): [string, string] {
+  return family === 6 ? ['::1', `::1:${(worker & 255).toString(16)}`] : ['127.0.0.1', `127.1.${worker & 255}.1`];
+}
 
 export const anchorKey = (t: Tuple) => `${t.src}:${t.sport}>${t.dst}:${t.dport}`;
 
@@ -291,15 +297,17 @@ export class DialogTable {
     return true;
   }
 
-  private nextAnchor(): Tuple {
+  private nextAnchor(family: 4 | 6): Tuple {
     const n = this.anchorSeq++;
-    // loopback tuples that never carry traffic, unique per worker (127.1.<worker>.1) and dialog
-    return { src: '127.0.0.1', dst: `127.1.${this.worker & 255}.1`, sport: 1024 + (n % 64000), dport: 1024 + (Math.floor(n / 64000) % 64000), proto: IPPROTO_UDP };
+    // loopback tuples that never carry traffic, unique per worker and dialog; an IPv6 dialog's
+    // pinholes need an IPv6 anchor (one address family per ctnetlink message)
+    const [src, dst] = anchorAddresses(this.worker, family);
+    return { src, dst, sport: 1024 + (n % 64000), dport: 1024 + (Math.floor(n / 64000) % 64000), proto: IPPROTO_UDP };
   }
 
   private pin(d: Dialog, local: SdpMediaMapping[], now: number): void {
     this.unpin(d, false);
-    const anchor = this.nextAnchor();
+    const anchor = this.nextAnchor(ipFamily(d.publicIp) === 6 ? 6 : 4);
     const pinholes: PinholeSpec[] = [];
     let refused = 0;
     for (const m of local) {

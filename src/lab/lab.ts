@@ -14,6 +14,9 @@ export const SRC_LAB = join(ROOT, 'src/lab');
 export const ROUTER_WAN_IP = '203.0.113.1';
 export const PROVIDER_IP = '203.0.113.10';
 export const phoneIp = (i: number) => `10.77.0.${10 + i}`;
+export const phoneIp6 = (i: number) => `fd00:77::${10 + i}`;
+export const ROUTER_WAN_IP6 = '2001:db8:113::1';
+export const PROVIDER_IP6 = '2001:db8:113::10';
 
 export interface RunResult {
   code: number;

@@ -12,6 +12,7 @@
  */
 import { Ctnetlink, IPPROTO_UDP, type Conntrack, type Tuple } from '../conntrack/ctnetlink';
 import { EEXIST, NetlinkError } from '../errors';
+import { ipFamily } from '../packet/addr';
 
 export interface Binding {
   privateIp: string;
@@ -24,6 +25,8 @@ export interface Binding {
 
 export interface ResolverOptions {
   publicIp: string;
+  /** NAT66: the public IPv6 address (IPv6 flows are masqueraded to it) */
+  publicIp6?: string;
   firstPacket: 'precreate' | 'pass';
   /** timeout in seconds of entries we create (the kernel's unreplied UDP timeout is 30 s) */
   createdTimeout?: number;
@@ -58,7 +61,11 @@ export class BindingResolver {
     if (b) return b;
     // A new inbound flow (port forward): its entry is not confirmed yet. The public side of a
     // port forward is, by far most often, the same port on the public address.
-    return { privateIp: dst, privatePort: dport, publicIp: this.opts.publicIp, publicPort: dport, source: 'guessed' };
+    return { privateIp: dst, privatePort: dport, publicIp: this.publicFor(dst), publicPort: dport, source: 'guessed' };
+  }
+
+  private publicFor(addr: string): string {
+    return ipFamily(addr) === 6 ? this.opts.publicIp6 ?? '' : this.opts.publicIp;
   }
 
   private cached(t: Tuple, now: number, ip: string, port: number, mayCreate: boolean): Binding | undefined {
@@ -73,7 +80,7 @@ export class BindingResolver {
     let entry = this.ct.get(t);
     if (!entry && mayCreate && this.opts.firstPacket === 'precreate') {
       try {
-        this.ct.createSnat(t, this.opts.publicIp, this.opts.createdTimeout ?? 30);
+        this.ct.createSnat(t, this.publicFor(t.src), this.opts.createdTimeout ?? 30);
         this.stats.created++;
         source = 'created';
       } catch (e) {

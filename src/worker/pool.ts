@@ -29,7 +29,7 @@ export class WorkerPool {
   private readonly taps = new Map<number, { filter: TapFilter; on: (r: TapRecord) => void }>();
   private config: Config;
 
-  constructor(config: Config, private readonly publicIp: string, private readonly wanIfindex: number, private readonly metrics: Metrics) {
+  constructor(config: Config, private readonly publicIp: string, private readonly wanIfindex: number, private readonly metrics: Metrics, private readonly publicIp6?: string) {
     this.config = config;
     for (let q = config.queues.first; q <= config.queues.last; q++) metrics.queues.push(q);
   }
@@ -80,7 +80,7 @@ export class WorkerPool {
   }
 
   private spawn(queue: number, index: number, restarts: number): Promise<void> {
-    const init: WorkerInit = { config: this.config, queue, index, publicIp: this.publicIp, wanIfindex: this.wanIfindex, ports: this.ports, dialogCount: this.dialogCount };
+    const init: WorkerInit = { config: this.config, queue, index, publicIp: this.publicIp, publicIp6: this.publicIp6, wanIfindex: this.wanIfindex, ports: this.ports, dialogCount: this.dialogCount };
     const w = new Worker(join(__dirname, 'worker.js'), { workerData: init });
     this.workers.set(index, w);
     return new Promise((resolve, reject) => {

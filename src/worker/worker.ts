@@ -10,7 +10,7 @@ import { PortAllocator } from '../nat/port-allocator';
 import { Processor, type Outcome } from '../alg/processor';
 import { TcpAlg, type TcpResult } from '../tcp/tcp-alg';
 import { isIpv4Tcp } from '../packet/tcp';
-import { anchorKey, DialogTable } from '../dialog/dialog-table';
+import { anchorAddresses, anchorKey, DialogTable } from '../dialog/dialog-table';
 import { StateFile } from '../state/state-file';
 import type { Tuple } from '../conntrack/ctnetlink';
 import { RegistrationTable } from '../registration/registration-table';
@@ -27,6 +27,8 @@ export interface WorkerInit {
   queue: number;
   index: number;
   publicIp: string;
+  /** the WAN's IPv6 address LAN hosts are masqueraded to (NAT66); undefined: IPv6 SIP passes unchanged */
+  publicIp6: string | undefined;
   wanIfindex: number;
   ports: SharedArrayBuffer;
   dialogCount: SharedArrayBuffer;
@@ -69,11 +71,11 @@ function main(): void {
   setLogContext(`worker=${init.index} queue=${init.queue}`);
   const stats = new WorkerStats();
   const ct = new Ctnetlink();
-  const resolver = new BindingResolver(ct, { publicIp: init.publicIp, firstPacket: init.config.firstPacket });
+  const resolver = new BindingResolver(ct, { publicIp: init.publicIp, publicIp6: init.publicIp6, firstPacket: init.config.firstPacket });
   const ports = new PortAllocator(init.ports, init.index + 1, init.config.mediaPortMin, init.config.mediaPortMax, init.config.mediaLeaseSeconds * 1000);
   let c = init.config;
   const opts = partOptions(c);
-  const proc = new Processor(resolver, ports, opts.processor);
+  const proc = new Processor(resolver, ports, { ...opts.processor, ipv6: init.publicIp6 !== undefined });
   const dialogs = new DialogTable(ct, ports, init.index, opts.dialogs, stats, init.dialogCount);
   const protection = new Protection(opts.protection);
   const enableAcct = () => {
@@ -97,9 +99,9 @@ function main(): void {
   // them (adopted, with their pinholes); any other is an orphan, and deleting it deletes its pinholes
   const stateFile = c.stateDir !== 'off' ? new StateFile(c.stateDir, init.index) : undefined;
   try {
-    const mine = `127.1.${init.index & 255}.1`;
+    const [src4, mine4] = anchorAddresses(init.index, 4), [src6, mine6] = anchorAddresses(init.index, 6);
     const live = new Map<string, Tuple>();
-    for (const e of ct.dump()) if (e.orig.src === '127.0.0.1' && e.orig.dst === mine) live.set(anchorKey(e.orig), e.orig);
+    for (const e of ct.dump()) if ((e.orig.src === src4 && e.orig.dst === mine4) || (e.orig.src === src6 && e.orig.dst === mine6)) live.set(anchorKey(e.orig), e.orig);
     let adopted = new Set<string>();
     if (stateFile) {
       const { state, error } = stateFile.load();
@@ -292,7 +294,7 @@ function main(): void {
       // SIGHUP: timers, limits and policies change in place; dialogs, pinholes and bindings stay
       c = m.config;
       const n = partOptions(c);
-      proc.setOptions(n.processor);
+      proc.setOptions({ ...n.processor, ipv6: init.publicIp6 !== undefined });
       dialogs.setOptions(n.dialogs);
       protection.setOptions(n.protection);
       registrations.setOptions(n.registrations);

@@ -122,6 +122,10 @@ test('rules script: idempotent install, status, and remove leaves the firewall a
       // TCP to the first queue only; of TLS only connection openings
       assert.match(installed, /-A SIPALG -p tcp -m multiport --ports 5061 .*--tcp-flags FIN,SYN,RST,ACK SYN .*-j NFQUEUE --queue-num 2 --queue-bypass/);
       assert.match(installed, /-A SIPALG -p tcp -m comment --comment sip-alg -j NFQUEUE --queue-num 2 --queue-bypass/);
+      // the same rules for IPv6 (NAT66) from the matching ip6tables
+      const save6 = () => lab.run(lab.router, `${ipt.replace('iptables', 'ip6tables')}-save`, ['-t', 'mangle']).stdout;
+      assert.match(save6(), /-A SIPALG -p udp .*-j NFQUEUE --queue-balance 2:3 --queue-bypass/);
+      assert.match(save6(), /-A POSTROUTING -o wan0 -p udp -m multiport --ports 5060,5070 .*-j SIPALG/);
       const st = lab.rules('status', ['--iptables', ipt]);
       assert.equal(st.code, 0);
       assert.equal(lab.rules('install', [...args, '--fail-closed']).code, 0);
@@ -129,6 +133,7 @@ test('rules script: idempotent install, status, and remove leaves the firewall a
       assert.equal(lab.rules('remove', ['--iptables', ipt]).code, 0);
       assert.equal(lab.rules('remove', ['--iptables', ipt]).code, 0, 'second remove');
       assert.equal(save(), before, `${ipt}: remove restores the firewall`);
+      assert.doesNotMatch(save6(), /SIPALG/, `${ipt}: remove takes the IPv6 rules out too`);
       assert.equal(lab.rules('status', ['--iptables', ipt]).code, 3);
       assert.equal(lab.rules('install', ['--queues', '9:1', '--iptables', ipt]).code, 2, 'bad --queues is refused');
     }

@@ -11,6 +11,7 @@ import type { BindingResolver, Binding } from '../../../src/nat/binding-resolver
 import { parseIpUdp } from '../../../src/packet/ip';
 import { udpPacket, verifyChecksums, payloadOf } from '../../helpers/packet';
 import { INVITE, REGISTER_200_IN, SEED_REGISTER_BEFORE } from '../../helpers/fixtures';
+import { udp6Packet, udp6Checksum } from '../../helpers/packet6';
 
 const binding: Binding = { privateIp: '10.77.0.12', privatePort: 5060, publicIp: '203.0.113.1', publicPort: 38699, source: 'conntrack' };
 const resolver = { outbound: () => binding, inbound: () => binding } as unknown as BindingResolver;
@@ -68,4 +69,31 @@ test('unknown methods: rewritten and passed by default, dropped with unknown-met
   assert.deepEqual([pass.accept, pass.reason, pass.message], [true, 'rewritten', 'other']);
   const drop = new Processor(resolver, new PortAllocator(PortAllocator.createShared(), 1, 10000, 60999, 1), { maxMessageSize: 65507, malformedPolicy: 'pass', ports: [5060], unknownMethod: 'drop' }).process(pkt, 'out', 0);
   assert.deepEqual([drop.accept, drop.reason], [false, 'unknown_method']);
+});
+
+test('IPv6 (NAT66): an INVITE from a ULA phone is rewritten to the public IPv6 address, [v6] hosts and IN IP6 SDP included; without ipv6 it passes', () => {
+  const b6: Binding = { privateIp: 'fd00:77::12', privatePort: 5060, publicIp: '2001:db8:113::1', publicPort: 38699, source: 'conntrack' };
+  const r6 = { outbound: () => b6, inbound: () => b6 } as unknown as BindingResolver;
+  const p = new Processor(r6, new PortAllocator(PortAllocator.createShared(), 1, 10000, 60999, 60000), { maxMessageSize: 65507, malformedPolicy: 'pass', ports: [5060], ipv6: true });
+  const invite = INVITE.replace(/10\.77\.0\.12/g, '[fd00:77::12]').replace(/203\.0\.113\.10/g, '[2001:db8:113::10]')
+    .replace(/IN IP4 \[fd00:77::12\]/g, 'IN IP6 fd00:77::12');
+  const body = invite.slice(invite.indexOf('\r\n\r\n') + 4);
+  const msg = invite.replace(/Content-Length: \d+/, `Content-Length: ${Buffer.byteLength(body)}`);
+  const pkt = udp6Packet('fd00:77::12', '2001:db8:113::10', 5060, 5080, msg);
+  const o = p.process(pkt, 'out', 0);
+  assert.equal(o.reason, 'rewritten');
+  const r = parseIpUdp(o.packet!);
+  assert.ok(r.ok && r.packet.family === 6);
+  const text = o.packet!.subarray(r.packet.payloadOffset).toString('latin1');
+  assert.match(text, /^Via: SIP\/2\.0\/UDP \[2001:db8:113::1\]:38699;/m);
+  assert.match(text, /^c=IN IP6 2001:db8:113::1\r$/m);
+  assert.doesNotMatch(text.replace(/^Call-ID:.*$/m, ''), /fd00:77/);
+  const cl = Number(/Content-Length: (\d+)/.exec(text)![1]);
+  assert.equal(cl, Buffer.byteLength(text.slice(text.indexOf('\r\n\r\n') + 4)));
+  // the UDP checksum over the IPv6 pseudo-header, by the test's own implementation
+  const udp = o.packet!.subarray(40);
+  assert.equal(udp6Checksum('fd00:77::12', '2001:db8:113::10', udp), 0);
+  assert.equal(o.packet!.readUInt16BE(4), udp.length, 'payload length');
+  const off = new Processor(r6, new PortAllocator(PortAllocator.createShared(), 1, 10000, 60999, 60000), { maxMessageSize: 65507, malformedPolicy: 'pass', ports: [5060] });
+  assert.equal(off.process(pkt, 'out', 0).reason, 'ipv6_passthrough');
 });
