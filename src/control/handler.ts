@@ -20,18 +20,20 @@ export interface PinholeRow {
   anchor: string;
 }
 
+const hostPort = (ip: string, port: number) => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
 const tupleKey = (t: Expectation['master']) => `${t.src}:${t.sport}>${t.dst}:${t.dport}`;
-const ANCHOR_DST = /^127\.1\.\d+\.1$/;
+/** anchors (dialog-table.ts anchorAddresses): 127.0.0.1 -> 127.1.<w>.1, or ::1 -> ::1:<w> */
+const isAnchor = (t: Expectation['master']) => (t.src === '127.0.0.1' && /^127\.1\.\d+\.1$/.test(t.dst)) || (t.src === '::1' && /^::1:[0-9a-f]{1,2}$/.test(t.dst));
 const MAX_TAP_SECONDS = 3600;
 
 export function pinholeRows(exps: Expectation[], calls: DialogSnapshot[]): PinholeRow[] {
   const byAnchor = new Map(calls.filter((c) => c.anchor).map((c) => [c.anchor, c.callId]));
   return exps
-    .filter((e) => e.master.src === '127.0.0.1' && ANCHOR_DST.test(e.master.dst))
+    .filter((e) => isAnchor(e.master))
     .map((e) => ({
-      public: `${e.tuple.dst}:${e.tuple.dport}`,
-      from: e.tuple.src === '0.0.0.0' ? 'any' : e.tuple.src,
-      to: e.nat ? `${e.nat.src}:${e.nat.sport}` : '',
+      public: hostPort(e.tuple.dst, e.tuple.dport),
+      from: e.tuple.src === '0.0.0.0' || e.tuple.src === '::' ? 'any' : e.tuple.src,
+      to: e.nat ? hostPort(e.nat.src, e.nat.sport) : '',
       timeoutSec: e.timeout,
       callId: byAnchor.get(tupleKey(e.master)) ?? '(no live dialog)',
       anchor: tupleKey(e.master),
