@@ -33,10 +33,13 @@ function framer(onMessage: (m: string) => void, onBad: (why: string) => void) {
 }
 
 /** LAN addresses outside Call-ID: what must never cross the WAN. */
-const leak = (m: string) => /10\.77\.0\.\d+/.test(m.replace(/^(Call-ID|i)\s*:.*$/gim, ''));
+const leak = (m: string) => /10\.77\.0\.\d+|fd00:77:/i.test(m.replace(/^(Call-ID|i)\s*:.*$/gim, ''));
+/** An address as a SIP host (RFC 3261 §25.1: IPv6 in brackets). */
+const host = (ip: string) => (ip.includes(':') ? `[${ip}]` : ip);
 
-function request(method: string, n: number, local: string, server: string, port: number, bodyPad = 0): string {
-  const sdp = method === 'INVITE' ? ['v=0', `o=- ${n} 1 IN IP4 ${local}`, 's=-', `c=IN IP4 ${local}`, 't=0 0', `m=audio ${6000 + 2 * (n % 50)} RTP/AVP 0 8 101`, 'a=rtpmap:0 PCMU/8000', ...Array.from({ length: bodyPad }, (_, i) => `a=x-pad${i}:${'p'.repeat(60)}`), ''].join(CRLF) : '';
+function request(method: string, n: number, localIp: string, serverIp: string, port: number, bodyPad = 0): string {
+  const local = host(localIp), server = host(serverIp), af = localIp.includes(':') ? 'IP6' : 'IP4';
+  const sdp = method === 'INVITE' ? ['v=0', `o=- ${n} 1 IN ${af} ${localIp}`, 's=-', `c=IN ${af} ${localIp}`, 't=0 0', `m=audio ${6000 + 2 * (n % 50)} RTP/AVP 0 8 101`, 'a=rtpmap:0 PCMU/8000', ...Array.from({ length: bodyPad }, (_, i) => `a=x-pad${i}:${'p'.repeat(60)}`), ''].join(CRLF) : '';
   return [
     `${method} sip:svc@${server}:${port};transport=tcp SIP/2.0`,
     `Via: SIP/2.0/TCP ${local}:5060;branch=z9hG4bK-tcp-${n};rport`,
@@ -63,7 +66,7 @@ function server(ip: string, port: number, count: number): void {
       got.received++;
       if (leak(m)) got.leaks.push(m.split(CRLF).find((l) => /10\.77\./.test(l) && !/^Call-ID/i.test(l)) ?? m.slice(0, 80));
       const hdr = (name: string) => m.split(CRLF).filter((l) => l.toLowerCase().startsWith(name.toLowerCase() + ':'));
-      const resp = ['SIP/2.0 200 OK', ...hdr('Via'), ...hdr('From'), ...hdr('To').map((t) => `${t};tag=srv`), ...hdr('Call-ID'), ...hdr('CSeq'), `Contact: <sip:svc@${ip}:${port};transport=tcp>`, 'Content-Length: 0', '', ''].join(CRLF);
+      const resp = ['SIP/2.0 200 OK', ...hdr('Via'), ...hdr('From'), ...hdr('To').map((t) => `${t};tag=srv`), ...hdr('Call-ID'), ...hdr('CSeq'), `Contact: <sip:svc@${host(ip)}:${port};transport=tcp>`, 'Content-Length: 0', '', ''].join(CRLF);
       s.write(resp);
       if (got.received >= count) setTimeout(done, 300);
     }, (why) => got.bad.push(why)));
@@ -83,7 +86,7 @@ function client(local: string, ip: string, port: number, count: number): void {
     got.responses++;
     // the response comes back through the ALG: its Via must name the phone as it wrote it
     const via = /^Via:\s*(.*)$/im.exec(m)?.[1] ?? '';
-    if (!via.startsWith(`SIP/2.0/TCP ${local}:5060;branch=`)) got.badVia.push(via);
+    if (!via.startsWith(`SIP/2.0/TCP ${host(local)}:5060;branch=`)) got.badVia.push(via);
     waiting?.();
   }, (why) => got.bad.push(why)));
   const finish = () => { process.stdout.write(JSON.stringify(got) + '\n'); s.end(); setTimeout(() => process.exit(0), 200); };
@@ -97,7 +100,7 @@ function client(local: string, ip: string, port: number, count: number): void {
     await sleep(300);
     // 2. one message over several segments: cut inside the Via host, inside the body
     const big = request('INVITE', n++, local, ip, port, 30);
-    const cuts = [20, big.indexOf('10.77.0.') + 4, big.indexOf('c=IN IP4') + 12, big.length];
+    const cuts = [20, big.indexOf(host(local)) + 4, big.indexOf('c=IN IP') + 12, big.length];
     for (let i = 0; i + 1 < cuts.length; i++) {
       s.write(big.slice(i === 0 ? 0 : cuts[i - 1]!, cuts[i]!));
       await sleep(40);

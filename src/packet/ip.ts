@@ -27,34 +27,50 @@ export function ipv4ToString(b: Buffer, o: number): string {
 }
 
 export function parseIpUdp(buf: Buffer): ParseResult {
+  const r = ipHeader(buf);
+  if (!r.ok) return r;
+  const h = r.h;
+  if (h.proto !== IPPROTO_UDP) return { ok: false, reason: Reason.NOT_UDP };
+  return udp(buf, h.family, h.hl, h.total, h.src, h.dst);
+}
+
+/** Where an IP packet's transport header starts, and which protocol it is (IPv4 or IPv6). */
+export interface IpHeader {
+  family: 4 | 6;
+  /** transport protocol (IPv6: the first header after the extension headers) */
+  proto: number;
+  /** offset of the transport header */
+  hl: number;
+  /** bytes of the packet that belong to it */
+  total: number;
+  src: string;
+  dst: string;
+}
+
+/**
+ * The IP layer of a queued packet: IPv4 (RFC 791) with a fragment check, or IPv6 (RFC 8200) with
+ * its extension headers walked (§4) up to the transport header; a fragment header means a fragment.
+ */
+export function ipHeader(buf: Buffer): { ok: true; h: IpHeader } | { ok: false; reason: Reason } {
   if (buf.length < 1) return { ok: false, reason: Reason.TRUNCATED_IP };
   const version = buf[0]! >> 4;
-  if (version === 4) return parseV4(buf);
-  if (version === 6) return parseV6(buf);
-  return { ok: false, reason: Reason.NOT_IP };
-}
-
-function parseV4(buf: Buffer): ParseResult {
-  if (buf.length < 20) return { ok: false, reason: Reason.TRUNCATED_IP };
-  const ihl = (buf[0]! & 0x0f) * 4;
-  const total = buf.readUInt16BE(2);
-  if (ihl < 20 || total < ihl || total > buf.length) return { ok: false, reason: Reason.BAD_IP_HEADER };
-  const frag = buf.readUInt16BE(6);
-  // RFC 791 §3.1: MF flag or a non-zero offset means a fragment; SIP in fragments is passed untouched
-  if ((frag & 0x2000) !== 0 || (frag & 0x1fff) !== 0) return { ok: false, reason: Reason.FRAGMENT };
-  if (buf[9] !== IPPROTO_UDP) return { ok: false, reason: Reason.NOT_UDP };
-  return udp(buf, 4, ihl, total, ipv4ToString(buf, 12), ipv4ToString(buf, 16));
-}
-
-function parseV6(buf: Buffer): ParseResult {
+  if (version === 4) {
+    if (buf.length < 20) return { ok: false, reason: Reason.TRUNCATED_IP };
+    const ihl = (buf[0]! & 0x0f) * 4;
+    const total = buf.readUInt16BE(2);
+    if (ihl < 20 || total < ihl || total > buf.length) return { ok: false, reason: Reason.BAD_IP_HEADER };
+    const frag = buf.readUInt16BE(6);
+    // RFC 791 §3.1: MF flag or a non-zero offset means a fragment; SIP in fragments is passed untouched
+    if ((frag & 0x2000) !== 0 || (frag & 0x1fff) !== 0) return { ok: false, reason: Reason.FRAGMENT };
+    return { ok: true, h: { family: 4, proto: buf[9]!, hl: ihl, total, src: ipv4ToString(buf, 12), dst: ipv4ToString(buf, 16) } };
+  }
+  if (version !== 6) return { ok: false, reason: Reason.NOT_IP };
   if (buf.length < 40) return { ok: false, reason: Reason.TRUNCATED_IP };
   const total = 40 + buf.readUInt16BE(4);
   if (total > buf.length) return { ok: false, reason: Reason.BAD_IP_HEADER };
-  // Walk extension headers (RFC 8200 §4) up to UDP; a fragment header means a fragment.
   let next = buf[6]!;
   let off = 40;
   for (let guard = 0; guard < 8; guard++) {
-    if (next === IPPROTO_UDP) return udp(buf, 6, off, total, formatIpv6(buf, 8), formatIpv6(buf, 24));
     if (next === 44) return { ok: false, reason: Reason.FRAGMENT };
     if (next === 0 || next === 43 || next === 60) {
       if (off + 8 > total) return { ok: false, reason: Reason.TRUNCATED_IP };
@@ -62,7 +78,7 @@ function parseV6(buf: Buffer): ParseResult {
       off += (buf[off + 1]! + 1) * 8;
       continue;
     }
-    return { ok: false, reason: Reason.NOT_UDP };
+    return { ok: true, h: { family: 6, proto: next, hl: off, total, src: formatIpv6(buf, 8), dst: formatIpv6(buf, 24) } };
   }
   return { ok: false, reason: Reason.BAD_IP_HEADER };
 }

@@ -1,16 +1,18 @@
 /**
- * IPv4 with TCP (RFC 9293): parsing a queued segment and building the rewritten one with a new
+ * TCP (RFC 9293) over IPv4 or IPv6: parsing a queued segment and building the rewritten one with a new
  * payload, sequence and acknowledgement numbers, SACK blocks (RFC 2018) and correct lengths and
  * checksums. Parsers return results, they never throw.
  */
 import { Reason } from '../errors';
 import { finish, sum16 } from './checksum';
-import { ipv4ToString } from './ip';
+import { ipHeader } from './ip';
 
 export const IPPROTO_TCP = 6;
 export const TCP_FIN = 0x01, TCP_SYN = 0x02, TCP_RST = 0x04, TCP_ACK = 0x10;
 
 export interface TcpSegment {
+  family: 4 | 6;
+  /** offset of the TCP header (IPv6: after the extension headers) */
   ipHeaderLength: number;
   tcpHeaderLength: number;
   src: string;
@@ -28,20 +30,19 @@ export interface TcpSegment {
 
 export type TcpParseResult = { ok: true; seg: TcpSegment } | { ok: false; reason: Reason };
 
-/** True when the buffer is an IPv4 packet carrying TCP (a cheap check before parsing). */
-export function isIpv4Tcp(buf: Buffer): boolean {
-  return buf.length >= 20 && buf[0]! >> 4 === 4 && buf[9] === IPPROTO_TCP;
+/** True when the buffer is an IP packet carrying TCP (a cheap check for IPv4; IPv6 walks its extension headers). */
+export function isTcp(buf: Buffer): boolean {
+  if (buf.length >= 20 && buf[0]! >> 4 === 4) return buf[9] === IPPROTO_TCP;
+  if (buf.length < 40 || buf[0]! >> 4 !== 6) return false;
+  const r = ipHeader(buf);
+  return r.ok && r.h.proto === IPPROTO_TCP;
 }
 
 export function parseIpTcp(buf: Buffer): TcpParseResult {
-  if (buf.length < 20) return { ok: false, reason: Reason.TRUNCATED_IP };
-  if (buf[0]! >> 4 !== 4) return { ok: false, reason: Reason.IPV6_PASSTHROUGH };
-  const ihl = (buf[0]! & 0x0f) * 4;
-  const total = buf.readUInt16BE(2);
-  if (ihl < 20 || total < ihl || total > buf.length) return { ok: false, reason: Reason.BAD_IP_HEADER };
-  const frag = buf.readUInt16BE(6);
-  if ((frag & 0x2000) !== 0 || (frag & 0x1fff) !== 0) return { ok: false, reason: Reason.FRAGMENT };
-  if (buf[9] !== IPPROTO_TCP) return { ok: false, reason: Reason.NOT_UDP };
+  const r = ipHeader(buf);
+  if (!r.ok) return r;
+  const { family, proto, hl: ihl, total, src, dst } = r.h;
+  if (proto !== IPPROTO_TCP) return { ok: false, reason: Reason.NOT_UDP };
   if (total - ihl < 20) return { ok: false, reason: Reason.TRUNCATED_TCP };
   const thl = (buf[ihl + 12]! >> 4) * 4;
   if (thl < 20 || ihl + thl > total) return { ok: false, reason: Reason.TRUNCATED_TCP };
@@ -62,10 +63,11 @@ export function parseIpTcp(buf: Buffer): TcpParseResult {
   return {
     ok: true,
     seg: {
+      family,
       ipHeaderLength: ihl,
       tcpHeaderLength: thl,
-      src: ipv4ToString(buf, 12),
-      dst: ipv4ToString(buf, 16),
+      src,
+      dst,
       srcPort: buf.readUInt16BE(ihl),
       dstPort: buf.readUInt16BE(ihl + 2),
       seq: buf.readUInt32BE(ihl + 4),
@@ -78,21 +80,29 @@ export function parseIpTcp(buf: Buffer): TcpParseResult {
   };
 }
 
+/** The pseudo-header sum (RFC 9293 §3.1; RFC 8200 §8.1 for IPv6) of a TCP segment of `tlen` bytes. */
+function pseudo(out: Buffer, family: 4 | 6, tlen: number): number {
+  if (family === 4) return sum16(out, 12, 20) + IPPROTO_TCP + tlen;
+  return sum16(out, 8, 40) + Math.floor(tlen / 0x10000) + (tlen & 0xffff) + IPPROTO_TCP;
+}
+
 /**
  * The segment with `payload` in place of the old one and the given sequence number, ACK number and
- * SACK edges (`sack(edge)` maps each one): IP total length and header checksum (RFC 791 §3.1), TCP
- * checksum over the pseudo-header (RFC 9293 §3.1) recomputed. Bytes past the IP total length are
- * not copied.
+ * SACK edges (`sack(edge)` maps each one): the IP length fields (IPv4 total length and header
+ * checksum, RFC 791 §3.1; IPv6 payload length, RFC 8200 §3) and the TCP checksum over the
+ * pseudo-header recomputed. Bytes past the IP packet are not copied.
  */
-export function rebuildTcpV4(orig: Buffer, s: TcpSegment, payload: Buffer, seq: number, ack: number, sack?: (edge: number) => number): Buffer {
+export function rebuildTcp(orig: Buffer, s: TcpSegment, payload: Buffer, seq: number, ack: number, sack?: (edge: number) => number): Buffer {
   const hl = s.ipHeaderLength, th = s.tcpHeaderLength;
   const tlen = th + payload.length;
   const out = Buffer.allocUnsafe(hl + tlen);
   orig.copy(out, 0, 0, hl + th);
   payload.copy(out, hl + th);
-  out.writeUInt16BE(hl + tlen, 2);
-  out.writeUInt16BE(0, 10);
-  out.writeUInt16BE(finish(sum16(out, 0, hl)), 10);
+  if (s.family === 4) {
+    out.writeUInt16BE(hl + tlen, 2);
+    out.writeUInt16BE(0, 10);
+    out.writeUInt16BE(finish(sum16(out, 0, hl)), 10);
+  } else out.writeUInt16BE(hl - 40 + tlen, 4);
   out.writeUInt32BE(seq >>> 0, hl + 4);
   out.writeUInt32BE(ack >>> 0, hl + 8);
   if (sack) for (const b of s.sackBlocks) {
@@ -100,9 +110,7 @@ export function rebuildTcpV4(orig: Buffer, s: TcpSegment, payload: Buffer, seq: 
     out.writeUInt32BE(sack(out.readUInt32BE(b + 4)) >>> 0, b + 4);
   }
   out.writeUInt16BE(0, hl + 16);
-  let sum = sum16(out, 12, 20) + IPPROTO_TCP + tlen;
-  sum = sum16(out, hl, hl + tlen, sum);
-  out.writeUInt16BE(finish(sum), hl + 16);
+  out.writeUInt16BE(finish(sum16(out, hl, hl + tlen, pseudo(out, s.family, tlen))), hl + 16);
   return out;
 }
 
@@ -110,10 +118,8 @@ export function rebuildTcpV4(orig: Buffer, s: TcpSegment, payload: Buffer, seq: 
 export function tcpChecksumsOk(buf: Buffer): boolean {
   const r = parseIpTcp(buf);
   if (!r.ok) return false;
-  const hl = r.seg.ipHeaderLength;
-  if (finish(sum16(buf, 0, hl)) !== 0) return false;
-  const tlen = buf.readUInt16BE(2) - hl;
-  let s = sum16(buf, 12, 20) + IPPROTO_TCP + tlen;
-  s = sum16(buf, hl, hl + tlen, s);
-  return finish(s) === 0;
+  const { family, ipHeaderLength: hl } = r.seg;
+  if (family === 4 && finish(sum16(buf, 0, hl)) !== 0) return false;
+  const tlen = (family === 4 ? buf.readUInt16BE(2) : 40 + buf.readUInt16BE(4)) - hl;
+  return finish(sum16(buf, hl, hl + tlen, pseudo(buf, family, tlen))) === 0;
 }

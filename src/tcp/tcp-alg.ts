@@ -19,10 +19,11 @@
  */
 import { Reason } from '../errors';
 import type { Conntrack, Tuple } from '../conntrack/ctnetlink';
-import { parseIpTcp, rebuildTcpV4, IPPROTO_TCP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type TcpSegment } from '../packet/tcp';
+import { parseIpTcp, rebuildTcp, IPPROTO_TCP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type TcpSegment } from '../packet/tcp';
 import type { Direction } from '../sip/rewrite';
 import type { Addressing, MessageBinding, Outcome } from '../alg/processor';
 import { StreamMap } from './stream-map';
+import { sameAddress } from '../packet/addr';
 
 export const NF_DROP = 0, NF_ACCEPT = 1;
 const TWO32 = 0x100000000;
@@ -338,7 +339,7 @@ export class TcpAlg {
     const head = b.toString('latin1', start, Math.min(end, start + 2048));
     if (dir === 'out' && c.lanPort === undefined) {
       const v = TOP_VIA.exec(head);
-      if (v && v[1] === c.privateIp) c.lanPort = v[2] ? Number(v[2]) : 5060;
+      if (v && sameAddress(v[1]!, c.privateIp)) c.lanPort = v[2] ? Number(v[2]) : 5060;
     }
     const addressing: Addressing = dir === 'out'
       ? { src: c.privateIp, srcPort: c.privatePort, dst: c.remoteIp, dstPort: c.remotePort }
@@ -392,6 +393,6 @@ export class TcpAlg {
       peer.map.prune(peer.pos(ack, peer.next) - PRUNE_MARGIN);
     }
     if (seq === s.seq && ack === s.ack && payload === orig && !sack) return { id, dir, verdict: NF_ACCEPT, packet: undefined, reason, original: pkt };
-    return { id, dir, verdict: NF_ACCEPT, packet: rebuildTcpV4(pkt, s, payload, seq, ack, sack), reason: reason === Reason.UNCHANGED ? Reason.REWRITTEN : reason, original: pkt };
+    return { id, dir, verdict: NF_ACCEPT, packet: rebuildTcp(pkt, s, payload, seq, ack, sack), reason: reason === Reason.UNCHANGED ? Reason.REWRITTEN : reason, original: pkt };
   }
 }

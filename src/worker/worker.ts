@@ -9,7 +9,7 @@ import { BindingResolver } from '../nat/binding-resolver';
 import { PortAllocator } from '../nat/port-allocator';
 import { Processor, type Outcome } from '../alg/processor';
 import { TcpAlg, type TcpResult } from '../tcp/tcp-alg';
-import { isIpv4Tcp } from '../packet/tcp';
+import { isTcp } from '../packet/tcp';
 import { anchorAddresses, anchorKey, DialogTable } from '../dialog/dialog-table';
 import { StateFile } from '../state/state-file';
 import type { Tuple } from '../conntrack/ctnetlink';
@@ -184,7 +184,7 @@ function main(): void {
     // what a tap reports of this packet (an internal error leaves the defaults)
     let reason: Reason = Reason.INTERNAL_ERROR, message = '', fields = NO_FIELDS;
     const dir = indev === init.wanIfindex ? 'in' : 'out';
-    if (isIpv4Tcp(payload)) {
+    if (isTcp(payload)) {
       try {
         applyTcp(tcp.segment(id, payload, dir, Date.now()), Date.now());
       } catch (e) {

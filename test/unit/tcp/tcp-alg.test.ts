@@ -4,7 +4,7 @@ import { TcpAlg, NF_ACCEPT, NF_DROP, type Release } from '../../../src/tcp/tcp-a
 import { Processor } from '../../../src/alg/processor';
 import { PortAllocator } from '../../../src/nat/port-allocator';
 import type { BindingResolver } from '../../../src/nat/binding-resolver';
-import { parseIpTcp, rebuildTcpV4, tcpChecksumsOk, TCP_ACK, TCP_SYN } from '../../../src/packet/tcp';
+import { parseIpTcp, rebuildTcp, tcpChecksumsOk, TCP_ACK, TCP_SYN } from '../../../src/packet/tcp';
 import type { Tuple } from '../../../src/conntrack/ctnetlink';
 import { Reason } from '../../../src/errors';
 import { INVITE } from '../../helpers/fixtures';
@@ -23,7 +23,7 @@ function pkt(src: string, sport: number, dst: string, dport: number, seq: number
   opt.copy(h, 40);
   const p = parseIpTcp(h);
   assert.ok(p.ok);
-  return rebuildTcpV4(h, p.seg, payload, seq, ack);
+  return rebuildTcp(h, p.seg, payload, seq, ack);
 }
 
 function setup(holdMs = 500) {
@@ -170,4 +170,35 @@ test('fuzz: mutated streams, random segmentation, duplicates and gaps never thro
   note(alg.releaseAll().releases);
   const bad = [...verdicts].filter(([, n]) => n !== 1);
   assert.deepEqual(bad, [], 'segments with no verdict or more than one');
+});
+
+test('SIP over TCP over IPv6: the segment is rewritten with [v6] hosts, and its checksum covers the IPv6 pseudo-header', () => {
+  const v6 = (s: string) => { const b = Buffer.alloc(16); const [h, t] = s.split('::'); const hs = h ? h.split(':') : []; const ts = t ? t.split(':') : []; [...hs, ...Array(8 - hs.length - ts.length).fill('0'), ...ts].forEach((x, i) => b.writeUInt16BE(parseInt(x, 16), i * 2)); return b; };
+  const mk6 = (src: string, sport: number, dst: string, dport: number, seq: number, flags: number, payload: Buffer) => {
+    const h = Buffer.alloc(60);
+    h[0] = 0x60; h.writeUInt16BE(20, 4); h[6] = 6; h[7] = 64;
+    v6(src).copy(h, 8); v6(dst).copy(h, 24);
+    h.writeUInt16BE(sport, 40); h.writeUInt16BE(dport, 42); h[52] = 5 << 4; h[53] = flags; h.writeUInt16BE(65535, 54);
+    const p = parseIpTcp(h);
+    assert.ok(p.ok && p.seg.family === 6);
+    return rebuildTcp(h, p.seg, payload, seq, 1);
+  };
+  const proc = new Processor({} as BindingResolver, new PortAllocator(PortAllocator.createShared(), 1, 20000, 29999, 60000), { maxMessageSize: 65507, ports: [5060], malformedPolicy: 'pass' });
+  const alg = new TcpAlg({
+    lookup: (t) => ({ orig: t, reply: { src: t.dst, sport: t.dport, dst: '2001:db8:113::1', dport: 40000, proto: 6 }, status: 0, timeout: 100, id: 1, packets: 0 }),
+    setLiberal: () => undefined,
+    message: (...a) => proc.message(...a),
+  }, { ports: [5060], tlsPorts: [5061], maxMessageSize: 65507, holdMs: 500, maxConnections: 100, idleMs: 300000 });
+  alg.segment(1, mk6('fd00:77::11', 41000, '2001:db8:113::10', 5060, 99, TCP_SYN, Buffer.alloc(0)), 'out', 0);
+  const msg = tcpInvite(7).replace(/10\.77\.0\.12/g, '[fd00:77::11]').replace(/203\.0\.113\.10/g, '[2001:db8:113::10]').replace(/c=IN IP4 \[fd00:77::11\]/, 'c=IN IP6 fd00:77::11').replace(/o=(.*) IN IP4 \[fd00:77::11\]/, 'o=$1 IN IP6 fd00:77::11');
+  const body = msg.slice(msg.indexOf('\r\n\r\n') + 4);
+  const r = alg.segment(2, mk6('fd00:77::11', 41000, '2001:db8:113::10', 5060, 100, TCP_ACK, Buffer.from(msg.replace(/Content-Length: \d+/, `Content-Length: ${Buffer.byteLength(body)}`), 'latin1')), 'out', 0);
+  const out = r.releases[0]!.packet!;
+  assert.ok(out && tcpChecksumsOk(out), 'IPv6 TCP checksum');
+  const p = parseIpTcp(out);
+  assert.ok(p.ok);
+  const text = out.subarray(p.seg.payloadOffset).toString('latin1');
+  assert.match(text, /^Via: SIP\/2\.0\/TCP \[2001:db8:113::1\]:40000;/m);
+  assert.match(text, /^c=IN IP6 2001:db8:113::1\r$/m);
+  assert.equal(out.readUInt16BE(4), out.length - 40, 'IPv6 payload length');
 });
