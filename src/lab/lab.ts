@@ -145,7 +145,7 @@ export class Lab {
   /** Starts tcpdump on an interface of a namespace; stop() returns the pcap path. */
   async capture(ns: string, iface: string, name: string, filter = 'udp'): Promise<{ stop: () => Promise<string> }> {
     const file = join(this.dir, `${name}.pcap`);
-    const p = this.start(ns, 'tcpdump', ['--immediate-mode', '-Z', 'root', '-U', '-n', '-i', iface, '-w', file, filter]);
+    const p = this.start(ns, 'tcpdump', ['--immediate-mode', '-B', '8192', '-Z', 'root', '-U', '-n', '-i', iface, '-w', file, filter]);
     await Lab.waitFor(p, /listening on/, 10000, 'tcpdump');
     return {
       stop: () => new Promise((res) => {

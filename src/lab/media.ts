@@ -102,7 +102,7 @@ export async function trunk(lab: Lab, calls: number): Promise<TrunkResult> {
   const during = expectations(lab);
   const invites = readSip(join(lab.dir, 'wan.pcap')).filter((m) => m.text.startsWith('INVITE') && m.src === ROUTER_WAN_IP);
   const probes = invites.map((m) => ({ callId: /^Call-ID: (\S+)/m.exec(m.text)?.[1] ?? '', port: Number(/^m=audio (\d+)/m.exec(m.text)?.[1] ?? 0) })).filter((p) => p.port > 0);
-  const js = `const d=require('dgram').createSocket('udp4');const p=${JSON.stringify(probes)};d.bind(9999,'${PROVIDER_IP}',async()=>{for(const x of p){await new Promise(r=>d.send(x.callId,x.port,'${ROUTER_WAN_IP}',r));}setTimeout(()=>d.close(),200);});`;
+  const js = `const d=require('dgram').createSocket('udp4');const p=${JSON.stringify(probes)};d.bind(9999,'${PROVIDER_IP}',async()=>{for(const x of p){await new Promise(r=>d.send(x.callId,x.port,'${ROUTER_WAN_IP}',r));await new Promise(r=>setTimeout(r,2));}setTimeout(()=>d.close(),200);});`; // paced: a burst could outrun tcpdump on a busy box
   lab.run(lab.provider, process.execPath, ['-e', js]);
   const r = await pbx;
   uas.kill();
