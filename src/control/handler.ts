@@ -74,12 +74,15 @@ export function controlHandler(pool: WorkerPool, metrics: Metrics, reload: () =>
           const k = `${v.labels.direction} ${v.labels.verdict} ${v.labels.reason}`;
           reasons[k] = (reasons[k] ?? 0) + v.value;
         }
+        // live from the workers (the gauges lag by up to one stats flush)
+        const counts = (await pool.query('counts')) as { dialogs: number; registrations: number; pinholes: number }[];
+        const live = (k: 'dialogs' | 'registrations' | 'pinholes') => counts.reduce((a, c) => a + c[k], 0);
         return sink.end({
           uptimeSec: Math.round((Date.now() - started) / 1000),
           workersUp: sum('sipalg_workers_up'),
-          dialogsActive: sum('sipalg_dialogs_active'),
-          registrationsActive: sum('sipalg_registrations_active'),
-          pinholesActive: sum('sipalg_pinholes_active'),
+          dialogsActive: live('dialogs'),
+          registrationsActive: live('registrations'),
+          pinholesActive: live('pinholes'),
           mediaPortsActive: sum('sipalg_media_ports_active'),
           packets: reasons,
           queues: readQueueStats().filter((q) => metrics.queues.includes(q.queue)),

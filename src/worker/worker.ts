@@ -44,7 +44,7 @@ export type WorkerMessage =
 /** What the main thread sends a worker. */
 export type ToWorker =
   | { type: 'close' }
-  | { type: 'query'; id: number; what: 'calls' | 'registrations' | 'blocked' }
+  | { type: 'query'; id: number; what: 'calls' | 'registrations' | 'blocked' | 'counts' }
   | { type: 'tap'; id: number; filter: TapFilter }
   | { type: 'untap'; id: number }
   | { type: 'config'; config: Config };
@@ -284,7 +284,10 @@ function main(): void {
   port.on('message', (m: ToWorker) => {
     if (m.type === 'query') {
       const now = Date.now();
-      const data = m.what === 'calls' ? dialogs.snapshot(now) : m.what === 'registrations' ? registrations.snapshot(now) : protection.blockedSources(now);
+      const data = m.what === 'calls' ? dialogs.snapshot(now)
+        : m.what === 'registrations' ? registrations.snapshot(now)
+          : m.what === 'counts' ? [{ dialogs: dialogs.size, registrations: registrations.size, pinholes: dialogs.pinholes }]
+            : protection.blockedSources(now);
       port.postMessage({ type: 'reply', id: m.id, data } satisfies WorkerMessage);
       return;
     }
