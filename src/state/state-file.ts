@@ -5,7 +5,7 @@
  * every `intervalMs` when the tables changed; a clean stop releases everything and writes it empty.
  * /run is the right default: conntrack state does not survive a reboot either.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PersistedDialog } from '../dialog/dialog-table';
 import type { Registration } from '../registration/registration-table';
@@ -49,10 +49,33 @@ export class StateFile {
   maybeSave(key: string, now: number, build: () => WorkerState, force = false): boolean {
     if (!force && (key === this.lastKey || now - this.lastSaved < this.intervalMs)) return false;
     const tmp = `${this.path}.tmp`;
-    writeFileSync(tmp, JSON.stringify(build()), { mode: 0o600 });
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeState(fd, build());
+    } finally {
+      closeSync(fd);
+    }
     renameSync(tmp, this.path);
     this.lastSaved = now;
     this.lastKey = key;
     return true;
   }
+}
+
+/** Records per write: the document is streamed so 50k dialogs never become one giant string. */
+const CHUNK = 256;
+
+/** JSON of `s`, written in chunks of records (the same text as JSON.stringify(s)). */
+function writeState(fd: number, s: WorkerState): void {
+  writeSync(fd, `{"version":${s.version},"savedAt":${s.savedAt}`);
+  for (const key of ['dialogs', 'registrations'] as const) {
+    const rows: readonly unknown[] = s[key];
+    writeSync(fd, `,"${key}":[`);
+    for (let i = 0; i < rows.length; i += CHUNK) {
+      const part = JSON.stringify(rows.slice(i, i + CHUNK));
+      writeSync(fd, (i ? ',' : '') + part.slice(1, -1));
+    }
+    writeSync(fd, ']');
+  }
+  writeSync(fd, '}');
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StateFile } from '../../../src/state/state-file';
@@ -23,6 +23,20 @@ test('state file: saved only when the tables moved and the interval passed; read
     const bad = f.load();
     assert.ok(bad.error);
     assert.deepEqual(bad.state.dialogs, []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('state file: a large table is streamed in chunks and reads back as exactly JSON.stringify of the state', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sipalg-state-'));
+  try {
+    const f = new StateFile(dir, 0, 0);
+    const registrations = Array.from({ length: 1000 }, (_, i) => ({ aor: `sip:u${i}@x`, flow: { src: '10.0.0.1', dst: '5.6.7.8', sport: 5060 + i, dport: 5060, proto: 17 }, publicIp: '9.9.9.9', publicPort: i, expiresAt: 10, refreshedAt: 0 }));
+    const state = { version: 1 as const, savedAt: 7, dialogs: [], registrations };
+    assert.ok(f.maybeSave('1', 1, () => state, true));
+    assert.equal(readFileSync(f.path, 'utf8'), JSON.stringify(state));
+    assert.equal(f.load().state.registrations.length, 1000);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
