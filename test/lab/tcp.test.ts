@@ -8,6 +8,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { metricSum, phoneIp, phoneIp6, PROVIDER_IP, PROVIDER_IP6, ROOT, ROUTER_WAN_IP6, SRC_LAB } from '../../src/lab/lab';
 import { count, expectations, prepare } from '../../src/lab/media';
@@ -233,6 +234,45 @@ test('SIP over TCP over IPv6 through NAT66: packed and split messages and many r
     // stack verified every rewritten segment it delivered (tshark cannot judge them on veth: the
     // unchanged ones still carry offloaded, unfinished checksums)
     assert.deepEqual(tcpFlagged(pcap, BROKEN), []);
+  } finally {
+    await lab.close();
+  }
+});
+
+test('SIP over TLS (5061) crosses the router untouched and is counted: a real TLS session, the same bytes on both sides of the NAT', { timeout: 90000 }, async () => {
+  const { lab, log } = await prepare('stls', 1, 'alg', [], '0:0');
+  try {
+    const dir = lab.dir;
+    const gen = lab.run(lab.provider, 'openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=provider.test', '-days', '1', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem')]);
+    assert.equal(gen.code, 0, gen.stderr);
+    const m0 = lab.metrics();
+    const lan = await lab.capture(lab.phone(1), 'eth0', 'tls-lan', 'tcp port 5061');
+    const wan = await lab.capture(lab.router, 'wan0', 'tls-wan', 'tcp port 5061');
+    // s_server ends at EOF on its stdin: keep it open for the test's length
+    const srv = lab.start(lab.provider, 'sh', ['-c', `sleep 30 | exec openssl s_server -accept ${PROVIDER_IP}:5061 -cert ${join(dir, 'c.pem')} -key ${join(dir, 'k.pem')} -naccept 1 -quiet`]);
+    let got = '';
+    srv.stdout!.on('data', (d: Buffer) => { got += d.toString('latin1'); });
+    await lab.waitListening(lab.provider, [5061], 10000, 'tcp');
+    // a SIPS INVITE naming the phone's private address: inside TLS the router cannot see it
+    const invite = `INVITE sips:bob@${PROVIDER_IP} SIP/2.0\r\nVia: SIP/2.0/TLS ${phoneIp(1)}:5061;branch=z9hG4bK-tls1\r\nContact: <sips:alice@${phoneIp(1)}:5061>\r\nContent-Length: 0\r\n\r\n`;
+    writeFileSync(join(dir, 'invite.txt'), invite);
+    const cl = await lab.runAsync(lab.phone(1), 'sh', ['-c', `(cat ${join(dir, 'invite.txt')}; sleep 1) | openssl s_client -connect ${PROVIDER_IP}:5061 -quiet -no_ign_eof -verify_quiet`], 20000);
+    await new Promise((r) => { if (srv.exitCode !== null) r(0); srv.once('exit', r); setTimeout(r, 3000); });
+    assert.ok(got.includes(invite), `the far end read the INVITE as sent (${JSON.stringify(got.slice(0, 200))}); client ${cl.code} ${cl.stderr.slice(-300)}\n${log().slice(-1500)}`);
+    const [lanPcap, wanPcap] = [await lan.stop(), await wan.stop()];
+    // a real TLS handshake crossed the WAN, and the client's TLS bytes are the same on both sides of the NAT
+    const hello = spawnSync('tshark', ['-r', wanPcap, '-d', 'tcp.port==5061,tls', '-Y', 'tls.handshake.type==1', '-T', 'fields', '-e', 'frame.number'], { encoding: 'utf8' }).stdout.trim();
+    assert.ok(hello.length > 0, 'a TLS ClientHello on the WAN');
+    const stream = (pcap: string, filter: string) => spawnSync('tshark', ['-r', pcap, '-Y', `${filter} && tcp.len>0`, '-T', 'fields', '-e', 'tcp.payload'], { encoding: 'utf8', maxBuffer: 64 << 20 }).stdout.replace(/[\s:]/g, '');
+    const sent = stream(lanPcap, 'tcp.dstport==5061');
+    assert.ok(sent.length > 400, 'the client sent TLS records');
+    assert.equal(stream(wanPcap, 'tcp.dstport==5061'), sent, 'LAN->WAN TLS bytes unchanged');
+    assert.equal(stream(wanPcap, 'tcp.srcport==5061'), stream(lanPcap, 'tcp.srcport==5061'), 'WAN->LAN TLS bytes unchanged');
+    // the source address was still translated by the kernel's NAT, and the connection was counted
+    assert.equal(spawnSync('tshark', ['-r', wanPcap, '-Y', `ip.addr==${phoneIp(1)}`], { encoding: 'utf8' }).stdout.trim(), '');
+    await sleep(1500); // one stats flush
+    const tls = metricSum(lab.metrics(), 'sipalg_packets_total', { reason: 'tls_passthrough' }) - metricSum(m0, 'sipalg_packets_total', { reason: 'tls_passthrough' });
+    assert.ok(tls >= 1, `tls_passthrough counted (${tls})`);
   } finally {
     await lab.close();
   }
