@@ -373,6 +373,15 @@ export class Ctnetlink {
   }
 
   /**
+   * createSnat for each of `flows`, in one sendmsg (NetlinkSocket.requestBatch): per flow, in
+   * order, its error (EEXIST when it already has an entry), or undefined when it was created.
+   */
+  createSnatBatch(flows: readonly { t: Tuple; publicIp: string; timeoutSec: number; port?: number }[]): (NetlinkError | undefined)[] {
+    if (!flows.length) return [];
+    return this.sock.requestBatch(flows.map((f) => snatMessage(f.t, f.publicIp, f.timeoutSec, f.port))).map((r) => r.error);
+  }
+
+  /**
    * Creates an inert anchor entry (a loopback tuple that never carries traffic) bound to the
    * kernel's `sip` helper: ctnetlink only accepts expectations whose master has a helper
    * (netfilter-facts.md §2). Deleting the anchor deletes its expectations.

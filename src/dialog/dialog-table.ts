@@ -71,7 +71,8 @@ export interface Dialog {
   pinnedAt: number;
   local: SdpMediaMapping[];
   remote: (RemoteMedia | undefined)[] | undefined;
-  mediaCts: Map<string, Tuple>;
+  /** the media conntracks pre-created for this dialog (a few: RTP and RTCP per m= line) */
+  mediaCts: Tuple[];
   confirmed: boolean;
   winnerTag: string;
   created: number;
@@ -85,8 +86,8 @@ export interface Dialog {
   mediaSeenAt: number;
   mediaCheckedAt: number;
   /** the signaling flow, kept alive while the call lasts, and when it was last raised */
-  flow?: Tuple;
-  flowKeptAt?: number;
+  flow: Tuple | undefined;
+  flowKeptAt: number;
 }
 
 const SOURCE_SLOTS = 4096;
@@ -101,8 +102,10 @@ export function anchorAddresses(worker: number, family: 4 | 6): [string, string]
 
 export const anchorKey = (t: Tuple) => `${t.src}:${t.sport}>${t.dst}:${t.dport}`;
 
-/** A dialog as stored in the state file. */
-export type PersistedDialog = Omit<Dialog, 'mediaCts'> & { mediaCts: [string, Tuple][] };
+/** A dialog as stored in the state file (files of earlier versions keyed the media flows: [key, tuple] pairs). */
+export type PersistedDialog = Omit<Dialog, 'mediaCts'> & { mediaCts: Tuple[] | [string, Tuple][] };
+
+const sameFlow = (a: Tuple, b: Tuple) => a.sport === b.sport && a.dport === b.dport && a.src === b.src && a.dst === b.dst;
 
 export interface DialogSnapshot {
   callId: string;
@@ -134,6 +137,8 @@ function sameMedia(a: SdpMediaMapping[], b: SdpMediaMapping[]): boolean {
 export class DialogTable {
   readonly dialogs = new Map<string, Dialog>();
   private anchorSeq = 0;
+  /** this worker's anchor addresses (IPv4, IPv6): one string each, shared by every anchor tuple */
+  private readonly anchorAddr: [[string, string], [string, string]];
   private readonly endpointRefs = new Map<string, number>();
   private readonly global: Int32Array;
   /** bumped on every change of dialog state: the worker persists the table when it moved */
@@ -149,6 +154,7 @@ export class DialogTable {
     counts: SharedArrayBuffer = DialogTable.createShared(),
   ) {
     this.global = new Int32Array(counts);
+    this.anchorAddr = [anchorAddresses(worker, 4), anchorAddresses(worker, 6)];
   }
 
   static createShared(): SharedArrayBuffer {
@@ -169,7 +175,7 @@ export class DialogTable {
 
   /** The table as plain data, for the state file (timers are absolute times, so they survive a restart). */
   export(): PersistedDialog[] {
-    return [...this.dialogs.values()].map((d) => ({ ...d, mediaCts: [...d.mediaCts] }));
+    return [...this.dialogs.values()];
   }
 
   /**
@@ -181,7 +187,7 @@ export class DialogTable {
     const adopted = new Set<string>();
     for (const p of saved) {
       if (this.dialogs.has(p.callId)) continue;
-      const d: Dialog = { ...p, mediaCts: new Map(p.mediaCts) };
+      const d: Dialog = { ...p, mediaCts: p.mediaCts.map((x) => (Array.isArray(x) ? x[1] : x)) };
       const key = d.anchor ? anchorKey(d.anchor) : '';
       if (d.anchor && liveAnchors.has(key)) {
         adopted.add(key);
@@ -232,7 +238,7 @@ export class DialogTable {
         return { rtp: `${ip}:${m.privatePort}<-${d.publicIp}:${m.publicPort}`, rtcp: `${ip}:${m.rtcpPrivatePort}<-${d.publicIp}:${m.rtcpPublicPort}`, remote: r ? `${r.ip}:${r.port}` : '' };
       }),
       pinholes: d.anchor ? d.local.length * 2 : 0,
-      mediaFlows: d.mediaCts.size,
+      mediaFlows: d.mediaCts.length,
     }));
   }
 
@@ -260,7 +266,7 @@ export class DialogTable {
         // a new call over the limit is refused; anything else passes without media state
         return !(e.isRequest && e.method === 'INVITE' && !e.info.toTag);
       }
-      d = { callId: e.info.callId, privateIp: e.privateIp, publicIp: e.publicIp, anchor: undefined, pinnedAt: 0, local: [], remote: undefined, mediaCts: new Map(), confirmed: false, winnerTag: '', created: now, lastSeen: now, endAt: 0, sessionMs: 0, refreshedAt: now, mediaPackets: 0, mediaSeenAt: now, mediaCheckedAt: now };
+      d = { callId: e.info.callId, privateIp: e.privateIp, publicIp: e.publicIp, anchor: undefined, pinnedAt: 0, local: [], remote: undefined, mediaCts: [], confirmed: false, winnerTag: '', created: now, lastSeen: now, endAt: 0, sessionMs: 0, refreshedAt: now, mediaPackets: 0, mediaSeenAt: now, mediaCheckedAt: now, flow: undefined, flowKeptAt: 0 };
       this.dialogs.set(d.callId, d);
       this.count(d, 1);
       this.counters.inc('d|created');
@@ -301,7 +307,7 @@ export class DialogTable {
     const n = this.anchorSeq++;
     // loopback tuples that never carry traffic, unique per worker and dialog; an IPv6 dialog's
     // pinholes need an IPv6 anchor (one address family per ctnetlink message)
-    const [src, dst] = anchorAddresses(this.worker, family);
+    const [src, dst] = this.anchorAddr[family === 6 ? 1 : 0];
     return { src, dst, sport: 1024 + (n % 64000), dport: 1024 + (Math.floor(n / 64000) % 64000), proto: IPPROTO_UDP };
   }
 
@@ -335,32 +341,40 @@ export class DialogTable {
     d.local = local;
   }
 
+  /** The phone's outbound RTP/RTCP flows, pre-created with SNAT to the advertised public ports: all new ones in one ctnetlink batch. */
   private ensureMediaFlows(d: Dialog): void {
+    let flows: { t: Tuple; publicIp: string; timeoutSec: number; port: number }[] | undefined;
     for (const m of d.local) {
       const r = d.remote?.[m.index];
       if (!r) continue;
       for (const [priv, rport, pub] of [[m.privatePort, r.port, m.publicPort], [m.rtcpPrivatePort, r.rtcpPort, m.rtcpPublicPort]] as const) {
         const t: Tuple = { src: m.privateIp ?? d.privateIp, sport: priv, dst: r.ip, dport: rport, proto: IPPROTO_UDP };
-        const key = `${t.src}:${t.sport}>${t.dst}:${t.dport}`;
-        if (d.mediaCts.has(key)) continue;
-        try {
-          this.ct.createSnat(t, d.publicIp, 60, pub);
-          this.counters.inc('f|created');
-        } catch (e) {
-          if (!(e instanceof NetlinkError && e.errno === EEXIST)) this.counters.inc('f|failed');
-        }
-        d.mediaCts.set(key, t);
+        if (d.mediaCts.some((x) => sameFlow(x, t)) || flows?.some((f) => sameFlow(f.t, t))) continue;
+        (flows ??= []).push({ t, publicIp: d.publicIp, timeoutSec: 60, port: pub });
       }
     }
+    if (!flows) return;
+    let errors: (NetlinkError | undefined)[];
+    try {
+      errors = this.ct.createSnatBatch(flows);
+    } catch {
+      errors = flows.map(() => new NetlinkError(0, 'ctnetlink batch failed'));
+    }
+    flows.forEach((f, i) => {
+      const e = errors[i];
+      if (!e) this.counters.inc('f|created');
+      else if (e.errno !== EEXIST) this.counters.inc('f|failed');
+      d.mediaCts.push(f.t);
+    });
   }
 
   private pruneFlows(d: Dialog): void {
-    for (const [key, t] of d.mediaCts) {
-      if (d.remote?.some((r) => r && r.ip === t.dst && (r.port === t.dport || r.rtcpPort === t.dport))) continue;
+    d.mediaCts = d.mediaCts.filter((t) => {
+      if (d.remote?.some((r) => r && r.ip === t.dst && (r.port === t.dport || r.rtcpPort === t.dport))) return true;
       try { this.ct.delete(t); } catch { /* gone already */ }
-      d.mediaCts.delete(key);
       this.counters.inc('f|removed');
-    }
+      return false;
+    });
   }
 
   /** Deletes the anchor (and with it every pending pinhole); optionally the media flows too. */
@@ -382,7 +396,7 @@ export class DialogTable {
 
   private release(d: Dialog, cutMedia: boolean, why: string = cutMedia ? 'ended' : 'expired'): void {
     this.unpin(d, true);
-    if (cutMedia) for (const t of d.mediaCts.values()) try { this.ct.delete(t); } catch { /* gone already */ }
+    if (cutMedia) for (const t of d.mediaCts) try { this.ct.delete(t); } catch { /* gone already */ }
     this.dialogs.delete(d.callId);
     this.count(d, -1);
     this.version++;
@@ -399,7 +413,7 @@ export class DialogTable {
   /** Sum of the packet counters of the dialog's media flows; undefined when none is left. */
   private mediaPackets(d: Dialog): number | undefined {
     let sum = 0, found = false;
-    for (const t of d.mediaCts.values()) {
+    for (const t of d.mediaCts) {
       const c = this.ct.get(t);
       if (!c) continue;
       found = true;
@@ -433,7 +447,7 @@ export class DialogTable {
       // RFC 4028 §10: no refresh within the session interval (plus 32 s for the in-flight refresh)
       else if (d.sessionMs && now - d.refreshedAt > d.sessionMs + TERMINATION_TIMEOUT_MS) this.release(d, true, 'session_expired');
       else if (now - d.lastSeen > o.idleMs) this.release(d, false);
-      else if (o.mediaInactivityMs && d.confirmed && d.mediaCts.size && now - d.mediaCheckedAt >= Math.min(10000, o.mediaInactivityMs / 2)) {
+      else if (o.mediaInactivityMs && d.confirmed && d.mediaCts.length && now - d.mediaCheckedAt >= Math.min(10000, o.mediaInactivityMs / 2)) {
         d.mediaCheckedAt = now;
         const packets = this.mediaPackets(d);
         if (packets !== undefined && packets > d.mediaPackets) {

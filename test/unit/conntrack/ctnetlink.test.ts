@@ -256,9 +256,12 @@ test('Ctnetlink methods send the IPv6 messages above; dumps ask for both familie
   ct.setTimeout(flow, 300);
   ct.delete(flow);
   ct.createAnchorWithExpectations(anchor6, 3603, pinholes6);
+  ct.createSnatBatch([{ t: flow, publicIp: '2001:db8::1', timeoutSec: 60, port: 40000 }, { t: { ...flow, sport: flow.sport + 1 }, publicIp: '2001:db8::1', timeoutSec: 60, port: 40001 }]);
+  assert.deepEqual(ct.createSnatBatch([]), [], 'nothing to send');
   assert.deepEqual(sent, [
     encode(getMessage(flow), 0), encode(snatMessage(flow, '2001:db8::1', 120, 40000), 0), encode(setTimeoutMessage(flow, 300), 0), encode(deleteMessage(flow), 0),
     encode(anchorMessage(anchor6, 3603), 0), encode(expectationMessage(anchor6, pinholes6[0]!), 0), encode(expectationMessage(anchor6, pinholes6[1]!), 0),
+    encode(snatMessage(flow, '2001:db8::1', 60, 40000), 0), encode(snatMessage({ ...flow, sport: flow.sport + 1 }, '2001:db8::1', 60, 40001), 0),
   ]);
   assert.ok(sent.slice(0, 4).every((b) => b[16] === AF_INET6));
   const ctDump = Buffer.from([10, 0, 0, 0, ...nest(1, ...tuple6('fd00:77::11', '2001:db8::10', 5060, 5070)), ...nest(2, ...tuple6('2001:db8::10', '2001:db8::1', 5070, 40000))]);

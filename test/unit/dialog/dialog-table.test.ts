@@ -18,6 +18,8 @@ class FakeCt {
   /** as the kernel handles the batch: the anchor, then each expectation in order */
   createAnchorWithExpectations(a: Tuple, _timeoutSec: number, exps: readonly PinholeSpec[]) { this.createAnchor(a); return exps.map((e) => { this.createExpectation(a, e); return undefined; }); }
   createSnat(t: Tuple) { this.flows.add(this.key(t)); }
+  batches = 0;
+  createSnatBatch(flows: readonly { t: Tuple }[]) { this.batches++; return flows.map((f) => { this.createSnat(f.t); return undefined; }); }
   delete(t: Tuple) { return this.anchors.delete(this.key(t)) || this.flows.delete(this.key(t)); }
   packets = 0;
   get(t: Tuple) { return this.flows.has(this.key(t)) ? { packets: this.packets } : undefined; }
@@ -47,6 +49,7 @@ test('an offer opens RTP+RTCP pinholes; the answer adds the symmetric media flow
   assert.equal(ct.pinholes, 2);
   table.observe(ev({ dir: 'in', status: 200, cseqMethod: 'INVITE', toTag: 't1', remote }), 10);
   assert.equal(ct.flows.size, 2, 'RTP and RTCP flows pre-created with SNAT');
+  assert.equal(ct.batches, 1, 'both in one ctnetlink batch');
   table.observe(ev({ method: 'BYE', cseqMethod: 'BYE' }), 1000);
   table.sweep(2000);
   assert.equal(ct.pinholes, 2, 'BYE alone does not release yet');
@@ -264,4 +267,26 @@ test('a confirmed call keeps its signaling flow alive past the kernel UDP timeou
   table.observe(ev({ method: 'BYE', cseqMethod: 'BYE' }), 53000);
   table.sweep(80000);
   assert.equal(raised.length, 2, 'not once the call is ending');
+});
+
+test('restart: a state file of the earlier format (media flows as [key, tuple] pairs) is adopted; the flows are cut at the end of the call', () => {
+  const ct = new FakeCt();
+  const deleted: Tuple[] = [];
+  const del = ct.delete.bind(ct);
+  (ct as unknown as { delete: (t: Tuple) => boolean }).delete = (t: Tuple) => { deleted.push(t); return del(t); };
+  const old = new DialogTable(ct as unknown as Ctnetlink, new PortAllocator(PortAllocator.createShared(), 1, 10000, 60999, 1e9), 0, { retainOnHold: true, graceMs: 5000, idleMs: 3600000 }, counters);
+  old.observe(ev({ callId: 'a', method: 'INVITE', local: media(6000, 10000) }), 0);
+  old.observe(ev({ callId: 'a', dir: 'in', status: 200, cseqMethod: 'INVITE', toTag: 't', remote }), 10);
+  const saved = JSON.parse(JSON.stringify(old.export())) as ReturnType<DialogTable['export']>;
+  const flows = saved[0]!.mediaCts as Tuple[];
+  assert.equal(flows.length, 2, 'RTP and RTCP flows');
+  const legacy = saved.map((d) => ({ ...d, mediaCts: flows.map((t) => [`${t.src}:${t.sport}>${t.dst}:${t.dport}`, t] as [string, Tuple]) }));
+  const fresh = new DialogTable(ct as unknown as Ctnetlink, new PortAllocator(PortAllocator.createShared(), 1, 10000, 60999, 1e9), 0, { retainOnHold: true, graceMs: 5000, idleMs: 3600000 }, counters);
+  fresh.adopt(legacy, new Set(), 1000);
+  assert.equal(fresh.snapshot(1000)[0]!.mediaFlows, 2);
+  fresh.observe(ev({ callId: 'a', method: 'BYE', cseqMethod: 'BYE' }), 2000);
+  fresh.observe(ev({ callId: 'a', dir: 'in', status: 200, cseqMethod: 'BYE' }), 2001);
+  fresh.sweep(10000);
+  assert.equal(fresh.size, 0);
+  for (const t of flows) assert.ok(deleted.some((d) => d.src === t.src && d.sport === t.sport && d.dst === t.dst && d.dport === t.dport), `flow ${t.sport}->${t.dport} deleted`);
 });
