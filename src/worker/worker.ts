@@ -118,13 +118,24 @@ function main(): void {
   } catch (e) {
     log('warn', 'start-up state recovery failed', { err: e as Error });
   }
+  // the state file is written in slices between packets (StateFile.begin/step); a clean stop writes it whole
   const persist = (force = false) => {
     if (!stateFile) return;
     const now = Date.now();
+    const key = `${dialogs.version}|${registrations.version}`;
+    const build = () => ({ version: 1 as const, savedAt: now, dialogs: dialogs.export(), registrations: [...registrations.entries.values()] });
     try {
-      stateFile.maybeSave(`${dialogs.version}|${registrations.version}`, now, () => ({ version: 1, savedAt: now, dialogs: dialogs.export(), registrations: [...registrations.entries.values()] }), force);
+      if (force) stateFile.maybeSave(key, now, build, true);
+      else if (stateFile.begin(key, now, build)) setImmediate(slice);
     } catch (e) {
       log('warn', 'cannot save state', { path: stateFile.path, err: e as Error });
+    }
+  };
+  const slice = () => {
+    try {
+      if (!stateFile!.step()) setImmediate(slice);
+    } catch (e) {
+      log('warn', 'cannot save state', { path: stateFile!.path, err: e as Error });
     }
   };
 
