@@ -46,6 +46,11 @@ console.log(`\nSDP translator vs sdp-transform: ${(lib / ours).toFixed(1)}x fast
 async function lab(): Promise<void> {
   if (process.argv.includes('--no-lab')) return console.log('\n(--no-lab: namespace lab parts skipped)');
   if (process.getuid?.() !== 0) return console.log('\n(run as root for the lab comparison with the kernel SIP helper and the router benchmark)');
+  if (!process.argv.includes('--no-queue')) {
+    console.log('\nWhat the NFQUEUE binding itself costs per packet (bench/queue.ts; real SIP from the load generator, queued in a namespace of its own):');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    for (const l of (require('./queue') as typeof import('./queue')).runQueueBench()) console.log(l);
+  }
   if (!process.argv.includes('--no-media')) {
     console.log('\nMedia through the router, measured in the namespace lab (sip-alg vs the kernel SIP helper vs plain NAT):');
     // eslint-disable-next-line @typescript-eslint/no-require-imports
