@@ -5,7 +5,7 @@
  *
  *   node udp-peer.js send LOCAL_IP LOCAL_PORT DEST_IP DEST_PORT BODY_BYTES [R-URI] [WAIT_MS]
  *     sends one NOTIFY (Via/Contact name LOCAL_IP:LOCAL_PORT), then waits WAIT_MS (default 3000)
- *     for messages on the same socket; prints {"sent":N,"received":[...]} with each message's text
+ *     for messages on the same socket; prints {"received":[...]} with each message's source, length and text
  *   node udp-peer.js recv LOCAL_IP LOCAL_PORT COUNT WAIT_MS
  *     prints each of up to COUNT received datagrams (text, source) and answers a request with a
  *     200 that copies its Via, From, To, Call-ID and CSeq (RFC 3261 §8.2.6.2)
