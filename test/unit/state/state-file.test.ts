@@ -5,69 +5,65 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StateFile } from '../../../src/state/state-file';
 
-test('state file: saved only when the tables moved and the interval passed; read back; a corrupt file starts empty', () => {
+/** Runs `fn` with a fresh temporary directory, removed afterwards whatever happens. */
+function withDir(fn: (dir: string) => void): void {
   const dir = mkdtempSync(join(tmpdir(), 'sipalg-state-'));
   try {
-    const f = new StateFile(join(dir, 'run'), 3, 2000);
-    assert.deepEqual(f.load().state.dialogs, []);
-    let builds = 0;
-    const build = () => { builds++; return { version: 1 as const, savedAt: 5, dialogs: [], registrations: [{ aor: 'a', flow: { src: '1.2.3.4', dst: '5.6.7.8', sport: 1, dport: 2, proto: 17 }, publicIp: '9.9.9.9', publicPort: 3, expiresAt: 10, refreshedAt: 0 }] }; };
-    assert.ok(f.maybeSave('1|1', 10000, build));
-    assert.ok(!f.maybeSave('1|1', 20000, build), 'unchanged');
-    assert.ok(!f.maybeSave('2|1', 11000, build), 'within the interval');
-    assert.ok(f.maybeSave('2|1', 11000, build, true), 'forced');
-    assert.equal(builds, 2);
-    assert.equal(f.load().state.registrations[0]!.aor, 'a');
-    assert.equal(statSync(f.path).mode & 0o777, 0o600);
-    writeFileSync(f.path, '{"version":1,"dial');
-    const bad = f.load();
-    assert.ok(bad.error);
-    assert.deepEqual(bad.state.dialogs, []);
+    fn(dir);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-});
+}
 
-test('state file: a large table is streamed in chunks and reads back as exactly JSON.stringify of the state', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'sipalg-state-'));
-  try {
-    const f = new StateFile(dir, 0, 0);
-    const registrations = Array.from({ length: 1000 }, (_, i) => ({ aor: `sip:u${i}@x`, flow: { src: '10.0.0.1', dst: '5.6.7.8', sport: 5060 + i, dport: 5060, proto: 17 }, publicIp: '9.9.9.9', publicPort: i, expiresAt: 10, refreshedAt: 0 }));
-    const state = { version: 1 as const, savedAt: 7, dialogs: [], registrations };
-    assert.ok(f.maybeSave('1', 1, () => state, true));
-    assert.equal(readFileSync(f.path, 'utf8'), JSON.stringify(state));
-    assert.equal(f.load().state.registrations.length, 1000);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+/** `n` registrations whose AORs start with `tag`. */
+const regs = (n: number, tag: string) => Array.from({ length: n }, (_, i) => ({ aor: `sip:${tag}${i}@x`, flow: { src: '10.0.0.1', dst: '5.6.7.8', sport: i, dport: 5060, proto: 17 }, publicIp: '9.9.9.9', publicPort: i, expiresAt: 10, refreshedAt: 0 }));
 
-test('state file: a save in slices writes 256 records a step, replaces the file only at its end, and a forced save overtakes it', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'sipalg-state-'));
-  try {
-    const f = new StateFile(dir, 0, 0);
-    const regs = (n: number, tag: string) => Array.from({ length: n }, (_, i) => ({ aor: `sip:${tag}${i}@x`, flow: { src: '10.0.0.1', dst: '5.6.7.8', sport: i, dport: 5060, proto: 17 }, publicIp: '9.9.9.9', publicPort: i, expiresAt: 10, refreshedAt: 0 }));
-    const first = { version: 1 as const, savedAt: 1, dialogs: [], registrations: regs(10, 'a') };
-    assert.ok(f.maybeSave('1', 1, () => first));
-    const big = { version: 1 as const, savedAt: 2, dialogs: [], registrations: regs(1000, 'b') };
-    assert.ok(f.begin('2', 2, () => big));
-    assert.ok(!f.begin('3', 3, () => big), 'one save at a time');
-    let steps = 0;
-    while (!f.step()) {
-      steps++;
-      assert.equal(f.load().state.registrations.length, 10, 'the previous file stays until the save ends');
-    }
-    assert.equal(steps, Math.ceil(1000 / 256), 'one slice per 256 records');
-    assert.equal(readFileSync(f.path, 'utf8'), JSON.stringify(big));
-    assert.ok(!f.begin('2', 10, () => big), 'unchanged tables are not saved again');
-    // a clean stop during a save in slices: the forced save wins, the abandoned one leaves no trace
-    assert.ok(f.begin('4', 1e6, () => ({ ...big, savedAt: 4 })));
-    f.step();
-    const last = { version: 1 as const, savedAt: 5, dialogs: [], registrations: regs(3, 'c') };
-    assert.ok(f.maybeSave('5', 1e6, () => last, true));
-    assert.ok(f.step(), 'nothing left of the abandoned save');
-    assert.equal(readFileSync(f.path, 'utf8'), JSON.stringify(last));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+test('state file: saved only when the tables moved and the interval passed; read back; a corrupt file starts empty', () => withDir((dir) => {
+  const f = new StateFile(join(dir, 'run'), 3, 2000);
+  assert.deepEqual(f.load().state.dialogs, []);
+  let builds = 0;
+  const build = () => { builds++; return { version: 1 as const, savedAt: 5, dialogs: [], registrations: [{ aor: 'a', flow: { src: '1.2.3.4', dst: '5.6.7.8', sport: 1, dport: 2, proto: 17 }, publicIp: '9.9.9.9', publicPort: 3, expiresAt: 10, refreshedAt: 0 }] }; };
+  assert.ok(f.maybeSave('1|1', 10000, build));
+  assert.ok(!f.maybeSave('1|1', 20000, build), 'unchanged');
+  assert.ok(!f.maybeSave('2|1', 11000, build), 'within the interval');
+  assert.ok(f.maybeSave('2|1', 11000, build, true), 'forced');
+  assert.equal(builds, 2);
+  assert.equal(f.load().state.registrations[0]!.aor, 'a');
+  assert.equal(statSync(f.path).mode & 0o777, 0o600);
+  writeFileSync(f.path, '{"version":1,"dial');
+  const bad = f.load();
+  assert.ok(bad.error);
+  assert.deepEqual(bad.state.dialogs, []);
+}));
+
+test('state file: a large table is streamed in chunks and reads back as exactly JSON.stringify of the state', () => withDir((dir) => {
+  const f = new StateFile(dir, 0, 0);
+  const state = { version: 1 as const, savedAt: 7, dialogs: [], registrations: regs(1000, 'u') };
+  assert.ok(f.maybeSave('1', 1, () => state, true));
+  assert.equal(readFileSync(f.path, 'utf8'), JSON.stringify(state));
+  assert.equal(f.load().state.registrations.length, 1000);
+}));
+
+test('state file: a save in slices writes 256 records a step, replaces the file only at its end, and a forced save overtakes it', () => withDir((dir) => {
+  const f = new StateFile(dir, 0, 0);
+  const first = { version: 1 as const, savedAt: 1, dialogs: [], registrations: regs(10, 'a') };
+  assert.ok(f.maybeSave('1', 1, () => first));
+  const big = { version: 1 as const, savedAt: 2, dialogs: [], registrations: regs(1000, 'b') };
+  assert.ok(f.begin('2', 2, () => big));
+  assert.ok(!f.begin('3', 3, () => big), 'one save at a time');
+  let steps = 0;
+  while (!f.step()) {
+    steps++;
+    assert.equal(f.load().state.registrations.length, 10, 'the previous file stays until the save ends');
   }
-});
+  assert.equal(steps, Math.ceil(1000 / 256), 'one slice per 256 records');
+  assert.equal(readFileSync(f.path, 'utf8'), JSON.stringify(big));
+  assert.ok(!f.begin('2', 10, () => big), 'unchanged tables are not saved again');
+  // a clean stop during a save in slices: the forced save wins, the abandoned one leaves no trace
+  assert.ok(f.begin('4', 1e6, () => ({ ...big, savedAt: 4 })));
+  f.step();
+  const last = { version: 1 as const, savedAt: 5, dialogs: [], registrations: regs(3, 'c') };
+  assert.ok(f.maybeSave('5', 1e6, () => last, true));
+  assert.ok(f.step(), 'nothing left of the abandoned save');
+  assert.equal(readFileSync(f.path, 'utf8'), JSON.stringify(last));
+}));
