@@ -94,7 +94,7 @@ export class Setup {
     this.lab.conntrack(['-F', 'expect']);
     // the daemon keeps its dialogs in the state dir (Lab passes --state-dir lab.dir) and a new one
     // adopts them: remove them so that every trial starts without dialogs
-    for (const f of readdirSync(this.lab.dir)) if (/^worker-\d+\.json/.test(f)) rmSync(join(this.lab.dir, f), { force: true });
+    for (const f of readdirSync(this.lab.dir)) if (/^state-.*\.json/.test(f)) rmSync(join(this.lab.dir, f), { force: true });
     if (this.mode === 'alg') this.daemon = await this.lab.startDaemon(['--queues', this.queues, '--teardown-grace-seconds', '2', ...ALG_FLAGS, ...extra]);
   }
 

@@ -15,6 +15,8 @@ import type { Binding, BindingResolver } from '../src/nat/binding-resolver';
 import { rewriteSdp } from '../src/sdp/rewrite';
 import { udpPacket } from '../test/helpers/packet';
 import { INVITE, REGISTER_200_IN, SDP_OFFER } from '../test/helpers/fixtures';
+import { JUNK_KINDS, junkDatagram, rng } from '../src/lab/junk';
+import { carriesSourceAddress, mayLeak } from '../src/policy/leak-guard';
 
 const binding: Binding = { privateIp: '10.77.0.12', privatePort: 5060, publicIp: '203.0.113.1', publicPort: 38699, source: 'conntrack' };
 const resolver = { outbound: () => binding, inbound: () => binding } as unknown as BindingResolver;
@@ -41,6 +43,21 @@ const lib = bench('SDP: sdp-transform parse + edit + write', 200000, () => {
   if (s.origin) s.origin.address = '203.0.113.1';
   return sdpTransform.write(s);
 });
+// issue 13: what a junk datagram costs the worker (the processor's verdict plus the leak guard)
+console.log('\nJunk (issue 13): µs per datagram, the worker\'s judgement (processor + leak guard), by kind:');
+const junkCost: number[] = [];
+for (const kind of JUNK_KINDS) {
+  const rand = rng(13);
+  const pkts = Array.from({ length: 512 }, (_, i) => udpPacket('10.77.0.12', '203.0.113.20', 5060, 5060, junkDatagram(kind, '10.77.0.12', '203.0.113.20', i, rand)));
+  junkCost.push(bench(`junk: ${kind} (${Math.round(pkts.reduce((a, p) => a + p.length, 0) / pkts.length)} B avg)`, kind === 'giant_header' ? 20000 : 100000, (i) => {
+    const pkt = pkts[i & 511]!;
+    const o = proc.process(pkt, 'out', 0);
+    return o.accept && !o.packet && mayLeak(o.reason) && carriesSourceAddress(pkt);
+  }));
+}
+const malformed = (junkCost[0]! + junkCost[1]! + junkCost[2]! + junkCost[4]!) / 4;
+console.log(`junk that is not valid SIP (truncated, lying length, NUL, random): ${malformed.toFixed(2)} µs each on average = ${(a / malformed).toFixed(0)}x cheaper than a real INVITE; a flood of it at 20k/s costs ${(malformed * 20000 / 1e4).toFixed(1)}% of a worker`);
+
 console.log(`\nSDP translator vs sdp-transform: ${(lib / ours).toFixed(1)}x faster; single-core ceiling of the JS path: ~${Math.round(1e6 / Math.max(a, b))} msgs/s per worker (excluding the kernel round trip and ctnetlink)`);
 
 async function lab(): Promise<void> {

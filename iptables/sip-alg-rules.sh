@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # sip-alg iptables rules: divert SIP to NFQUEUE for the ALG. Touches only its own chain
-# (mangle SIPALG) and its two jump rules, so `remove` leaves the rest of the firewall as it was.
+# (mangle SIPALG and SIPALG_LIMIT) and its jump rules, so `remove` leaves the rest of the firewall as it was.
 #
-#   sip-alg-rules.sh install [--wan IF] [--ports 5060,5070] [--tls-ports 5061] [--queues A:B] [--fail-closed] [--iptables CMD] [--no-ipv6]
+#   sip-alg-rules.sh install [--wan IF] [--ports 5060,5070] [--tls-ports 5061] [--queues A:B] [--fail-closed]
+#                            [--source-rate N] [--source-burst N] [--iptables CMD] [--no-ipv6]
 #   sip-alg-rules.sh remove  [--wan IF] [--iptables CMD]
 #   sip-alg-rules.sh status  [--iptables CMD]
 #
@@ -13,12 +14,17 @@
 # The jump rules match the SIP ports themselves, so RTP and other UDP never walk the chain.
 # SIP over TCP goes to the first queue only (one worker keeps each connection's sequence-number
 # state for both directions); of TLS (SIPS) only connection openings are queued, to be counted.
+# Fairness before the queue: SIP over UDP first meets SIPALG_LIMIT, a per-source limit in the kernel
+# (hashlimit, mode srcip: one bucket per sending address and direction, --source-rate packets/s with
+# bursts of --source-burst). What is over the limit is dropped there and counted by the rule's own
+# counters (the daemon exports them as sipalg_source_limited_total), so one LAN host flooding junk
+# cannot fill a worker's queue and delay the other phones' SIP. 0 turns the limit off.
 # Works with iptables-nft and iptables-legacy (both speak this syntax).
 set -euo pipefail
 
 die() { echo "sip-alg-rules: $*" >&2; exit 2; }
 action=${1:-}; shift || true
-WAN=wan0; PORTS=5060; TLS_PORTS=5061; QUEUES=0:0; IPV6=1; FAIL_CLOSED=0; IPT=${IPTABLES:-}
+WAN=wan0; PORTS=5060; TLS_PORTS=5061; QUEUES=0:0; IPV6=1; FAIL_CLOSED=0; IPT=${IPTABLES:-}; SRC_RATE=500; SRC_BURST=1000
 while [ $# -gt 0 ]; do
   case "$1" in
     --wan) WAN=${2:?--wan needs an interface}; shift 2;;
@@ -27,9 +33,11 @@ while [ $# -gt 0 ]; do
     --queues) QUEUES=${2:?--queues needs A:B}; shift 2;;
     --fail-closed) FAIL_CLOSED=1; shift;;
     --fail-open) FAIL_CLOSED=0; shift;;
+    --source-rate) SRC_RATE=${2:?--source-rate needs packets per second}; shift 2;;
+    --source-burst) SRC_BURST=${2:?--source-burst needs a packet count}; shift 2;;
     --iptables) IPT=${2:?}; shift 2;;
     --no-ipv6) IPV6=0; shift;;
-    *) die "unknown option $1 (allowed: --wan IF, --ports LIST, --tls-ports LIST, --queues A:B, --fail-closed, --iptables CMD, --no-ipv6)";;
+    *) die "unknown option $1 (allowed: --wan IF, --ports LIST, --tls-ports LIST, --queues A:B, --fail-closed, --source-rate N, --source-burst N, --iptables CMD, --no-ipv6)";;
   esac
 done
 [[ $WAN =~ ^[A-Za-z0-9_.@:-]{1,15}$ ]] || die "--wan: '$WAN' is not an interface name"
@@ -40,6 +48,8 @@ TCP_PORTS="$PORTS,$TLS_PORTS"
 [[ $QUEUES =~ ^([0-9]{1,5})(:([0-9]{1,5}))?$ ]] || die "--queues: '$QUEUES' must be A or A:B"
 QA=${BASH_REMATCH[1]}; QB=${BASH_REMATCH[3]:-$QA}
 [ "$QB" -ge "$QA" ] || die "--queues: B must be >= A"
+[[ $SRC_RATE =~ ^[0-9]{1,6}$ ]] && [ "$SRC_RATE" -le 100000 ] || die "--source-rate: '$SRC_RATE' must be packets per second from 0 (off) to 100000"
+[[ $SRC_BURST =~ ^[0-9]{1,6}$ ]] && [ "$SRC_BURST" -ge 1 ] && [ "$SRC_BURST" -le 100000 ] || die "--source-burst: '$SRC_BURST' must be a packet count from 1 to 100000"
 if [ -z "$IPT" ]; then
   if command -v iptables >/dev/null; then IPT=iptables; else die "iptables not found"; fi
 fi
@@ -49,6 +59,7 @@ IP6T=$(dirname "$IPT")/$(basename "$IPT" | sed 's/^iptables/ip6tables/')
 [ "$(dirname "$IPT")" = . ] && IP6T=$(basename "$IPT" | sed 's/^iptables/ip6tables/')
 if [ "$IPV6" = 1 ] && [ "$IP6T" != "$IPT" ] && command -v "$IP6T" >/dev/null 2>&1; then TABLES=("$IPT" "$IP6T"); else TABLES=("$IPT"); fi
 CHAIN=SIPALG
+LIMIT=SIPALG_LIMIT
 COMMENT="sip-alg"
 if [ "$QA" = "$QB" ]; then QSPEC=(--queue-num "$QA"); else QSPEC=(--queue-balance "$QA:$QB"); fi
 TSPEC=(--queue-num "$QA")
@@ -74,6 +85,15 @@ remove_jumps() {
 
 installed() { $T -S "$CHAIN" >/dev/null 2>&1; }
 
+# per-source limit, one hashlimit table per direction and family (a name is global to the namespace)
+limit_rules() {
+  local fam=$1
+  [ "$SRC_RATE" -gt 0 ] || return 0
+  local hl=(-m hashlimit --hashlimit-mode srcip --hashlimit-above "$SRC_RATE/sec" --hashlimit-burst "$SRC_BURST" --hashlimit-htable-expire 10000)
+  $T -A "$LIMIT" -o "$WAN" "${hl[@]}" --hashlimit-name "sipalg_out$fam" -m comment --comment "$COMMENT source-limit out" -j DROP
+  $T -A "$LIMIT" ! -o "$WAN" "${hl[@]}" --hashlimit-name "sipalg_in$fam" -m comment --comment "$COMMENT source-limit in" -j DROP
+}
+
 rc=0
 for ipt in "${TABLES[@]}"; do
 T="$ipt -w -t mangle"
@@ -81,6 +101,9 @@ case "$action" in
 install)
   remove_jumps
   $T -N "$CHAIN" 2>/dev/null || $T -F "$CHAIN"
+  $T -N "$LIMIT" 2>/dev/null || $T -F "$LIMIT"
+  limit_rules "$([ "$ipt" = "${TABLES[0]}" ] && echo 4 || echo 6)"
+  $T -A "$CHAIN" -p udp -m comment --comment "$COMMENT" -j "$LIMIT"
   $T -A "$CHAIN" -p udp -m comment --comment "$COMMENT" -j NFQUEUE "${QSPEC[@]}"
   $T -A "$CHAIN" -p tcp -m multiport --ports "$TLS_PORTS" --syn -m comment --comment "$COMMENT tls" -j NFQUEUE "${TSPEC[@]}"
   $T -A "$CHAIN" -p tcp -m multiport --ports "$TLS_PORTS" -m comment --comment "$COMMENT tls" -j RETURN
@@ -89,11 +112,12 @@ install)
     # shellcheck disable=SC2086
     $T -I $j -m comment --comment "$COMMENT" -j "$CHAIN"
   done
-  echo "sip-alg rules installed ($ipt): wan=$WAN ports=$PORTS tls-ports=$TLS_PORTS queues=$QA:$QB (tcp: $QA) $([ "$FAIL_CLOSED" = 1 ] && echo fail-closed || echo fail-open)"
+  echo "sip-alg rules installed ($ipt): wan=$WAN ports=$PORTS tls-ports=$TLS_PORTS queues=$QA:$QB (tcp: $QA) $([ "$FAIL_CLOSED" = 1 ] && echo fail-closed || echo fail-open) source-limit=$([ "$SRC_RATE" -gt 0 ] && echo "$SRC_RATE/s burst $SRC_BURST" || echo off)"
   ;;
 remove)
   remove_jumps
   if installed; then $T -F "$CHAIN"; $T -X "$CHAIN"; fi
+  if $T -S "$LIMIT" >/dev/null 2>&1; then $T -F "$LIMIT"; $T -X "$LIMIT"; fi
   echo "sip-alg rules removed ($ipt)"
   ;;
 status)
@@ -102,11 +126,12 @@ status)
     $T -S POSTROUTING | grep -E -- "-j $CHAIN( |\$)" || true
     $T -S FORWARD | grep -E -- "-j $CHAIN( |\$)" || true
     $T -S "$CHAIN" | grep -v -- "^-N" || true
+    $T -S "$LIMIT" 2>/dev/null | grep -v -- "^-N" || true
   else
     echo "sip-alg rules: not installed ($ipt)"; rc=3
   fi
   ;;
-*) die "usage: sip-alg-rules.sh install|remove|status [--wan IF] [--ports LIST] [--tls-ports LIST] [--queues A:B] [--fail-closed] [--iptables CMD] [--no-ipv6]";;
+*) die "usage: sip-alg-rules.sh install|remove|status [--wan IF] [--ports LIST] [--tls-ports LIST] [--queues A:B] [--fail-closed] [--source-rate N] [--source-burst N] [--iptables CMD] [--no-ipv6]";;
 esac
 done
 exit $rc

@@ -80,6 +80,8 @@ export async function inspect(cmd: string, argv: string[]): Promise<number> {
       const rows: (string | number)[][] = [];
       for (const k of ['uptimeSec', 'workersUp', 'dialogsActive', 'registrationsActive', 'pinholesActive', 'mediaPortsActive']) rows.push([k, String(s[k])]);
       for (const q of s.queues as Record<string, number>[]) rows.push([`queue ${q.queue}`, `waiting ${q.waiting}, queued ${q.idSequence}, dropped ${q.dropped}, user_dropped ${q.userDropped}`]);
+      const sl = s.sourceLimited as { out: number; in: number } | undefined;
+      if (sl) rows.push(['source-limited (kernel, before the queue)', `out ${sl.out}, in ${sl.in}`]);
       for (const [k, v] of Object.entries(s.packets as Record<string, number>).sort()) rows.push([`packets ${k}`, v]);
       for (const b of s.blocked as { source: string; seconds: number }[]) rows.push([`blocked ${b.source}`, `${b.seconds}s left`]);
       out(table(['WHAT', 'VALUE'], rows));

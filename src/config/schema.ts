@@ -14,6 +14,8 @@ export interface Config {
   publicIp: string | undefined;
   publicIp6: string;
   failClosed: boolean;
+  queueMaxlen: number;
+  leakPolicy: 'drop' | 'pass';
   maxMessageSize: number;
   malformedPolicy: 'pass' | 'drop';
   firstPacket: 'precreate' | 'pass';
@@ -104,7 +106,9 @@ export const SCHEMA: KeySpec[] = [
   spec('tcp-max-connections', 'tcpMaxConnections', int(0, 1000000), 10000, 'SIP-over-TCP connections tracked at once; beyond it new connections pass unchanged.'),
   spec('public-ip', 'publicIp', optIpv4, undefined, "The address LAN hosts are masqueraded to; 'auto' takes the WAN interface's first IPv4 address."),
   spec('public-ip6', 'publicIp6', ipv6OrAuto, 'auto', "The IPv6 address LAN hosts are masqueraded to (NAT66); 'auto' takes the WAN interface's first global IPv6 address, and without one IPv6 SIP passes unchanged (ipv6_passthrough); 'off' always passes it."),
-  spec('fail-closed', 'failClosed', bool, false, 'false: SIP bypasses the ALG when the daemon is down or its queue is full (fail-open). true: such packets are dropped.'),
+  spec('fail-closed', 'failClosed', bool, false, 'While no daemon is bound to the queue (stopped, crashed, restarting): false lets SIP through unchanged (--queue-bypass: calls work as with no ALG, private addresses included); true drops it. Read by the rules (packaging/sip-alg-rules).'),
+  spec('queue-maxlen', 'queueMaxlen', int(16, 1000000), 2048, 'Packets one NFQUEUE holds waiting for its worker. Sized for bursts, but not much beyond what a worker handles in 500 ms (RFC 3261 T1): a SIP message held longer is retransmitted anyway. When it is full, leak-policy decides.'),
+  spec('leak-policy', 'leakPolicy', oneOf('drop', 'pass'), 'drop', "While the daemon runs: a LAN→WAN SIP packet it cannot translate (its queue is full, or the message is malformed, its NAT binding cannot be read, an internal error) and that carries the sender's private address: 'drop' it (counted with its reason; SIP over UDP retransmits, RFC 3261 §17.1.1.2) or 'pass' it unchanged (the classic fail-open: the private address reaches the WAN)."),
   spec('max-message-size', 'maxMessageSize', int(512, 65507), 65507, 'Largest SIP message (UDP payload bytes) the ALG rewrites; larger ones are passed unchanged and counted (too_large).'),
   spec('malformed-policy', 'malformedPolicy', oneOf('pass', 'drop'), 'pass', 'What to do with malformed SIP: pass it unchanged (fail-open) or drop it. Both are counted with a reason.'),
   spec('first-packet', 'firstPacket', oneOf('precreate', 'pass'), 'precreate', "First packet of a new LAN→WAN flow: 'precreate' asks the kernel for the NAT binding over ctnetlink before rewriting; 'pass' sends it unchanged."),

@@ -7,6 +7,7 @@ import { Ctnetlink, type Expectation } from '../conntrack/ctnetlink';
 import type { DialogSnapshot } from '../dialog/dialog-table';
 import type { Metrics } from '../metrics/registry';
 import { readQueueStats } from '../metrics/queue-stats';
+import { readSourceLimited } from '../metrics/source-limit';
 import type { WorkerPool } from '../worker/pool';
 import type { TapFilter, TapRecord } from '../capture/tap';
 import type { ControlRequest, Handler, StreamSink } from './server';
@@ -86,6 +87,7 @@ export function controlHandler(pool: WorkerPool, metrics: Metrics, reload: () =>
           mediaPortsActive: sum('sipalg_media_ports_active'),
           packets: reasons,
           queues: readQueueStats().filter((q) => metrics.queues.includes(q.queue)),
+          sourceLimited: await readSourceLimited(),
           blocked: await pool.query('blocked'),
         });
       }

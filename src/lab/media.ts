@@ -22,14 +22,14 @@ export type Daemon = Awaited<ReturnType<Lab['startDaemon']>>;
 
 /**
  * Builds the lab and sets up the mode's SIP handling on the router: for 'alg' the project's rules
- * (2 queues unless `queues` says otherwise, e.g. '0:0' for one worker) and the daemon with
- * `daemonArgs` added.
+ * (2 queues unless `queues` says otherwise, e.g. '0:0' for one worker; `ruleArgs` added to the rules
+ * script's) and the daemon with `daemonArgs` added.
  */
-export async function prepare(prefix: string, phones: number, mode: Mode, daemonArgs: string[] = [], queues = '0:1'): Promise<{ lab: Lab; log: () => string; daemon?: Daemon }> {
+export async function prepare(prefix: string, phones: number, mode: Mode, daemonArgs: string[] = [], queues = '0:1', ruleArgs: string[] = []): Promise<{ lab: Lab; log: () => string; daemon?: Daemon }> {
   const lab = new Lab(prefix, phones);
   lab.up();
   if (mode === 'alg') {
-    const r = lab.rules('install', ['--wan', 'wan0', '--queues', queues]);
+    const r = lab.rules('install', ['--wan', 'wan0', '--queues', queues, ...ruleArgs]);
     if (r.code !== 0) throw new Error(r.stderr);
     const daemon = await lab.startDaemon(['--queues', queues, '--teardown-grace-seconds', '2', ...daemonArgs]);
     return { lab, log: daemon.log, daemon };

@@ -4,6 +4,7 @@ import client from 'prom-client';
 import type { StatsFlush } from './worker-stats';
 import { REASON_KIND, type Reason } from '../errors';
 import { readQueueStats } from './queue-stats';
+import { readSourceLimited } from './source-limit';
 
 export class Metrics {
   readonly registry = new client.Registry();
@@ -28,7 +29,17 @@ export class Metrics {
     collect: () => { const now = Date.now(); for (const [w, at] of this.lastReport) this.workerFlushAge.set({ worker: String(w) }, (now - at) / 1000); },
   });
   readonly queueWaiting = new client.Gauge({ name: 'sipalg_queue_waiting_packets', help: 'Packets waiting in the NFQUEUE for a verdict (/proc/net/netfilter/nfnetlink_queue)', labelNames: ['queue'], registers: [this.registry], collect: () => this.collectQueues() });
-  readonly queueDropped = new client.Counter({ name: 'sipalg_queue_dropped_total', help: 'Packets the kernel dropped because the NFQUEUE was full (fail-closed; fail-open accepts them uncounted)', labelNames: ['queue'], registers: [this.registry] });
+  readonly queueDropped = new client.Counter({ name: 'sipalg_queue_dropped_total', help: 'Packets the kernel dropped because the NFQUEUE was full (leak-policy drop; with pass it accepts them unrewritten, uncounted)', labelNames: ['queue'], registers: [this.registry] });
+  readonly sourceLimited = new client.Counter({
+    name: 'sipalg_source_limited_total', help: 'SIP packets the per-source limit dropped in the kernel before the queue (iptables hashlimit, chain SIPALG_LIMIT), by direction', labelNames: ['direction'], registers: [this.registry],
+    collect: async () => {
+      const r = await readSourceLimited();
+      this.sourceLimited.reset();
+      this.sourceLimited.inc({ direction: 'out' }, r.out);
+      this.sourceLimited.inc({ direction: 'in' }, r.in);
+    },
+  });
+  readonly leaksPrevented = new client.Counter({ name: 'sipalg_leaks_prevented_total', help: 'LAN→WAN packets dropped instead of passed unchanged because they carried the sender\'s private address (leak-policy drop), by the reason they could not be translated', labelNames: ['reason'], registers: [this.registry] });
   readonly queueUserDropped = new client.Counter({ name: 'sipalg_queue_user_dropped_total', help: 'Packets the kernel could not hand to the worker (netlink socket buffer full)', labelNames: ['queue'], registers: [this.registry] });
   readonly queueQueued = new client.Counter({ name: 'sipalg_queue_packets_total', help: 'Packets the kernel put into the NFQUEUE since it was bound (id sequence)', labelNames: ['queue'], registers: [this.registry] });
   readonly registrationsActive = new client.Gauge({ name: 'sipalg_registrations_active', help: 'Registrations whose NAT binding the ALG keeps alive', labelNames: ['worker'], registers: [this.registry] });
@@ -70,6 +81,7 @@ export class Metrics {
       else if (name === 'f') this.mediaFlows.inc({ event: a }, n);
       else if (name === 'd') this.dialogEvents.inc({ event: a }, n);
       else if (name === 'g') this.registrationEvents.inc({ event: a }, n);
+      else if (name === 'k') this.leaksPrevented.inc({ reason: a }, n);
     }
     for (const d of f.durations) this.duration.observe(d);
     this.mediaPorts.set({ worker: String(worker) }, f.mediaLeases);

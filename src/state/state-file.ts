@@ -1,17 +1,22 @@
 /**
- * A worker's dialogs and registrations on disk (state-dir/worker-N.json), so a daemon killed with
+ * A worker's dialogs and registrations on disk (state-dir/state-<instance>.json), so a daemon killed with
  * -9 or a crashed worker comes back with its calls: the kernel still holds the anchors, pinholes and
  * media flows, the file says which call owns them. Written atomically (temp file + rename) at most
  * every `intervalMs` when the tables changed; a clean stop releases everything and writes it empty.
  * /run is the right default: conntrack state does not survive a reboot either.
+ * The file belongs to one instance: the network namespace (its conntrack table holds the anchors
+ * the file names), the WAN interface and the queue. Daemons in other namespaces sharing the same
+ * state-dir have other files, and a file whose recorded instance is not ours is refused.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, readlinkSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PersistedDialog } from '../dialog/dialog-table';
 import type { Registration } from '../registration/registration-table';
 
 export interface WorkerState {
   version: 1;
+  /** whose state this is (instanceKey); files written before it existed have none and are refused */
+  instance?: string;
   savedAt: number;
   dialogs: PersistedDialog[];
   registrations: Registration[];
@@ -27,9 +32,9 @@ export class StateFile {
   /** at least this long between saves: 20 times the CPU time of the last save in slices */
   private minGapMs = 0;
 
-  constructor(dir: string, worker: number, private readonly intervalMs = 2000) {
+  constructor(dir: string, readonly instance: string, private readonly intervalMs = 2000) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    this.path = join(dir, `worker-${worker}.json`);
+    this.path = join(dir, `state-${instance}.json`);
   }
 
   /** The saved state, or an empty one when there is none or it cannot be read (logged by the caller). */
@@ -44,6 +49,7 @@ export class StateFile {
     try {
       const s = JSON.parse(text) as WorkerState;
       if (s.version !== 1 || !Array.isArray(s.dialogs) || !Array.isArray(s.registrations)) return { state: empty, error: 'unknown format' };
+      if (s.instance !== this.instance) return { state: empty, error: `it belongs to instance ${JSON.stringify(s.instance ?? 'unknown')}, not ${this.instance}` };
       return { state: s };
     } catch (e) {
       return { state: empty, error: (e as Error).message };
@@ -57,7 +63,7 @@ export class StateFile {
   maybeSave(key: string, now: number, build: () => WorkerState, force = false): boolean {
     if (!force && !this.due(key, now)) return false;
     this.abandon();
-    const w = this.open(key, now, build());
+    const w = this.open(key, now, { ...build(), instance: this.instance });
     while (!w.next().done) { /* all slices now */ }
     return true;
   }
@@ -72,7 +78,7 @@ export class StateFile {
    */
   begin(key: string, now: number, build: () => WorkerState): boolean {
     if (this.slices || !this.due(key, now)) return false;
-    this.slices = this.open(key, now, build());
+    this.slices = this.open(key, now, { ...build(), instance: this.instance });
     this.busyNs = 0n;
     return true;
   }
@@ -128,7 +134,7 @@ const CHUNK = 256;
 
 /** JSON of `s`, written in chunks of records (the same text as JSON.stringify(s)), yielding after each. */
 function* writeState(fd: number, s: WorkerState): Generator<void, void, void> {
-  writeSync(fd, `{"version":${s.version},"savedAt":${s.savedAt}`);
+  writeSync(fd, `{"version":${s.version},"instance":${JSON.stringify(s.instance ?? '')},"savedAt":${s.savedAt}`);
   for (const key of ['dialogs', 'registrations'] as const) {
     const rows: readonly unknown[] = s[key];
     writeSync(fd, `,"${key}":[`);
@@ -140,4 +146,16 @@ function* writeState(fd: number, s: WorkerState): Generator<void, void, void> {
     writeSync(fd, ']');
   }
   writeSync(fd, '}');
+}
+
+/**
+ * The identity of one worker's state: network namespace (inode of /proc/self/ns/net), WAN interface
+ * and queue number, e.g. "net4026532281-wan0-q0". Safe in a file name.
+ */
+export function instanceKey(wan: string, queue: number, nsLink = '/proc/self/ns/net'): string {
+  let ns = 'unknown';
+  try {
+    ns = /\[(\d+)\]/.exec(readlinkSync(nsLink))?.[1] ?? ns;
+  } catch { /* no procfs: one namespace */ }
+  return `net${ns}-${wan.replace(/[^A-Za-z0-9_.-]/g, '_')}-q${queue}`;
 }

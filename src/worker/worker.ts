@@ -11,10 +11,11 @@ import { Processor, type Outcome } from '../alg/processor';
 import { TcpAlg, type TcpResult } from '../tcp/tcp-alg';
 import { isTcp } from '../packet/tcp';
 import { anchorAddresses, anchorKey, DialogTable } from '../dialog/dialog-table';
-import { StateFile } from '../state/state-file';
+import { instanceKey, StateFile } from '../state/state-file';
 import type { Tuple } from '../conntrack/ctnetlink';
 import { RegistrationTable } from '../registration/registration-table';
 import { Protection } from '../policy/protection';
+import { carriesSourceAddress, mayLeak } from '../policy/leak-guard';
 import { writeFileSync } from 'node:fs';
 import { Reason } from '../errors';
 import { WorkerStats } from '../metrics/worker-stats';
@@ -97,7 +98,7 @@ function main(): void {
 
   // a previous run of this worker (kill -9, crash) left anchors: the state file says which calls own
   // them (adopted, with their pinholes); any other is an orphan, and deleting it deletes its pinholes
-  const stateFile = c.stateDir !== 'off' ? new StateFile(c.stateDir, init.index) : undefined;
+  const stateFile = c.stateDir !== 'off' ? new StateFile(c.stateDir, instanceKey(c.wan, init.queue)) : undefined;
   try {
     const [src4, mine4] = anchorAddresses(init.index, 4), [src6, mine6] = anchorAddresses(init.index, 6);
     const live = new Map<string, Tuple>();
@@ -152,14 +153,16 @@ function main(): void {
       port.postMessage({ type: 'tap', id: tid, record } satisfies WorkerMessage);
     }
   };
-  const verdictOf = (id: number, dir: string, verdict: number, out: Buffer | undefined) => {
+  const verdictOf = (id: number, dir: string, verdict: number, out: Buffer | undefined, orig?: Buffer) => {
     try {
       nb.queueVerdict(q!, id, verdict, out ?? null);
     } catch (e) {
-      // the kernel refused the verdict (e.g. a rewritten packet it cannot take): accept unchanged
-      stats.inc(`p|${dir}|accept|${Reason.VERDICT_ERROR}`);
-      log('warn', 'verdict failed, packet accepted unchanged', { err: e as Error });
-      try { nb.queueVerdict(q!, id, NF_ACCEPT, null); } catch { /* the queue is gone: the kernel bypasses */ }
+      // the kernel refused the verdict (e.g. a rewritten packet it cannot take): accept unchanged,
+      // unless that sends the phone's private address to the WAN (leak-policy)
+      const fallback = dir === 'out' && orig && leakGuard(Reason.VERDICT_ERROR, orig) ? NF_DROP : NF_ACCEPT;
+      stats.inc(`p|${dir}|${fallback === NF_DROP ? 'drop' : 'accept'}|${Reason.VERDICT_ERROR}`);
+      log('warn', `verdict failed, packet ${fallback === NF_DROP ? 'dropped' : 'accepted unchanged'}`, { err: e as Error });
+      try { nb.queueVerdict(q!, id, fallback, null); } catch { /* the queue is gone: the kernel bypasses */ }
     }
   };
   /** SIP over TCP: the messages framed so far, then the segments whose verdict is due. */
@@ -189,6 +192,12 @@ function main(): void {
     if (rewritten) for (const f of o.fields) stats.inc(`r|${dir}|${f}`);
     if (o.bindingSource && rewritten) stats.inc(`b|${o.bindingSource}`);
     if (o.refusedThirdParty) stats.inc('h|refused_third_party', o.refusedThirdParty);
+  };
+  /** leak-policy=drop: a LAN→WAN packet about to pass unchanged with the sender's address in it */
+  const leakGuard = (reason: Reason, payload: Buffer): boolean => {
+    if (c.leakPolicy !== 'drop' || !mayLeak(reason) || !carriesSourceAddress(payload)) return false;
+    stats.inc(`k|${reason}`);
+    return true;
   };
   const onPacket = (id: number, payload: Buffer, indev: number, _outdev: number): void => {
     const t0 = process.hrtime.bigint();
@@ -247,6 +256,7 @@ function main(): void {
         const g = o.registration;
         registrations.confirmed(g.aor, g.flow, g.publicIp, g.publicPort, g.expires, now);
       }
+      if (dir === 'out' && verdict === NF_ACCEPT && !out && leakGuard(reason, payload)) verdict = NF_DROP;
       stats.inc(`p|${dir}|${verdict === NF_DROP ? 'drop' : 'accept'}|${reason}`);
       if (verdict === NF_DROP) {
         if (o.message) stats.inc(`o|${dir}|${o.message}|dropped`);
@@ -255,18 +265,24 @@ function main(): void {
       if (out) fields = o.fields;
       if (debug) log('debug', 'packet', { dir, id, message: o.message, reason: o.reason, fields: o.fields.join(',') || undefined, binding: o.bindingSource, len: payload.length, newLen: out?.length });
     } catch (e) {
-      // a helper must not break traffic: accept unchanged (conntrack-tools cthelper habit)
-      stats.inc(`p|${dir}|accept|${Reason.INTERNAL_ERROR}`);
-      log('error', 'internal error, packet accepted unchanged', { err: e as Error, stack: (e as Error).stack?.split('\n')[1]?.trim() });
+      // a helper must not break traffic: accept unchanged (conntrack-tools cthelper habit), unless
+      // that would send the phone's private address to the WAN (leak-policy)
+      reason = Reason.INTERNAL_ERROR;
+      out = undefined;
+      verdict = dir === 'out' && leakGuard(reason, payload) ? NF_DROP : NF_ACCEPT;
+      stats.inc(`p|${dir}|${verdict === NF_DROP ? 'drop' : 'accept'}|${reason}`);
+      log('error', `internal error, packet ${verdict === NF_DROP ? 'dropped (it carries a private address)' : 'accepted unchanged'}`, { err: e as Error, stack: (e as Error).stack?.split('\n')[1]?.trim() });
     }
     if (taps.size) {
       try { tap(payload, dir, verdict, out, reason, message, fields); } catch (e) { log('warn', 'tap failed', { err: e as Error }); }
     }
-    verdictOf(id, dir, verdict, out);
+    verdictOf(id, dir, verdict, out, payload);
     stats.observe(Number(process.hrtime.bigint() - t0) / 1e9);
   };
   try {
-    q = nb.queueOpen(init.queue, init.config.failClosed ? 0 : 1, 4096, 0xffff, onPacket);
+    // queue full while bound: leak-policy drop = the kernel drops (counted in queue_dropped, the
+    // sender retransmits); pass = NFQA_CFG_F_FAIL_OPEN, the kernel accepts it unrewritten
+    q = nb.queueOpen(init.queue, init.config.leakPolicy === 'pass' ? 1 : 0, init.config.queueMaxlen, 0xffff, onPacket);
   } catch (e) {
     port.postMessage({ type: 'fatal', message: `cannot bind NFQUEUE ${init.queue}: ${(e as Error).message}` } satisfies WorkerMessage);
     return;

@@ -60,7 +60,7 @@ test('control: the same scenario without the ALG leaks LAN addresses and loses t
   }
 });
 
-test('malformed SIP is passed unchanged and counted; SIGTERM stops cleanly; with no daemon SIP bypasses the queue', { timeout: 180000 }, async () => {
+test('malformed SIP: dropped when it names the phone\'s private address (leak-policy drop), else passed unchanged, counted either way; SIGTERM stops cleanly; with no daemon SIP bypasses the queue', { timeout: 180000 }, async () => {
   const { lab, daemon: started } = await prepare('sat3', 1, 'alg');
   const daemon = started!;
   try {
@@ -70,7 +70,11 @@ test('malformed SIP is passed unchanged and counted; SIGTERM stops cleanly; with
       'INVITE sip:a@203.0.113.10 SIP/2.0\r\nVia: SIP/2.0/UDP 10.77.0.11:5060;branch=z9hG4bK2\r\nTo: <sip:a@b',
       '\x16\x03\x01\x00\x05hello',
       'OPTIONS sip:a@203.0.113.10 SIP/2.0\r\nVia: SIP/2.0/UDP 10.77.0.11:5060;branch=z9hG4bK3\r\nX-Nul: a\0b\r\nContent-Length: 0\r\n\r\n',
+      'INVITE sip:a@203.0.113.10 SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bK4\r\nContent-Length: 900\r\n\r\nv=0\r\n',
     ];
+    // what would carry the phone's address to the WAN unrewritten is dropped; the rest passes as it is
+    const leaky = bad.filter((m) => m.includes(phoneIp(1)));
+    const harmless = bad.filter((m) => !m.includes(phoneIp(1)));
     const send = (msgs: string[]) => {
       const js = `const d=require('dgram').createSocket('udp4');const m=${JSON.stringify(msgs)};d.bind(5060,'${phoneIp(1)}',async()=>{for(const x of m){await new Promise(r=>d.send(Buffer.from(x,'latin1'),5060,'${PROVIDER_IP}',r));}d.close();});`;
       const r = lab.run(lab.phone(1), process.execPath, ['-e', js]);
@@ -88,10 +92,15 @@ test('malformed SIP is passed unchanged and counted; SIGTERM stops cleanly; with
     await new Promise((r) => setTimeout(r, 300));
     const pcap = await cap.stop();
     const seen = spawnSync('tshark', ['-r', pcap, '-T', 'fields', '-e', 'udp.payload'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map((h) => Buffer.from(h.replace(/:/g, ''), 'hex').toString('latin1'));
-    for (const m of bad) assert.ok(seen.includes(m), `not passed unchanged: ${JSON.stringify(m.slice(0, 60))}`);
+    for (const m of harmless) assert.ok(seen.includes(m), `not passed unchanged: ${JSON.stringify(m.slice(0, 60))}`);
+    for (const m of leaky) {
+      const branch = /branch=(\w+)/.exec(m)![1]!;
+      assert.ok(!seen.some((x) => x.includes(branch)), `a private address reached the WAN: ${JSON.stringify(m.slice(0, 70))}`);
+    }
     assert.ok(seen.some((m) => m.includes('z9hG4bKbypass')), 'with no daemon, SIP must bypass the queue');
-    for (const reason of ['bad_content_length', 'truncated_headers', 'not_sip', 'bad_header'])
-      assert.equal(metricSum(metrics, 'sipalg_packets_total', { verdict: 'accept', reason }), 1, `${reason} counted once`);
+    for (const [verdict, reason] of [['drop', 'bad_content_length'], ['accept', 'bad_content_length'], ['drop', 'truncated_headers'], ['accept', 'not_sip'], ['drop', 'bad_header']])
+      assert.equal(metricSum(metrics, 'sipalg_packets_total', { verdict: verdict!, reason: reason! }), 1, `${verdict} ${reason} counted once`);
+    assert.equal(metricSum(metrics, 'sipalg_leaks_prevented_total', {}), leaky.length, 'each dropped one counted as a leak prevented');
     assert.equal(readSip(pcap).length >= 2, true);
   } finally {
     await lab.close();
@@ -114,7 +123,9 @@ test('rules script: idempotent install, status, and remove leaves the firewall a
       assert.equal(lab.rules('install', args).code, 0);
       assert.equal(lab.rules('install', args).code, 0, 'second install');
       const installed = save();
-      assert.equal(installed.split('\n').filter((l) => l.includes('-j SIPALG')).length, 4, `${ipt}: one UDP and one TCP jump per direction after two installs`);
+      assert.equal(installed.split('\n').filter((l) => /-[AI] (POSTROUTING|FORWARD) .*-j SIPALG$/.test(l)).length, 4, `${ipt}: one UDP and one TCP jump per direction after two installs`);
+      // the per-source limit before the queue (issue 13), once
+      assert.equal(installed.split('\n').filter((l) => /-A SIPALG_LIMIT .*hashlimit.*-j DROP$/.test(l)).length, 2, `${ipt}: one limit per direction`);
       // the jumps match the SIP ports, so RTP never walks the chain (issue 6)
       assert.match(installed, /-A POSTROUTING -o wan0 -p udp -m multiport --ports 5060,5070 .*-j SIPALG/);
       assert.match(installed, /-A FORWARD -i wan0 -p tcp -m multiport --ports 5060,5070,5061 .*-j SIPALG/);

@@ -137,7 +137,7 @@ test('the systemd unit installs the rules before start, removes them after stop,
 
   // the EnvironmentFile sets the same variables
   const defaultsFile = readFileSync(join(ROOT, 'packaging', 'sip-alg.default'), 'utf8');
-  for (const v of ['SIPALG_WAN', 'SIPALG_QUEUES', 'SIPALG_PORTS', 'SIPALG_FAIL_CLOSED']) assert.match(defaultsFile, new RegExp(`^${v}=${env[v]}$`, 'm'));
+  for (const v of ['SIPALG_WAN', 'SIPALG_QUEUES', 'SIPALG_PORTS', 'SIPALG_FAIL_CLOSED', 'SIPALG_SOURCE_RATE', 'SIPALG_SOURCE_BURST']) assert.match(defaultsFile, new RegExp(`^${v}=${env[v]}$`, 'm'));
 });
 
 test('the example config holds valid keys at their defaults', () => {
@@ -193,6 +193,10 @@ test('a packed and extracted copy runs: the sip-alg bin and the rules wrapper', 
     assert.match(calls, /-A SIPALG -p udp .*-j NFQUEUE --queue-num 0 --queue-bypass/);
     assert.match(calls, /-I POSTROUTING -o wan0 .*-j SIPALG/);
     assert.match(calls, /-I FORWARD -i wan0 .*-j SIPALG/);
+    // fairness before the queue: UDP meets the per-source limit first, at the file's rate and burst
+    assert.match(calls, /-A SIPALG -p udp .*-j SIPALG_LIMIT\n(.*\n)*.*-A SIPALG -p udp .*-j NFQUEUE/);
+    assert.match(calls, /-A SIPALG_LIMIT -o wan0 -m hashlimit --hashlimit-mode srcip --hashlimit-above 500\/sec --hashlimit-burst 1000 .*--hashlimit-name sipalg_out4 .*-j DROP/);
+    assert.match(calls, /-A SIPALG_LIMIT ! -o wan0 -m hashlimit .*--hashlimit-name sipalg_in4 .*-j DROP/);
 
     rmSync(log);
     w = run({ SIPALG_WAN: 'eth1', SIPALG_QUEUES: '2:3', SIPALG_PORTS: '5060,5080', SIPALG_FAIL_CLOSED: 'true' }, 'install');
@@ -205,6 +209,13 @@ test('a packed and extracted copy runs: the sip-alg bin and the rules wrapper', 
 
     w = run({ SIPALG_WAN: 'eth1', SIPALG_FAIL_CLOSED: 'maybe' }, 'install');
     assert.equal(w.status, 2, 'a bad SIPALG_FAIL_CLOSED is refused');
+    w = run({ SIPALG_WAN: 'eth1', SIPALG_SOURCE_RATE: 'fast' }, 'install');
+    assert.equal(w.status, 2, 'a bad SIPALG_SOURCE_RATE is refused');
+    assert.match(w.stderr, /--source-rate: 'fast' must be packets per second from 0 \(off\) to 100000/);
+    rmSync(log);
+    w = run({ SIPALG_WAN: 'eth1', SIPALG_SOURCE_RATE: '0' }, 'install');
+    assert.equal(w.status, 0, w.stderr);
+    assert.doesNotMatch(readFileSync(log, 'utf8'), /hashlimit/, 'rate 0: no limit');
 
     w = run({}, 'remove');
     assert.equal(w.status, 0, w.stderr);

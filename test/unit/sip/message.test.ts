@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseSip, findHeader } from '../../../src/sip/message';
+import { parseSip, findHeader, screenSip } from '../../../src/sip/message';
 import { crlf, INVITE, SEED_REGISTER_BEFORE } from '../../helpers/fixtures';
 
 const parse = (s: string) => {
@@ -66,4 +66,18 @@ test('a giant header is framed without trouble; too many headers are refused', (
   const many = crlf(['NOTIFY sip:a@b SIP/2.0', ...Array.from({ length: 300 }, (_, i) => `X-H${i}: v`), '', '']);
   const r = parse(many).r;
   assert.ok(!r.ok && r.reason === 'bad_header');
+});
+
+test('the screen judges junk from its first bytes, before any header is parsed', () => {
+  const b = (s: string) => Buffer.from(s, 'latin1');
+  const screen = (s: string) => screenSip(b(s), 0, b(s).length);
+  assert.equal(screen('\x16\x03\x01\x00\x05hello'), 'not_sip', 'a TLS record');
+  assert.equal(screen('INVITEINVITEINVITEINVITE sip:a SIP/2.0\r\n\r\n'), 'not_sip', 'no method is that long');
+  assert.equal(screen(' INVITE sip:a SIP/2.0\r\n\r\n'), 'not_sip');
+  assert.equal(screen('INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1\r\nTo: <sip'), 'truncated_headers', 'no end of the header block');
+  assert.equal(screen('OPTIONS sip:a SIP/2.0\r\nX: a\0b\r\n\r\n'), 'bad_header', 'NUL in a header (RFC 3261 §25.1)');
+  assert.equal(screen('OPTIONS sip:a SIP/2.0\r\nContent-Length: 3\r\n\r\na\0b'), undefined, 'NUL in a body is fine');
+  assert.equal(screen('SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n'), undefined);
+  assert.equal(screen('OPTIONS sip:a SIP/2.0\nContent-Length: 0\n\n'), undefined, 'bare LF line ends are tolerated');
+  assert.equal(parseSip(b('INVITE sip:a@b SIP/2.0\r\nVia: x\r\nTo: <sip'), 0, 40).ok, false);
 });
