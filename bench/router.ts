@@ -65,7 +65,8 @@ export class Setup {
     const mode: Mode = id === 'none' ? 'none' : id === 'kernel' ? 'kernel' : 'alg';
     let p: Awaited<ReturnType<typeof prepare>>;
     try {
-      p = await prepare(prefix, 1, mode, ALG_FLAGS, id === 'alg1' ? '0:0' : '0:1');
+      // the per-source limit in the kernel off too (the rules' default would cap each address at 1000/s)
+      p = await prepare(prefix, 1, mode, ALG_FLAGS, id === 'alg1' ? '0:0' : '0:1', ['--source-rate', '0']);
     } catch (e) {
       // prepare() built the namespaces (and may have started the daemon) before it failed
       for (const pid of spawnSync('ip', ['netns', 'pids', `${prefix}-r`], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)) try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ }
@@ -159,6 +160,8 @@ interface Trial {
 let runSeq = Math.floor(Date.now() / 1000) % 100000;
 /** p99 one-way latency above which a trial counts as not kept up (the queue was growing) */
 const KEPT_UP_US = 50000;
+/** the rate of the CPU-per-message trials: well below every set-up's zero-loss rate */
+const CPU_RATE = 1500;
 
 /**
  * One trial: `rate` SIP messages/s through the router for `seconds`. invite: INVITEs with SDP
@@ -223,6 +226,65 @@ async function trial(s: Setup, kind: 'invite' | 'mix', rate: number, seconds: nu
   }
   const why = genLimited ? `load generator fell behind (${Math.round(uac.behind_us / 1000)} ms)` : lost ? `${lost} lost` : untranslated ? `${untranslated} untranslated` : backlog ? `zero loss but backlog: p99 ${Math.round(w.latency.p99_us / 1000)} ms` : 'zero loss';
   return { rate, ok, why, lost, untranslated, latency: w.latency ?? undefined, genLimited, queues };
+}
+
+/**
+ * irq + softirq time from /proc/stat, µs. With IRQ time accounting these are kept in ns and
+ * only shown in USER_HZ ticks, so their deltas are exact to ±10 ms; the user/system columns are
+ * tick samples and, with a daemon waking 1000s of times a second on this VM, lost ~10% of the
+ * busy time in a check (1277 ms of daemon on-CPU time, 780 ms user+system in /proc/stat): not used.
+ */
+function softirqUs(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return ((f[5]! + f[6]!) * 1e6) / 100; // USER_HZ is 100 on Linux
+}
+
+/** On-CPU time of every thread of a process (ns → µs), from /proc/<pid>/task/<tid>/schedstat: exact, includes the kernel work done inside its syscalls. */
+function processCpuUs(pid: number | undefined): number {
+  if (!pid) return 0;
+  let ns = 0;
+  try {
+    for (const t of readdirSync(`/proc/${pid}/task`)) ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
+  } catch { /* exited */ }
+  return ns / 1000;
+}
+
+export interface CpuSample {
+  kind: 'invite' | 'register' | 'mix';
+  messages: number;
+  /** machine-wide irq + softirq µs per message: forwarding, NAT, and the kernel helper's SIP work */
+  softirq: number;
+  /** the daemon's own threads, µs per message (sip-alg only; the kernel work of its syscalls included) */
+  daemon: number;
+}
+
+/**
+ * CPU per message (issue 12): `rate` msg/s of one kind for `seconds`. The kernel helper does its
+ * work in softirq (the forwarding path); sip-alg in its daemon's threads, whose verdicts also carry
+ * the packet on through the rest of the forwarding path, in softirq. So per message: softirq µs,
+ * and the daemon's on-CPU µs; what a set-up adds = its softirq minus plain NAT's for the same
+ * traffic, plus its daemon.
+ */
+async function cpuTrial(s: Setup, kind: 'invite' | 'register' | 'mix', rate: number, seconds: number, ips: string[]): Promise<CpuSample> {
+  await s.reset();
+  const run = ++runSeq;
+  const uas = await s.uas(run, kind === 'mix');
+  await sleep(700); // the new daemon's start-up work is done
+  const c0 = softirqUs(), d0 = processCpuUs(s.daemon?.pid);
+  const u = await s.uac(['--ips', ips.join(','), '--kind', kind, '--rate', String(rate), '--duration', String(seconds), '--run', String(run), '--linger', '300']);
+  const c1 = softirqUs(), d1 = processCpuUs(s.daemon?.pid);
+  const w = await uas.stop();
+  const messages = kind === 'mix' ? (u.sent ?? 0) + (w.resp_sent ?? 0) : u.sent ?? 0;
+  const per = (x: number) => (messages ? x / messages : NaN);
+  return { kind, messages, softirq: per(c1 - c0), daemon: per(d1 - d0) };
+}
+
+/** cpuTrial `reps` times; the median of each figure. */
+async function cpuMedian(s: Setup, kind: CpuSample['kind'], rate: number, seconds: number, ips: string[], reps: number): Promise<CpuSample & { log: string }> {
+  const xs: CpuSample[] = [];
+  for (let i = 0; i < reps; i++) xs.push(await cpuTrial(s, kind, rate, seconds, ips));
+  const med = (f: (x: CpuSample) => number) => xs.map(f).sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  return { kind, messages: med((x) => x.messages), softirq: med((x) => x.softirq), daemon: med((x) => x.daemon), log: xs.map((x) => `${x.kind} ${x.messages} msgs softirq ${x.softirq.toFixed(1)} daemon ${x.daemon.toFixed(1)} µs/msg`).join('; ') };
 }
 
 interface Search {
@@ -461,7 +523,7 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
   setSysctl('nf_conntrack_expect_max', String(Math.max(Number(saved.nf_conntrack_expect_max), 262144)));
   out(`conntrack limits for the run: nf_conntrack_max ${sysctl('nf_conntrack_max')}, nf_conntrack_expect_max ${sysctl('nf_conntrack_expect_max')} (restored to ${saved.nf_conntrack_max} / ${saved.nf_conntrack_expect_max} afterwards)`);
 
-  const res: Record<SetupId, Partial<{ invite: Search; mix: Search; lat1k: Trial; lat5k: Trial; cps: { rate: number; log: string[] }; rtp: { pps: number; log: string[] } }>> = { none: {}, kernel: {}, alg1: {}, alg2: {} };
+  const res: Record<SetupId, Partial<{ invite: Search; mix: Search; lat1k: Trial; lat5k: Trial; cps: { rate: number; log: string[] }; rtp: { pps: number; log: string[] }; cpu: Record<CpuSample['kind'], CpuSample> }>> = { none: {}, kernel: {}, alg1: {}, alg2: {} };
   let ips = CANDIDATE_IPS.slice(0, 8);
   let ipNote = '';
   let mem: { rows: [string, string][]; log: string[] } | undefined;
@@ -483,6 +545,15 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
           details.push(`${LABEL[id]}, INVITE zero-loss search: ${res[id].invite!.log.join('; ')}`);
           res[id].mix = await zeroLossRate(s, 'mix', start, cap, seconds, quick ? 1.5 : 1.15, ips);
           details.push(`${LABEL[id]}, mix zero-loss search: ${res[id].mix!.log.join('; ')}`);
+        }
+        if (want('cpu')) {
+          const cpu = {} as Record<CpuSample['kind'], CpuSample>;
+          for (const kind of ['invite', 'register', 'mix'] as const) {
+            const m = await cpuMedian(s, kind, CPU_RATE, quick ? 2 : 6, ips, quick ? 1 : 3);
+            cpu[kind] = m;
+            details.push(`${LABEL[id]}, CPU per message at ${CPU_RATE}/s: ${m.log}`);
+          }
+          res[id].cpu = cpu;
         }
         if (want('latency')) {
           res[id].lat1k = await trial(s, 'invite', 1000, quick ? 1 : 3, ips, 1, 1);
@@ -536,6 +607,25 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
   out('');
   out('"+": the search reached the load generator\'s limit (the router may go higher). Zero loss = every message arrived, translated by the ALG (untranslated = lost), and p99 one-way latency under 50 ms (no growing queue). Trials of ' + seconds + ' s from a fresh state (conntrack flushed, new daemon).');
   if (ipNote) out(`Load: ${ipNote}.`);
+  if (SETUPS.some((id) => res[id].cpu)) {
+    out('');
+    out(`CPU per message at ${CPU_RATE} msg/s (issue 12), median of ${quick ? 1 : 3} runs of ${quick ? 2 : 6} s: softirq (irq + softirq of /proc/stat: forwarding, NAT and the kernel helper's SIP work) and the sip-alg daemon's own threads (schedstat, the kernel work of its syscalls included). Added = softirq minus plain NAT's for the same traffic, plus the daemon.`);
+    out('');
+    const kinds: [CpuSample['kind'], string][] = [['invite', 'INVITE with SDP (LAN→WAN; sip-alg: a dialog, anchor + 2 pinholes)'], ['register', 'REGISTER (LAN→WAN)'], ['mix', 'call mix: REGISTER/200, INVITE/180/200 with SDP, ACK, BYE/200, per message']];
+    out('| message | ' + SETUPS.map((id) => `${LABEL[id]} softirq`).join(' | ') + ' | sip-alg daemon 1w / 2w | added µs/msg: kernel helper | added: sip-alg 1w / 2w | sip-alg / kernel (1w, 2w) |');
+    out('|---|' + SETUPS.map(() => '---').join('|') + '|---|---|---|---|');
+    for (const [kind, label] of kinds) {
+      const c = (id: SetupId) => res[id].cpu?.[kind];
+      const add = (id: SetupId) => (c(id) && c('none') ? c(id)!.softirq - c('none')!.softirq + c(id)!.daemon : undefined);
+      out(`| ${label} | ${SETUPS.map((id) => fmt(c(id)?.softirq)).join(' | ')} | ${fmt(c('alg1')?.daemon)} / ${fmt(c('alg2')?.daemon)} | ${fmt(add('kernel'))} | ${fmt(add('alg1'))} / ${fmt(add('alg2'))} | ${ratio(add('alg1'), add('kernel'))}, ${ratio(add('alg2'), add('kernel'))} |`);
+    }
+    const inv = res.alg1.cpu?.invite, mix = res.alg1.cpu?.mix;
+    if (inv && mix && res.none.cpu) {
+      const per = (x: CpuSample) => x.softirq - res.none.cpu!.invite.softirq + x.daemon;
+      out('');
+      out(`From these, on paper (one worker per core, each core only running its worker): a core does ${Math.round(1e6 / per(inv))} INVITE/s or ${Math.round(1e6 / per(mix))} mix messages/s; 8 cores ~${Math.round(8e6 / per(inv))} INVITE/s (${Math.round(8e6 / per(mix))} mix msg/s), 16 cores ~${Math.round(16e6 / per(inv))} INVITE/s (${Math.round(16e6 / per(mix))} mix msg/s), if nothing serialises the workers (see the thread-scaling table of npm run bench).`);
+    }
+  }
   if (mem) {
     out('');
     out('| sip-alg daemon resident memory (VmRSS, 2 workers) | |');

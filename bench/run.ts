@@ -4,7 +4,7 @@
  *  - SDP: our line translator vs sdp-transform parse+write (the library alternative)
  * As root, then: the media scenarios beside the kernel helper (kernel-compare.ts) and the router-level
  * benchmark (router.ts: zero-loss rate, latency, calls/s, RTP, memory vs the kernel helper).
- * Flags: --no-lab (no namespace lab), --no-media, --no-router, --quick, --only=rate,latency,cps,rtp,memory.
+ * Flags: --no-scale (no thread-scaling run), --no-lab (no namespace lab), --no-media, --no-router, --quick, --only=rate,latency,cps,rtp,memory,cpu.
  */
 import { performance } from 'node:perf_hooks';
 import { cpus, release } from 'node:os';
@@ -80,4 +80,10 @@ async function lab(): Promise<void> {
     await (require('./router') as typeof import('./router')).routerBench((s) => console.log(s), { quick: process.argv.includes('--quick'), only });
   }
 }
-lab().catch((e: Error) => { console.error(e); process.exit(1); });
+async function scale(): Promise<void> {
+  if (process.argv.includes('--no-scale')) return;
+  console.log('\nScaling with cores (issue 12, bench/scale.ts): the JS path in 1..N worker threads at once, sharing the media-port allocator and the dialog counters as the workers do; "per thread vs 1 thread alone" below 1.00 would mean they serialise:');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  await (require('./scale') as typeof import('./scale')).scaleBench((s) => console.log(s));
+}
+scale().then(lab).catch((e: Error) => { console.error(e); process.exit(1); });

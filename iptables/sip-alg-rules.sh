@@ -24,7 +24,7 @@ set -euo pipefail
 
 die() { echo "sip-alg-rules: $*" >&2; exit 2; }
 action=${1:-}; shift || true
-WAN=wan0; PORTS=5060; TLS_PORTS=5061; QUEUES=0:0; IPV6=1; FAIL_CLOSED=0; IPT=${IPTABLES:-}; SRC_RATE=500; SRC_BURST=1000
+WAN=wan0; PORTS=5060; TLS_PORTS=5061; QUEUES=0:0; IPV6=1; FAIL_CLOSED=0; IPT=${IPTABLES:-}; SRC_RATE=1000; SRC_BURST=2000
 while [ $# -gt 0 ]; do
   case "$1" in
     --wan) WAN=${2:?--wan needs an interface}; shift 2;;

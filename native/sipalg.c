@@ -3,6 +3,7 @@
  * Nothing here knows SIP, NAT policy or conntrack attributes: that lives in TypeScript.
  * Context-aware (N-API), so every worker_thread can own its own queue.
  */
+#define _GNU_SOURCE
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <uv.h>
@@ -201,6 +202,8 @@ static napi_value nl_open(napi_env env, napi_callback_info info) {
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
   int one = 1;
   setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
+  /* ACKs and errors carry only the request's header, not a copy of its attributes */
+  setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
   napi_value r; napi_create_int32(env, fd, &r);
   return r;
 }
@@ -238,6 +241,42 @@ static napi_value nl_recv(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/*
+ * netlinkTransact(fd, buffer) -> Buffer: sendto, then every reply already queued, in one recvmmsg
+ * (MSG_DONTWAIT). A request to a kernel netlink family is handled inside sendto
+ * (net/netlink/af_netlink.c netlink_unicast_kernel calls the family's input synchronously), so its
+ * ACKs and errors are queued when sendto returns: one send and one receive syscall for a batch,
+ * instead of a poll and a recv per reply. The replies' datagrams are returned back to back (each
+ * holds whole, aligned netlink messages); empty when none was queued (the caller then waits with
+ * netlinkRecv).
+ */
+#define TX_MAX 64
+static napi_value nl_transact(napi_env env, napi_callback_info info) {
+  size_t argc = 2; napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd; CHECK(napi_get_value_int32(env, argv[0], &fd));
+  void *data; size_t len; CHECK(napi_get_buffer_info(env, argv[1], &data, &len));
+  struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+  if (sendto(fd, data, len, 0, (struct sockaddr *)&sa, sizeof sa) < 0) return throw_errno(env, "sendto(netlink)");
+  static __thread char bufs[TX_MAX][2048];
+  static __thread char out[TX_MAX * 2048];
+  struct mmsghdr msgs[TX_MAX];
+  struct iovec iov[TX_MAX];
+  memset(msgs, 0, sizeof msgs);
+  for (int i = 0; i < TX_MAX; i++) { iov[i].iov_base = bufs[i]; iov[i].iov_len = sizeof bufs[i]; msgs[i].msg_hdr.msg_iov = &iov[i]; msgs[i].msg_hdr.msg_iovlen = 1; }
+  int n = recvmmsg(fd, msgs, TX_MAX, MSG_DONTWAIT, NULL);
+  size_t total = 0;
+  for (int i = 0; i < n; i++) {
+    size_t l = msgs[i].msg_len;
+    if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) continue; /* cannot be an ACK or error of ours */
+    memcpy(out + total, bufs[i], l);
+    total += (l + 3) & ~(size_t)3;
+  }
+  napi_value r; void *copy;
+  CHECK(napi_create_buffer_copy(env, total, out, &copy, &r));
+  return r;
+}
+
 static napi_value nl_close(napi_env env, napi_callback_info info) {
   size_t argc = 1; napi_value argv[1];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -254,6 +293,7 @@ NAPI_MODULE_INIT() {
     { "netlinkOpen", NULL, nl_open, NULL, NULL, NULL, napi_default, NULL },
     { "netlinkSend", NULL, nl_send, NULL, NULL, NULL, napi_default, NULL },
     { "netlinkRecv", NULL, nl_recv, NULL, NULL, NULL, napi_default, NULL },
+    { "netlinkTransact", NULL, nl_transact, NULL, NULL, NULL, napi_default, NULL },
     { "netlinkClose", NULL, nl_close, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

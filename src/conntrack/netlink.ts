@@ -323,12 +323,16 @@ export class NetlinkSocket {
     const seq = this.nextSeq();
     this.out.reset().message(type, flags, seq, family, attrs);
     const nl = native();
-    nl.netlinkSend(this.fd, this.out.view()); // sendto(2) copies the bytes: the buffer is free again on return
+    const dump = (flags & NLM_F_DUMP) === NLM_F_DUMP;
+    // sendto(2) copies the bytes: the buffer is free again on return. Not a dump: the answer is
+    // already queued when sendto returns, and netlinkTransact takes it in the same call
+    let first: Buffer | null = dump ? (nl.netlinkSend(this.fd, this.out.view()), null) : nl.netlinkTransact(this.fd, this.out.view());
     const out: Buffer[] = [];
-    const deadline = Date.now() + ((flags & NLM_F_DUMP) === NLM_F_DUMP ? 10000 : this.timeoutMs);
+    const deadline = Date.now() + (dump ? 10000 : this.timeoutMs);
     for (;;) {
       const left = deadline - Date.now();
-      const buf = left > 0 ? nl.netlinkRecv(this.fd, left) : null;
+      const buf = first?.length ? first : left > 0 ? nl.netlinkRecv(this.fd, left) : null;
+      first = null;
       if (!buf) throw new NetlinkError(ETIMEDOUT, 'netlink request timed out');
       let o = 0;
       while (o + 16 <= buf.length) {
@@ -375,8 +379,8 @@ export class NetlinkSocket {
         w.message(m.type, m.flags | NLM_F_ACK, seq, m.family, m.attrs);
         chunk.push({ error: undefined, payloads: [], done: false });
       }
-      nl.netlinkSend(this.fd, w.view());
-      let pending = chunk.length;
+      // every ACK is queued when sendto returns: one send and one recvmmsg (netlinkTransact)
+      let pending = chunk.length - fileReplies(nl.netlinkTransact(this.fd, w.view()), firstSeq, chunk);
       const deadline = Date.now() + this.timeoutMs;
       while (pending > 0) {
         const left = deadline - Date.now();

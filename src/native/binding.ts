@@ -12,6 +12,8 @@ export interface NativeBinding {
   netlinkOpen(protocol: number): number;
   netlinkSend(fd: number, msg: Buffer): number;
   netlinkRecv(fd: number, timeoutMs: number): Buffer | null;
+  /** sendto, then every reply already queued (one recvmmsg, MSG_DONTWAIT), back to back; empty when none */
+  netlinkTransact(fd: number, msg: Buffer): Buffer;
   netlinkClose(fd: number): void;
 }
 

@@ -195,7 +195,7 @@ test('a packed and extracted copy runs: the sip-alg bin and the rules wrapper', 
     assert.match(calls, /-I FORWARD -i wan0 .*-j SIPALG/);
     // fairness before the queue: UDP meets the per-source limit first, at the file's rate and burst
     assert.match(calls, /-A SIPALG -p udp .*-j SIPALG_LIMIT\n(.*\n)*.*-A SIPALG -p udp .*-j NFQUEUE/);
-    assert.match(calls, /-A SIPALG_LIMIT -o wan0 -m hashlimit --hashlimit-mode srcip --hashlimit-above 500\/sec --hashlimit-burst 1000 .*--hashlimit-name sipalg_out4 .*-j DROP/);
+    assert.match(calls, /-A SIPALG_LIMIT -o wan0 -m hashlimit --hashlimit-mode srcip --hashlimit-above 1000\/sec --hashlimit-burst 2000 .*--hashlimit-name sipalg_out4 .*-j DROP/);
     assert.match(calls, /-A SIPALG_LIMIT ! -o wan0 -m hashlimit .*--hashlimit-name sipalg_in4 .*-j DROP/);
 
     rmSync(log);
