@@ -228,17 +228,6 @@ async function trial(s: Setup, kind: 'invite' | 'mix', rate: number, seconds: nu
   return { rate, ok, why, lost, untranslated, latency: w.latency ?? undefined, genLimited, queues };
 }
 
-/**
- * irq + softirq time from /proc/stat, µs. With IRQ time accounting these are kept in ns and
- * only shown in USER_HZ ticks, so their deltas are exact to ±10 ms; the user/system columns are
- * tick samples and, with a daemon waking 1000s of times a second on this VM, lost ~10% of the
- * busy time in a check (1277 ms of daemon on-CPU time, 780 ms user+system in /proc/stat): not used.
- */
-function softirqUs(): number {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  return ((f[5]! + f[6]!) * 1e6) / 100; // USER_HZ is 100 on Linux
-}
-
 /** On-CPU time of every thread of a process (ns → µs), from /proc/<pid>/task/<tid>/schedstat: exact, includes the kernel work done inside its syscalls. */
 function processCpuUs(pid: number | undefined): number {
   if (!pid) return 0;
@@ -252,31 +241,33 @@ function processCpuUs(pid: number | undefined): number {
 export interface CpuSample {
   kind: 'invite' | 'register' | 'mix';
   messages: number;
-  /** machine-wide irq + softirq µs per message: forwarding, NAT, and the kernel helper's SIP work */
-  softirq: number;
-  /** the daemon's own threads, µs per message (sip-alg only; the kernel work of its syscalls included) */
+  /**
+   * the load generator's two processes (getrusage), µs per message: what they send is forwarded by
+   * the router inside their sendto (softirq charged to the sending task; this VM's /proc/stat
+   * softirq and user/system columns are tick samples that lost up to ~40% of busy time in a check),
+   * so this includes the router's forwarding, NAT and the kernel helper's SIP work
+   */
+  senders: number;
+  /** the sip-alg daemon's threads (schedstat), µs per message, the kernel work of its syscalls included (the rest of the forwarding after a verdict too) */
   daemon: number;
 }
 
 /**
- * CPU per message (issue 12): `rate` msg/s of one kind for `seconds`. The kernel helper does its
- * work in softirq (the forwarding path); sip-alg in its daemon's threads, whose verdicts also carry
- * the packet on through the rest of the forwarding path, in softirq. So per message: softirq µs,
- * and the daemon's on-CPU µs; what a set-up adds = its softirq minus plain NAT's for the same
- * traffic, plus its daemon.
+ * CPU per message (issue 12): `rate` msg/s of one kind for `seconds`; exact per-process CPU of the
+ * senders and the daemon. What a set-up adds over plain NAT for the same traffic is its cost.
  */
 async function cpuTrial(s: Setup, kind: 'invite' | 'register' | 'mix', rate: number, seconds: number, ips: string[]): Promise<CpuSample> {
   await s.reset();
   const run = ++runSeq;
   const uas = await s.uas(run, kind === 'mix');
   await sleep(700); // the new daemon's start-up work is done
-  const c0 = softirqUs(), d0 = processCpuUs(s.daemon?.pid);
+  const d0 = processCpuUs(s.daemon?.pid);
   const u = await s.uac(['--ips', ips.join(','), '--kind', kind, '--rate', String(rate), '--duration', String(seconds), '--run', String(run), '--linger', '300']);
-  const c1 = softirqUs(), d1 = processCpuUs(s.daemon?.pid);
+  const d1 = processCpuUs(s.daemon?.pid);
   const w = await uas.stop();
   const messages = kind === 'mix' ? (u.sent ?? 0) + (w.resp_sent ?? 0) : u.sent ?? 0;
   const per = (x: number) => (messages ? x / messages : NaN);
-  return { kind, messages, softirq: per(c1 - c0), daemon: per(d1 - d0) };
+  return { kind, messages, senders: per((u.cpu_us ?? NaN) + (w.cpu_us ?? NaN)), daemon: per(d1 - d0) };
 }
 
 /** cpuTrial `reps` times; the median of each figure. */
@@ -284,7 +275,7 @@ async function cpuMedian(s: Setup, kind: CpuSample['kind'], rate: number, second
   const xs: CpuSample[] = [];
   for (let i = 0; i < reps; i++) xs.push(await cpuTrial(s, kind, rate, seconds, ips));
   const med = (f: (x: CpuSample) => number) => xs.map(f).sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  return { kind, messages: med((x) => x.messages), softirq: med((x) => x.softirq), daemon: med((x) => x.daemon), log: xs.map((x) => `${x.kind} ${x.messages} msgs softirq ${x.softirq.toFixed(1)} daemon ${x.daemon.toFixed(1)} µs/msg`).join('; ') };
+  return { kind, messages: med((x) => x.messages), senders: med((x) => x.senders), daemon: med((x) => x.daemon), log: xs.map((x) => `${x.kind} ${x.messages} msgs senders ${x.senders.toFixed(1)} daemon ${x.daemon.toFixed(1)} µs/msg`).join('; ') };
 }
 
 interface Search {
@@ -609,21 +600,23 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
   if (ipNote) out(`Load: ${ipNote}.`);
   if (SETUPS.some((id) => res[id].cpu)) {
     out('');
-    out(`CPU per message at ${CPU_RATE} msg/s (issue 12), median of ${quick ? 1 : 3} runs of ${quick ? 2 : 6} s: softirq (irq + softirq of /proc/stat: forwarding, NAT and the kernel helper's SIP work) and the sip-alg daemon's own threads (schedstat, the kernel work of its syscalls included). Added = softirq minus plain NAT's for the same traffic, plus the daemon.`);
+    out(`CPU per message at ${CPU_RATE} msg/s (issue 12), median of ${quick ? 1 : 3} runs of ${quick ? 2 : 6} s: the load generator's sender and receiver (getrusage: the router's forwarding, NAT and the kernel helper run in softirq inside their sendto and are charged to them) and the sip-alg daemon (schedstat of its threads, its syscalls' kernel work included). Added = the sum minus plain NAT's for the same traffic.`);
     out('');
     const kinds: [CpuSample['kind'], string][] = [['invite', 'INVITE with SDP (LAN→WAN; sip-alg: a dialog, anchor + 2 pinholes)'], ['register', 'REGISTER (LAN→WAN)'], ['mix', 'call mix: REGISTER/200, INVITE/180/200 with SDP, ACK, BYE/200, per message']];
-    out('| message | ' + SETUPS.map((id) => `${LABEL[id]} softirq`).join(' | ') + ' | sip-alg daemon 1w / 2w | added µs/msg: kernel helper | added: sip-alg 1w / 2w | sip-alg / kernel (1w, 2w) |');
+    out('| message | ' + SETUPS.map((id) => `${LABEL[id]}: senders`).join(' | ') + ' | sip-alg daemon 1w / 2w | added µs/msg: kernel helper | added: sip-alg 1w / 2w | sip-alg / kernel (1w, 2w) |');
     out('|---|' + SETUPS.map(() => '---').join('|') + '|---|---|---|---|');
+    const total = (x: CpuSample | undefined) => (x ? x.senders + x.daemon : undefined);
     for (const [kind, label] of kinds) {
       const c = (id: SetupId) => res[id].cpu?.[kind];
-      const add = (id: SetupId) => (c(id) && c('none') ? c(id)!.softirq - c('none')!.softirq + c(id)!.daemon : undefined);
-      out(`| ${label} | ${SETUPS.map((id) => fmt(c(id)?.softirq)).join(' | ')} | ${fmt(c('alg1')?.daemon)} / ${fmt(c('alg2')?.daemon)} | ${fmt(add('kernel'))} | ${fmt(add('alg1'))} / ${fmt(add('alg2'))} | ${ratio(add('alg1'), add('kernel'))}, ${ratio(add('alg2'), add('kernel'))} |`);
+      const add = (id: SetupId) => (c(id) && c('none') ? total(c(id))! - total(c('none'))! : undefined);
+      out(`| ${label} | ${SETUPS.map((id) => fmt(c(id)?.senders)).join(' | ')} | ${fmt(c('alg1')?.daemon)} / ${fmt(c('alg2')?.daemon)} | ${fmt(add('kernel'))} | ${fmt(add('alg1'))} / ${fmt(add('alg2'))} | ${ratio(add('alg1'), add('kernel'))}, ${ratio(add('alg2'), add('kernel'))} |`);
     }
-    const inv = res.alg1.cpu?.invite, mix = res.alg1.cpu?.mix;
-    if (inv && mix && res.none.cpu) {
-      const per = (x: CpuSample) => x.softirq - res.none.cpu!.invite.softirq + x.daemon;
+    const inv = res.alg1.cpu?.invite, mix = res.alg1.cpu?.mix, none = res.none.cpu;
+    if (inv && mix && none) {
+      const per = (x: CpuSample, base: CpuSample) => total(x)! - total(base)!;
+      const pi = per(inv, none.invite), pm = per(mix, none.mix);
       out('');
-      out(`From these, on paper (one worker per core, each core only running its worker): a core does ${Math.round(1e6 / per(inv))} INVITE/s or ${Math.round(1e6 / per(mix))} mix messages/s; 8 cores ~${Math.round(8e6 / per(inv))} INVITE/s (${Math.round(8e6 / per(mix))} mix msg/s), 16 cores ~${Math.round(16e6 / per(inv))} INVITE/s (${Math.round(16e6 / per(mix))} mix msg/s), if nothing serialises the workers (see the thread-scaling table of npm run bench).`);
+      out(`On paper, from the 1-worker figures (one worker per core, each core doing only its worker's share): a core handles ~${Math.round(1e6 / pi)} INVITE/s or ~${Math.round(1e6 / pm)} mix messages/s; 8 cores ~${Math.round(8e6 / pi)} INVITE/s (${Math.round(8e6 / pm)} mix msg/s), 16 cores ~${Math.round(16e6 / pi)} INVITE/s (${Math.round(16e6 / pm)} mix msg/s), as nothing serialises the workers (thread-scaling table of npm run bench).`);
     }
   }
   if (mem) {

@@ -12,7 +12,10 @@ if [ -n "$missing" ]; then
   # shellcheck disable=SC2086
   apt-get install -y --no-install-recommends $missing
 fi
-# a Kamailio started by its package would hold 5060 in the root namespace: the lab runs its own
-(systemctl disable --now kamailio 2>/dev/null || service kamailio stop 2>/dev/null || true) >/dev/null 2>&1
+# a Kamailio (5060) or Prometheus (9090) started by its package would run in the root namespace:
+# the lab runs its own, inside its namespaces
+for svc in kamailio prometheus; do
+  (systemctl disable --now "$svc" 2>/dev/null || service "$svc" stop 2>/dev/null || true) >/dev/null 2>&1
+done
 npm ci --no-audit --no-fund
 npm run build

@@ -29,7 +29,6 @@ export interface Config {
   maxIdleDialogs: number;
   maxDialogs: number;
   maxDialogsPerSource: number;
-  spareAnchors: number;
   inviteRatePerSource: number;
   registerRatePerSource: number;
   inviteFailureThreshold: number;
@@ -123,7 +122,6 @@ export const SCHEMA: KeySpec[] = [
   spec('max-idle-dialogs', 'maxIdleDialogs', int(0, 10000000), 0, 'Dialogs kept per worker; beyond, the longest-idle ones are evicted. 0 = no limit.'),
   spec('max-dialogs', 'maxDialogs', int(0, 10000000), 0, 'Concurrent dialogs over all workers; a new INVITE beyond it is dropped (dialog_limit). 0 = no limit.'),
   spec('max-dialogs-per-source', 'maxDialogsPerSource', int(0, 1000000), 0, 'Concurrent dialogs per LAN address (per worker); a new INVITE beyond it is dropped. 0 = no limit.'),
-  spec('spare-anchors', 'spareAnchors', int(0, 4096), 0, 'IPv4 anchor conntracks each worker keeps made ahead of need (between packets, in batches), so a new call only creates its pinholes. 0 = each call creates its own.'),
   spec('invite-rate-per-source', 'inviteRatePerSource', int(0, 100000), 100, 'New INVITEs per second per source address (bursts of twice that); more are dropped (rate_limited). 0 = off.'),
   spec('register-rate-per-source', 'registerRatePerSource', int(0, 100000), 50, 'REGISTERs per second per source address (bursts of twice that). 0 = off.'),
   spec('invite-failure-threshold', 'inviteFailureThreshold', int(0, 100000), 20, 'INVITE failures (3xx-6xx but 401, 407, 487, 488) within 60 s that block the source\'s INVITEs. 0 = off.'),

@@ -480,18 +480,6 @@ export class Ctnetlink {
     return replies.slice(1).map((r) => r.error);
   }
 
-  /** createAnchor for each of `anchors`, in one sendmsg: per anchor, its error or undefined when created. */
-  createAnchors(anchors: readonly Tuple[], timeoutSec: number): (NetlinkError | undefined)[] {
-    if (!anchors.length) return [];
-    return this.sock.requestBatch(anchors.map((t) => anchorMessage(t, timeoutSec))).map((r) => r.error);
-  }
-
-  /** createExpectation(anchor, e) for each of `exps`, in one sendmsg: per expectation, its error or undefined when created. */
-  createExpectations(anchor: Tuple, exps: readonly PinholeSpec[]): (NetlinkError | undefined)[] {
-    if (!exps.length) return [];
-    return this.sock.requestBatch(exps.map((e) => expectationMessage(anchor, e))).map((r) => r.error);
-  }
-
   close(): void {
     this.sock.close();
   }

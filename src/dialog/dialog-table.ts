@@ -19,7 +19,7 @@
 import type { Ctnetlink, PinholeSpec, Tuple } from '../conntrack/ctnetlink';
 import { IPPROTO_UDP } from '../conntrack/ctnetlink';
 import { ipFamily } from '../packet/addr';
-import { EEXIST, ENOENT, NetlinkError } from '../errors';
+import { EEXIST, NetlinkError } from '../errors';
 import type { PortAllocator } from '../nat/port-allocator';
 import type { SdpMediaMapping } from '../sdp/rewrite';
 import type { RemoteMedia } from '../sdp/remote-media';
@@ -61,8 +61,6 @@ export interface DialogOptions {
   maxDialogsPerSource?: number;
   /** pinholes to private media ports below 1024 */
   allowLowMediaPorts?: boolean;
-  /** IPv4 anchors made ahead of need (fillSpares, between packets): a new call then only creates its pinholes (0 = off) */
-  spareAnchors?: number;
 }
 
 export interface Dialog {
@@ -145,8 +143,6 @@ export class DialogTable {
   private readonly global: Int32Array;
   /** bumped on every change of dialog state: the worker persists the table when it moved */
   version = 0;
-  /** IPv4 anchors already in the kernel, not yet owned by a dialog, with their creation time */
-  private readonly spares: { t: Tuple; at: number }[] = [];
 
   constructor(
     private readonly ct: Ctnetlink,
@@ -315,49 +311,9 @@ export class DialogTable {
     return { src, dst, sport: 1024 + (n % 64000), dport: 1024 + (Math.floor(n / 64000) % 64000), proto: IPPROTO_UDP };
   }
 
-  /** The anchors' conntrack timeout: beyond the dialog idle time, so a live dialog never loses its anchor. */
-  private get anchorTimeoutSec(): number {
-    return Math.ceil(this.opts.idleMs / 1000) + 3600;
-  }
-
-  /** Spare anchors waiting to be taken. */
-  get spareCount(): number {
-    return this.spares.length;
-  }
-
-  /**
-   * Tops up the spare anchors (opts.spareAnchors) in one ctnetlink batch; the worker calls it between
-   * packets. The kernel's work of creating an anchor (a conntrack entry bound to the sip helper)
-   * then happens off a new call's path: the INVITE creates only its expectations. Spares older than
-   * an hour are replaced (their timeout must cover a dialog's idle time). Returns the number made.
-   */
-  fillSpares(now: number): number {
-    const want = this.opts.spareAnchors ?? 0;
-    while (this.spares.length && now - this.spares[0]!.at > 3600_000) this.dropSpare(this.spares.shift()!.t);
-    if (this.spares.length >= want) return 0;
-    const batch: Tuple[] = [];
-    for (let i = this.spares.length; i < want && batch.length < 32; i++) batch.push(this.nextAnchor(4));
-    let errors: (NetlinkError | undefined)[];
-    try {
-      errors = this.ct.createAnchors(batch, this.anchorTimeoutSec);
-    } catch {
-      return 0;
-    }
-    let made = 0;
-    batch.forEach((t, i) => { if (!errors[i]) { this.spares.push({ t, at: now }); made++; } });
-    return made;
-  }
-
-  private dropSpare(t: Tuple): void {
-    try { this.ct.delete(t); } catch { /* expires with its timeout */ }
-  }
-
   private pin(d: Dialog, local: SdpMediaMapping[], now: number): void {
     this.unpin(d, false);
-    const family = ipFamily(d.publicIp) === 6 ? 6 : 4;
-    // a spare anchor when there is one (most recent first): only the expectations to create now
-    const spare = family === 4 ? this.spares.pop() : undefined;
-    const anchor = spare?.t ?? this.nextAnchor(family);
+    const anchor = this.nextAnchor(ipFamily(d.publicIp) === 6 ? 6 : 4);
     const pinholes: PinholeSpec[] = [];
     let refused = 0;
     for (const m of local) {
@@ -368,24 +324,14 @@ export class DialogTable {
     }
     // the anchor and its pinholes in one ctnetlink batch: one sendmsg, which the kernel handles in
     // order, so the anchor exists before its expectations (NetlinkSocket.requestBatch)
-    let results: (NetlinkError | undefined)[] | undefined;
-    let owned = anchor;
+    let results: (NetlinkError | undefined)[];
     try {
-      if (spare) {
-        results = this.ct.createExpectations(anchor, pinholes);
-        // the spare went away (flushed by an operator, expired): a new anchor the usual way
-        if (results.length && results.every((r) => r?.errno === ENOENT)) {
-          results = undefined;
-          owned = this.nextAnchor(family);
-        }
-      }
-      results ??= this.ct.createAnchorWithExpectations(owned, this.anchorTimeoutSec, pinholes);
+      results = this.ct.createAnchorWithExpectations(anchor, Math.ceil(this.opts.idleMs / 1000) + 3600, pinholes);
     } catch (e) {
       this.counters.inc('h|failed');
-      if (spare) this.dropSpare(spare.t);
       throw e;
     }
-    d.anchor = owned;
+    d.anchor = anchor;
     d.pinnedAt = now;
     if (refused) this.counters.inc('h|refused_low_port', refused);
     for (const err of results) this.counters.inc(err ? 'h|failed' : 'h|created');
@@ -532,6 +478,5 @@ export class DialogTable {
   /** Releases everything (shutdown): pinholes go, established media keeps flowing in the kernel. */
   closeAll(): void {
     for (const d of [...this.dialogs.values()]) this.release(d, false);
-    for (const x of this.spares.splice(0)) this.dropSpare(x.t);
   }
 }

@@ -65,6 +65,12 @@ export class Metrics {
 
   constructor() {
     client.collectDefaultMetrics({ register: this.registry, prefix: 'sipalg_' });
+    // the series alerts and panels watch exist from the start at 0 (increase()/rate() of a series
+    // that appears only with its first failure would miss that failure)
+    for (const event of ['created', 'removed', 'failed']) {
+      this.pinholes.inc({ event }, 0);
+      this.mediaFlows.inc({ event }, 0);
+    }
   }
 
   absorb(worker: number, f: StatsFlush): void {

@@ -57,7 +57,7 @@ export function partOptions(c: Config) {
     dialogs: {
       retainOnHold: c.retainOnHold, directMedia: c.directMedia, graceMs: c.teardownGraceSeconds * 1000, idleMs: c.dialogIdleSeconds * 1000,
       provisionalMs: c.provisionalInviteExpirySeconds * 1000, maxCallMs: c.maxCallSeconds * 1000, mediaInactivityMs: c.callKeepaliveSeconds * 1000,
-      maxIdleDialogs: c.maxIdleDialogs, maxDialogs: c.maxDialogs, maxDialogsPerSource: c.maxDialogsPerSource, allowLowMediaPorts: c.allowLowMediaPorts, spareAnchors: c.spareAnchors,
+      maxIdleDialogs: c.maxIdleDialogs, maxDialogs: c.maxDialogs, maxDialogsPerSource: c.maxDialogsPerSource, allowLowMediaPorts: c.allowLowMediaPorts,
     },
     protection: { inviteRate: c.inviteRatePerSource, registerRate: c.registerRatePerSource, failureThreshold: c.inviteFailureThreshold, failureWindowMs: 60000, blockMs: c.inviteBlockSeconds * 1000 },
     registrations: { marginSec: c.registrationMarginSeconds, refreshMs: 20000 },
@@ -193,18 +193,6 @@ function main(): void {
     if (o.bindingSource && rewritten) stats.inc(`b|${o.bindingSource}`);
     if (o.refusedThirdParty) stats.inc('h|refused_third_party', o.refusedThirdParty);
   };
-  // spare anchors (spare-anchors): topped up between packets, so a new call only creates its pinholes
-  let fillQueued = false;
-  const fillSpares = () => {
-    fillQueued = false;
-    try { dialogs.fillSpares(Date.now()); } catch (e) { log('warn', 'spare anchors not made', { err: e as Error }); }
-  };
-  const maybeFill = () => {
-    if (!fillQueued && c.spareAnchors > 0 && dialogs.spareCount * 2 < c.spareAnchors) {
-      fillQueued = true;
-      setImmediate(fillSpares);
-    }
-  };
   /** leak-policy=drop: a LAN→WAN packet about to pass unchanged with the sender's address in it */
   const leakGuard = (reason: Reason, payload: Buffer): boolean => {
     if (c.leakPolicy !== 'drop' || !mayLeak(reason) || !carriesSourceAddress(payload)) return false;
@@ -290,7 +278,6 @@ function main(): void {
     }
     verdictOf(id, dir, verdict, out, payload);
     stats.observe(Number(process.hrtime.bigint() - t0) / 1e9);
-    maybeFill();
   };
   try {
     // queue full while bound: leak-policy drop = the kernel drops (counted in queue_dropped, the
@@ -318,7 +305,6 @@ function main(): void {
       log('warn', 'registration sweep failed', { err: e as Error });
     }
     ports.sweep(Date.now());
-    maybeFill();
     persist();
     port.postMessage({ type: 'stats', stats: stats.flush(ports.active, dialogs.size, registrations.size, dialogs.pinholes) } satisfies WorkerMessage);
   }, 1000);

@@ -17,10 +17,6 @@ class FakeCt {
   createExpectation(a: Tuple, _e?: PinholeSpec) { this.anchors.set(this.key(a), (this.anchors.get(this.key(a)) ?? 0) + 1); }
   /** as the kernel handles the batch: the anchor, then each expectation in order */
   createAnchorWithExpectations(a: Tuple, _timeoutSec: number, exps: readonly PinholeSpec[]) { this.createAnchor(a); return exps.map((e) => { this.createExpectation(a, e); return undefined; }); }
-  anchorBatches = 0;
-  createAnchors(ts: readonly Tuple[]) { this.anchorBatches++; return ts.map((t) => { this.createAnchor(t); return undefined; }); }
-  /** expectations on an existing anchor; ENOENT when the master is gone (ctnetlink_create_expect) */
-  createExpectations(a: Tuple, exps: readonly PinholeSpec[]) { return exps.map((e) => { if (!this.anchors.has(this.key(a))) return Object.assign(new Error('gone'), { errno: 2 }); this.createExpectation(a, e); return undefined; }); }
   createSnat(t: Tuple) { this.flows.add(this.key(t)); }
   batches = 0;
   createSnatBatch(flows: readonly { t: Tuple }[]) { this.batches++; return flows.map((f) => { this.createSnat(f.t); return undefined; }); }
@@ -293,27 +289,4 @@ test('restart: a state file of the earlier format (media flows as [key, tuple] p
   fresh.sweep(10000);
   assert.equal(fresh.size, 0);
   for (const t of flows) assert.ok(deleted.some((d) => d.src === t.src && d.sport === t.sport && d.dst === t.dst && d.dport === t.dport), `flow ${t.sport}->${t.dport} deleted`);
-});
-
-test('spare anchors: made ahead in one batch, a new call takes one and only creates its pinholes; a vanished spare falls back; a clean stop removes the rest', () => {
-  const { ct, table } = make(true, { spareAnchors: 4 });
-  assert.equal(table.fillSpares(0), 4);
-  assert.deepEqual([ct.anchorBatches, ct.anchors.size, table.spareCount], [1, 4, 4]);
-  assert.equal(table.fillSpares(1), 0, 'full: nothing to make');
-  table.observe(ev({ method: 'INVITE', local: media(6000) }), 10);
-  assert.deepEqual([ct.anchors.size, ct.pinholes, table.spareCount], [4, 2, 3], 'the call took a spare: no new anchor');
-  // an operator flushed conntrack: the spare the next call takes is gone, so a new anchor is made with its pinholes
-  for (const k of [...ct.anchors.keys()]) if (ct.anchors.get(k) === 0) ct.anchors.delete(k);
-  table.observe(ev({ callId: 'c2', method: 'INVITE', local: media(7000) }), 20);
-  assert.deepEqual([ct.pinholes, ct.anchors.size], [4, 2], 'two calls with two pinholes each, on two anchors');
-  // spares are replaced after an hour (their timeout must outlast a dialog's idle time)
-  table.fillSpares(30);
-  const before = [...ct.anchors.keys()];
-  table.fillSpares(3600_000 + 31);
-  assert.equal(table.spareCount, 4);
-  assert.ok(before.every((k) => ct.anchors.get(k)! > 0 || !ct.anchors.has(k)), 'the old spares were deleted');
-  table.closeAll();
-  assert.deepEqual([ct.anchors.size, table.spareCount], [0, 0]);
-  const off = make(true, { spareAnchors: 0 });
-  assert.equal(off.table.fillSpares(0), 0, 'off by default: each call creates its own anchor');
 });
