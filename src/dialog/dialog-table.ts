@@ -18,7 +18,7 @@
  */
 import type { Ctnetlink, PinholeSpec, Tuple } from '../conntrack/ctnetlink';
 import { IPPROTO_UDP } from '../conntrack/ctnetlink';
-import { ipFamily } from '../packet/addr';
+import { ipFamily, sameAddress } from '../packet/addr';
 import { EEXIST, NetlinkError } from '../errors';
 import type { PortAllocator } from '../nat/port-allocator';
 import type { SdpMediaMapping } from '../sdp/rewrite';
@@ -101,6 +101,13 @@ export function anchorAddresses(worker: number, family: 4 | 6): [string, string]
 }
 
 export const anchorKey = (t: Tuple) => `${t.src}:${t.sport}>${t.dst}:${t.dport}`;
+
+/**
+ * A dialog is one phone's side of a call: Call-ID and the phone's private address. Both legs of a
+ * call between two phones behind this router through the provider (hairpin) carry the same Call-ID
+ * (RFC 3261 §8.1.1.4: a proxy does not change it), and each leg has its own media and pinholes.
+ */
+export const dialogKey = (callId: string, privateIp: string) => `${callId}\n${privateIp}`;
 
 /** A dialog as stored in the state file (files of earlier versions keyed the media flows: [key, tuple] pairs). */
 export type PersistedDialog = Omit<Dialog, 'mediaCts'> & { mediaCts: Tuple[] | [string, Tuple][] };
@@ -186,7 +193,7 @@ export class DialogTable {
   adopt(saved: PersistedDialog[], liveAnchors: Set<string>, now: number): Set<string> {
     const adopted = new Set<string>();
     for (const p of saved) {
-      if (this.dialogs.has(p.callId)) continue;
+      if (this.dialogs.has(dialogKey(p.callId, p.privateIp))) continue;
       const d: Dialog = { ...p, mediaCts: p.mediaCts.map((x) => (Array.isArray(x) ? x[1] : x)) };
       const key = d.anchor ? anchorKey(d.anchor) : '';
       if (d.anchor && liveAnchors.has(key)) {
@@ -197,7 +204,7 @@ export class DialogTable {
         this.ports.adopt(m.privateIp ?? d.privateIp, m.privatePort, m.publicPort, now);
         this.ref(m.privateIp ?? d.privateIp, m.privatePort);
       }
-      this.dialogs.set(d.callId, d);
+      this.dialogs.set(dialogKey(d.callId, d.privateIp), d);
       this.count(d, 1);
       this.counters.inc('d|restored');
     }
@@ -249,7 +256,7 @@ export class DialogTable {
   observe(e: SipEvent, now: number): boolean {
     const cseqMethod = e.isRequest ? e.method : e.info.cseqMethod;
     if (!TRACKED.has(cseqMethod)) return true;
-    let d = this.dialogs.get(e.info.callId);
+    let d = this.dialogs.get(dialogKey(e.info.callId, e.privateIp));
     // direct media (seed 002, MikroTik sip-direct-media): an in-dialog offer from the WAN that moves media elsewhere
     if (d && this.opts.directMedia === 'block' && e.dir === 'in' && e.isRequest && (e.method === 'INVITE' || e.method === 'UPDATE') && d.confirmed && e.remote && d.remote) {
       const was = new Set(d.remote.filter((r) => r).map((r) => r!.ip));
@@ -267,7 +274,7 @@ export class DialogTable {
         return !(e.isRequest && e.method === 'INVITE' && !e.info.toTag);
       }
       d = { callId: e.info.callId, privateIp: e.privateIp, publicIp: e.publicIp, anchor: undefined, pinnedAt: 0, local: [], remote: undefined, mediaCts: [], confirmed: false, winnerTag: '', created: now, lastSeen: now, endAt: 0, sessionMs: 0, refreshedAt: now, mediaPackets: 0, mediaSeenAt: now, mediaCheckedAt: now, flow: undefined, flowKeptAt: 0 };
-      this.dialogs.set(d.callId, d);
+      this.dialogs.set(dialogKey(d.callId, d.privateIp), d);
       this.count(d, 1);
       this.counters.inc('d|created');
     }
@@ -346,7 +353,11 @@ export class DialogTable {
     let flows: { t: Tuple; publicIp: string; timeoutSec: number; port: number }[] | undefined;
     for (const m of d.local) {
       const r = d.remote?.[m.index];
-      if (!r) continue;
+      // hairpin: the far end is another phone behind this router (its SDP names our public
+      // address). Its pinhole DNATs this phone's media to it; a pre-created flow to our own public
+      // address would catch that media first and deliver it to the router itself (baresip ↔
+      // baresip through the provider: no audio either way)
+      if (!r || sameAddress(r.ip, d.publicIp)) continue;
       for (const [priv, rport, pub] of [[m.privatePort, r.port, m.publicPort], [m.rtcpPrivatePort, r.rtcpPort, m.rtcpPublicPort]] as const) {
         const t: Tuple = { src: m.privateIp ?? d.privateIp, sport: priv, dst: r.ip, dport: rport, proto: IPPROTO_UDP };
         if (d.mediaCts.some((x) => sameFlow(x, t)) || flows?.some((f) => sameFlow(f.t, t))) continue;
@@ -397,7 +408,7 @@ export class DialogTable {
   private release(d: Dialog, cutMedia: boolean, why: string = cutMedia ? 'ended' : 'expired'): void {
     this.unpin(d, true);
     if (cutMedia) for (const t of d.mediaCts) try { this.ct.delete(t); } catch { /* gone already */ }
-    this.dialogs.delete(d.callId);
+    this.dialogs.delete(dialogKey(d.callId, d.privateIp));
     this.count(d, -1);
     this.version++;
     this.counters.inc(`d|${why}`);

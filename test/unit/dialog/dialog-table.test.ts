@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DialogTable, type DialogOptions, type SipEvent } from '../../../src/dialog/dialog-table';
+import { DialogTable, dialogKey, type DialogOptions, type SipEvent } from '../../../src/dialog/dialog-table';
 import { PortAllocator } from '../../../src/nat/port-allocator';
 import type { Ctnetlink, PinholeSpec, Tuple } from '../../../src/conntrack/ctnetlink';
 import type { SdpMediaMapping } from '../../../src/sdp/rewrite';
@@ -188,7 +188,7 @@ test('limits: global and per-source dialogs refuse new INVITEs; max-idle-dialogs
   const e = make(true, { maxIdleDialogs: 2 });
   for (const [i, id] of ['x', 'y', 'z'].entries()) e.table.observe(ev({ callId: id, method: 'INVITE', local: media(6000 + 2 * i) }), i * 1000);
   e.table.sweep(5000);
-  assert.deepEqual([...e.table.dialogs.keys()].sort(), ['y', 'z']);
+  assert.deepEqual([...e.table.dialogs.values()].map((d) => d.callId).sort(), ['y', 'z']);
   const f = make();
   f.table.observe(ev({ method: 'INVITE', local: media(500) }), 0);
   assert.equal(f.ct.pinholes, 0, 'no pinhole to port 500/501');
@@ -230,13 +230,15 @@ test('restart: a new table adopts the persisted dialogs whose anchors live, re-p
   fresh.observe(ev({ callId: 'c', method: 'INVITE', local: media(6004) }), 1100);
   assert.notEqual(fresh.snapshot(1100).find((d) => d.callId === 'c')!.anchor, snap.find((d) => d.callId === 'a')!.anchor);
   // timers survived: b was never answered and expires on the old clock
+  assert.ok(fresh.dialogs.has(dialogKey('b', '10.77.0.11')));
   fresh.sweep(60021);
-  assert.ok(!fresh.dialogs.has('b'), 'provisional expiry counted from the original INVITE');
+  assert.ok(!fresh.dialogs.has(dialogKey('b', '10.77.0.11')), 'provisional expiry counted from the original INVITE');
   // a's BYE releases it and its adopted anchor
   fresh.observe(ev({ callId: 'a', method: 'BYE', cseqMethod: 'BYE' }), 61000);
   fresh.observe(ev({ callId: 'a', dir: 'in', status: 200, cseqMethod: 'BYE' }), 61001);
+  assert.ok(fresh.dialogs.has(dialogKey('a', '10.77.0.11')));
   fresh.sweep(70000);
-  assert.ok(!fresh.dialogs.has('a'));
+  assert.ok(!fresh.dialogs.has(dialogKey('a', '10.77.0.11')));
   assert.ok(!ct.anchors.has([...live][0]!), 'the adopted anchor is deleted at the end of the call');
 });
 
@@ -289,4 +291,30 @@ test('restart: a state file of the earlier format (media flows as [key, tuple] p
   fresh.sweep(10000);
   assert.equal(fresh.size, 0);
   for (const t of flows) assert.ok(deleted.some((d) => d.src === t.src && d.sport === t.sport && d.dst === t.dst && d.dport === t.dport), `flow ${t.sport}->${t.dport} deleted`);
+});
+
+test('hairpin: when the far end\'s SDP names our own public address (another phone behind this router), no outbound media flow is pre-created, so the other phone\'s pinhole takes the media', () => {
+  const { ct, table } = make();
+  table.observe(ev({ method: 'INVITE', local: media(35506) }), 0);
+  // the 200 from phone 2, through the provider: c=IN IP4 203.0.113.1, m=audio 41676 (baresip, lab)
+  table.observe(ev({ dir: 'in', status: 200, cseqMethod: 'INVITE', toTag: 't1', remote: [{ ip: '203.0.113.1', port: 41676, rtcpPort: 41677 }] }), 10);
+  assert.equal(ct.flows.size, 0, 'no flow to the router\'s own address');
+  assert.equal(ct.pinholes, 2, 'this phone\'s own pinholes stay');
+  // a far end on the WAN still gets its symmetric-RTP flows
+  table.observe(ev({ callId: 'c2', method: 'INVITE', local: media(6000) }), 20);
+  table.observe(ev({ callId: 'c2', dir: 'in', status: 200, cseqMethod: 'INVITE', toTag: 't2', remote }), 30);
+  assert.equal(ct.flows.size, 2);
+});
+
+test('hairpin: the two legs of one call (same Call-ID, RFC 3261 §8.1.1.4) between two phones behind this router are two dialogs, each with its own pinholes', () => {
+  const { ct, table } = make();
+  // phone 1's INVITE out, then the provider brings it in to phone 2, whose 200 goes out with its own SDP
+  table.observe(ev({ callId: 'h', method: 'INVITE', local: media(7608), privateIp: '10.77.0.11' }), 0);
+  table.observe(ev({ callId: 'h', dir: 'in', method: 'INVITE', remote: [{ ip: '203.0.113.1', port: 7608, rtcpPort: 7609 }], privateIp: '10.77.0.12' }), 5);
+  table.observe(ev({ callId: 'h', status: 200, cseqMethod: 'INVITE', toTag: 't', local: media(9280, 41676), privateIp: '10.77.0.12' }), 10);
+  table.observe(ev({ callId: 'h', dir: 'in', status: 200, cseqMethod: 'INVITE', toTag: 't', remote: [{ ip: '203.0.113.1', port: 41676, rtcpPort: 41677 }], privateIp: '10.77.0.11' }), 20);
+  assert.equal(table.size, 2, 'one dialog per phone');
+  assert.equal(ct.pinholes, 4, 'phone 1\'s and phone 2\'s RTP and RTCP pinholes, all at once');
+  assert.equal(ct.anchors.size, 2);
+  assert.equal(ct.flows.size, 0, 'no flow to our own public address (the other phone\'s pinhole takes the media)');
 });

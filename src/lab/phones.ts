@@ -1,0 +1,109 @@
+/**
+ * Real-phone scenarios (issue 14): baresip phones behind the router, Kamailio and SIPp on the WAN,
+ * audio counted on the wire at both ends (tcpdump, read with tshark). Run the same way with sip-alg,
+ * the kernel's SIP helper and plain NAT (media.ts prepare), so the tests can assert on sip-alg and
+ * the README can show where each one breaks.
+ */
+import { join } from 'node:path';
+import { phoneIp, PROVIDER_IP, SRC_LAB } from './lab';
+import { count, prepare, type Mode } from './media';
+import { startBaresip, type Baresip } from './baresip';
+
+export type PhoneScenario = 'out' | 'in' | 'hairpin' | 'reinvite' | 'silence';
+export const PHONE_SCENARIOS: PhoneScenario[] = ['out', 'in', 'hairpin', 'reinvite', 'silence'];
+export const SCENARIO_LABEL: Record<PhoneScenario, string> = {
+  out: 'phone → WAN party (SIPp)',
+  in: 'WAN party → phone, through its registration (Kamailio)',
+  hairpin: 'phone ↔ phone through the provider (both legs through the router)',
+  reinvite: 'far end re-INVITEs 8 s into the call (seed 000): audio after it',
+  silence: 'registered, then 3 min of silence with UDP timeouts of 30 s, then an inbound call',
+};
+/** the silence before the inbound call of the 'silence' scenario */
+export const SILENCE_MS = 180_000;
+
+export interface PhoneResult {
+  scenario: PhoneScenario;
+  mode: Mode;
+  /** signaling: the call was set up (and, for SIPp, completed) */
+  callOk: boolean;
+  /** RTP packets (172-byte G.711 + headers) that reached each end */
+  rxA: number;
+  rxB: number;
+  /** what each count is */
+  what: string;
+  note: string;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** RTP of G.711: 20 ms from baresip (160 + 12 bytes: UDP length 180), 30 ms from SIPp's g711a.pcap (240 + 12: 260) */
+const rtpTo = (ip: string) => `ip.dst==${ip} && (udp.length==180 || udp.length==260)`;
+
+/** One scenario in one mode, in a lab of its own (prefix), closed afterwards. */
+export async function phoneScenario(prefix: string, scenario: PhoneScenario, mode: Mode): Promise<PhoneResult> {
+  const { lab } = await prepare(prefix, 2, mode);
+  const phones: Baresip[] = [];
+  try {
+    const caps = await Promise.all([lab.capture(lab.phone(1), 'eth0', 'p1', 'udp'), lab.capture(lab.phone(2), 'eth0', 'p2', 'udp'), lab.capture(lab.provider, 'eth0', 'w', 'udp')]);
+    let callOk = false, note = '';
+    const sippArgs = ['-nostdin', '-nr', '-timeout', '40s', '-timeout_error'];
+    if (scenario === 'out' || scenario === 'reinvite') {
+      const uas = lab.runAsync(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios', scenario === 'out' ? 'uas-rtp.xml' : 'uas-reinvite.xml'), '-i', PROVIDER_IP, '-p', '5080', '-mp', '7000', '-m', '1', ...sippArgs, ...(process.env.SIPALG_SIPP_TRACE ? ['-trace_msg', '-trace_err'] : [])], 60000);
+      await lab.waitListening(lab.provider, [5080]);
+      const p1 = await startBaresip(lab, lab.phone(1), { ip: phoneIp(1), user: 'phone1', registrar: PROVIDER_IP, register: false });
+      phones.push(p1);
+      p1.command('dial', `sip:pbx@${PROVIDER_IP}:5080`);
+      // uas-rtp waits for the caller's BYE (after its 7 s of audio); uas-reinvite hangs up itself
+      if (scenario === 'out') {
+        await sleep(9000);
+        p1.command('hangup');
+      }
+      const r = await uas;
+      callOk = r.code === 0;
+      if (!callOk) note = (r.stdout + r.stderr).split('\n').filter((l) => /error|fail|timeout|unexpected/i.test(l)).slice(-1)[0]?.trim() ?? `sipp exit ${r.code}`;
+    } else if (scenario === 'in' || scenario === 'silence') {
+      await lab.startKamailio();
+      if (scenario === 'silence') {
+        // the kernel forgets an idle UDP flow (and its NAT binding) after 30 s (seed 004)
+        const r = lab.run(lab.router, 'sysctl', ['-qw', 'net.netfilter.nf_conntrack_udp_timeout=30', 'net.netfilter.nf_conntrack_udp_timeout_stream=30']);
+        if (r.code !== 0) throw new Error(`sysctl: ${r.stderr}`);
+      }
+      // registers once (no re-registration, no keep-alive within the silence)
+      const p1 = await startBaresip(lab, lab.phone(1), { ip: phoneIp(1), user: 'phone1', registrar: PROVIDER_IP, register: true, regint: 3600 });
+      phones.push(p1);
+      await p1.waitLog(/200 OK|registered|Register: Destination/i, 10000).catch(() => undefined);
+      await sleep(scenario === 'silence' ? SILENCE_MS : 500);
+      const r = await lab.runAsync(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uac-rtp.xml'), '-i', PROVIDER_IP, '-p', '5091', '-mp', '7000', '-m', '1', '-s', 'phone1', `${PROVIDER_IP}:5060`, ...sippArgs], 60000);
+      callOk = r.code === 0;
+      if (!callOk) note = (r.stdout + r.stderr).split('\n').filter((l) => /error|fail|timeout|unexpected|404|408|480/i.test(l)).slice(-1)[0]?.trim() ?? `sipp exit ${r.code}`;
+    } else {
+      await lab.startKamailio();
+      const p1 = await startBaresip(lab, lab.phone(1), { ip: phoneIp(1), user: 'phone1', registrar: PROVIDER_IP, register: true, ctrlPort: 4444 });
+      const p2 = await startBaresip(lab, lab.phone(2), { ip: phoneIp(2), user: 'phone2', registrar: PROVIDER_IP, register: true, ctrlPort: 4444 });
+      phones.push(p1, p2);
+      await sleep(1500); // both registered
+      const from = p2.log.length;
+      p1.command('dial', `sip:phone2@${PROVIDER_IP}`);
+      callOk = await p2.waitLog(/Call established|established/i, 10000, from).then(() => true, () => false);
+      if (!callOk) note = 'the call did not reach phone 2';
+      await sleep(7000); // 7 s of audio both ways
+      p1.command('hangup');
+    }
+    await sleep(500);
+    const [c1, c2, w] = await Promise.all(caps.map((c) => c.stop()));
+    if (scenario === 'hairpin') {
+      return { scenario, mode, callOk, rxA: count(c1!, rtpTo(phoneIp(1))), rxB: count(c2!, rtpTo(phoneIp(2))), what: 'RTP at phone 1 / at phone 2 (7 s: ~350 each)', note };
+    }
+    const prov = count(w!, rtpTo(PROVIDER_IP));
+    const phone = count(c1!, rtpTo(phoneIp(1)));
+    const what = scenario === 'reinvite' ? 'RTP at the phone (236 before + 236 after the re-INVITE) / at the provider' : 'RTP at the phone (of 236 sent) / at the provider';
+    return { scenario, mode, callOk, rxA: phone, rxB: prov, what, note };
+  } finally {
+    await lab.close();
+  }
+}
+
+/** A matrix row as text. */
+export function describeResult(r: PhoneResult): string {
+  return `${r.callOk ? 'call ok' : 'call FAILED'}; RTP ${r.rxA} / ${r.rxB}${r.note ? ` (${r.note})` : ''}`;
+}
+

@@ -1,0 +1,45 @@
+/**
+ * Real phones (issue 14): baresip behind the router, Kamailio and SIPp on the WAN; audio counted on
+ * the wire at both ends. Each scenario runs with sip-alg (asserted) and, for the README's matrix,
+ * with the kernel's SIP helper and with plain NAT (reported).
+ */
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { describeResult, phoneScenario, SCENARIO_LABEL, type PhoneResult, type PhoneScenario } from '../../src/lab/phones';
+import type { Mode } from '../../src/lab/media';
+
+before(() => assert.equal(process.getuid?.(), 0, 'the lab tests need root'));
+
+/** What sip-alg must deliver: [min RTP at the phone(s) side A, at side B]. */
+const NEEDED: Record<PhoneScenario, [number, number]> = {
+  out: [230, 300], // SIPp plays 236 to the phone; baresip sends ~50/s for ~9 s
+  in: [230, 300],
+  hairpin: [300, 300], // 7 s of ~50/s each way
+  reinvite: [460, 300], // 236 before and 236 after the far end's re-INVITE
+  silence: [230, 300],
+};
+
+async function matrix(t: { diagnostic: (s: string) => void }, scenario: PhoneScenario, modes: Mode[]): Promise<Record<string, PhoneResult>> {
+  const res: Record<string, PhoneResult> = {};
+  // the modes side by side: each in a lab of its own
+  const rs = await Promise.all(modes.map((m, i) => phoneScenario(`bp${scenario[0]}${i}`, scenario, m)));
+  modes.forEach((m, i) => { res[m] = rs[i]!; });
+  for (const m of modes) t.diagnostic(`${SCENARIO_LABEL[scenario]} | ${m === 'alg' ? 'sip-alg' : m === 'kernel' ? 'kernel helper' : 'plain NAT'} | ${describeResult(res[m]!)} | ${res[m]!.what}`);
+  const a = res.alg!;
+  assert.ok(a.callOk, `sip-alg: the call works: ${describeResult(a)}`);
+  assert.ok(a.rxA >= NEEDED[scenario][0] && a.rxB >= NEEDED[scenario][1], `sip-alg: audio both ways (${a.what}): ${a.rxA} / ${a.rxB}`);
+  return res;
+}
+
+for (const scenario of ['out', 'in', 'hairpin', 'reinvite'] as const) {
+  test(`real phones (baresip): ${SCENARIO_LABEL[scenario]}, with sip-alg, the kernel helper and plain NAT`, { timeout: 180000 }, async (t) => {
+    const res = await matrix(t, scenario, ['alg', 'kernel', 'none']);
+    // the control: without an ALG the registrar learns a private Contact and cannot reach the phone
+    if (scenario === 'in') assert.ok(!res.none!.callOk, `plain NAT: the inbound call must fail (the test can tell): ${describeResult(res.none!)}`);
+  });
+}
+
+test('real phones (baresip): registered once, 3 min of silence with 30 s UDP timeouts, then an inbound call: sip-alg keeps the binding', { timeout: 300000 }, async (t) => {
+  const res = await matrix(t, 'silence', ['alg', 'kernel', 'none']);
+  assert.ok(!res.none!.callOk || res.none!.rxA < 230, `plain NAT forgot the binding after 30 s: ${describeResult(res.none!)}`);
+});
