@@ -41,5 +41,6 @@ for (const scenario of ['out', 'in', 'hairpin', 'reinvite'] as const) {
 
 test('real phones (baresip): registered once, 3 min of silence with 30 s UDP timeouts, then an inbound call: sip-alg keeps the binding', { timeout: 300000 }, async (t) => {
   const res = await matrix(t, 'silence', ['alg', 'kernel', 'none']);
-  assert.ok(!res.none!.callOk || res.none!.rxA < 230, `plain NAT forgot the binding after 30 s: ${describeResult(res.none!)}`);
+  // plain NAT fails here already for its private Contact (the 'in' scenario); reported, not a control for the silence
+  t.diagnostic(`plain NAT: ${describeResult(res.none!)}`);
 });
