@@ -22,6 +22,8 @@ export interface BaresipOptions {
   regint?: number;
   /** the control socket's port in the phone's namespace */
   ctrlPort?: number;
+  /** SIP port (default 5060) */
+  port?: number;
 }
 
 /** A 60 s 440 Hz tone, 8 kHz 16-bit mono PCM WAV (what G.711 carries), written once per lab. */
@@ -45,7 +47,7 @@ export async function startBaresip(lab: Lab, ns: string, o: BaresipOptions): Pro
   const ctrl = o.ctrlPort ?? 4444;
   writeFileSync(join(dir, 'config'), [
     'poll_method\tepoll',
-    `sip_listen\t${o.ip}:5060`,
+    `sip_listen\t${o.ip}:${o.port ?? 5060}`,
     'sip_trans_def\tudp',
     'audio_player\taubridge,nil',
     `audio_source\taufile,${tone(lab.dir)}`,

@@ -9,13 +9,14 @@ import { phoneIp, PROVIDER_IP, SRC_LAB } from './lab';
 import { count, prepare, type Mode } from './media';
 import { startBaresip, type Baresip } from './baresip';
 
-export type PhoneScenario = 'out' | 'in' | 'hairpin' | 'reinvite' | 'silence';
-export const PHONE_SCENARIOS: PhoneScenario[] = ['out', 'in', 'hairpin', 'reinvite', 'silence'];
+export type PhoneScenario = 'out' | 'in' | 'hairpin' | 'reinvite' | 'hold' | 'silence';
+export const PHONE_SCENARIOS: PhoneScenario[] = ['out', 'in', 'hairpin', 'reinvite', 'hold', 'silence'];
 export const SCENARIO_LABEL: Record<PhoneScenario, string> = {
   out: 'phone → WAN party (SIPp)',
   in: 'WAN party → phone, through its registration (Kamailio)',
   hairpin: 'phone ↔ phone through the provider (both legs through the router)',
   reinvite: 'far end re-INVITEs 8 s into the call (seed 000): audio after it',
+  hold: 'phone puts a WAN phone (baresip) on hold and resumes: audio both ways after the resume',
   silence: 'registered, then 3 min of silence with UDP timeouts of 30 s, then an inbound call',
 };
 /** the silence before the inbound call of the 'silence' scenario */
@@ -44,7 +45,7 @@ export async function phoneScenario(prefix: string, scenario: PhoneScenario, mod
   const phones: Baresip[] = [];
   try {
     const caps = await Promise.all([lab.capture(lab.phone(1), 'eth0', 'p1', 'udp'), lab.capture(lab.phone(2), 'eth0', 'p2', 'udp'), lab.capture(lab.provider, 'eth0', 'w', 'udp')]);
-    let callOk = false, note = '';
+    let callOk = false, note = '', resumedAt = 0;
     const sippArgs = ['-nostdin', '-nr', '-timeout', '40s', '-timeout_error'];
     if (scenario === 'out' || scenario === 'reinvite') {
       const uas = lab.runAsync(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios', scenario === 'out' ? 'uas-rtp.xml' : 'uas-reinvite.xml'), '-i', PROVIDER_IP, '-p', '5080', '-mp', '7000', '-m', '1', ...sippArgs, ...(process.env.SIPALG_SIPP_TRACE ? ['-trace_msg', '-trace_err'] : [])], 60000);
@@ -60,6 +61,22 @@ export async function phoneScenario(prefix: string, scenario: PhoneScenario, mod
       const r = await uas;
       callOk = r.code === 0;
       if (!callOk) note = (r.stdout + r.stderr).split('\n').filter((l) => /error|fail|timeout|unexpected/i.test(l)).slice(-1)[0]?.trim() ?? `sipp exit ${r.code}`;
+    } else if (scenario === 'hold') {
+      // the far end is a baresip too, on the provider's address (port 5070 beside Kamailio's)
+      const far = await startBaresip(lab, lab.provider, { ip: PROVIDER_IP, user: 'wan', registrar: PROVIDER_IP, register: false, port: 5070 });
+      const p1 = await startBaresip(lab, lab.phone(1), { ip: phoneIp(1), user: 'phone1', registrar: PROVIDER_IP, register: false });
+      phones.push(far, p1);
+      const from = far.log.length;
+      p1.command('dial', `sip:wan@${PROVIDER_IP}:5070`);
+      callOk = await far.waitLog(/Call established|established/i, 10000, from).then(() => true, () => false);
+      await sleep(3000);
+      p1.command('hold');
+      await sleep(3000);
+      p1.command('resume');
+      resumedAt = Date.now() / 1000 + 0.5;
+      await sleep(5000);
+      p1.command('hangup');
+      if (!callOk) note = 'the call was not established';
     } else if (scenario === 'in' || scenario === 'silence') {
       await lab.startKamailio();
       if (scenario === 'silence') {
@@ -92,6 +109,13 @@ export async function phoneScenario(prefix: string, scenario: PhoneScenario, mod
     const [c1, c2, w] = await Promise.all(caps.map((c) => c.stop()));
     if (scenario === 'hairpin') {
       return { scenario, mode, callOk, rxA: count(c1!, rtpTo(phoneIp(1))), rxB: count(c2!, rtpTo(phoneIp(2))), what: 'RTP at phone 1 / at phone 2 (7 s: ~350 each)', note };
+    }
+    if (scenario === 'hold') {
+      // the hold and the resume crossed the WAN as re-INVITEs (RFC 3264 §8.4: a=sendonly, then sendrecv)
+      const holds = count(w!, 'sip.Method == "INVITE" && sdp.media_attr == "sendonly"');
+      if (callOk && !holds) { callOk = false; note = 'no hold re-INVITE reached the far end'; }
+      const after = ` && frame.time_epoch >= ${resumedAt.toFixed(3)}`;
+      return { scenario, mode, callOk, rxA: count(c1!, rtpTo(phoneIp(1)) + after), rxB: count(w!, rtpTo(PROVIDER_IP) + after), what: 'RTP after the resume at the phone / at the WAN phone (4.5 s: ~225 each)', note };
     }
     const prov = count(w!, rtpTo(PROVIDER_IP));
     const phone = count(c1!, rtpTo(phoneIp(1)));
