@@ -9,14 +9,15 @@ import { phoneIp, PROVIDER_IP, SRC_LAB } from './lab';
 import { count, prepare, type Mode } from './media';
 import { startBaresip, type Baresip } from './baresip';
 
-export type PhoneScenario = 'out' | 'in' | 'hairpin' | 'reinvite' | 'hold' | 'silence';
-export const PHONE_SCENARIOS: PhoneScenario[] = ['out', 'in', 'hairpin', 'reinvite', 'hold', 'silence'];
+export type PhoneScenario = 'out' | 'in' | 'hairpin' | 'reinvite' | 'hold' | 'transfer' | 'silence';
+export const PHONE_SCENARIOS: PhoneScenario[] = ['out', 'in', 'hairpin', 'reinvite', 'hold', 'transfer', 'silence'];
 export const SCENARIO_LABEL: Record<PhoneScenario, string> = {
   out: 'phone → WAN party (SIPp)',
   in: 'WAN party → phone, through its registration (Kamailio)',
   hairpin: 'phone ↔ phone through the provider (both legs through the router)',
   reinvite: 'far end re-INVITEs 8 s into the call (seed 000): audio after it',
   hold: 'phone puts a WAN phone (baresip) on hold and resumes: audio both ways after the resume',
+  transfer: 'WAN phone A transfers the phone to WAN phone B (REFER, RFC 3515): audio between the phone and B',
   silence: 'registered, then 3 min of silence with UDP timeouts of 30 s, then an inbound call',
 };
 /** the silence before the inbound call of the 'silence' scenario */
@@ -77,6 +78,22 @@ export async function phoneScenario(prefix: string, scenario: PhoneScenario, mod
       await sleep(5000);
       p1.command('hangup');
       if (!callOk) note = 'the call was not established';
+    } else if (scenario === 'transfer') {
+      // two baresip on the provider's address: A (5070) answers, then refers the phone to B (5072)
+      const a = await startBaresip(lab, lab.provider, { ip: PROVIDER_IP, user: 'a', registrar: PROVIDER_IP, register: false, port: 5070, ctrlPort: 4444 });
+      const b = await startBaresip(lab, lab.provider, { ip: PROVIDER_IP, user: 'b', registrar: PROVIDER_IP, register: false, port: 5072, ctrlPort: 4445 });
+      const p1 = await startBaresip(lab, lab.phone(1), { ip: phoneIp(1), user: 'phone1', registrar: PROVIDER_IP, register: false });
+      phones.push(a, b, p1);
+      p1.command('dial', `sip:a@${PROVIDER_IP}:5070`);
+      const up = await a.waitLog(/established/i, 10000).then(() => true, () => false);
+      await sleep(2000);
+      const fromB = b.log.length;
+      a.command('transfer', `sip:b@${PROVIDER_IP}:5072`);
+      callOk = up && await b.waitLog(/established/i, 10000, fromB).then(() => true, () => false);
+      resumedAt = Date.now() / 1000 + 0.3;
+      if (!callOk) note = up ? 'the transferred call did not reach B' : 'the first call was not established';
+      await sleep(4500);
+      p1.command('hangup');
     } else if (scenario === 'in' || scenario === 'silence') {
       await lab.startKamailio();
       if (scenario === 'silence') {
@@ -110,12 +127,12 @@ export async function phoneScenario(prefix: string, scenario: PhoneScenario, mod
     if (scenario === 'hairpin') {
       return { scenario, mode, callOk, rxA: count(c1!, rtpTo(phoneIp(1))), rxB: count(c2!, rtpTo(phoneIp(2))), what: 'RTP at phone 1 / at phone 2 (7 s: ~350 each)', note };
     }
-    if (scenario === 'hold') {
+    if (scenario === 'hold' || scenario === 'transfer') {
       // the hold and the resume crossed the WAN as re-INVITEs (RFC 3264 §8.4: a=sendonly, then sendrecv)
-      const holds = count(w!, 'sip.Method == "INVITE" && sdp.media_attr == "sendonly"');
-      if (callOk && !holds) { callOk = false; note = 'no hold re-INVITE reached the far end'; }
+      if (scenario === 'hold' && callOk && !count(w!, 'sip.Method == "INVITE" && sdp.media_attr == "sendonly"')) { callOk = false; note = 'no hold re-INVITE reached the far end'; }
       const after = ` && frame.time_epoch >= ${resumedAt.toFixed(3)}`;
-      return { scenario, mode, callOk, rxA: count(c1!, rtpTo(phoneIp(1)) + after), rxB: count(w!, rtpTo(PROVIDER_IP) + after), what: 'RTP after the resume at the phone / at the WAN phone (4.5 s: ~225 each)', note };
+      const what = scenario === 'hold' ? 'RTP after the resume at the phone / at the WAN phone (4.5 s: ~225 each)' : 'RTP after the transfer at the phone / at the WAN phones (4 s: ~200 each)';
+      return { scenario, mode, callOk, rxA: count(c1!, rtpTo(phoneIp(1)) + after), rxB: count(w!, rtpTo(PROVIDER_IP) + after), what, note };
     }
     const prov = count(w!, rtpTo(PROVIDER_IP));
     const phone = count(c1!, rtpTo(phoneIp(1)));

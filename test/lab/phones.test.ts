@@ -17,6 +17,7 @@ const NEEDED: Record<PhoneScenario, [number, number]> = {
   hairpin: [300, 300], // 7 s of ~50/s each way
   reinvite: [460, 300], // 236 before and 236 after the far end's re-INVITE
   hold: [150, 150], // ~4.5 s of ~50/s each way after the resume
+  transfer: [150, 150], // ~4 s each way between the phone and B
   silence: [230, 300],
 };
 
@@ -32,7 +33,7 @@ async function matrix(t: { diagnostic: (s: string) => void }, scenario: PhoneSce
   return res;
 }
 
-for (const scenario of ['out', 'in', 'hairpin', 'reinvite', 'hold'] as const) {
+for (const scenario of ['out', 'in', 'hairpin', 'reinvite', 'hold', 'transfer'] as const) {
   test(`real phones (baresip): ${SCENARIO_LABEL[scenario]}, with sip-alg, the kernel helper and plain NAT`, { timeout: 180000 }, async (t) => {
     const res = await matrix(t, scenario, ['alg', 'kernel', 'none']);
     // the control: without an ALG the registrar learns a private Contact and cannot reach the phone
