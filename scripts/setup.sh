@@ -12,9 +12,9 @@ if [ -n "$missing" ]; then
   # shellcheck disable=SC2086
   apt-get install -y --no-install-recommends $missing
 fi
-# a Kamailio (5060) or Prometheus (9090) started by its package would run in the root namespace:
+# a Kamailio (5060), Prometheus (9090), keepalived or conntrackd started by its package would run in the root namespace:
 # the lab runs its own, inside its namespaces
-for svc in kamailio prometheus; do
+for svc in kamailio prometheus keepalived conntrackd; do
   (systemctl disable --now "$svc" 2>/dev/null || service "$svc" stop 2>/dev/null || true) >/dev/null 2>&1
 done
 npm ci --no-audit --no-fund

@@ -320,7 +320,8 @@ export class DialogTable {
 
   private pin(d: Dialog, local: SdpMediaMapping[], now: number): void {
     this.unpin(d, false);
-    const anchor = this.nextAnchor(ipFamily(d.publicIp) === 6 ? 6 : 4);
+    const family = ipFamily(d.publicIp) === 6 ? 6 : 4;
+    let anchor = this.nextAnchor(family);
     const pinholes: PinholeSpec[] = [];
     let refused = 0;
     for (const m of local) {
@@ -331,12 +332,20 @@ export class DialogTable {
     }
     // the anchor and its pinholes in one ctnetlink batch: one sendmsg, which the kernel handles in
     // order, so the anchor exists before its expectations (NetlinkSocket.requestBatch)
-    let results: (NetlinkError | undefined)[];
-    try {
-      results = this.ct.createAnchorWithExpectations(anchor, Math.ceil(this.opts.idleMs / 1000) + 3600, pinholes);
-    } catch (e) {
-      this.counters.inc('h|failed');
-      throw e;
+    let results: (NetlinkError | undefined)[] | undefined;
+    for (let tries = 0; !results; tries++) {
+      try {
+        results = this.ct.createAnchorWithExpectations(anchor, Math.ceil(this.opts.idleMs / 1000) + 3600, pinholes);
+      } catch (e) {
+        // the tuple is taken: an anchor another daemon made (the peer of a router pair, synced by
+        // conntrackd, numbers its anchors alike) or one left behind; take the next one
+        if (e instanceof NetlinkError && e.errno === EEXIST && tries < 64) {
+          anchor = this.nextAnchor(family);
+          continue;
+        }
+        this.counters.inc('h|failed');
+        throw e;
+      }
     }
     d.anchor = anchor;
     d.pinnedAt = now;

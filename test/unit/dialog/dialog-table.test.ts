@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { DialogTable, dialogKey, type DialogOptions, type SipEvent } from '../../../src/dialog/dialog-table';
 import { PortAllocator } from '../../../src/nat/port-allocator';
 import type { Ctnetlink, PinholeSpec, Tuple } from '../../../src/conntrack/ctnetlink';
+import { NetlinkError } from '../../../src/errors';
 import type { SdpMediaMapping } from '../../../src/sdp/rewrite';
 
 class FakeCt {
@@ -317,4 +318,19 @@ test('hairpin: the two legs of one call (same Call-ID, RFC 3261 §8.1.1.4) betwe
   assert.equal(ct.pinholes, 4, 'phone 1\'s and phone 2\'s RTP and RTCP pinholes, all at once');
   assert.equal(ct.anchors.size, 2);
   assert.equal(ct.flows.size, 0, 'no flow to our own public address (the other phone\'s pinhole takes the media)');
+});
+
+test('an anchor tuple already taken (the router pair\'s peer numbers its anchors alike, conntrackd synced them) is skipped, not a failed call', () => {
+  const { ct, table } = make();
+  // the peer's first two anchors are in this router's table
+  for (const sport of [1024, 1025]) ct.createAnchor({ src: '127.0.0.1', dst: '127.1.0.1', sport, dport: 1024, proto: 17 });
+  const real = ct.createAnchorWithExpectations.bind(ct);
+  ct.createAnchorWithExpectations = (a: Tuple, timeoutSec: number, exps: readonly PinholeSpec[]) => {
+    if (ct.anchors.has(`${a.src}:${a.sport}>${a.dst}:${a.dport}`)) throw new NetlinkError(17, 'netlink request failed');
+    return real(a, timeoutSec, exps);
+  };
+  table.observe(ev({ method: 'INVITE', local: media(6000) }), 0);
+  assert.equal(ct.pinholes, 2, 'the call got its pinholes on the next free anchor');
+  assert.equal(ct.anchors.size, 3);
+  assert.equal(table.snapshot(0)[0]!.anchor, '127.0.0.1:1026>127.1.0.1:1024');
 });

@@ -1,0 +1,16 @@
+#!/bin/sh
+# keepalived notify for a sip-alg router pair: $3 is MASTER, BACKUP or FAULT
+CONNTRACKD="conntrackd -C /etc/conntrackd/conntrackd.conf"
+case "$3" in
+  MASTER)
+    $CONNTRACKD -c   # commit what an external cache would hold (none with DisableExternalCache)
+    $CONNTRACKD -f   # flush the caches
+    $CONNTRACKD -R   # resync with the kernel table
+    $CONNTRACKD -B   # ask the peer for a bulk update
+    ;;
+  BACKUP|FAULT)
+    $CONNTRACKD -t   # shorten the kernel timeouts of entries this router no longer forwards
+    $CONNTRACKD -n   # request a resync from the master
+    ;;
+esac
+
