@@ -7,6 +7,7 @@ case "$3" in
     $CONNTRACKD -f   # flush the caches
     $CONNTRACKD -R   # resync with the kernel table
     $CONNTRACKD -B   # ask the peer for a bulk update
+    sip-alg takeover   # sip-alg: the peer's calls are adopted at their next SIP message
     ;;
   BACKUP|FAULT)
     $CONNTRACKD -t   # shorten the kernel timeouts of entries this router no longer forwards

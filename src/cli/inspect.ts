@@ -87,6 +87,11 @@ export async function inspect(cmd: string, argv: string[]): Promise<number> {
       out(table(['WHAT', 'VALUE'], rows));
       return 0;
     }
+    case 'takeover': {
+      const r = await ask<{ waiting: number }>(a.socket, { cmd });
+      out(`takeover: ${r.waiting} call(s) of the peer router, adopted at their next SIP message`);
+      return 0;
+    }
     case 'reload': {
       const r = await ask<{ changed: string[]; needRestart: string[] }>(a.socket, { cmd });
       out(`reloaded: ${r.changed.length ? r.changed.join(', ') : 'no changes'}${r.needRestart.length ? `; not applied until restart: ${r.needRestart.join(', ')}` : ''}`);

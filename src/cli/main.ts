@@ -8,6 +8,7 @@
  *   sip-alg capture --before F --after F [...]      pcaps of SIP as it entered and left the ALG
  *   sip-alg trace [--call-id ID] [--host IP]        one line per SIP packet, with what was rewritten
  *   sip-alg reload                                  re-reads the config (same as SIGHUP)
+ *   sip-alg takeover                                router pair: this router became master (keepalived notify)
  * Exit status: 0 ok, 1 runtime failure, 2 bad configuration or usage.
  */
 import { readFileSync } from 'node:fs';
@@ -32,6 +33,7 @@ const USAGE = `usage: sip-alg run [--config FILE] [--KEY VALUE ...]
        sip-alg capture --before FILE --after FILE [--wire FILE --iface IF] [--call-id ID] [--host IP] [--seconds N]
        sip-alg trace [--call-id ID] [--host IP] [--seconds N]
        sip-alg reload
+       sip-alg takeover
 keys (file or flag): ${SCHEMA.map((s) => s.key).join(', ')}`;
 
 export function resolveWan(config: Config): { publicIp: string; publicIp6: string | undefined; ifindex: number } {
@@ -135,6 +137,7 @@ async function main(argv: string[]): Promise<number> {
     case 'stats':
     case 'capture':
     case 'trace':
+    case 'takeover':
     case 'reload': {
       const { inspect } = await import('./inspect');
       return inspect(cmd, rest);

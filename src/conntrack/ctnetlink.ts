@@ -18,7 +18,7 @@ const CTA_EXPECT_NAT_DIR = 1, CTA_EXPECT_NAT_TUPLE = 2;
 const MSG_CT_NEW = 0;
 const MSG_CT_GET = 1;
 const MSG_CT_DELETE = 2;
-const CTA_TUPLE_ORIG = 1, CTA_TUPLE_REPLY = 2, CTA_STATUS = 3, CTA_NAT_SRC = 6, CTA_TIMEOUT = 7, CTA_ID = 12;
+const CTA_TUPLE_ORIG = 1, CTA_TUPLE_REPLY = 2, CTA_STATUS = 3, CTA_NAT_SRC = 6, CTA_TIMEOUT = 7, CTA_MARK = 8, CTA_ID = 12;
 const CTA_TUPLE_IP = 1, CTA_TUPLE_PROTO = 2;
 const CTA_IP_V4_SRC = 1, CTA_IP_V4_DST = 2, CTA_IP_V6_SRC = 3, CTA_IP_V6_DST = 4; // enum ctattr_ip
 const CTA_PROTO_NUM = 1, CTA_PROTO_SRC_PORT = 2, CTA_PROTO_DST_PORT = 3;
@@ -51,6 +51,8 @@ export interface Conntrack {
   id: number;
   /** packets in both directions (0 unless nf_conntrack_acct is on) */
   packets: number;
+  /** the connection mark (sip-alg's anchors: their dialog's tag, anchorMark) */
+  mark: number;
 }
 
 const CTA_COUNTERS_ORIG = 9, CTA_COUNTERS_REPLY = 10, CTA_COUNTERS_PACKETS = 1;
@@ -142,6 +144,7 @@ export function parseConntrack(msg: Buffer): Conntrack | undefined {
     timeout: a.get(CTA_TIMEOUT)?.readUInt32BE(0) ?? 0,
     id: a.get(CTA_ID)?.readUInt32BE(0) ?? 0,
     packets: counterPackets(a.get(CTA_COUNTERS_ORIG)) + counterPackets(a.get(CTA_COUNTERS_REPLY)),
+    mark: a.get(CTA_MARK)?.readUInt32BE(0) ?? 0,
   };
 }
 
@@ -202,7 +205,7 @@ function writeTuple(w: NlWriter, type: number, fam: number, src: string, dst: st
 }
 
 /** createAnchor's IPCTNL_MSG_CT_NEW, byte for byte, with its attributes written without a tree. */
-export function anchorMessage(t: Tuple, timeoutSec: number): NlMessage {
+export function anchorMessage(t: Tuple, timeoutSec: number, mark = 0): NlMessage {
   const fam = tupleFamily(t);
   return {
     type: (SUBSYS_CTNETLINK << 8) | MSG_CT_NEW,
@@ -212,6 +215,9 @@ export function anchorMessage(t: Tuple, timeoutSec: number): NlMessage {
       writeTuple(w, CTA_TUPLE_ORIG, fam, t.src, t.dst, t.sport, t.dport, t.proto);
       writeTuple(w, CTA_TUPLE_REPLY, fam, t.dst, t.src, t.dport, t.sport, t.proto);
       w.u32be(CTA_TIMEOUT, timeoutSec);
+      // the dialog's tag, carried to a router pair's peer by conntrackd (and inherited by the media
+      // conntracks its expectations create, nf_conntrack_core.c init_conntrack)
+      if (mark) w.u32be(CTA_MARK, mark);
       const help = w.beginNest(CTA_HELP);
       w.strz(CTA_HELP_NAME, 'sip');
       w.endNest(help);
@@ -463,8 +469,8 @@ export class Ctnetlink {
    * deleted again. Otherwise returns, per expectation and in order, its error, or undefined when
    * it was created.
    */
-  createAnchorWithExpectations(anchor: Tuple, timeoutSec: number, exps: readonly PinholeSpec[]): (NetlinkError | undefined)[] {
-    const msgs: NlMessage[] = [anchorMessage(anchor, timeoutSec)];
+  createAnchorWithExpectations(anchor: Tuple, timeoutSec: number, exps: readonly PinholeSpec[], mark = 0): (NetlinkError | undefined)[] {
+    const msgs: NlMessage[] = [anchorMessage(anchor, timeoutSec, mark)];
     for (const e of exps) msgs.push(expectationMessage(anchor, e));
     const replies = this.sock.requestBatch(msgs);
     const failed = replies[0]?.error;

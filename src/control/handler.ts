@@ -100,10 +100,14 @@ export function controlHandler(pool: WorkerPool, metrics: Metrics, reload: () =>
         stop = pool.tap(tapFilter(req), (r) => { sink.send(encodeRecord(r)); });
         return;
       }
+      case 'takeover': {
+        const r = (await pool.query('takeover')) as { waiting: number }[];
+        return sink.end({ waiting: r.reduce((a, x) => a + x.waiting, 0) });
+      }
       case 'reload':
         return sink.end(reload());
       default:
-        return sink.end({ error: `unknown command ${JSON.stringify(req.cmd)}; known: calls, registrations, pinholes, stats, tap, reload`, code: 'SIPALG_ERR_CONTROL' });
+        return sink.end({ error: `unknown command ${JSON.stringify(req.cmd)}; known: calls, registrations, pinholes, stats, tap, takeover, reload`, code: 'SIPALG_ERR_CONTROL' });
     }
   };
 }

@@ -16,7 +16,7 @@
  * a grace (5 s by default), as do failure final responses to the initial INVITE; forking keeps the
  * far-end media of the first 2xx; an idle dialog is released after dialog-idle-seconds.
  */
-import type { Ctnetlink, PinholeSpec, Tuple } from '../conntrack/ctnetlink';
+import type { Conntrack, Ctnetlink, PinholeSpec, Tuple } from '../conntrack/ctnetlink';
 import { IPPROTO_UDP } from '../conntrack/ctnetlink';
 import { ipFamily, sameAddress } from '../packet/addr';
 import { EEXIST, NetlinkError } from '../errors';
@@ -109,6 +109,17 @@ export const anchorKey = (t: Tuple) => `${t.src}:${t.sport}>${t.dst}:${t.dport}`
  */
 export const dialogKey = (callId: string, privateIp: string) => `${callId}\n${privateIp}`;
 
+/**
+ * The tag a dialog's anchor carries as its conntrack mark (FNV-1a of the dialog key, never 0):
+ * conntrackd carries it to a router pair's standby, whose daemon recognises the anchor at the
+ * dialog's next SIP message after a takeover.
+ */
+export function anchorMark(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return (h >>> 0) || 1;
+}
+
 /** A dialog as stored in the state file (files of earlier versions keyed the media flows: [key, tuple] pairs). */
 export type PersistedDialog = Omit<Dialog, 'mediaCts'> & { mediaCts: Tuple[] | [string, Tuple][] };
 
@@ -150,6 +161,8 @@ export class DialogTable {
   private readonly global: Int32Array;
   /** bumped on every change of dialog state: the worker persists the table when it moved */
   version = 0;
+  /** anchors this worker's peer made (router pair, synced by conntrackd), by their mark, and the media conntracks marked alike */
+  private readonly foreign = new Map<number, { anchor: Tuple; media: Tuple[] }>();
 
   constructor(
     private readonly ct: Ctnetlink,
@@ -265,6 +278,15 @@ export class DialogTable {
         return false;
       }
     }
+    const taken = !d && this.foreign.size ? this.foreign.get(anchorMark(dialogKey(e.info.callId, e.privateIp))) : undefined;
+    if (taken) {
+      // a call the router pair's peer set up: its anchor and media conntracks are in our table
+      this.foreign.delete(anchorMark(dialogKey(e.info.callId, e.privateIp)));
+      d = { callId: e.info.callId, privateIp: e.privateIp, publicIp: e.publicIp, anchor: taken.anchor, pinnedAt: now, local: [], remote: undefined, mediaCts: taken.media, confirmed: true, winnerTag: e.info.toTag, created: now, lastSeen: now, endAt: 0, sessionMs: 0, refreshedAt: now, mediaPackets: 0, mediaSeenAt: now, mediaCheckedAt: now, flow: undefined, flowKeptAt: 0 };
+      this.dialogs.set(dialogKey(d.callId, d.privateIp), d);
+      this.count(d, 1);
+      this.counters.inc('d|taken_over');
+    }
     if (!d) {
       if (!e.local?.length) return true; // a dialog is tracked once the LAN side has offered media
       const limit = this.admit(e.privateIp);
@@ -310,6 +332,30 @@ export class DialogTable {
     return true;
   }
 
+  /**
+   * A router pair's takeover (`sip-alg takeover`, from the keepalived notify script): the anchors of
+   * this worker's addresses in the kernel table that no dialog here owns, with a mark, were made by
+   * the peer for its calls (conntrackd synced them, with the media conntracks their pinholes created,
+   * which carry the same mark). Each is adopted by the first SIP message of its dialog that reaches
+   * this worker (observe); from then on the dialog is this worker's: its BYE releases the anchor and
+   * the media conntracks, a new SDP re-pins. Returns the number of anchors waiting to be adopted.
+   */
+  takeover(entries: readonly Conntrack[]): number {
+    const owned = new Set<string>();
+    for (const d of this.dialogs.values()) if (d.anchor) owned.add(anchorKey(d.anchor));
+    this.foreign.clear();
+    const mine = new Set(this.anchorAddr.map(([src, dst]) => `${src}>${dst}`));
+    for (const e of entries) {
+      if (!e.mark || !mine.has(`${e.orig.src}>${e.orig.dst}`) || owned.has(anchorKey(e.orig))) continue;
+      this.foreign.set(e.mark, { anchor: e.orig, media: [] });
+    }
+    for (const e of entries) {
+      const f = e.mark ? this.foreign.get(e.mark) : undefined;
+      if (f && !mine.has(`${e.orig.src}>${e.orig.dst}`)) f.media.push(e.orig);
+    }
+    return this.foreign.size;
+  }
+
   private nextAnchor(family: 4 | 6): Tuple {
     const n = this.anchorSeq++;
     // loopback tuples that never carry traffic, unique per worker and dialog; an IPv6 dialog's
@@ -335,7 +381,7 @@ export class DialogTable {
     let results: (NetlinkError | undefined)[] | undefined;
     for (let tries = 0; !results; tries++) {
       try {
-        results = this.ct.createAnchorWithExpectations(anchor, Math.ceil(this.opts.idleMs / 1000) + 3600, pinholes);
+        results = this.ct.createAnchorWithExpectations(anchor, Math.ceil(this.opts.idleMs / 1000) + 3600, pinholes, anchorMark(dialogKey(d.callId, d.privateIp)));
       } catch (e) {
         // the tuple is taken: an anchor another daemon made (the peer of a router pair, synced by
         // conntrackd, numbers its anchors alike) or one left behind; take the next one

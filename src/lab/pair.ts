@@ -96,7 +96,7 @@ vrrp_instance WAN {
 }
 
 /** The notify script: the new master resyncs conntrackd and asks its peer for a bulk update (conntrack-tools primary-backup.sh). */
-export function notifyScript(o: { conf: string; stateLog?: string }): string {
+export function notifyScript(o: { conf: string; takeover: string; stateLog?: string }): string {
   return `#!/bin/sh
 # keepalived notify for a sip-alg router pair: $3 is MASTER, BACKUP or FAULT
 CONNTRACKD="conntrackd -C ${o.conf}"
@@ -106,6 +106,7 @@ case "$3" in
     $CONNTRACKD -f   # flush the caches
     $CONNTRACKD -R   # resync with the kernel table
     $CONNTRACKD -B   # ask the peer for a bulk update
+    ${o.takeover}   # sip-alg: the peer's calls are adopted at their next SIP message
     ;;
   BACKUP|FAULT)
     $CONNTRACKD -t   # shorten the kernel timeouts of entries this router no longer forwards
@@ -146,7 +147,7 @@ export class PairLab {
     const conf = join(dir, 'conntrackd.conf');
     writeFileSync(conf, conntrackdConf({ self, peer, iface: 'sync0', log: join(dir, 'conntrackd.log'), lock: join(dir, 'conntrackd.lock'), ctl: join(dir, 'conntrackd.ctl') }));
     const notify = join(dir, 'notify.sh');
-    writeFileSync(notify, notifyScript({ conf, stateLog: join(dir, 'vrrp-state.log') }));
+    writeFileSync(notify, notifyScript({ conf, takeover: `${process.execPath} ${join(ROOT, 'bin/sip-alg')} takeover --socket ${join(dir, 'control.sock')}`, stateLog: join(dir, 'vrrp-state.log') }));
     chmodSync(notify, 0o755);
     writeFileSync(join(dir, 'keepalived.conf'), keepalivedConf({ name: r, priority: r === 'a' ? 150 : 100, lan: 'lan0', wan: 'wan0', lanVip: '10.77.0.1/24', wanVip: '203.0.113.1/24', notify }));
     const ns = this.ns(r);
@@ -199,6 +200,6 @@ export function examplePair(): Record<string, string> {
   return {
     'conntrackd.conf': conntrackdConf({ self: '192.168.100.1', peer: '192.168.100.2', iface: 'eth2', log: '/var/log/conntrackd.log', lock: '/var/lock/conntrack.lock', ctl: '/var/run/conntrackd.ctl' }),
     'keepalived.conf': keepalivedConf({ name: 'a', priority: 150, lan: 'eth1', wan: 'eth0', lanVip: '192.168.1.1/24', wanVip: '198.51.100.1/24', notify: '/etc/keepalived/sip-alg-notify.sh' }),
-    'sip-alg-notify.sh': notifyScript({ conf }),
+    'sip-alg-notify.sh': notifyScript({ conf, takeover: 'sip-alg takeover' }),
   };
 }

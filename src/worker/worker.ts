@@ -45,7 +45,7 @@ export type WorkerMessage =
 /** What the main thread sends a worker. */
 export type ToWorker =
   | { type: 'close' }
-  | { type: 'query'; id: number; what: 'calls' | 'registrations' | 'blocked' | 'counts' }
+  | { type: 'query'; id: number; what: 'calls' | 'registrations' | 'blocked' | 'counts' | 'takeover' }
   | { type: 'tap'; id: number; filter: TapFilter }
   | { type: 'untap'; id: number }
   | { type: 'config'; config: Config };
@@ -193,6 +193,16 @@ function main(): void {
     if (o.bindingSource && rewritten) stats.inc(`b|${o.bindingSource}`);
     if (o.refusedThirdParty) stats.inc('h|refused_third_party', o.refusedThirdParty);
   };
+  const takeover = (): number => {
+    try {
+      const n = dialogs.takeover(ct.dump());
+      log('info', 'takeover: calls of the peer to adopt at their next SIP message', { anchors: n });
+      return n;
+    } catch (e) {
+      log('warn', 'takeover failed', { err: e as Error });
+      return 0;
+    }
+  };
   /** leak-policy=drop: a LAN→WAN packet about to pass unchanged with the sender's address in it */
   const leakGuard = (reason: Reason, payload: Buffer): boolean => {
     if (c.leakPolicy !== 'drop' || !mayLeak(reason) || !carriesSourceAddress(payload)) return false;
@@ -314,6 +324,8 @@ function main(): void {
       const data = m.what === 'calls' ? dialogs.snapshot(now)
         : m.what === 'registrations' ? registrations.snapshot(now)
           : m.what === 'counts' ? [{ dialogs: dialogs.size, registrations: registrations.size, pinholes: dialogs.pinholes }]
+            // router pair: this router became master; the peer's calls are adopted at their next SIP message
+            : m.what === 'takeover' ? [{ waiting: takeover() }]
             : protection.blockedSources(now);
       port.postMessage({ type: 'reply', id: m.id, data } satisfies WorkerMessage);
       return;

@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { PairLab } from '../../src/lab/pair';
 import { startBaresip } from '../../src/lab/baresip';
 import { checkWan, readSip } from '../../src/lab/wire-check';
+import { metricSum } from '../../src/lab/lab';
 
 before(() => assert.equal(process.getuid?.(), 0, 'the lab tests need root'));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -70,7 +71,16 @@ test('router pair: a call with audio both ways survives the active router\'s fai
     t.diagnostic(`a new call through B: RTP phone ${secondPhone}, far end ${secondFar}`);
     assert.ok(secondPhone >= 120 && secondFar >= 120, `a new call after the failover has audio both ways through B: ${secondPhone} / ${secondFar}`);
     assert.deepEqual(checkWan(msgs, { lanPrefix: '10.77.0.', publicIp: '203.0.113.1' }), [], 'every SIP message on the WAN rewritten, before and after the failover');
-    t.diagnostic(`left on B after the BYE (its daemon does not own A's call yet): ${pair.conntrack('b', ['-L']).split('\n').filter((l) => /dst=127\.1\./.test(l)).length} anchor(s), ${pair.conntrack('b', ['-L', 'expect']).split('\n').filter((l) => /proto=17/.test(l)).length} pinhole(s)`);
+    // B owns what it took over: the first call's BYE adopted A's anchor (its mark names the dialog)
+    // and, after the grace, released it with the call's media conntracks; the second call is B's own
+    await sleep(3500);
+    const metrics = lab.run(pair.ns('b'), process.execPath, ['-e', "fetch('http://127.0.0.1:9477/metrics').then(r=>r.text()).then(t=>process.stdout.write(t))"]).stdout;
+    const anchorsB = pair.conntrack('b', ['-L']).split('\n').filter((l) => /dst=127\.1\./.test(l)).length;
+    const pinholesB = pair.conntrack('b', ['-L', 'expect']).split('\n').filter((l) => /proto=17/.test(l)).length;
+    const anchorsA = pair.conntrack('a', ['-L']).split('\n').filter((l) => /dst=127\.1\./.test(l)).length;
+    t.diagnostic(`after both calls: B ${anchorsB} anchor(s), ${pinholesB} pinhole(s); A (failed, never saw the BYE) ${anchorsA} anchor(s); B took over ${metricSum(metrics, 'sipalg_dialogs_total', { event: 'taken_over' })} call(s)`);
+    assert.equal(metricSum(metrics, 'sipalg_dialogs_total', { event: 'taken_over' }), 1, 'B adopted the call it took over');
+    assert.deepEqual([anchorsB, pinholesB], [0, 0], 'no anchor or pinhole left on B after the teardown');
   } finally {
     await pair.close();
   }

@@ -184,12 +184,12 @@ test('parseConntrack / parseExpectation read IPv6 tuples (RFC 5952 text), and IP
     10, 0, 0, 0, // nfgenmsg AF_INET6
     ...nest(1, ...tuple6('fd00:77::11', '2001:db8::10', 5060, 5070)),
     ...nest(2, ...tuple6('2001:db8::10', '2001:db8::1', 5070, 40000)),
-    ...nla(3, be32(0x18e)), ...nla(7, be32(117)), ...nla(12, be32(0xdeadbeef)),
+    ...nla(3, be32(0x18e)), ...nla(7, be32(117)), ...nla(8, be32(0x2a)), ...nla(12, be32(0xdeadbeef)),
   ]);
   assert.deepEqual(parseConntrack(ct), {
     orig: { src: 'fd00:77::11', dst: '2001:db8::10', sport: 5060, dport: 5070, proto: 17 },
     reply: { src: '2001:db8::10', dst: '2001:db8::1', sport: 5070, dport: 40000, proto: 17 },
-    status: 0x18e, timeout: 117, id: 0xdeadbeef, packets: 0,
+    status: 0x18e, timeout: 117, id: 0xdeadbeef, packets: 0, mark: 0x2a,
   });
   const ct4 = Buffer.from([2, 0, 0, 0, ...nest(1, ...tuple4('10.77.0.12', '198.51.100.7', 5060, 5080)), ...nest(2, ...tuple4('198.51.100.7', '203.0.113.1', 5080, 5060))]);
   assert.deepEqual(parseConntrack(ct4)?.reply, { src: '198.51.100.7', dst: '203.0.113.1', sport: 5080, dport: 5060, proto: 17 });
@@ -224,6 +224,11 @@ test('what anchorMessage / expectationMessage write parses back to their tuples 
   });
   const a4: Tuple = { src: '127.0.0.1', dst: '127.1.0.1', sport: 1024, dport: 1024, proto: 17 };
   assert.deepEqual(parseConntrack(body(anchorMessage(a4, 60)))?.orig, a4);
+  // the anchor's mark (its dialog's tag, carried to a router pair's peer): CTA_MARK, 32 bits big-endian
+  assert.equal(parseConntrack(body(anchorMessage(a4, 60)))?.mark, 0, 'no mark: no CTA_MARK');
+  const marked = body(anchorMessage(a4, 60, 0xdeadbeef));
+  assert.equal(parseConntrack(marked)?.mark, 0xdeadbeef);
+  assert.ok(marked.includes(Buffer.from([8, 0, 8, 0, 0xde, 0xad, 0xbe, 0xef])), 'nla_len 8, type CTA_MARK (8), the value in network order');
 });
 
 /** A Ctnetlink whose socket records requests instead of sending them (its constructor would open a netlink socket). */

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DialogTable, dialogKey, type DialogOptions, type SipEvent } from '../../../src/dialog/dialog-table';
+import { anchorKey, anchorMark, DialogTable, dialogKey, type DialogOptions, type SipEvent } from '../../../src/dialog/dialog-table';
 import { PortAllocator } from '../../../src/nat/port-allocator';
 import type { Ctnetlink, PinholeSpec, Tuple } from '../../../src/conntrack/ctnetlink';
 import { NetlinkError } from '../../../src/errors';
@@ -333,4 +333,37 @@ test('an anchor tuple already taken (the router pair\'s peer numbers its anchors
   assert.equal(ct.pinholes, 2, 'the call got its pinholes on the next free anchor');
   assert.equal(ct.anchors.size, 3);
   assert.equal(table.snapshot(0)[0]!.anchor, '127.0.0.1:1026>127.1.0.1:1024');
+});
+
+test('router pair takeover: the peer\'s anchors (marked with their dialog) are adopted at the dialog\'s next SIP message; its BYE then releases the anchor and the media conntracks', () => {
+  const { ct, table } = make();
+  const key = dialogKey('peer-call', '10.77.0.11');
+  const anchor: Tuple = { src: '127.0.0.1', dst: '127.1.0.1', sport: 1024, dport: 1024, proto: 17 };
+  const flow: Tuple = { src: '10.77.0.11', sport: 3014, dst: '198.51.100.7', dport: 7000, proto: 17 };
+  ct.createAnchor(anchor);
+  ct.createSnat(flow);
+  const ctEntry = (orig: Tuple, mark: number) => ({ orig, reply: orig, status: 0, timeout: 100, id: 1, packets: 0, mark });
+  // what conntrackd synced: the anchor and a media conntrack with the dialog's mark, plus unrelated entries
+  const n = table.takeover([ctEntry(anchor, anchorMark(key)), ctEntry(flow, anchorMark(key)), ctEntry({ ...anchor, sport: 1025 }, 0), ctEntry({ ...anchor, dst: '127.1.5.1' }, 7)]);
+  assert.equal(n, 1, 'one marked anchor of this worker\'s addresses');
+  assert.equal(table.size, 0, 'nothing adopted before its dialog speaks');
+  table.observe(ev({ callId: 'other', method: 'BYE', cseqMethod: 'BYE' }), 10);
+  assert.equal(table.size, 0, 'another dialog\'s BYE adopts nothing');
+  table.observe(ev({ callId: 'peer-call', method: 'BYE', cseqMethod: 'BYE', toTag: 't' }), 20);
+  assert.equal(table.size, 1, 'the BYE of the peer\'s call adopted it');
+  assert.equal(table.snapshot(20)[0]!.anchor, anchorKey(anchor));
+  table.observe(ev({ callId: 'peer-call', dir: 'in', status: 200, cseqMethod: 'BYE', toTag: 't' }), 30);
+  table.sweep(6000);
+  assert.deepEqual([table.size, ct.anchors.size, ct.flows.size], [0, 0, 0], 'anchor and media conntrack released after the grace');
+  assert.equal(counters.n.get('d|taken_over'), 1);
+});
+
+test('a dialog\'s anchor carries its mark (FNV-1a of Call-ID and phone, never 0)', () => {
+  const marks: number[] = [];
+  const { table } = make();
+  (table as unknown as { ct: { createAnchorWithExpectations: (...a: unknown[]) => unknown[] } }).ct.createAnchorWithExpectations = (_a: unknown, _t: unknown, exps: unknown, mark: unknown) => { marks.push(mark as number); return (exps as unknown[]).map(() => undefined); };
+  table.observe(ev({ callId: 'm1', method: 'INVITE', local: media(6000) }), 0);
+  assert.deepEqual(marks, [anchorMark(dialogKey('m1', '10.77.0.11'))]);
+  assert.notEqual(anchorMark(dialogKey('m1', '10.77.0.11')), anchorMark(dialogKey('m1', '10.77.0.12')));
+  assert.ok(anchorMark('') > 0);
 });

@@ -30,7 +30,7 @@ function setup(holdMs = 500) {
   const liberal: Tuple[] = [];
   const proc = new Processor({} as BindingResolver, new PortAllocator(PortAllocator.createShared(), 1, 20000, 29999, 60000), { maxMessageSize: 65507, ports: [5060], malformedPolicy: 'pass' });
   const alg = new TcpAlg({
-    lookup: (t) => ({ orig: t, reply: { src: t.dst, sport: t.dport, dst: PUBLIC, dport: PUBLIC_PORT, proto: 6 }, status: 0, timeout: 100, id: 1, packets: 0 }),
+    lookup: (t) => ({ orig: t, reply: { src: t.dst, sport: t.dport, dst: PUBLIC, dport: PUBLIC_PORT, proto: 6 }, status: 0, timeout: 100, id: 1, packets: 0, mark: 0 }),
     setLiberal: (t) => { liberal.push(t); },
     message: (...a) => proc.message(...a),
   }, { ports: [5060], tlsPorts: [5061], maxMessageSize: 65507, holdMs, maxConnections: 100, idleMs: 300000 });
@@ -185,7 +185,7 @@ test('SIP over TCP over IPv6: the segment is rewritten with [v6] hosts, and its 
   };
   const proc = new Processor({} as BindingResolver, new PortAllocator(PortAllocator.createShared(), 1, 20000, 29999, 60000), { maxMessageSize: 65507, ports: [5060], malformedPolicy: 'pass' });
   const alg = new TcpAlg({
-    lookup: (t) => ({ orig: t, reply: { src: t.dst, sport: t.dport, dst: '2001:db8:113::1', dport: 40000, proto: 6 }, status: 0, timeout: 100, id: 1, packets: 0 }),
+    lookup: (t) => ({ orig: t, reply: { src: t.dst, sport: t.dport, dst: '2001:db8:113::1', dport: 40000, proto: 6 }, status: 0, timeout: 100, id: 1, packets: 0, mark: 0 }),
     setLiberal: () => undefined,
     message: (...a) => proc.message(...a),
   }, { ports: [5060], tlsPorts: [5061], maxMessageSize: 65507, holdMs: 500, maxConnections: 100, idleMs: 300000 });
