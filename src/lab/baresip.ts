@@ -97,10 +97,20 @@ export class Baresip {
     }
   }
 
-  /** One ctrl_tcp command (netstring-framed JSON), run from inside the phone's namespace. */
+  /**
+   * One ctrl_tcp command (netstring-framed JSON), run from inside the phone's namespace; waits for
+   * baresip's response (up to 10 s, tried twice: a loaded machine must not lose a command silently)
+   * and throws when there is none.
+   */
   command(command: string, params = ''): string {
-    const js = `const s=require('net').createConnection(${this.ctrlPort},'127.0.0.1',()=>{const m=JSON.stringify({command:${JSON.stringify(command)},params:${JSON.stringify(params)},token:'t'});s.write(Buffer.byteLength(m)+':'+m+',');});let b='';s.on('data',d=>{b+=d;if(/"response":true/.test(b)){process.stdout.write(b);s.end();}});setTimeout(()=>{process.stdout.write(b);process.exit(0)},3000);`;
-    return this.lab.run(this.ns, process.execPath, ['-e', js]).stdout;
+    const js = `const s=require('net').createConnection(${this.ctrlPort},'127.0.0.1',()=>{const m=JSON.stringify({command:${JSON.stringify(command)},params:${JSON.stringify(params)},token:'t'});s.write(Buffer.byteLength(m)+':'+m+',');});let b='';s.on('error',e=>{process.stdout.write('error '+e.message);process.exit(1)});s.on('data',d=>{b+=d;if(/"response":true/.test(b)){process.stdout.write(b);s.end();process.exit(0);}});setTimeout(()=>{process.stdout.write(b);process.exit(1)},10000);`;
+    let out = '';
+    for (let i = 0; i < 2; i++) {
+      const r = this.lab.run(this.ns, process.execPath, ['-e', js], 20000);
+      out = r.stdout;
+      if (r.code === 0 && /"response":true/.test(out)) return out;
+    }
+    throw new Error(`baresip did not answer the command ${command} ${params}: ${out.slice(-300)}`);
   }
 }
 

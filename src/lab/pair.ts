@@ -154,9 +154,9 @@ export class PairLab {
     let x = this.lab.run(ns, 'conntrackd', ['-C', conf, '-d']);
     if (x.code !== 0) throw new Error(`conntrackd on ${r}: ${x.stderr}${x.stdout}`);
     this.lab.start(ns, 'keepalived', ['-n', '-l', '-D', '-f', join(dir, 'keepalived.conf'), '-p', join(dir, 'keepalived.pid'), '-r', join(dir, 'vrrp.pid'), '-c', join(dir, 'checkers.pid')]);
-    x = this.lab.run(ns, 'bash', [join(ROOT, 'iptables/sip-alg-rules.sh'), 'install', '--wan', 'wan0', '--queues', '0:0']);
+    x = this.lab.run(ns, 'bash', [join(ROOT, 'iptables/sip-alg-rules.sh'), 'install', '--wan', 'wan0', '--queues', '0:0', '--ports', '5060,5080']);
     if (x.code !== 0) throw new Error(`rules on ${r}: ${x.stderr}`);
-    const p = this.lab.start(ns, process.execPath, [join(ROOT, 'bin/sip-alg'), 'run', '--wan', 'wan0', '--public-ip', '203.0.113.1', '--queues', '0:0', '--control-socket', join(dir, 'control.sock'), '--state-dir', join(dir, 'state'), '--teardown-grace-seconds', '2']);
+    const p = this.lab.start(ns, process.execPath, [join(ROOT, 'bin/sip-alg'), 'run', '--wan', 'wan0', '--public-ip', '203.0.113.1', '--queues', '0:0', '--ports', '5060,5080', '--control-socket', join(dir, 'control.sock'), '--state-dir', join(dir, 'state'), '--teardown-grace-seconds', '2']);
     await Lab.waitFor(p, /msg="sip-alg running"/, 15000, `sip-alg on ${r}`);
   }
 

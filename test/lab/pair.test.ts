@@ -20,7 +20,7 @@ function rtpTimes(pcap: string, dst: string): number[] {
 }
 const largestGap = (ts: number[]) => ts.slice(1).reduce((g, t, i) => Math.max(g, t - ts[i]!), 0);
 
-test('router pair: a call with audio both ways survives the active router\'s failure; its BYE leaves through the standby, rewritten', { timeout: 120000 }, async (t) => {
+test('router pair: a call with audio both ways and 50 more calls survive the active router\'s failure; BYEs, an inbound call to a phone registered through A and new calls go through the standby, also after A returns', { timeout: 180000 }, async (t) => {
   const pair = new PairLab('spr');
   try {
     pair.up();
@@ -31,8 +31,14 @@ test('router pair: a call with audio both ways survives the active router\'s fai
     assert.deepEqual(pair.states('b'), ['BACKUP'], 'B is the standby');
     const lab = pair.lab;
     const caps = await Promise.all([lab.capture(pair.ns('p1'), 'eth0', 'p1', 'udp'), lab.capture(pair.ns('w'), 'eth0', 'w', 'udp')]);
+    // the phone registers with the provider's registrar through A
+    await lab.startKamailio();
     const far = await startBaresip(lab, pair.ns('w'), { ip: '203.0.113.10', user: 'wan', registrar: '203.0.113.10', register: false, port: 5070 });
-    const phone = await startBaresip(lab, pair.ns('p1'), { ip: '10.77.0.11', user: 'phone1', registrar: '203.0.113.10', register: false });
+    const phone = await startBaresip(lab, pair.ns('p1'), { ip: '10.77.0.11', user: 'phone1', registrar: '203.0.113.10', register: true, regint: 3600 });
+    // 50 more calls (SIPp, 12 s each) from the phone's address, in progress at the failover
+    lab.start(pair.ns('w'), 'sipp', ['-sn', 'uas', '-i', '203.0.113.10', '-p', '5080', '-nostdin']);
+    await lab.waitListening(pair.ns('w'), [5080]);
+    const trunk = lab.runAsync(pair.ns('p1'), 'sipp', ['-sn', 'uac', '-i', '10.77.0.11', '-p', '5062', '-m', '50', '-l', '50', '-r', '25', '-d', '12000', '-s', 'trunk', '203.0.113.10:5080', '-nostdin', '-timeout', '60s', '-timeout_error'], 90000);
     phone.command('dial', 'sip:wan@203.0.113.10:5070');
     await far.waitLog(/established/i, 10000);
     await sleep(4000);
@@ -45,8 +51,17 @@ test('router pair: a call with audio both ways survives the active router\'s fai
     await pair.waitMaster('b');
     const masterAt = Date.now() / 1000;
     await sleep(6000);
+    const hangupAt = Date.now() / 1000;
     phone.command('hangup');
     await sleep(1500);
+    // the 50 calls: their BYEs went through B
+    const tr = await trunk;
+    const okCalls = Number(/Successful call\s*\|\s*\d+\s*\|\s*(\d+)/.exec(tr.stdout)?.[1] ?? 0);
+    t.diagnostic(`calls in progress at the failover that completed (BYE and its 200 through B): ${okCalls}/50`);
+    assert.equal(tr.code, 0, `all 50 calls in progress at the failover completed: ${tr.stdout.slice(-600)}`);
+    // an inbound call to the phone registered through A, through its (synced) NAT binding on B
+    const inbound = await lab.runAsync(pair.ns('w'), 'sipp', ['-sn', 'uac', '-i', '203.0.113.10', '-p', '5091', '-m', '1', '-s', 'phone1', '203.0.113.10:5060', '-d', '1000', '-nostdin', '-timeout', '20s', '-timeout_error'], 40000);
+    assert.equal(inbound.code, 0, `the phone registered through A gets an inbound call through B: ${inbound.stdout.slice(-600)}`);
     // a new call through B: B's daemon makes its own anchor and pinholes beside the synced ones
     const from = far.log.length;
     const secondAt = Date.now() / 1000;
@@ -55,22 +70,38 @@ test('router pair: a call with audio both ways survives the active router\'s fai
     await sleep(4000);
     phone.command('hangup');
     await sleep(1000);
+    // A comes back: no preemption (nopreempt), it stays the standby and calls go on through B
+    lab.run(pair.ns('a'), 'ip', ['link', 'set', 'wan0', 'up']);
+    lab.run(pair.ns('a'), 'ip', ['link', 'set', 'lan0', 'up']);
+    await sleep(4000);
+    assert.equal(pair.states('a').at(-1), 'BACKUP', `A returned as the standby: ${pair.states('a').join(',')}`);
+    assert.equal(pair.states('b').at(-1), 'MASTER');
+    const from3 = far.log.length;
+    const thirdAt = Date.now() / 1000;
+    phone.command('dial', 'sip:wan@203.0.113.10:5070');
+    await far.waitLog(/established/i, 10000, from3);
+    await sleep(3000);
+    phone.command('hangup');
+    await sleep(1000);
     const [p1, w] = await Promise.all(caps.map((c) => c.stop()));
     const atPhone = rtpTimes(p1!, '10.77.0.11'), atFar = rtpTimes(w!, '203.0.113.10');
-    const afterPhone = atPhone.filter((x) => x > masterAt && x < secondAt).length, afterFar = atFar.filter((x) => x > masterAt && x < secondAt).length;
-    const secondPhone = atPhone.filter((x) => x > secondAt).length, secondFar = atFar.filter((x) => x > secondAt).length;
-    const during = (x: number) => x > failedAt - 1 && x < secondAt;
+    const afterPhone = atPhone.filter((x) => x > masterAt && x < hangupAt).length, afterFar = atFar.filter((x) => x > masterAt && x < hangupAt).length;
+    const secondPhone = atPhone.filter((x) => x > secondAt && x < thirdAt).length, secondFar = atFar.filter((x) => x > secondAt && x < thirdAt).length;
+    const thirdPhone = atPhone.filter((x) => x > thirdAt).length, thirdFar = atFar.filter((x) => x > thirdAt).length;
+    const during = (x: number) => x > failedAt - 1 && x < hangupAt;
     const gapPhone = largestGap(atPhone.filter(during)), gapFar = largestGap(atFar.filter(during));
     const msgs = readSip(w!);
-    const bye = msgs.filter((m) => /^BYE /.test(m.text));
+    const bye = msgs.filter((m) => /^BYE /.test(m.text) && m.dst === '203.0.113.10');
     t.diagnostic(`VRRP failover ${(masterAt - failedAt).toFixed(1)} s; audio gap at the phone ${(gapPhone * 1000).toFixed(0)} ms (${Math.round(gapPhone / 0.02)} packets), at the far end ${(gapFar * 1000).toFixed(0)} ms; RTP after the failover: phone ${afterPhone}, far end ${afterFar}; BYE through B: ${bye.length}`);
-    assert.ok(afterPhone >= 200 && afterFar >= 200, `audio both ways through B after the failover: ${afterPhone} / ${afterFar}`);
+    assert.ok(afterPhone >= 180 && afterFar >= 180, `audio both ways through B after the failover: ${afterPhone} / ${afterFar}`);
     assert.ok(gapPhone < 6 && gapFar < 6, `the gap is the VRRP failover time: ${gapPhone.toFixed(2)} / ${gapFar.toFixed(2)} s`);
-    assert.equal(bye.length, 2, 'both BYEs crossed the WAN');
+    assert.equal(bye.length, 53, 'the BYEs of the three baresip calls and of the 50 calls crossed the WAN');
     assert.ok(bye.every((m) => m.src === '203.0.113.1'), 'from the public (virtual) address');
     t.diagnostic(`a new call through B: RTP phone ${secondPhone}, far end ${secondFar}`);
     assert.ok(secondPhone >= 120 && secondFar >= 120, `a new call after the failover has audio both ways through B: ${secondPhone} / ${secondFar}`);
-    assert.deepEqual(checkWan(msgs, { lanPrefix: '10.77.0.', publicIp: '203.0.113.1' }), [], 'every SIP message on the WAN rewritten, before and after the failover');
+    t.diagnostic(`a call after A came back (standby, no preemption): RTP phone ${thirdPhone}, far end ${thirdFar}`);
+    assert.ok(thirdPhone >= 100 && thirdFar >= 100, `calls keep working after A returns: ${thirdPhone} / ${thirdFar}`);
+    assert.deepEqual(checkWan(msgs, { lanPrefix: '10.77.0.', publicIp: '203.0.113.1' }).slice(0, 5), [], 'every SIP message on the WAN rewritten, before and after the failover');
     // B owns what it took over: the first call's BYE adopted A's anchor (its mark names the dialog)
     // and, after the grace, released it with the call's media conntracks; the second call is B's own
     await sleep(3500);
@@ -79,7 +110,7 @@ test('router pair: a call with audio both ways survives the active router\'s fai
     const pinholesB = pair.conntrack('b', ['-L', 'expect']).split('\n').filter((l) => /proto=17/.test(l)).length;
     const anchorsA = pair.conntrack('a', ['-L']).split('\n').filter((l) => /dst=127\.1\./.test(l)).length;
     t.diagnostic(`after both calls: B ${anchorsB} anchor(s), ${pinholesB} pinhole(s); A (failed, never saw the BYE) ${anchorsA} anchor(s); B took over ${metricSum(metrics, 'sipalg_dialogs_total', { event: 'taken_over' })} call(s)`);
-    assert.equal(metricSum(metrics, 'sipalg_dialogs_total', { event: 'taken_over' }), 1, 'B adopted the call it took over');
+    assert.equal(metricSum(metrics, 'sipalg_dialogs_total', { event: 'taken_over' }), 51, 'B adopted every call it took over (the baresip call and the 50)');
     assert.deepEqual([anchorsB, pinholesB], [0, 0], 'no anchor or pinhole left on B after the teardown');
   } finally {
     await pair.close();
