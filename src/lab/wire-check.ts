@@ -6,6 +6,8 @@ import { spawnSync } from 'node:child_process';
 
 export interface WireMessage {
   frame: number;
+  /** capture time, s since the epoch */
+  time: number;
   src: string;
   sport: number;
   dst: string;
@@ -22,13 +24,13 @@ function tshark(args: string[]): string {
 /** Every UDP datagram that looks like SIP (start line), with its addresses. */
 export function readSip(pcap: string): WireMessage[] {
   const out: WireMessage[] = [];
-  const text = tshark(['-r', pcap, '-Y', 'udp && !icmp', '-T', 'fields', '-E', 'separator=|', '-e', 'frame.number', '-e', 'ip.src', '-e', 'udp.srcport', '-e', 'ip.dst', '-e', 'udp.dstport', '-e', 'udp.payload']);
+  const text = tshark(['-r', pcap, '-Y', 'udp && !icmp', '-T', 'fields', '-E', 'separator=|', '-e', 'frame.number', '-e', 'frame.time_epoch', '-e', 'ip.src', '-e', 'udp.srcport', '-e', 'ip.dst', '-e', 'udp.dstport', '-e', 'udp.payload']);
   for (const line of text.split('\n')) {
-    const [frame, src, sport, dst, dport, hex] = line.split('|');
+    const [frame, time, src, sport, dst, dport, hex] = line.split('|');
     if (!hex) continue;
     const payload = Buffer.from(hex.replace(/:/g, ''), 'hex').toString('latin1');
     if (!/^(SIP\/2\.0 \d{3}[^\r\n]*|[A-Z]+ \S+ SIP\/2\.0)\r?\n/.test(payload)) continue;
-    out.push({ frame: Number(frame), src: src!, sport: Number(sport), dst: dst!, dport: Number(dport), text: payload });
+    out.push({ frame: Number(frame), time: Number(time), src: src!, sport: Number(sport), dst: dst!, dport: Number(dport), text: payload });
   }
   return out;
 }

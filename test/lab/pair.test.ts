@@ -20,7 +20,7 @@ function rtpTimes(pcap: string, dst: string): number[] {
 }
 const largestGap = (ts: number[]) => ts.slice(1).reduce((g, t, i) => Math.max(g, t - ts[i]!), 0);
 
-test('router pair: a call with audio both ways and 50 more calls survive the active router\'s failure; BYEs, an inbound call to a phone registered through A and new calls go through the standby, also after A returns', { timeout: 180000 }, async (t) => {
+test('router pair: a call with audio both ways and 50 more calls survive the active router\'s failure; the far end's re-INVITEs, BYEs, an inbound call to a phone registered through A and new calls go through the standby, also after A returns', { timeout: 180000 }, async (t) => {
   const pair = new PairLab('spr');
   try {
     pair.up();
@@ -50,7 +50,14 @@ test('router pair: a call with audio both ways and 50 more calls survive the act
     lab.run(pair.ns('a'), 'ip', ['link', 'set', 'lan0', 'down']);
     await pair.waitMaster('b');
     const masterAt = Date.now() / 1000;
-    await sleep(6000);
+    await sleep(4000);
+    // the far end re-INVITEs through B (hold, then resume): B adopts the call A set up and
+    // translates the phone's answers; audio both ways after the resume
+        far.command('hold');
+    await sleep(1500);
+    far.command('resume');
+    const resumedAt = Date.now() / 1000 + 0.3;
+    await sleep(4000);
     const hangupAt = Date.now() / 1000;
     phone.command('hangup');
     await sleep(1500);
@@ -87,13 +94,18 @@ test('router pair: a call with audio both ways and 50 more calls survive the act
     const atPhone = rtpTimes(p1!, '10.77.0.11'), atFar = rtpTimes(w!, '203.0.113.10');
     const afterPhone = atPhone.filter((x) => x > masterAt && x < hangupAt).length, afterFar = atFar.filter((x) => x > masterAt && x < hangupAt).length;
     const secondPhone = atPhone.filter((x) => x > secondAt && x < thirdAt).length, secondFar = atFar.filter((x) => x > secondAt && x < thirdAt).length;
+    const resumedPhone = atPhone.filter((x) => x > resumedAt && x < hangupAt).length, resumedFar = atFar.filter((x) => x > resumedAt && x < hangupAt).length;
     const thirdPhone = atPhone.filter((x) => x > thirdAt).length, thirdFar = atFar.filter((x) => x > thirdAt).length;
     const during = (x: number) => x > failedAt - 1 && x < hangupAt;
     const gapPhone = largestGap(atPhone.filter(during)), gapFar = largestGap(atFar.filter(during));
     const msgs = readSip(w!);
     const bye = msgs.filter((m) => /^BYE /.test(m.text) && m.dst === '203.0.113.10');
+    const reinvites = msgs.filter((m) => /^INVITE /.test(m.text) && m.src === '203.0.113.10' && m.dport === 5060 && m.time > masterAt && m.time < hangupAt).length;
     t.diagnostic(`VRRP failover ${(masterAt - failedAt).toFixed(1)} s; audio gap at the phone ${(gapPhone * 1000).toFixed(0)} ms (${Math.round(gapPhone / 0.02)} packets), at the far end ${(gapFar * 1000).toFixed(0)} ms; RTP after the failover: phone ${afterPhone}, far end ${afterFar}; BYE through B: ${bye.length}`);
     assert.ok(afterPhone >= 180 && afterFar >= 180, `audio both ways through B after the failover: ${afterPhone} / ${afterFar}`);
+    t.diagnostic(`re-INVITEs from the far end through B: ${reinvites}; RTP after the resume: phone ${resumedPhone}, far end ${resumedFar}`);
+    assert.ok(reinvites >= 2, `the far end's hold and resume re-INVITEs crossed B: ${reinvites}`);
+    assert.ok(resumedPhone >= 120 && resumedFar >= 120, `audio both ways after the re-INVITEs through B: ${resumedPhone} / ${resumedFar}`);
     assert.ok(gapPhone < 6 && gapFar < 6, `the gap is the VRRP failover time: ${gapPhone.toFixed(2)} / ${gapFar.toFixed(2)} s`);
     assert.equal(bye.length, 53, 'the BYEs of the three baresip calls and of the 50 calls crossed the WAN');
     assert.ok(bye.every((m) => m.src === '203.0.113.1'), 'from the public (virtual) address');
