@@ -20,7 +20,7 @@ function rtpTimes(pcap: string, dst: string): number[] {
 }
 const largestGap = (ts: number[]) => ts.slice(1).reduce((g, t, i) => Math.max(g, t - ts[i]!), 0);
 
-test('router pair: a call with audio both ways and 50 more calls survive the active router\'s failure; the far end's re-INVITEs, BYEs, an inbound call to a phone registered through A and new calls go through the standby, also after A returns', { timeout: 180000 }, async (t) => {
+test('router pair: a call with audio both ways and 50 more calls survive the active router\'s failure; the far end\'s re-INVITEs, BYEs, an inbound call to a phone registered through A and new calls go through the standby, also after A returns', { timeout: 180000 }, async (t) => {
   const pair = new PairLab('spr');
   try {
     pair.up();
