@@ -7,10 +7,11 @@
 import { join } from 'node:path';
 import { phoneIp, PROVIDER_IP, SRC_LAB } from './lab';
 import { count, prepare, type Mode } from './media';
-import { startBaresip, type Baresip } from './baresip';
+import { startBaresip, tone, type Baresip } from './baresip';
+import { mkdirSync, writeFileSync } from 'node:fs';
 
-export type PhoneScenario = 'out' | 'in' | 'hairpin' | 'reinvite' | 'hold' | 'transfer' | 'silence';
-export const PHONE_SCENARIOS: PhoneScenario[] = ['out', 'in', 'hairpin', 'reinvite', 'hold', 'transfer', 'silence'];
+export type PhoneScenario = 'out' | 'in' | 'hairpin' | 'reinvite' | 'hold' | 'transfer' | 'silence' | 'linphone';
+export const PHONE_SCENARIOS: PhoneScenario[] = ['out', 'in', 'hairpin', 'reinvite', 'hold', 'transfer', 'silence', 'linphone'];
 export const SCENARIO_LABEL: Record<PhoneScenario, string> = {
   out: 'phone → WAN party (SIPp)',
   in: 'WAN party → phone, through its registration (Kamailio)',
@@ -19,6 +20,7 @@ export const SCENARIO_LABEL: Record<PhoneScenario, string> = {
   hold: 'phone puts a WAN phone (baresip) on hold and resumes: audio both ways after the resume',
   transfer: 'WAN phone A transfers the phone to WAN phone B (REFER, RFC 3515): audio between the phone and B',
   silence: 'registered, then 3 min of silence with UDP timeouts of 30 s, then an inbound call',
+  linphone: 'linphone (linphonec) registers through the router, WAN party → it through the registration',
 };
 /** the silence before the inbound call of the 'silence' scenario */
 export const SILENCE_MS = 180_000;
@@ -94,6 +96,34 @@ export async function phoneScenario(prefix: string, scenario: PhoneScenario, mod
       if (!callOk) note = up ? 'the transferred call did not reach B' : 'the first call was not established';
       await sleep(4500);
       p1.command('hangup');
+    } else if (scenario === 'linphone') {
+      // Debian's linphonec, driven by linphonecsh (its socket is per user, not per namespace: one at a
+      // time on a host); headless: wav files instead of a sound card, the lab's tone as its audio
+      await lab.startKamailio();
+      const home = join(lab.dir, 'linphone-home');
+      for (const d of ['.local/share/linphone', '.config/linphone']) mkdirSync(join(home, d), { recursive: true });
+      const rc = join(home, 'linphonerc');
+      writeFileSync(rc, `[sip]\nsip_port=5060\nsip_tcp_port=-1\nsip_tls_port=-1\n\n[rtp]\naudio_rtp_port=8000\n`);
+      const sh = (cmd: string) => lab.run(lab.phone(2), 'sh', ['-c', `HOME=${home} linphonecsh ${cmd}`]);
+      const steps = [`init -c ${rc} -a`, "generic 'soundcard use files'", `generic 'play ${tone(lab.dir)}'`, `register --host ${PROVIDER_IP} --username phone2 --password x`];
+      for (const c of steps) {
+        const r = sh(c);
+        if (r.code !== 0) throw new Error(`linphonecsh ${c}: ${r.stderr}${r.stdout}`);
+        if (c.startsWith('init')) await sleep(1500);
+      }
+      await sleep(2000);
+      const reg = sh('status register').stdout;
+      if (!/registered,/.test(reg)) note = `linphone not registered: ${reg.trim()}`;
+      try {
+        const r = await lab.runAsync(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uac-rtp.xml'), '-i', PROVIDER_IP, '-p', '5091', '-mp', '7000', '-m', '1', '-s', 'phone2', `${PROVIDER_IP}:5060`, ...sippArgs], 60000);
+        callOk = r.code === 0;
+        if (!callOk && !note) note = (r.stdout + r.stderr).split('\n').filter((l) => /error|fail|timeout|unexpected|404|408|480/i.test(l)).slice(-1)[0]?.trim() ?? `sipp exit ${r.code}`;
+      } finally {
+        sh('exit');
+      }
+      await sleep(500);
+      const [, c2, w2] = await Promise.all(caps.map((c) => c.stop()));
+      return { scenario, mode, callOk, rxA: count(c2!, rtpTo(phoneIp(2))), rxB: count(w2!, rtpTo(PROVIDER_IP)), what: 'RTP at linphone (of 236 sent) / at the provider', note };
     } else if (scenario === 'in' || scenario === 'silence') {
       await lab.startKamailio();
       if (scenario === 'silence') {
