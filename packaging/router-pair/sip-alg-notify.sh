@@ -10,6 +10,7 @@ case "$3" in
     sip-alg takeover   # sip-alg: the peer's calls are adopted at their next SIP message
     ;;
   BACKUP|FAULT)
+    sip-alg standby    # sip-alg: the calls are the peer's now; never delete what conntrackd syncs
     $CONNTRACKD -t   # shorten the kernel timeouts of entries this router no longer forwards
     $CONNTRACKD -n   # request a resync from the master
     ;;

@@ -92,6 +92,11 @@ export async function inspect(cmd: string, argv: string[]): Promise<number> {
       out(`takeover: ${r.waiting} call(s) of the peer router, adopted at their next SIP message`);
       return 0;
     }
+    case 'standby': {
+      const r = await ask<{ forgotten: number }>(a.socket, { cmd });
+      out(`standby: ${r.forgotten} call(s) left to the peer router (kernel entries untouched)`);
+      return 0;
+    }
     case 'reload': {
       const r = await ask<{ changed: string[]; needRestart: string[] }>(a.socket, { cmd });
       out(`reloaded: ${r.changed.length ? r.changed.join(', ') : 'no changes'}${r.needRestart.length ? `; not applied until restart: ${r.needRestart.join(', ')}` : ''}`);

@@ -9,6 +9,7 @@
  *   sip-alg trace [--call-id ID] [--host IP]        one line per SIP packet, with what was rewritten
  *   sip-alg reload                                  re-reads the config (same as SIGHUP)
  *   sip-alg takeover                                router pair: this router became master (keepalived notify)
+ *   sip-alg standby                                 router pair: this router became backup; the peer owns the calls
  * Exit status: 0 ok, 1 runtime failure, 2 bad configuration or usage.
  */
 import { readFileSync } from 'node:fs';
@@ -33,7 +34,7 @@ const USAGE = `usage: sip-alg run [--config FILE] [--KEY VALUE ...]
        sip-alg capture --before FILE --after FILE [--wire FILE --iface IF] [--call-id ID] [--host IP] [--seconds N]
        sip-alg trace [--call-id ID] [--host IP] [--seconds N]
        sip-alg reload
-       sip-alg takeover
+       sip-alg takeover | standby
 keys (file or flag): ${SCHEMA.map((s) => s.key).join(', ')}`;
 
 export function resolveWan(config: Config): { publicIp: string; publicIp6: string | undefined; ifindex: number } {
@@ -138,6 +139,7 @@ async function main(argv: string[]): Promise<number> {
     case 'capture':
     case 'trace':
     case 'takeover':
+    case 'standby':
     case 'reload': {
       const { inspect } = await import('./inspect');
       return inspect(cmd, rest);

@@ -44,6 +44,7 @@ export interface Config {
   metricsListen: string;
   controlSocket: string;
   stateDir: string;
+  nodeId: number;
 }
 
 type Parser<T> = (raw: unknown) => { ok: true; value: T } | { ok: false; allowed: string };
@@ -136,5 +137,6 @@ export const SCHEMA: KeySpec[] = [
   spec('log-level', 'logLevel', oneOf('debug', 'info', 'warn', 'error'), 'info', 'Least severe log level printed.'),
   spec('control-socket', 'controlSocket', absPath, '/run/sip-alg/control.sock', "The local control socket of `sip-alg calls|registrations|pinholes|stats|capture|trace|reload` (mode 0600: root only), or 'off'."),
   spec('state-dir', 'stateDir', absPath, '/run/sip-alg', "Where each worker keeps its dialogs and registrations, so a daemon killed or crashed mid-call comes back with its calls and pinholes; 'off' cleans up instead."),
+  spec('node-id', 'nodeId', int(0, 255), 0, "A router pair (README 'Running a router pair'): this router's number, different on the two (1 and 2); its conntrack anchors use 127.0.<node-id>.1, so each router's daemon cleans up only its own. 0 = a router alone."),
   spec('metrics-listen', 'metricsListen', listen, '127.0.0.1:9477', "Where /metrics is served (Prometheus text format), or 'off'."),
 ];

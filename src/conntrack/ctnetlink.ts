@@ -292,7 +292,7 @@ export function getMessage(t: Tuple): NlMessage {
  * nf_nat_ipv6_nlattr_to_range), the port pinned when given. Throws EINVAL when `publicIp` is not
  * an address of the tuple's family.
  */
-export function snatMessage(t: Tuple, publicIp: string, timeoutSec: number, port?: number): NlMessage {
+export function snatMessage(t: Tuple, publicIp: string, timeoutSec: number, port?: number, mark = 0): NlMessage {
   const fam = tupleFamily(t);
   if (fam === AF_INET6 ? !isIPv6(publicIp) : !isIPv4(publicIp)) throw new NetlinkError(EINVAL, `createSnat: ${JSON.stringify(publicIp)} is not an ${fam === AF_INET6 ? 'IPv6' : 'IPv4'} address as the tuple's are`);
   const nat: Attr[] = fam === AF_INET6 ? [[CTA_NAT_V6_MINIP, ip6(publicIp)], [CTA_NAT_V6_MAXIP, ip6(publicIp)]] : [[CTA_NAT_V4_MINIP, ip4(publicIp)], [CTA_NAT_V4_MAXIP, ip4(publicIp)]];
@@ -307,6 +307,9 @@ export function snatMessage(t: Tuple, publicIp: string, timeoutSec: number, port
       [CTA_TUPLE_REPLY, tupleAttrs(reply, fam)],
       [CTA_TIMEOUT, u32be(timeoutSec)],
       [CTA_NAT_SRC, nat],
+      // a dialog's media flows carry its anchor's mark, as the flows its pinholes create do
+      // (inherited from the master): a router pair's standby finds a call's flows by it
+      ...(mark ? [[CTA_MARK, u32be(mark)] as Attr] : []),
     ],
   };
 }
@@ -382,9 +385,9 @@ export class Ctnetlink {
    * createSnat for each of `flows`, in one sendmsg (NetlinkSocket.requestBatch): per flow, in
    * order, its error (EEXIST when it already has an entry), or undefined when it was created.
    */
-  createSnatBatch(flows: readonly { t: Tuple; publicIp: string; timeoutSec: number; port?: number }[]): (NetlinkError | undefined)[] {
+  createSnatBatch(flows: readonly { t: Tuple; publicIp: string; timeoutSec: number; port?: number; mark?: number }[]): (NetlinkError | undefined)[] {
     if (!flows.length) return [];
-    return this.sock.requestBatch(flows.map((f) => snatMessage(f.t, f.publicIp, f.timeoutSec, f.port))).map((r) => r.error);
+    return this.sock.requestBatch(flows.map((f) => snatMessage(f.t, f.publicIp, f.timeoutSec, f.port, f.mark))).map((r) => r.error);
   }
 
   /**

@@ -4,7 +4,7 @@
  * capture and trace, and config reload.
  */
 import { Ctnetlink, type Expectation } from '../conntrack/ctnetlink';
-import type { DialogSnapshot } from '../dialog/dialog-table';
+import { type DialogSnapshot, isAnchorSource } from '../dialog/dialog-table';
 import type { Metrics } from '../metrics/registry';
 import { readQueueStats } from '../metrics/queue-stats';
 import { readSourceLimited } from '../metrics/source-limit';
@@ -23,8 +23,8 @@ export interface PinholeRow {
 
 const hostPort = (ip: string, port: number) => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
 const tupleKey = (t: Expectation['master']) => `${t.src}:${t.sport}>${t.dst}:${t.dport}`;
-/** anchors (dialog-table.ts anchorAddresses): 127.0.0.1 -> 127.1.<w>.1, or ::1 -> ::1:<w> */
-const isAnchor = (t: Expectation['master']) => (t.src === '127.0.0.1' && /^127\.1\.\d+\.1$/.test(t.dst)) || (t.src === '::1' && /^::1:[0-9a-f]{1,2}$/.test(t.dst));
+/** anchors (dialog-table.ts anchorAddresses): 127.0.<node>.1 -> 127.1.<w>.1, or ::1 / ::2:<node> -> ::1:<w> */
+const isAnchor = (t: Expectation['master']) => isAnchorSource(t.src) && (/^127\.1\.\d+\.1$/.test(t.dst) || /^::1:[0-9a-f]{1,2}$/.test(t.dst));
 const MAX_TAP_SECONDS = 3600;
 
 export function pinholeRows(exps: Expectation[], calls: DialogSnapshot[]): PinholeRow[] {
@@ -104,10 +104,14 @@ export function controlHandler(pool: WorkerPool, metrics: Metrics, reload: () =>
         const r = (await pool.query('takeover')) as { waiting: number }[];
         return sink.end({ waiting: r.reduce((a, x) => a + x.waiting, 0) });
       }
+      case 'standby': {
+        const r = (await pool.query('standby')) as { forgotten: number }[];
+        return sink.end({ forgotten: r.reduce((a, x) => a + x.forgotten, 0) });
+      }
       case 'reload':
         return sink.end(reload());
       default:
-        return sink.end({ error: `unknown command ${JSON.stringify(req.cmd)}; known: calls, registrations, pinholes, stats, tap, takeover, reload`, code: 'SIPALG_ERR_CONTROL' });
+        return sink.end({ error: `unknown command ${JSON.stringify(req.cmd)}; known: calls, registrations, pinholes, stats, tap, takeover, standby, reload`, code: 'SIPALG_ERR_CONTROL' });
     }
   };
 }

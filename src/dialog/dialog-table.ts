@@ -16,7 +16,7 @@
  * a grace (5 s by default), as do failure final responses to the initial INVITE; forking keeps the
  * far-end media of the first 2xx; an idle dialog is released after dialog-idle-seconds.
  */
-import type { Conntrack, Ctnetlink, PinholeSpec, Tuple } from '../conntrack/ctnetlink';
+import type { Conntrack, Ctnetlink, Expectation, PinholeSpec, Tuple } from '../conntrack/ctnetlink';
 import { IPPROTO_UDP } from '../conntrack/ctnetlink';
 import { ipFamily, sameAddress } from '../packet/addr';
 import { EEXIST, NetlinkError } from '../errors';
@@ -61,6 +61,19 @@ export interface DialogOptions {
   maxDialogsPerSource?: number;
   /** pinholes to private media ports below 1024 */
   allowLowMediaPorts?: boolean;
+  /** this router's number in a router pair (config node-id; 0 standalone): the anchors' source address */
+  node?: number;
+}
+
+/** A call the router pair's peer set up, found in this router's kernel table at a takeover. */
+interface ForeignCall {
+  anchor: Tuple;
+  /** the media conntracks marked alike: pre-created outbound flows and those the pinholes created */
+  media: Tuple[];
+  /** the media mapping read back from them and from the anchor's pending expectations */
+  local: SdpMediaMapping[];
+  /** the private address the media goes to (the phone, unless third-party media) */
+  privateIp: string | undefined;
 }
 
 export interface Dialog {
@@ -95,10 +108,19 @@ const SOURCE_SLOTS = 4096;
 const SIGNALING_TIMEOUT_SEC = 300;
 const SIGNALING_REFRESH_MS = 20000;
 
-/** The loopback pair of a worker's anchors: 127.0.0.1 -> 127.1.<worker>.1, or ::1 -> ::1:<worker> for IPv6. */
-export function anchorAddresses(worker: number, family: 4 | 6): [string, string] {
-  return family === 6 ? ['::1', `::1:${(worker & 255).toString(16)}`] : ['127.0.0.1', `127.1.${worker & 255}.1`];
+/**
+ * The loopback pair of a worker's anchors: 127.0.<node>.1 -> 127.1.<worker>.1, or for IPv6 ::1
+ * (node 0) or ::2:<node> -> ::1:<worker>. `node` is the router's number in a router pair
+ * (config node-id; 0 standalone): both routers' anchors are in both kernel tables (conntrackd), and
+ * the source address says whose each is, so a daemon's start-up clean-up never deletes its peer's.
+ */
+export function anchorAddresses(worker: number, family: 4 | 6, node = 0): [string, string] {
+  const n = node & 255;
+  return family === 6 ? [n ? `::2:${n.toString(16)}` : '::1', `::1:${(worker & 255).toString(16)}`] : [`127.0.${n}.1`, `127.1.${worker & 255}.1`];
 }
+
+/** An anchor's source address, of any router of a pair (anchorAddresses). */
+export const isAnchorSource = (ip: string) => /^127\.0\.\d{1,3}\.1$/.test(ip) || ip === '::1' || /^::2:[0-9a-f]{1,2}$/.test(ip);
 
 export const anchorKey = (t: Tuple) => `${t.src}:${t.sport}>${t.dst}:${t.dport}`;
 
@@ -162,7 +184,7 @@ export class DialogTable {
   /** bumped on every change of dialog state: the worker persists the table when it moved */
   version = 0;
   /** anchors this worker's peer made (router pair, synced by conntrackd), by their mark, and the media conntracks marked alike */
-  private readonly foreign = new Map<number, { anchor: Tuple; media: Tuple[] }>();
+  private readonly foreign = new Map<number, ForeignCall[]>();
 
   constructor(
     private readonly ct: Ctnetlink,
@@ -174,7 +196,7 @@ export class DialogTable {
     counts: SharedArrayBuffer = DialogTable.createShared(),
   ) {
     this.global = new Int32Array(counts);
-    this.anchorAddr = [anchorAddresses(worker, 4), anchorAddresses(worker, 6)];
+    this.anchorAddr = [anchorAddresses(worker, 4, opts.node), anchorAddresses(worker, 6, opts.node)];
   }
 
   static createShared(): SharedArrayBuffer {
@@ -202,11 +224,17 @@ export class DialogTable {
    * Takes back the dialogs a previous run of this worker persisted (kill -9, crash): those whose
    * anchor is still in the kernel keep it and its pinholes; the others re-pin at their next SDP.
    * Ports, per-source counts and the anchor sequence are restored. Returns the anchors adopted.
+   * A dialog whose anchor is gone while another anchor carries its mark (`liveMarks`) moved to the
+   * router pair's peer (it took the call over and made its own anchor): it is the peer's, not restored.
    */
-  adopt(saved: PersistedDialog[], liveAnchors: Set<string>, now: number): Set<string> {
+  adopt(saved: PersistedDialog[], liveAnchors: Set<string>, now: number, liveMarks: Set<number> = new Set()): Set<string> {
     const adopted = new Set<string>();
     for (const p of saved) {
       if (this.dialogs.has(dialogKey(p.callId, p.privateIp))) continue;
+      if (p.anchor && !liveAnchors.has(anchorKey(p.anchor)) && liveMarks.has(anchorMark(dialogKey(p.callId, p.privateIp)))) {
+        this.counters.inc('d|handed_to_peer');
+        continue;
+      }
       const d: Dialog = { ...p, mediaCts: p.mediaCts.map((x) => (Array.isArray(x) ? x[1] : x)) };
       const key = d.anchor ? anchorKey(d.anchor) : '';
       if (d.anchor && liveAnchors.has(key)) {
@@ -278,14 +306,23 @@ export class DialogTable {
         return false;
       }
     }
-    const taken = !d && this.foreign.size ? this.foreign.get(anchorMark(dialogKey(e.info.callId, e.privateIp))) : undefined;
+    const taken = !d && this.foreign.size ? this.takeForeign(dialogKey(e.info.callId, e.privateIp), e.privateIp) : undefined;
     if (taken) {
       // a call the router pair's peer set up: its anchor and media conntracks are in our table
-      this.foreign.delete(anchorMark(dialogKey(e.info.callId, e.privateIp)));
       d = { callId: e.info.callId, privateIp: e.privateIp, publicIp: e.publicIp, anchor: taken.anchor, pinnedAt: now, local: [], remote: undefined, mediaCts: taken.media, confirmed: true, winnerTag: e.info.toTag, created: now, lastSeen: now, endAt: 0, sessionMs: 0, refreshedAt: now, mediaPackets: 0, mediaSeenAt: now, mediaCheckedAt: now, flow: undefined, flowKeptAt: 0 };
       this.dialogs.set(dialogKey(d.callId, d.privateIp), d);
       this.count(d, 1);
       this.counters.inc('d|taken_over');
+      // the call becomes ours: its pinholes move to an anchor of this router (the peer's goes, and
+      // with it the peer's claim: a peer that restarts finds its anchor gone and leaves the call
+      // alone), on the same public ports, so the SDP the phone's next message carries is unchanged
+      if (taken.local.length && !(e.isRequest && (e.method === 'BYE' || e.method === 'CANCEL'))) {
+        try {
+          this.pin(d, taken.local, now);
+        } catch {
+          d.anchor = taken.anchor; // pinholes stay under the peer's anchor; ours at the next SDP
+        }
+      }
     }
     if (!d) {
       if (!e.local?.length) return true; // a dialog is tracked once the LAN side has offered media
@@ -340,20 +377,89 @@ export class DialogTable {
    * this worker (observe); from then on the dialog is this worker's: its BYE releases the anchor and
    * the media conntracks, a new SDP re-pins. Returns the number of anchors waiting to be adopted.
    */
-  takeover(entries: readonly Conntrack[]): number {
+  takeover(entries: readonly Conntrack[], expectations: readonly Expectation[] = []): number {
     const owned = new Set<string>();
     for (const d of this.dialogs.values()) if (d.anchor) owned.add(anchorKey(d.anchor));
     this.foreign.clear();
-    const mine = new Set(this.anchorAddr.map(([src, dst]) => `${src}>${dst}`));
+    const dsts = new Set(this.anchorAddr.map(([, dst]) => dst));
+    const isAnchor = (t: Tuple) => dsts.has(t.dst) && isAnchorSource(t.src);
+    const byAnchor = new Map<string, ForeignCall>();
+    let n = 0;
     for (const e of entries) {
-      if (!e.mark || !mine.has(`${e.orig.src}>${e.orig.dst}`) || owned.has(anchorKey(e.orig))) continue;
-      this.foreign.set(e.mark, { anchor: e.orig, media: [] });
+      if (!e.mark || !isAnchor(e.orig) || owned.has(anchorKey(e.orig))) continue;
+      const f: ForeignCall = { anchor: e.orig, media: [], local: [], privateIp: undefined };
+      const list = this.foreign.get(e.mark);
+      if (list) list.push(f);
+      else this.foreign.set(e.mark, [f]);
+      byAnchor.set(anchorKey(e.orig), f);
+      n++;
     }
+    // public port -> private endpoint, per call: from the media conntracks (the outbound flows
+    // pre-created with SNAT: orig from the phone, reply to the public port; the inbound ones the
+    // pinholes created: orig to the public port, reply from the phone) and the pending pinholes
+    const seen = new Map<ForeignCall, Map<number, [string, number]>>();
+    const note = (f: ForeignCall, pub: number, ip: string, port: number) => {
+      let m = seen.get(f);
+      if (!m) seen.set(f, (m = new Map()));
+      m.set(pub, [ip, port]);
+    };
     for (const e of entries) {
-      const f = e.mark ? this.foreign.get(e.mark) : undefined;
-      if (f && !mine.has(`${e.orig.src}>${e.orig.dst}`)) f.media.push(e.orig);
+      if (!e.mark || isAnchor(e.orig)) continue;
+      for (const f of this.foreign.get(e.mark) ?? []) {
+        f.media.push(e.orig);
+        if (!sameAddress(e.orig.src, e.reply.dst)) note(f, e.reply.dport, e.orig.src, e.orig.sport);
+        else if (!sameAddress(e.orig.dst, e.reply.src)) note(f, e.orig.dport, e.reply.src, e.reply.sport);
+      }
     }
-    return this.foreign.size;
+    for (const x of expectations) {
+      const f = byAnchor.get(anchorKey(x.master));
+      if (f && x.nat) note(f, x.tuple.dport, x.nat.src, x.nat.sport);
+    }
+    for (const [f, m] of seen) {
+      const rtp = [...m.keys()].filter((p) => p % 2 === 0).sort((a, b) => a - b);
+      f.local = rtp.map((pub, index) => {
+        const [ip, port] = m.get(pub)!;
+        const rtcp = m.get(pub + 1);
+        return { index, media: 'audio', privatePort: port, publicPort: pub, rtcpPrivatePort: rtcp?.[1] ?? port + 1, rtcpPublicPort: pub + 1, privateIp: ip };
+      });
+      f.privateIp = f.local[0]?.privateIp;
+      // the peer's public ports stay theirs: a new call here must not be given one of them
+      const now = Date.now();
+      for (const l of f.local) this.ports.adopt(l.privateIp!, l.privatePort, l.publicPort, now);
+    }
+    return n;
+  }
+
+  /** The peer's call of dialog `key` (its mark), when one waits; the phone's address settles a shared mark. */
+  private takeForeign(key: string, phone: string): { anchor: Tuple; media: Tuple[]; local: SdpMediaMapping[] } | undefined {
+    const mark = anchorMark(key);
+    const list = this.foreign.get(mark);
+    if (!list) return undefined;
+    const i = Math.max(0, list.findIndex((f) => f.privateIp === undefined || f.privateIp === phone));
+    const f = list.splice(i, 1)[0]!;
+    if (!list.length) this.foreign.delete(mark);
+    // the phone's own media address is implied (SdpMediaMapping.privateIp is for third-party media)
+    const local = f.local.map((l) => (l.privateIp === phone ? { ...l, privateIp: undefined } : l));
+    return { anchor: f.anchor, media: f.media, local };
+  }
+
+  /**
+   * A router pair's switch to standby (`sip-alg standby`, keepalived notify BACKUP/FAULT): the
+   * calls here are the peer's now (or will be at its takeover). They are forgotten without touching
+   * the kernel table, whose entries conntrackd keeps in step with the peer's: deleting an anchor or
+   * a media flow here would delete the peer's. Returns the number of dialogs forgotten.
+   */
+  standby(): number {
+    const n = this.dialogs.size;
+    for (const d of this.dialogs.values()) {
+      for (const m of d.local) this.unref(m.privateIp ?? d.privateIp, m.privatePort);
+      this.count(d, -1);
+    }
+    this.dialogs.clear();
+    this.foreign.clear();
+    this.version++;
+    if (n) this.counters.inc('d|handed_to_peer', n);
+    return n;
   }
 
   private nextAnchor(family: 4 | 6): Tuple {
@@ -405,7 +511,8 @@ export class DialogTable {
 
   /** The phone's outbound RTP/RTCP flows, pre-created with SNAT to the advertised public ports: all new ones in one ctnetlink batch. */
   private ensureMediaFlows(d: Dialog): void {
-    let flows: { t: Tuple; publicIp: string; timeoutSec: number; port: number }[] | undefined;
+    let flows: { t: Tuple; publicIp: string; timeoutSec: number; port: number; mark: number }[] | undefined;
+    const mark = anchorMark(dialogKey(d.callId, d.privateIp));
     for (const m of d.local) {
       const r = d.remote?.[m.index];
       // hairpin: the far end is another phone behind this router (its SDP names our public
@@ -416,7 +523,7 @@ export class DialogTable {
       for (const [priv, rport, pub] of [[m.privatePort, r.port, m.publicPort], [m.rtcpPrivatePort, r.rtcpPort, m.rtcpPublicPort]] as const) {
         const t: Tuple = { src: m.privateIp ?? d.privateIp, sport: priv, dst: r.ip, dport: rport, proto: IPPROTO_UDP };
         if (d.mediaCts.some((x) => sameFlow(x, t)) || flows?.some((f) => sameFlow(f.t, t))) continue;
-        (flows ??= []).push({ t, publicIp: d.publicIp, timeoutSec: 60, port: pub });
+        (flows ??= []).push({ t, publicIp: d.publicIp, timeoutSec: 60, port: pub, mark });
       }
     }
     if (!flows) return;

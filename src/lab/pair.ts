@@ -5,7 +5,7 @@
  * configs written here from the same settings as the shipped examples in packaging/router-pair/.
  * close() stops every process and deletes the namespaces; safe to call twice.
  */
-import { spawnSync } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, ROOT, SRC_LAB } from './lab';
@@ -95,8 +95,12 @@ vrrp_instance WAN {
 `;
 }
 
-/** The notify script: the new master resyncs conntrackd and asks its peer for a bulk update (conntrack-tools primary-backup.sh). */
-export function notifyScript(o: { conf: string; takeover: string; stateLog?: string }): string {
+/**
+ * The notify script: the new master resyncs conntrackd and asks its peer for a bulk update
+ * (conntrack-tools primary-backup.sh) and sip-alg takes the peer's calls over; a router that
+ * becomes backup leaves its calls to the peer (sip-alg standby: forgotten, kernel entries untouched).
+ */
+export function notifyScript(o: { conf: string; sipAlg: (cmd: 'takeover' | 'standby') => string; stateLog?: string }): string {
   return `#!/bin/sh
 # keepalived notify for a sip-alg router pair: $3 is MASTER, BACKUP or FAULT
 CONNTRACKD="conntrackd -C ${o.conf}"
@@ -106,9 +110,10 @@ case "$3" in
     $CONNTRACKD -f   # flush the caches
     $CONNTRACKD -R   # resync with the kernel table
     $CONNTRACKD -B   # ask the peer for a bulk update
-    ${o.takeover}   # sip-alg: the peer's calls are adopted at their next SIP message
+    ${o.sipAlg('takeover')}   # sip-alg: the peer's calls are adopted at their next SIP message
     ;;
   BACKUP|FAULT)
+    ${o.sipAlg('standby')}    # sip-alg: the calls are the peer's now; never delete what conntrackd syncs
     $CONNTRACKD -t   # shorten the kernel timeouts of entries this router no longer forwards
     $CONNTRACKD -n   # request a resync from the master
     ;;
@@ -120,6 +125,7 @@ ${o.stateLog ? `echo "$(date +%s.%N) $3" >> ${o.stateLog}` : ''}
 export class PairLab {
   readonly lab: Lab;
   private closed = false;
+  private readonly daemons = new Map<RouterName, ChildProcess>();
 
   constructor(readonly prefix: string) {
     this.lab = new Lab(prefix, 1);
@@ -147,7 +153,7 @@ export class PairLab {
     const conf = join(dir, 'conntrackd.conf');
     writeFileSync(conf, conntrackdConf({ self, peer, iface: 'sync0', log: join(dir, 'conntrackd.log'), lock: join(dir, 'conntrackd.lock'), ctl: join(dir, 'conntrackd.ctl') }));
     const notify = join(dir, 'notify.sh');
-    writeFileSync(notify, notifyScript({ conf, takeover: `${process.execPath} ${join(ROOT, 'bin/sip-alg')} takeover --socket ${join(dir, 'control.sock')}`, stateLog: join(dir, 'vrrp-state.log') }));
+    writeFileSync(notify, notifyScript({ conf, sipAlg: (cmd) => `${process.execPath} ${join(ROOT, 'bin/sip-alg')} ${cmd} --socket ${join(dir, 'control.sock')}`, stateLog: join(dir, 'vrrp-state.log') }));
     chmodSync(notify, 0o755);
     writeFileSync(join(dir, 'keepalived.conf'), keepalivedConf({ name: r, priority: r === 'a' ? 150 : 100, lan: 'lan0', wan: 'wan0', lanVip: '10.77.0.1/24', wanVip: '203.0.113.1/24', notify }));
     const ns = this.ns(r);
@@ -156,8 +162,24 @@ export class PairLab {
     this.lab.start(ns, 'keepalived', ['-n', '-l', '-D', '-f', join(dir, 'keepalived.conf'), '-p', join(dir, 'keepalived.pid'), '-r', join(dir, 'vrrp.pid'), '-c', join(dir, 'checkers.pid')]);
     x = this.lab.run(ns, 'bash', [join(ROOT, 'iptables/sip-alg-rules.sh'), 'install', '--wan', 'wan0', '--queues', '0:0', '--ports', '5060,5080']);
     if (x.code !== 0) throw new Error(`rules on ${r}: ${x.stderr}`);
-    const p = this.lab.start(ns, process.execPath, [join(ROOT, 'bin/sip-alg'), 'run', '--wan', 'wan0', '--public-ip', '203.0.113.1', '--queues', '0:0', '--ports', '5060,5080', '--control-socket', join(dir, 'control.sock'), '--state-dir', join(dir, 'state'), '--teardown-grace-seconds', '2']);
+    await this.startDaemon(r);
+  }
+
+  /** sip-alg on router `r` (node-id 1 on A, 2 on B); startRouter starts it, a test may restart it. */
+  async startDaemon(r: RouterName): Promise<void> {
+    const dir = join(this.lab.dir, r);
+    const p = this.lab.start(this.ns(r), process.execPath, [join(ROOT, 'bin/sip-alg'), 'run', '--wan', 'wan0', '--public-ip', '203.0.113.1', '--queues', '0:0', '--ports', '5060,5080', '--node-id', r === 'a' ? '1' : '2', '--control-socket', join(dir, 'control.sock'), '--state-dir', join(dir, 'state'), '--teardown-grace-seconds', '2']);
+    this.daemons.set(r, p);
     await Lab.waitFor(p, /msg="sip-alg running"/, 15000, `sip-alg on ${r}`);
+  }
+
+  /** Kills router `r`'s daemon (SIGKILL: what a crash or an OOM kill does) and waits for it to go. */
+  async killDaemon(r: RouterName): Promise<void> {
+    const p = this.daemons.get(r);
+    if (!p || p.exitCode !== null) return;
+    const gone = new Promise((res) => p.once('exit', res));
+    p.kill('SIGKILL');
+    await gone;
   }
 
   /** The VRRP states a router went through (its notify script's log). */
@@ -200,6 +222,6 @@ export function examplePair(): Record<string, string> {
   return {
     'conntrackd.conf': conntrackdConf({ self: '192.168.100.1', peer: '192.168.100.2', iface: 'eth2', log: '/var/log/conntrackd.log', lock: '/var/lock/conntrack.lock', ctl: '/var/run/conntrackd.ctl' }),
     'keepalived.conf': keepalivedConf({ name: 'a', priority: 150, lan: 'eth1', wan: 'eth0', lanVip: '192.168.1.1/24', wanVip: '198.51.100.1/24', notify: '/etc/keepalived/sip-alg-notify.sh' }),
-    'sip-alg-notify.sh': notifyScript({ conf, takeover: 'sip-alg takeover' }),
+    'sip-alg-notify.sh': notifyScript({ conf, sipAlg: (cmd) => `sip-alg ${cmd}` }),
   };
 }

@@ -94,6 +94,14 @@ export class RegistrationTable {
     }
   }
 
+  /** A router pair's switch to standby: the peer keeps the flows alive now; forgotten without touching the kernel. */
+  standby(): number {
+    const n = this.entries.size;
+    this.entries.clear();
+    this.version++;
+    return n;
+  }
+
   /** Drops expired registrations and raises the flows of live ones again. */
   sweep(now: number): void {
     for (const [key, r] of this.entries) {

@@ -39,7 +39,7 @@ export class WorkerPool {
   }
 
   /** Asks every bound worker; resolves with all their rows (a worker that does not answer in 2 s is left out). */
-  query(what: 'calls' | 'registrations' | 'blocked' | 'counts' | 'takeover'): Promise<unknown[]> {
+  query(what: 'calls' | 'registrations' | 'blocked' | 'counts' | 'takeover' | 'standby'): Promise<unknown[]> {
     const id = this.nextId++;
     const targets = [...this.ready];
     return new Promise((resolve) => {

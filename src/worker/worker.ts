@@ -10,7 +10,7 @@ import { PortAllocator } from '../nat/port-allocator';
 import { Processor, type Outcome } from '../alg/processor';
 import { TcpAlg, type TcpResult } from '../tcp/tcp-alg';
 import { isTcp } from '../packet/tcp';
-import { anchorAddresses, anchorKey, DialogTable } from '../dialog/dialog-table';
+import { anchorAddresses, anchorKey, DialogTable, isAnchorSource } from '../dialog/dialog-table';
 import { instanceKey, StateFile } from '../state/state-file';
 import type { Tuple } from '../conntrack/ctnetlink';
 import { RegistrationTable } from '../registration/registration-table';
@@ -45,7 +45,7 @@ export type WorkerMessage =
 /** What the main thread sends a worker. */
 export type ToWorker =
   | { type: 'close' }
-  | { type: 'query'; id: number; what: 'calls' | 'registrations' | 'blocked' | 'counts' | 'takeover' }
+  | { type: 'query'; id: number; what: 'calls' | 'registrations' | 'blocked' | 'counts' | 'takeover' | 'standby' }
   | { type: 'tap'; id: number; filter: TapFilter }
   | { type: 'untap'; id: number }
   | { type: 'config'; config: Config };
@@ -57,7 +57,7 @@ export function partOptions(c: Config) {
     dialogs: {
       retainOnHold: c.retainOnHold, directMedia: c.directMedia, graceMs: c.teardownGraceSeconds * 1000, idleMs: c.dialogIdleSeconds * 1000,
       provisionalMs: c.provisionalInviteExpirySeconds * 1000, maxCallMs: c.maxCallSeconds * 1000, mediaInactivityMs: c.callKeepaliveSeconds * 1000,
-      maxIdleDialogs: c.maxIdleDialogs, maxDialogs: c.maxDialogs, maxDialogsPerSource: c.maxDialogsPerSource, allowLowMediaPorts: c.allowLowMediaPorts,
+      maxIdleDialogs: c.maxIdleDialogs, maxDialogs: c.maxDialogs, maxDialogsPerSource: c.maxDialogsPerSource, allowLowMediaPorts: c.allowLowMediaPorts, node: c.nodeId,
     },
     protection: { inviteRate: c.inviteRatePerSource, registerRate: c.registerRatePerSource, failureThreshold: c.inviteFailureThreshold, failureWindowMs: 60000, blockMs: c.inviteBlockSeconds * 1000 },
     registrations: { marginSec: c.registrationMarginSeconds, refreshMs: 20000 },
@@ -97,23 +97,30 @@ function main(): void {
   let debug = c.logLevel === 'debug';
 
   // a previous run of this worker (kill -9, crash) left anchors: the state file says which calls own
-  // them (adopted, with their pinholes); any other is an orphan, and deleting it deletes its pinholes
+  // them (adopted, with their pinholes); any other of this router's (node-id) is an orphan, and
+  // deleting it deletes its pinholes. A router pair's peer's anchors (synced by conntrackd) are
+  // never touched here: their source address names the peer
   const stateFile = c.stateDir !== 'off' ? new StateFile(c.stateDir, instanceKey(c.wan, init.queue)) : undefined;
   try {
-    const [src4, mine4] = anchorAddresses(init.index, 4), [src6, mine6] = anchorAddresses(init.index, 6);
-    const live = new Map<string, Tuple>();
-    for (const e of ct.dump()) if ((e.orig.src === src4 && e.orig.dst === mine4) || (e.orig.src === src6 && e.orig.dst === mine6)) live.set(anchorKey(e.orig), e.orig);
+    const [src4, mine4] = anchorAddresses(init.index, 4, c.nodeId), [src6, mine6] = anchorAddresses(init.index, 6, c.nodeId);
+    const live = new Map<string, Tuple>(), marks = new Map<string, number>();
+    for (const e of ct.dump()) {
+      if ((e.orig.dst === mine4 || e.orig.dst === mine6) && isAnchorSource(e.orig.src)) {
+        live.set(anchorKey(e.orig), e.orig);
+        if (e.mark) marks.set(anchorKey(e.orig), e.mark);
+      }
+    }
     let adopted = new Set<string>();
     if (stateFile) {
       const { state, error } = stateFile.load();
       if (error) log('warn', 'state file unreadable, starting without it', { path: stateFile.path, err: error });
       const now = Date.now();
-      adopted = dialogs.adopt(state.dialogs, new Set(live.keys()), now);
+      adopted = dialogs.adopt(state.dialogs, new Set(live.keys()), now, new Set(marks.values()));
       registrations.adopt(state.registrations, now);
       if (state.dialogs.length || state.registrations.length) log('info', 'state restored', { dialogs: dialogs.size, anchors: adopted.size, registrations: registrations.size, savedSecAgo: Math.round((now - state.savedAt) / 1000) });
     }
     let removed = 0;
-    for (const [k, t] of live) if (!adopted.has(k) && ct.delete(t)) removed++;
+    for (const [k, t] of live) if (!adopted.has(k) && (t.src === src4 || t.src === src6) && ct.delete(t)) removed++;
     if (removed) log('info', 'removed anchors left by a previous run', { anchors: removed });
     stats.inc('h|orphans_removed', removed);
   } catch (e) {
@@ -195,13 +202,20 @@ function main(): void {
   };
   const takeover = (): number => {
     try {
-      const n = dialogs.takeover(ct.dump());
+      const n = dialogs.takeover(ct.dump(), ct.dumpExpectations());
       log('info', 'takeover: calls of the peer to adopt at their next SIP message', { anchors: n });
       return n;
     } catch (e) {
       log('warn', 'takeover failed', { err: e as Error });
       return 0;
     }
+  };
+  const standby = (): number => {
+    const n = dialogs.standby();
+    const r = registrations.standby();
+    log('info', 'standby: the peer router owns the calls and registrations now; forgotten here, kernel entries left to it', { dialogs: n, registrations: r });
+    persist(true);
+    return n;
   };
   /** leak-policy=drop: a LAN→WAN packet about to pass unchanged with the sender's address in it */
   const leakGuard = (reason: Reason, payload: Buffer): boolean => {
@@ -326,6 +340,7 @@ function main(): void {
           : m.what === 'counts' ? [{ dialogs: dialogs.size, registrations: registrations.size, pinholes: dialogs.pinholes }]
             // router pair: this router became master; the peer's calls are adopted at their next SIP message
             : m.what === 'takeover' ? [{ waiting: takeover() }]
+            : m.what === 'standby' ? [{ forgotten: standby() }]
             : protection.blockedSources(now);
       port.postMessage({ type: 'reply', id: m.id, data } satisfies WorkerMessage);
       return;

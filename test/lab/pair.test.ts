@@ -9,7 +9,8 @@ import { spawnSync } from 'node:child_process';
 import { PairLab } from '../../src/lab/pair';
 import { startBaresip } from '../../src/lab/baresip';
 import { checkWan, readSip } from '../../src/lab/wire-check';
-import { metricSum } from '../../src/lab/lab';
+import { join } from 'node:path';
+import { metricSum, ROOT } from '../../src/lab/lab';
 
 before(() => assert.equal(process.getuid?.(), 0, 'the lab tests need root'));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -43,7 +44,20 @@ test('router pair: a call with audio both ways and 50 more calls survive the act
     await far.waitLog(/established/i, 10000);
     await sleep(4000);
     const synced = pair.conntrack('b', ['-L', '-p', 'udp']);
-    assert.match(synced, /src=127\.0\.0\.1 dst=127\.1\.0\.1 .*helper=sip/, `the call's anchor (helper sip) is in B's table before the failover:\n${synced}`);
+    assert.match(synced, /src=127\.0\.1\.1 dst=127\.1\.0\.1 .*helper=sip/, `the call's anchor (A's: node-id 1, helper sip) is in B's table before the failover:\n${synced}`);
+    // the standby's daemon crashes and restarts mid-call: its start-up clean-up removes anchors of
+    // its own (node-id 2) that no saved call owns, never A's synced ones (and so not, through
+    // conntrackd, A's own)
+    const anchorsOfA = (r: 'a' | 'b') => pair.conntrack(r, ['-L']).split('\n').filter((l) => /src=127\.0\.1\.1 dst=127\.1\./.test(l)).length;
+    const beforeRestart = [anchorsOfA('a'), anchorsOfA('b')];
+    await pair.killDaemon('b');
+    await pair.startDaemon('b');
+    await sleep(500);
+    t.diagnostic(`A's anchors before / after B's daemon restarted: on A ${beforeRestart[0]} / ${anchorsOfA('a')}, on B ${beforeRestart[1]} / ${anchorsOfA('b')}`);
+    assert.ok(beforeRestart[0]! >= 51 && beforeRestart[1]! >= 51, `the 51 calls' anchors on both routers: ${beforeRestart}`);
+    assert.deepEqual([anchorsOfA('a'), anchorsOfA('b')], beforeRestart, 'the standby\'s restart left every anchor of A in place, on A and on B');
+    const regFlow = pair.conntrack('b', ['-L', '-p', 'udp', '-s', '10.77.0.11', '--dport', '5060']);
+    t.diagnostic(`the phone's registration flow on B (A keeps it alive for the 3600 s registration): ${regFlow.trim().replace(/\s+/g, ' ').slice(0, 160)}`);
     // A fails: both its links go down (keepalived on B sees no more advertisements)
     const failedAt = Date.now() / 1000;
     lab.run(pair.ns('a'), 'ip', ['link', 'set', 'wan0', 'down']);
@@ -58,6 +72,12 @@ test('router pair: a call with audio both ways and 50 more calls survive the act
     far.command('resume');
     const resumedAt = Date.now() / 1000 + 0.3;
     await sleep(4000);
+    // the adopted call's pinholes hang off an anchor of B's own now (node-id 2); the 50 calls, adopted
+    // at their BYEs, released A's anchors with them
+    const anchorsOn = (src: string) => pair.conntrack('b', ['-L']).split('\n').filter((l) => l.includes(`src=${src} dst=127.1.`)).length;
+    const ownB = anchorsOn('127.0.2.1'), leftA = anchorsOn('127.0.1.1');
+    t.diagnostic(`anchors on B before the hangup: B's own ${ownB}, A's ${leftA}`);
+    assert.deepEqual([ownB, leftA], [1, 0], 'the live call on an anchor of B, none of A\'s left');
     const hangupAt = Date.now() / 1000;
     phone.command('hangup');
     await sleep(1500);
@@ -83,6 +103,10 @@ test('router pair: a call with audio both ways and 50 more calls survive the act
     await sleep(4000);
     assert.equal(pair.states('a').at(-1), 'BACKUP', `A returned as the standby: ${pair.states('a').join(',')}`);
     assert.equal(pair.states('b').at(-1), 'MASTER');
+    // A's daemon, which never saw the 51 calls end, left them to B when it became the standby
+    // (sip-alg standby from the notify script) rather than time them out and delete B's entries
+    const callsOnA = JSON.parse(lab.run(pair.ns('a'), process.execPath, [join(ROOT, 'bin/sip-alg'), 'calls', '--json', '--socket', join(lab.dir, 'a', 'control.sock')]).stdout || '[]') as unknown[];
+    assert.equal(callsOnA.length, 0, 'A holds no call after it became the standby');
     const from3 = far.log.length;
     const thirdAt = Date.now() / 1000;
     phone.command('dial', 'sip:wan@203.0.113.10:5070');
@@ -99,6 +123,14 @@ test('router pair: a call with audio both ways and 50 more calls survive the act
     const during = (x: number) => x > failedAt - 1 && x < hangupAt;
     const gapPhone = largestGap(atPhone.filter(during)), gapFar = largestGap(atFar.filter(during));
     const msgs = readSip(w!);
+    // the phone's public media port, in its offer through A and in its answers to the far end's
+    // re-INVITEs through B: B read the call's media mapping back from the synced conntracks
+    const offer = msgs.find((m) => /^INVITE /.test(m.text) && m.src === '203.0.113.1' && m.dport === 5070);
+    const callId = /^Call-ID:\s*(\S+)/im.exec(offer?.text ?? '')?.[1];
+    const mediaPorts = msgs.filter((m) => m.src === '203.0.113.1' && callId && m.text.includes(callId) && /^m=audio /m.test(m.text)).map((m) => ({ t: m.time, port: Number(/^m=audio (\d+)/m.exec(m.text)![1]) }));
+    t.diagnostic(`the phone's public audio port: ${mediaPorts.map((x) => `${x.port}${x.t > masterAt ? ' (through B)' : ''}`).join(', ')}`);
+    assert.ok(mediaPorts.some((x) => x.t > masterAt), 'the phone\'s answers to the re-INVITEs crossed B with SDP');
+    assert.equal(new Set(mediaPorts.map((x) => x.port)).size, 1, 'the same public audio port before and after the failover');
     const bye = msgs.filter((m) => /^BYE /.test(m.text) && m.dst === '203.0.113.10');
     const reinvites = msgs.filter((m) => /^INVITE /.test(m.text) && m.src === '203.0.113.10' && m.dport === 5060 && m.time > masterAt && m.time < hangupAt).length;
     t.diagnostic(`VRRP failover ${(masterAt - failedAt).toFixed(1)} s; audio gap at the phone ${(gapPhone * 1000).toFixed(0)} ms (${Math.round(gapPhone / 0.02)} packets), at the far end ${(gapFar * 1000).toFixed(0)} ms; RTP after the failover: phone ${afterPhone}, far end ${afterFar}; BYE through B: ${bye.length}`);

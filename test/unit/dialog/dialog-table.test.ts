@@ -367,3 +367,78 @@ test('a dialog\'s anchor carries its mark (FNV-1a of Call-ID and phone, never 0)
   assert.notEqual(anchorMark(dialogKey('m1', '10.77.0.11')), anchorMark(dialogKey('m1', '10.77.0.12')));
   assert.ok(anchorMark('') > 0);
 });
+
+test('router pair: each router\'s anchors have its own source address (node-id), so one never takes the other\'s for its own', async () => {
+  const { anchorAddresses, isAnchorSource } = await import('../../../src/dialog/dialog-table');
+  assert.deepEqual(anchorAddresses(3, 4), ['127.0.0.1', '127.1.3.1'], 'a router alone: as before');
+  assert.deepEqual(anchorAddresses(3, 4, 2), ['127.0.2.1', '127.1.3.1']);
+  assert.deepEqual(anchorAddresses(3, 6, 0), ['::1', '::1:3']);
+  assert.deepEqual(anchorAddresses(3, 6, 2), ['::2:2', '::1:3']);
+  for (const ip of ['127.0.0.1', '127.0.2.1', '::1', '::2:2']) assert.ok(isAnchorSource(ip), ip);
+  for (const ip of ['127.0.0.2', '10.0.0.1', '::2', '::3:1']) assert.ok(!isAnchorSource(ip), ip);
+  const { ct, table } = make(true, { node: 2 });
+  table.observe(ev({ method: 'INVITE', local: media(6000) }), 0);
+  assert.match([...ct.anchors.keys()][0]!, /^127\.0\.2\.1:\d+>127\.1\.0\.1:/);
+});
+
+test('router pair takeover: the call\'s media mapping is read back from the peer\'s marked media conntracks and pending pinholes; its public ports are leased at once; at adoption its pinholes move to this router\'s own anchor on the same ports', () => {
+  const ports = new PortAllocator(PortAllocator.createShared(), 1, 10000, 60999, 1e9);
+  const ct = new FakeCt();
+  const exps: PinholeSpec[] = [];
+  ct.createAnchorWithExpectations = (a: Tuple, _t: number, e: readonly PinholeSpec[]) => { ct.createAnchor(a); exps.push(...e); return e.map(() => undefined); };
+  const table = new DialogTable(ct as unknown as Ctnetlink, ports, 0, { retainOnHold: true, graceMs: 5000, idleMs: 3600000, node: 2 }, counters);
+  const key = dialogKey('peer-call', '10.77.0.11');
+  const mark = anchorMark(key);
+  const peerAnchor: Tuple = { src: '127.0.1.1', dst: '127.1.0.1', sport: 1024, dport: 1024, proto: 17 };
+  ct.createAnchor(peerAnchor);
+  const rtpOut: Tuple = { src: '10.77.0.11', sport: 4000, dst: '198.51.100.7', dport: 7000, proto: 17 };
+  const rtpIn: Tuple = { src: '198.51.100.7', sport: 7000, dst: '203.0.113.1', dport: 20000, proto: 17 };
+  const entry = (orig: Tuple, reply: Tuple, m: number) => ({ orig, reply, status: 0, timeout: 100, id: 1, packets: 0, mark: m });
+  const swap = (t: Tuple): Tuple => ({ src: t.dst, dst: t.src, sport: t.dport, dport: t.sport, proto: t.proto });
+  const n = table.takeover([
+    entry(peerAnchor, swap(peerAnchor), mark),
+    // the pre-created outbound RTP flow: SNAT to the public port 20000
+    entry(rtpOut, { src: '198.51.100.7', sport: 7000, dst: '203.0.113.1', dport: 20000, proto: 17 }, mark),
+    // an inbound flow a pinhole created: DNAT to the phone (the same RTP endpoint, seen the other way)
+    entry(rtpIn, { src: '10.77.0.11', sport: 4000, dst: '198.51.100.7', dport: 7000, proto: 17 }, mark),
+    // an unmarked flow of some other host: not the call's
+    entry({ ...rtpOut, src: '10.77.0.99' }, { ...swap(rtpOut), dst: '203.0.113.1', dport: 30000 }, 0),
+  ], [
+    // the RTCP pinhole still pending
+    { master: peerAnchor, tuple: { src: '0.0.0.0', sport: 0, dst: '203.0.113.1', dport: 20001, proto: 17 }, timeout: 100, nat: { src: '10.77.0.11', sport: 4001, dst: '0.0.0.0', dport: 0, proto: 17 }, cls: 1 },
+  ]);
+  assert.equal(n, 1);
+  // the peer's public port is leased here before the call speaks: a new call gets another one
+  assert.notEqual(ports.allocate('10.77.0.12', 20000, 0), 20000, 'a new phone asking for 20000 does not get the peer call\'s port');
+  assert.equal(ports.allocate('10.77.0.11', 4000, 0), 20000, 'the call\'s own endpoint keeps it (its SDP stays the same)');
+  table.observe(ev({ callId: 'peer-call', dir: 'in', method: 'INVITE', toTag: 't', remote }), 10);
+  const snap = table.snapshot(10)[0]!;
+  assert.match(snap.anchor, /^127\.0\.2\.1:/, 'the call now hangs off this router\'s anchor');
+  assert.ok(!ct.anchors.has(anchorKey(peerAnchor)), 'the peer\'s anchor (and its pending pinholes) is gone');
+  assert.deepEqual(snap.media.map((m) => [m.rtp, m.rtcp]), [['10.77.0.11:4000<-203.0.113.1:20000', '10.77.0.11:4001<-203.0.113.1:20001']]);
+  assert.deepEqual(exps.map((e) => [e.publicPort, e.privateIp, e.privatePort]), [[20000, '10.77.0.11', 4000], [20001, '10.77.0.11', 4001]], 'the same pinholes, now this router\'s');
+  // the phone's answer (same media) does not re-pin
+  table.observe(ev({ callId: 'peer-call', status: 200, cseqMethod: 'INVITE', toTag: 't', local: media(4000, 20000) }), 20);
+  assert.equal(exps.length, 2, 'unchanged media: no new pinholes');
+  assert.equal(table.snapshot(20)[0]!.mediaFlows, 3, 'the peer\'s two media conntracks are the call\'s (released with it), and the RTCP flow the far end\'s SDP added');
+});
+
+test('router pair standby: the calls are forgotten without touching the kernel table (conntrackd keeps it in step with the peer\'s)', () => {
+  const { ct, table } = make();
+  table.observe(ev({ method: 'INVITE', local: media(6000) }), 0);
+  table.observe(ev({ dir: 'in', status: 200, cseqMethod: 'INVITE', toTag: 't1', remote }), 10);
+  const before = [ct.anchors.size, ct.pinholes, ct.flows.size];
+  assert.equal(table.standby(), 1);
+  assert.equal(table.size, 0);
+  table.sweep(1e9);
+  assert.deepEqual([ct.anchors.size, ct.pinholes, ct.flows.size], before, 'anchor, pinholes and media flows are left to the peer');
+});
+
+test('restart of a router pair\'s daemon: a saved dialog whose anchor is gone while another carries its mark moved to the peer, and is not restored', () => {
+  const { table } = make();
+  const key = dialogKey('moved', '10.77.0.11');
+  const saved = { callId: 'moved', privateIp: '10.77.0.11', publicIp: '203.0.113.1', anchor: { src: '127.0.1.1', dst: '127.1.0.1', sport: 1024, dport: 1024, proto: 17 }, pinnedAt: 0, local: media(6000), remote, mediaCts: [], confirmed: true, winnerTag: 't', created: 0, lastSeen: 0, endAt: 0, sessionMs: 0, refreshedAt: 0, mediaPackets: 0, mediaSeenAt: 0, mediaCheckedAt: 0, flow: undefined, flowKeptAt: 0 };
+  const other = { ...saved, callId: 'mine' };
+  table.adopt([saved, other], new Set(), 0, new Set([anchorMark(key)]));
+  assert.deepEqual(table.snapshot(0).map((s) => s.callId), ['mine'], 'only the dialog no other anchor claims');
+});
