@@ -105,7 +105,7 @@ export interface Dialog {
 
 const SOURCE_SLOTS = 4096;
 /** a confirmed dialog's signaling flow is raised to this timeout, again every SIGNALING_REFRESH_MS */
-const SIGNALING_TIMEOUT_SEC = 300;
+export const SIGNALING_TIMEOUT_SEC = 300;
 const SIGNALING_REFRESH_MS = 20000;
 
 /**

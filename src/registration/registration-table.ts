@@ -10,7 +10,7 @@
  * because every packet of the flow resets it to the kernel's value. expires=0, a 2xx without our
  * Contact, or the end of the lifetime drops the registration.
  */
-import type { Ctnetlink, Tuple } from '../conntrack/ctnetlink';
+import type { Conntrack, Ctnetlink, Tuple } from '../conntrack/ctnetlink';
 import { IPPROTO_UDP } from '../conntrack/ctnetlink';
 import type { DialogCounters } from '../dialog/dialog-table';
 
@@ -65,6 +65,8 @@ export class RegistrationTable {
       if (this.entries.delete(key)) this.counters.inc('g|removed');
       return;
     }
+    // the phone's own REGISTER replaces what a takeover inferred for its flow
+    if (this.entries.delete(`${flow.src}:${flow.sport}|`)) this.counters.inc('g|taken_over_confirmed');
     const had = this.entries.has(key);
     const r: Registration = { aor, flow, publicIp, publicPort, expiresAt: now + expiresSec * 1000, refreshedAt: 0 };
     this.entries.set(key, r);
@@ -92,6 +94,29 @@ export class RegistrationTable {
       this.entries.set(`${r.flow.src}:${r.flow.sport}|${r.aor}`, { ...r, refreshedAt: 0 });
       this.counters.inc('g|restored');
     }
+  }
+
+  /**
+   * A router pair's takeover: the peer kept its phones' registration flows alive by raising their
+   * conntrack timeouts to the registrations' remaining lifetimes plus the margin, and conntrackd
+   * carried those timeouts here. A UDP flow from the LAN to a SIP port, masqueraded to `publicIp`,
+   * whose timeout is beyond what a call's signaling flow is given (`callFlowSec`) is such a
+   * registration: kept alive here until that lifetime ends, or until the phone's next REGISTER
+   * says what it is. The AoR is not in the kernel (shown as '(taken over)').
+   */
+  takeover(entries: readonly Conntrack[], publicIp: string, sipPorts: readonly number[], callFlowSec: number, now: number): number {
+    let n = 0;
+    for (const e of entries) {
+      const f = e.orig;
+      if (f.proto !== IPPROTO_UDP || !sipPorts.includes(f.dport) || e.reply.dst !== publicIp || f.src === publicIp || e.timeout <= callFlowSec + this.opts.marginSec) continue;
+      const key = `${f.src}:${f.sport}|`;
+      if ([...this.entries.values()].some((r) => r.flow.src === f.src && r.flow.sport === f.sport)) continue;
+      this.entries.set(key, { aor: '(taken over)', flow: f, publicIp, publicPort: e.reply.dport, expiresAt: now + (e.timeout - this.opts.marginSec) * 1000, refreshedAt: now });
+      this.counters.inc('g|taken_over');
+      n++;
+    }
+    if (n) this.version++;
+    return n;
   }
 
   /** A router pair's switch to standby: the peer keeps the flows alive now; forgotten without touching the kernel. */

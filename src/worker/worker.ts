@@ -10,7 +10,7 @@ import { PortAllocator } from '../nat/port-allocator';
 import { Processor, type Outcome } from '../alg/processor';
 import { TcpAlg, type TcpResult } from '../tcp/tcp-alg';
 import { isTcp } from '../packet/tcp';
-import { anchorAddresses, anchorKey, DialogTable, isAnchorSource } from '../dialog/dialog-table';
+import { anchorAddresses, anchorKey, DialogTable, isAnchorSource, SIGNALING_TIMEOUT_SEC } from '../dialog/dialog-table';
 import { instanceKey, StateFile } from '../state/state-file';
 import type { Tuple } from '../conntrack/ctnetlink';
 import { RegistrationTable } from '../registration/registration-table';
@@ -202,8 +202,11 @@ function main(): void {
   };
   const takeover = (): number => {
     try {
-      const n = dialogs.takeover(ct.dump(), ct.dumpExpectations());
-      log('info', 'takeover: calls of the peer to adopt at their next SIP message', { anchors: n });
+      const entries = ct.dump();
+      const n = dialogs.takeover(entries, ct.dumpExpectations());
+      // registrations: one worker keeps them all alive (a ctnetlink update, whichever worker sends it)
+      const r = init.index === 0 ? registrations.takeover(entries, init.publicIp, c.ports, SIGNALING_TIMEOUT_SEC, Date.now()) : 0;
+      log('info', 'takeover: calls of the peer to adopt at their next SIP message', { anchors: n, registrations: r });
       return n;
     } catch (e) {
       log('warn', 'takeover failed', { err: e as Error });

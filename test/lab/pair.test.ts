@@ -65,6 +65,10 @@ test('router pair: a call with audio both ways and 50 more calls survive the act
     await pair.waitMaster('b');
     const masterAt = Date.now() / 1000;
     await sleep(4000);
+    // the phone's registration (made through A, which kept its flow alive) is B's to keep alive now
+    const regsB = JSON.parse(lab.run(pair.ns('b'), process.execPath, [join(ROOT, 'bin/sip-alg'), 'registrations', '--json', '--socket', join(lab.dir, 'b', 'control.sock')]).stdout || '[]') as { phone: string; expiresInSec: number }[];
+    t.diagnostic(`registrations B keeps alive after the takeover: ${JSON.stringify(regsB)}`);
+    assert.ok(regsB.some((r) => r.phone === '10.77.0.11:5060' && r.expiresInSec > 3000), 'B took the phone\'s registration over from the synced flow timeout');
     // the far end re-INVITEs through B (hold, then resume): B adopts the call A set up and
     // translates the phone's answers; audio both ways after the resume
         far.command('hold');
@@ -89,6 +93,8 @@ test('router pair: a call with audio both ways and 50 more calls survive the act
     // an inbound call to the phone registered through A, through its (synced) NAT binding on B
     const inbound = await lab.runAsync(pair.ns('w'), 'sipp', ['-sn', 'uac', '-i', '203.0.113.10', '-p', '5091', '-m', '1', '-s', 'phone1', '203.0.113.10:5060', '-d', '1000', '-nostdin', '-timeout', '20s', '-timeout_error'], 40000);
     assert.equal(inbound.code, 0, `the phone registered through A gets an inbound call through B: ${inbound.stdout.slice(-600)}`);
+    const regFlowTimeout = () => Number(/^udp\s+17\s+(\d+)/m.exec(pair.conntrack('b', ['-L', '-p', 'udp', '-s', '10.77.0.11', '--dport', '5060']))?.[1] ?? 0);
+    t.diagnostic(`the registration flow's timeout on B right after the inbound call (its packets reset it to the kernel's): ${regFlowTimeout()} s`);
     // a new call through B: B's daemon makes its own anchor and pinholes beside the synced ones
     const from = far.log.length;
     const secondAt = Date.now() / 1000;
@@ -146,6 +152,15 @@ test('router pair: a call with audio both ways and 50 more calls survive the act
     t.diagnostic(`a call after A came back (standby, no preemption): RTP phone ${thirdPhone}, far end ${thirdFar}`);
     assert.ok(thirdPhone >= 100 && thirdFar >= 100, `calls keep working after A returns: ${thirdPhone} / ${thirdFar}`);
     assert.deepEqual(checkWan(msgs, { lanPrefix: '10.77.0.', publicIp: '203.0.113.1' }).slice(0, 5), [], 'every SIP message on the WAN rewritten, before and after the failover');
+    // the inbound call's packets on the registration flow reset its timeout to the kernel's; B's
+    // keep-alive raises it again to what is left of the registration (every 20 s)
+    let regTimeout = 0;
+    for (let i = 0; i < 26 && regTimeout < 1000; i++) {
+      regTimeout = regFlowTimeout();
+      if (regTimeout < 1000) await sleep(1000);
+    }
+    t.diagnostic(`the registration flow's timeout on B after the inbound call and B's keep-alive: ${regTimeout} s`);
+    assert.ok(regTimeout > 3000, `B keeps the registration's NAT binding alive: ${regTimeout}`);
     // B owns what it took over: the first call's BYE adopted A's anchor (its mark names the dialog)
     // and, after the grace, released it with the call's media conntracks; the second call is B's own
     await sleep(3500);
