@@ -10,7 +10,8 @@ import { PairLab } from '../../src/lab/pair';
 import { startBaresip } from '../../src/lab/baresip';
 import { checkWan, readSip } from '../../src/lab/wire-check';
 import { join } from 'node:path';
-import { metricSum, ROOT } from '../../src/lab/lab';
+import { metricSum, ROOT, SRC_LAB } from '../../src/lab/lab';
+import { DRIVER_UDP_LENGTH } from '../../src/lab/rtp-driver';
 
 before(() => assert.equal(process.getuid?.(), 0, 'the lab tests need root'));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -36,12 +37,20 @@ test('router pair: a call with audio both ways and 50 more calls survive the act
     await lab.startKamailio();
     const far = await startBaresip(lab, pair.ns('w'), { ip: '203.0.113.10', user: 'wan', registrar: '203.0.113.10', register: false, port: 5070 });
     const phone = await startBaresip(lab, pair.ns('p1'), { ip: '10.77.0.11', user: 'phone1', registrar: '203.0.113.10', register: true, regint: 3600 });
-    // 50 more calls (SIPp, 12 s each) from the phone's address, in progress at the failover
-    lab.start(pair.ns('w'), 'sipp', ['-sn', 'uas', '-i', '203.0.113.10', '-p', '5080', '-nostdin']);
+    // 50 more calls (SIPp, 20 s each, a media port each) from the phone's address, in progress at
+    // the failover, with RTP both ways: the lab's driver sends it from each call's port, the far
+    // end's SIPp echoes it back (-rtp_echo)
+    lab.start(pair.ns('w'), 'sipp', ['-sn', 'uas', '-i', '203.0.113.10', '-p', '5080', '-mp', '7100', '-rtp_echo', '-nostdin']);
     await lab.waitListening(pair.ns('w'), [5080]);
-    const trunk = lab.runAsync(pair.ns('p1'), 'sipp', ['-sn', 'uac', '-i', '10.77.0.11', '-p', '5062', '-m', '50', '-l', '50', '-r', '25', '-d', '12000', '-s', 'trunk', '203.0.113.10:5080', '-nostdin', '-timeout', '60s', '-timeout_error'], 90000);
+    const trunk = lab.runAsync(pair.ns('p1'), 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uac-trunk-media.xml'), '-i', '10.77.0.11', '-p', '5062', '-mp', '20000', '-mi', '127.0.0.1', '-m', '50', '-l', '50', '-r', '25', '-d', '20000', '-s', 'trunk', '203.0.113.10:5080', '-nostdin', '-timeout', '60s', '-timeout_error'], 90000);
     phone.command('dial', 'sip:wan@203.0.113.10:5070');
     await far.waitLog(/established/i, 10000);
+    let trunkPorts: number[] = [];
+    for (let i = 0; i < 50 && trunkPorts.length < 50; i++, await sleep(200)) {
+      trunkPorts = [...new Set(readSip(join(lab.dir, 'p1.pcap')).filter((m) => /^INVITE /.test(m.text) && m.sport === 5062).map((m) => Number(/^m=audio (\d+)/m.exec(m.text)?.[1] ?? 0)))].filter((p) => p > 0);
+    }
+    assert.equal(trunkPorts.length, 50, `the 50 calls' media ports: ${trunkPorts.length}`);
+    const driver = lab.runAsync(pair.ns('p1'), process.execPath, [join(ROOT, 'dist/src/lab/rtp-driver.js'), '10.77.0.11', '203.0.113.10', '7100', '15', trunkPorts.join(',')], 40000);
     await sleep(4000);
     const synced = pair.conntrack('b', ['-L', '-p', 'udp']);
     assert.match(synced, /src=127\.0\.1\.1 dst=127\.1\.0\.1 .*helper=sip/, `the call's anchor (A's: node-id 1, helper sip) is in B's table before the failover:\n${synced}`);
@@ -76,16 +85,18 @@ test('router pair: a call with audio both ways and 50 more calls survive the act
     far.command('resume');
     const resumedAt = Date.now() / 1000 + 0.3;
     await sleep(4000);
-    // the adopted call's pinholes hang off an anchor of B's own now (node-id 2); the 50 calls, adopted
-    // at their BYEs, released A's anchors with them
+    // the adopted call's pinholes hang off an anchor of B's own now (node-id 2); the 50 calls, silent
+    // on SIP since the failover, still hang off A's (adopted at their BYEs, which release them)
     const anchorsOn = (src: string) => pair.conntrack('b', ['-L']).split('\n').filter((l) => l.includes(`src=${src} dst=127.1.`)).length;
     const ownB = anchorsOn('127.0.2.1'), leftA = anchorsOn('127.0.1.1');
     t.diagnostic(`anchors on B before the hangup: B's own ${ownB}, A's ${leftA}`);
-    assert.deepEqual([ownB, leftA], [1, 0], 'the live call on an anchor of B, none of A\'s left');
+    assert.deepEqual([ownB, leftA], [1, 50], 'the re-INVITEd call on an anchor of B, the 50 others still on A\'s');
     const hangupAt = Date.now() / 1000;
     phone.command('hangup');
     await sleep(1500);
     // the 50 calls: their BYEs went through B
+    const drv = await driver;
+    assert.equal(drv.code, 0, `the RTP driver ran: ${drv.stderr}`);
     const tr = await trunk;
     const okCalls = Number(/Successful call\s*\|\s*\d+\s*\|\s*(\d+)/.exec(tr.stdout)?.[1] ?? 0);
     t.diagnostic(`calls in progress at the failover that completed (BYE and its 200 through B): ${okCalls}/50`);
@@ -128,6 +139,18 @@ test('router pair: a call with audio both ways and 50 more calls survive the act
     const thirdPhone = atPhone.filter((x) => x > thirdAt).length, thirdFar = atFar.filter((x) => x > thirdAt).length;
     const during = (x: number) => x > failedAt - 1 && x < hangupAt;
     const gapPhone = largestGap(atPhone.filter(during)), gapFar = largestGap(atFar.filter(during));
+    // the 50 calls' audio after the failover, per call, both ways (the driver stopped before their BYEs)
+    const perCall = (pcap: string, filter: string, field: string) => {
+      const n = new Map<number, number>();
+      for (const l of spawnSync('tshark', ['-r', pcap, '-Y', `${filter} && udp.length==${DRIVER_UDP_LENGTH} && frame.time_epoch > ${masterAt + 0.5}`, '-T', 'fields', '-e', field], { encoding: 'utf8', maxBuffer: 256 << 20 }).stdout.split('\n').filter(Boolean)) n.set(Number(l), (n.get(Number(l)) ?? 0) + 1);
+      return n;
+    };
+    const trunkOut = perCall(w!, 'ip.src==203.0.113.1 && udp.dstport==7100', 'udp.srcport'), trunkBack = perCall(p1!, 'ip.dst==10.77.0.11 && udp.srcport==7100', 'udp.dstport');
+    const least = (n: Map<number, number>) => (n.size ? Math.min(...n.values()) : 0);
+    t.diagnostic(`the 50 calls' RTP after the failover: ${trunkOut.size} calls reached the far end through B (fewest packets of a call ${least(trunkOut)}), ${trunkBack.size} got the echo back at the phone (fewest ${least(trunkBack)})`);
+    assert.equal(trunkOut.size, 50, 'every one of the 50 calls\' audio reached the far end through B');
+    assert.deepEqual([...trunkBack.keys()].sort(), [...trunkPorts].sort(), 'and came back to its own media port at the phone');
+    assert.ok(least(trunkOut) >= 50 && least(trunkBack) >= 50, `at least a second of audio each way per call: ${least(trunkOut)} / ${least(trunkBack)}`);
     const msgs = readSip(w!);
     // the phone's public media port, in its offer through A and in its answers to the far end's
     // re-INVITEs through B: B read the call's media mapping back from the synced conntracks
