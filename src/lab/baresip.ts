@@ -26,10 +26,10 @@ export interface BaresipOptions {
   port?: number;
 }
 
-/** A 60 s 440 Hz tone, 8 kHz 16-bit mono PCM WAV (what G.711 carries), written once per lab. */
+/** A 300 s 440 Hz tone (baresip hangs up when its aufile source ends), 8 kHz 16-bit mono PCM WAV (what G.711 carries), written once per lab. */
 export function tone(dir: string): string {
   const path = join(dir, 'tone-440.wav');
-  const n = 8000 * 60;
+  const n = 8000 * 300;
   const b = Buffer.alloc(44 + n * 2);
   b.write('RIFF', 0); b.writeUInt32LE(36 + n * 2, 4); b.write('WAVE', 8);
   b.write('fmt ', 12); b.writeUInt32LE(16, 16); b.writeUInt16LE(1, 20); b.writeUInt16LE(1, 22);

@@ -128,7 +128,18 @@ test('router pair: a call with audio both ways and 50 more calls survive the act
     const thirdAt = Date.now() / 1000;
     phone.command('dial', 'sip:wan@203.0.113.10:5070');
     await far.waitLog(/established/i, 10000, from3);
-    await sleep(3000);
+    // the call lasts until entries in A's table, now the standby's, have gone (stale ones expiring,
+    // conntrackd -t of the notify script purging): their destruction must not reach B's table
+    const udpOnA = () => pair.conntrack('a', ['-L', '-p', 'udp']).split('\n').filter(Boolean).length;
+    const aBefore = udpOnA();
+    let aAfter = aBefore;
+    for (let i = 0; i < 60 && aAfter >= aBefore; i++) { await sleep(2000); aAfter = udpOnA(); }
+    await sleep(5000);
+    const lastAt = Date.now() / 1000 - 5;
+    const anchorsBLate = pair.conntrack('b', ['-L']).split('\n').filter((l) => /dst=127\.1\./.test(l)).length;
+    t.diagnostic(`entries went from A's table ${Math.round(Date.now() / 1000 - 5 - thirdAt)} s into the third call (UDP entries on A ${aBefore} -> ${aAfter}); B's anchors then: ${anchorsBLate}`);
+    assert.ok(aAfter < aBefore, 'entries of A went while the call went on through B');
+    assert.equal(anchorsBLate, 1, 'the call\'s anchor on B is still there');
     phone.command('hangup');
     await sleep(1000);
     const [p1, w] = await Promise.all(caps.map((c) => c.stop()));
@@ -137,6 +148,7 @@ test('router pair: a call with audio both ways and 50 more calls survive the act
     const secondPhone = atPhone.filter((x) => x > secondAt && x < thirdAt).length, secondFar = atFar.filter((x) => x > secondAt && x < thirdAt).length;
     const resumedPhone = atPhone.filter((x) => x > resumedAt && x < hangupAt).length, resumedFar = atFar.filter((x) => x > resumedAt && x < hangupAt).length;
     const thirdPhone = atPhone.filter((x) => x > thirdAt).length, thirdFar = atFar.filter((x) => x > thirdAt).length;
+    const lastPhone = atPhone.filter((x) => x > lastAt).length, lastFar = atFar.filter((x) => x > lastAt).length;
     const during = (x: number) => x > failedAt - 1 && x < hangupAt;
     const gapPhone = largestGap(atPhone.filter(during)), gapFar = largestGap(atFar.filter(during));
     // the 50 calls' audio after the failover, per call, both ways (the driver stopped before their BYEs)
@@ -174,6 +186,8 @@ test('router pair: a call with audio both ways and 50 more calls survive the act
     assert.ok(secondPhone >= 120 && secondFar >= 120, `a new call after the failover has audio both ways through B: ${secondPhone} / ${secondFar}`);
     t.diagnostic(`a call after A came back (standby, no preemption): RTP phone ${thirdPhone}, far end ${thirdFar}`);
     assert.ok(thirdPhone >= 100 && thirdFar >= 100, `calls keep working after A returns: ${thirdPhone} / ${thirdFar}`);
+    t.diagnostic(`its audio in the last 5 s, after entries went from A: phone ${lastPhone}, far end ${lastFar}`);
+    assert.ok(lastPhone >= 200 && lastFar >= 200, `audio both ways after entries went from A: ${lastPhone} / ${lastFar}`);
     assert.deepEqual(checkWan(msgs, { lanPrefix: '10.77.0.', publicIp: '203.0.113.1' }).slice(0, 5), [], 'every SIP message on the WAN rewritten, before and after the failover');
     // the inbound call's packets on the registration flow reset its timeout to the kernel's; B's
     // keep-alive raises it again to what is left of the registration (every 20 s)
