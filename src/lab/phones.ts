@@ -107,9 +107,11 @@ export async function phoneScenario(prefix: string, scenario: PhoneScenario, mod
       const sh = (cmd: string) => lab.run(lab.phone(2), 'sh', ['-c', `HOME=${home} linphonecsh ${cmd}`]);
       const steps = [`init -c ${rc} -a`, "generic 'soundcard use files'", `generic 'play ${tone(lab.dir)}'`, `register --host ${PROVIDER_IP} --username phone2 --password x`];
       for (const c of steps) {
-        const r = sh(c);
+        // linphonec opens its control pipe some time after `init` returns (seconds on a loaded box):
+        // until then linphonecsh says "Failed to connect pipe"; other errors fail at once
+        let r = sh(c);
+        for (const end = Date.now() + 20000; r.code !== 0 && /Failed to connect pipe/.test(r.stderr + r.stdout) && Date.now() < end; r = sh(c)) await sleep(500);
         if (r.code !== 0) throw new Error(`linphonecsh ${c}: ${r.stderr}${r.stdout}`);
-        if (c.startsWith('init')) await sleep(1500);
       }
       await sleep(2000);
       const reg = sh('status register').stdout;
