@@ -19,6 +19,7 @@ export const Reason = {
   TCP_DUPLICATE: 'tcp_duplicate',
   TCP_UNFRAMED: 'tcp_unframed',
   TCP_INCOMPLETE: 'tcp_incomplete',
+  TCP_PREFIX: 'tcp_prefix',
   TLS_PASSTHROUGH: 'tls_passthrough',
   NOT_SIP_PORT: 'not_sip_port',
   // SIP layer (RFC 3261 §7, §18)

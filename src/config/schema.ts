@@ -103,7 +103,7 @@ export const SCHEMA: KeySpec[] = [
   spec('queues', 'queues', queueRange, { first: 0, last: 0 }, 'NFQUEUE numbers A:B; one worker thread per queue, the rules balance flows over them.'),
   spec('ports', 'ports', portList, [5060], 'UDP and TCP ports that carry SIP (either end of the flow).'),
   spec('tls-ports', 'tlsPorts', portList, [5061], 'TCP ports that carry SIP over TLS (SIPS): passed through untouched, new connections counted (tls_passthrough).'),
-  spec('tcp-hold-ms', 'tcpHoldMs', int(0, 10000), 500, 'How long the TCP segments of a SIP message spread over several segments wait in the queue for the rest; past it the message passes unchanged (tcp_incomplete).'),
+  spec('tcp-hold-ms', 'tcpHoldMs', int(0, 10000), 500, 'How long the TCP segments of a SIP message spread over several segments wait in the queue for the rest; past it (tcp_incomplete) LAN→WAN segments are dropped and resent by TCP under leak-policy drop, passed unchanged under pass; WAN→LAN ones pass unchanged.'),
   spec('tcp-max-connections', 'tcpMaxConnections', int(0, 1000000), 10000, 'SIP-over-TCP connections tracked at once; beyond it new connections pass unchanged.'),
   spec('public-ip', 'publicIp', optIpv4, undefined, "The address LAN hosts are masqueraded to; 'auto' takes the WAN interface's first IPv4 address."),
   spec('public-ip6', 'publicIp6', ipv6OrAuto, 'auto', "The IPv6 address LAN hosts are masqueraded to (NAT66); 'auto' takes the WAN interface's first global IPv6 address, and without one IPv6 SIP passes unchanged (ipv6_passthrough); 'off' always passes it."),

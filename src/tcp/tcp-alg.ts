@@ -39,6 +39,12 @@ export interface TcpOptions {
   maxConnections: number;
   /** state of a connection idle this long is dropped once conntrack no longer has it */
   idleMs: number;
+  /**
+   * leak-policy: what happens to LAN→WAN segments of a message still incomplete after holdMs.
+   * 'pass' releases them unchanged and gives the message up (its private addresses reach the WAN);
+   * 'drop' drops them and keeps waiting (TCP resends them; counted tcp_incomplete). WAN→LAN always passes.
+   */
+  incomplete?: 'pass' | 'drop';
 }
 
 export interface TcpDeps {
@@ -92,6 +98,8 @@ class Side {
   heldSince = 0;
   /** a FIN was seen: it takes the sequence number after the last byte (RFC 9293 §3.4) */
   fin = false;
+  /** the incomplete message's bytes up to this stream position went out ahead of it (safePrefixEnd) */
+  prefixSent = 0;
 
   init(seq: number, first: number): void {
     this.isn = (seq + (first ? 1 : 0)) >>> 0;
@@ -187,6 +195,8 @@ export class TcpAlg {
     const rel = me.pos(s.seq, me.next);
     const len = s.payloadLength;
     if (s.flags & TCP_FIN) me.fin = true;
+    /** nothing in it the ALG has not seen: a retransmission */
+    const resent = len > 0 && rel + len <= me.next;
     if (len > 0) {
       if (rel > me.next) {
         // a gap before this segment: it cannot be framed yet; the sender resends it after the gap
@@ -203,6 +213,19 @@ export class TcpAlg {
     this.releaseHeld(c, dir, res, false);
     const start = me.incompleteStart;
     if (len > 0 && start !== undefined && rel + len > start) {
+      // nothing new in it: the sender resends what it has not had acknowledged. With a small
+      // congestion window (after a timeout: one segment, RFC 5681 §3.1) it sends nothing more until
+      // then, and the message can never complete in the queue. The part of the message that no
+      // rewrite can change (safePrefixEnd) goes out ahead, the receiver acknowledges it, and the
+      // sender's window opens for the rest
+      if (resent && !(s.flags & (TCP_FIN | TCP_RST))) {
+        const cut = this.safePrefixEnd(c, dir);
+        if (cut > rel && cut > me.prefixSent) {
+          me.prefixSent = cut;
+          res.releases.push(this.emit(c, dir, id, pkt, s, rel, Reason.TCP_PREFIX, cut - rel));
+          return res;
+        }
+      }
       if (me.held.some((h) => h.rel === rel && h.seg.payloadLength === len)) {
         // the sender's probe of a segment still held: the held one goes on when the message is complete
         res.releases.push({ id, dir, verdict: NF_DROP, packet: undefined, reason: Reason.TCP_DUPLICATE, original: pkt });
@@ -228,8 +251,14 @@ export class TcpAlg {
       for (const dir of ['out', 'in'] as const) {
         const me = c[dir];
         if (me.held.length && now - me.heldSince >= this.opts.holdMs) {
-          this.giveUp(me);
-          this.releaseHeld(c, dir, res, true, Reason.TCP_INCOMPLETE);
+          if (dir === 'out' && this.opts.incomplete === 'drop') {
+            // leak-policy drop: the held segments go, the message stays; the sender resends them
+            for (const h of me.held) res.releases.push({ id: h.id, dir, verdict: NF_DROP, packet: undefined, reason: Reason.TCP_INCOMPLETE, original: h.pkt });
+            me.held = [];
+          } else {
+            this.giveUp(me);
+            this.releaseHeld(c, dir, res, true, Reason.TCP_INCOMPLETE);
+          }
         }
       }
       if (now - c.lastSeen >= this.opts.idleMs && !c.out.held.length && !c.in.held.length) {
@@ -355,6 +384,27 @@ export class TcpAlg {
     }
   }
 
+  /**
+   * The stream position up to which the incomplete message's bytes are final: its start line up to
+   * the first address a rewrite could change (the phone's private one, or the public one coming
+   * in). Only the start line: header rewrites can change lengths (Content-Length follows the body).
+   * While the start line is incomplete, its last bytes could begin an address and are kept back.
+   */
+  private safePrefixEnd(c: Conn, dir: Direction): number {
+    const me = c[dir];
+    const start = me.incompleteStart;
+    if (start === undefined) return 0;
+    const text = me.buf.toString('latin1', 0, Math.min(me.buf.length, 4096));
+    const eol = text.indexOf('\n');
+    const addrs = [c.privateIp, c.publicIp].filter((a): a is string => !!a);
+    let end = eol >= 0 ? eol + 1 : Math.max(0, text.length - Math.max(...addrs.map((a) => a.length + 2)));
+    for (const a of addrs) {
+      const i = text.indexOf(a);
+      if (i >= 0 && i < end) end = i;
+    }
+    return start + end;
+  }
+
   private giveUp(me: Side): void {
     if (me.pendingLen !== undefined) me.skipTo = me.bufStart + me.pendingLen;
     else me.unframed = true;
@@ -377,12 +427,13 @@ export class TcpAlg {
   }
 
   /** The segment as it goes out: rewritten bytes, mapped SEQ, and ACK/SACK mapped back for the other side. */
-  private emit(c: Conn, dir: Direction, id: number, pkt: Buffer, s: TcpSegment, rel: number, reason: Reason): Release {
+  private emit(c: Conn, dir: Direction, id: number, pkt: Buffer, s: TcpSegment, rel: number, reason: Reason, keep?: number): Release {
     const me = c[dir];
     const peer = c[dir === 'out' ? 'in' : 'out'];
     const seq = (me.isn! + me.map.newPos(rel)) >>> 0;
-    const orig = pkt.subarray(s.payloadOffset, s.payloadOffset + s.payloadLength);
-    const payload = s.payloadLength ? me.map.transform(orig, rel) : orig;
+    // `keep`: only the first bytes of the segment go (a safe prefix); the rest is resent by the sender
+    const orig = pkt.subarray(s.payloadOffset, s.payloadOffset + (keep ?? s.payloadLength));
+    const payload = orig.length ? me.map.transform(orig, rel) : orig;
     let ack = s.ack;
     let sack: ((edge: number) => number) | undefined;
     if (s.flags & TCP_ACK && peer.isn !== undefined && (peer.map.size > 0 || peer.map.delta !== 0)) {
@@ -392,7 +443,7 @@ export class TcpAlg {
       if (s.sackBlocks.length) sack = back;
       peer.map.prune(peer.pos(ack, peer.next) - PRUNE_MARGIN);
     }
-    if (seq === s.seq && ack === s.ack && payload === orig && !sack) return { id, dir, verdict: NF_ACCEPT, packet: undefined, reason, original: pkt };
+    if (keep === undefined && seq === s.seq && ack === s.ack && payload === orig && !sack) return { id, dir, verdict: NF_ACCEPT, packet: undefined, reason, original: pkt };
     return { id, dir, verdict: NF_ACCEPT, packet: rebuildTcp(pkt, s, payload, seq, ack, sack), reason: reason === Reason.UNCHANGED ? Reason.REWRITTEN : reason, original: pkt };
   }
 }

@@ -61,7 +61,7 @@ export function partOptions(c: Config) {
     },
     protection: { inviteRate: c.inviteRatePerSource, registerRate: c.registerRatePerSource, failureThreshold: c.inviteFailureThreshold, failureWindowMs: 60000, blockMs: c.inviteBlockSeconds * 1000 },
     registrations: { marginSec: c.registrationMarginSeconds, refreshMs: 20000 },
-    tcp: { ports: c.ports, tlsPorts: c.tlsPorts, maxMessageSize: c.maxMessageSize, holdMs: c.tcpHoldMs, maxConnections: c.tcpMaxConnections, idleMs: 300_000 },
+    tcp: { ports: c.ports, tlsPorts: c.tlsPorts, maxMessageSize: c.maxMessageSize, holdMs: c.tcpHoldMs, maxConnections: c.tcpMaxConnections, idleMs: 300_000, incomplete: c.leakPolicy },
   };
 }
 

@@ -151,6 +151,7 @@ test('SIP over TCP through the ALG: SIPp calls with RTP over one long-lived conn
 test('SIP over TCP with 10% loss on both sides of the router: every retransmission crosses the WAN rewritten exactly as the first time', { timeout: 180000 }, async (t) => {
   const { lab, log } = await prepare('stcl', 1, 'alg', [], '0:0');
   try {
+    const m0 = lab.metrics();
     // loss past the ALG: the far end drops what the router sent it, the phone drops what reached it
     for (const [ns, port] of [[lab.provider, '--dport'], [lab.phone(1), '--sport']] as const) {
       const r = lab.run(ns, 'iptables', ['-A', 'INPUT', '-p', 'tcp', port, '5060', '-m', 'statistic', '--mode', 'random', '--probability', '0.1', '-j', 'DROP']);
@@ -188,7 +189,11 @@ test('SIP over TCP with 10% loss on both sides of the router: every retransmissi
       }
       if (again) resent++;
     }
-    t.diagnostic(`segments that crossed the WAN again: ${resent}`);
+    const d = (reason: string) => metricSum(lab.metrics(), 'sipalg_packets_total', { reason }) - metricSum(m0, 'sipalg_packets_total', { reason });
+    // a sender whose window fell to one segment resends the first held segment of a message: its
+    // start line goes ahead (tcp_prefix); held segments still incomplete after tcp-hold-ms are
+    // dropped (leak-policy drop), never passed unchanged with the phone's address in them
+    t.diagnostic(`segments that crossed the WAN again: ${resent}; start lines sent ahead: ${d('tcp_prefix')}; held segments dropped at tcp-hold-ms: ${d('tcp_incomplete')}`);
     assert.ok(resent >= 3, `the loss made segments cross again (${resent})`);
     assert.equal(mismatched, 0, `${mismatched} bytes differ between a segment and its retransmission`);
     // and the streams tshark reassembles are clean SIP

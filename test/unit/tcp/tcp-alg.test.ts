@@ -26,14 +26,14 @@ function pkt(src: string, sport: number, dst: string, dport: number, seq: number
   return rebuildTcp(h, p.seg, payload, seq, ack);
 }
 
-function setup(holdMs = 500) {
+function setup(holdMs = 500, incomplete: 'pass' | 'drop' = 'pass') {
   const liberal: Tuple[] = [];
   const proc = new Processor({} as BindingResolver, new PortAllocator(PortAllocator.createShared(), 1, 20000, 29999, 60000), { maxMessageSize: 65507, ports: [5060], malformedPolicy: 'pass' });
   const alg = new TcpAlg({
     lookup: (t) => ({ orig: t, reply: { src: t.dst, sport: t.dport, dst: PUBLIC, dport: PUBLIC_PORT, proto: 6 }, status: 0, timeout: 100, id: 1, packets: 0, mark: 0 }),
     setLiberal: (t) => { liberal.push(t); },
     message: (...a) => proc.message(...a),
-  }, { ports: [5060], tlsPorts: [5061], maxMessageSize: 65507, holdMs, maxConnections: 100, idleMs: 300000 });
+  }, { ports: [5060], tlsPorts: [5061], maxMessageSize: 65507, holdMs, maxConnections: 100, idleMs: 300000, incomplete });
   let id = 1;
   const ISN = 0xfffff000; // wraps past 2^32 inside the stream
   const out = (seq: number, payload: Buffer, ack = 5000, flags = TCP_ACK) => alg.segment(id++, pkt(PHONE, PHONE_PORT, REMOTE, 5060, seq, ack, flags, payload), 'out', 0);
@@ -201,4 +201,69 @@ test('SIP over TCP over IPv6: the segment is rewritten with [v6] hosts, and its 
   assert.match(text, /^Via: SIP\/2\.0\/TCP \[2001:db8:113::1\]:40000;/m);
   assert.match(text, /^c=IN IP6 2001:db8:113::1\r$/m);
   assert.equal(out.readUInt16BE(4), out.length - 40, 'IPv6 payload length');
+});
+
+/** The bytes that crossed, laid out by sequence number from `isn`: what the receiver reassembles. */
+function reassemble(rs: Release[], isn: number): string {
+  const b = Buffer.alloc(8192, 0x7e);
+  let end = 0;
+  for (const w of wire(rs.filter((r) => r.verdict === NF_ACCEPT))) {
+    const at = (w.seq - isn) >>> 0;
+    w.data.copy(b, at);
+    end = Math.max(end, at + w.data.length);
+  }
+  return b.toString('latin1', 0, end);
+}
+const leaks = (rs: Release[]) => wire(rs.filter((r) => r.verdict === NF_ACCEPT)).filter((w) => /10\.77\.0\.12/.test(w.data.toString('latin1').replace(/Call-ID: [^\r]*/g, ''))).length;
+
+test('a sender stuck behind a held segment (a window of one segment after a timeout, RFC 5681 §3.1): its retransmission carries the start line ahead, the receiver can acknowledge it, and the rest completes the message, rewritten', () => {
+  const { out, ISN } = setup();
+  const stream = Buffer.from(tcpInvite(4), 'latin1');
+  const first = stream.subarray(0, 200);
+  const all: Release[] = [];
+  all.push(...out(ISN, first).releases);
+  assert.equal(all.length, 0, 'the first segment waits for the rest of its message');
+  const again = out(ISN, first).releases;
+  assert.equal(again.length, 1);
+  assert.equal(again[0]!.reason, Reason.TCP_PREFIX);
+  const [p] = wire(again);
+  assert.equal(p!.seq, ISN);
+  assert.equal(p!.data.toString('latin1'), 'INVITE sip:pbx@203.0.113.10:5080 SIP/2.0\r\n', 'the start line only: no address of the phone in it');
+  all.push(...again);
+  const third = out(ISN, first).releases;
+  assert.deepEqual(third.map((r) => [r.verdict, r.reason]), [[NF_DROP, Reason.TCP_DUPLICATE]], 'nothing more of it can go ahead');
+  // the sender's window opened: it sends from what was acknowledged
+  const cut = p!.data.length;
+  const rest = out((ISN + cut) >>> 0, stream.subarray(cut)).releases;
+  assert.equal(rest.length, 2, 'the held segment and this one leave');
+  all.push(...rest);
+  const got = reassemble(all, ISN);
+  assert.match(got, /^INVITE sip:pbx@203\.0\.113\.10:5080 SIP\/2\.0\r\nVia: SIP\/2\.0\/TCP 203\.0\.113\.1:38699;branch/, 'the receiver reassembles the rewritten message behind the prefix');
+  assert.equal(got.length, Buffer.byteLength(got, 'latin1'));
+  assert.ok(!got.includes('~'), 'no hole in what the receiver has');
+  assert.equal(leaks(all), 0, 'no private address crossed');
+});
+
+test('leak-policy drop: the held segments of a message still incomplete after tcp-hold-ms are dropped, not passed unchanged; the message is kept and leaves rewritten once the sender resends and completes it', () => {
+  const { alg, out, ISN } = setup(500, 'drop');
+  const stream = Buffer.from(tcpInvite(5), 'latin1');
+  const all: Release[] = [];
+  all.push(...out(ISN, stream.subarray(0, 300)).releases);
+  const swept = alg.sweep(600).releases;
+  assert.deepEqual(swept.map((r) => [r.verdict, r.reason]), [[NF_DROP, Reason.TCP_INCOMPLETE]]);
+  // the sender resends (its start line goes ahead), then resends it again, then the rest
+  all.push(...out(ISN, stream.subarray(0, 300)).releases);
+  assert.equal(all.at(-1)!.reason, Reason.TCP_PREFIX);
+  all.push(...out(ISN, stream.subarray(0, 300)).releases);
+  all.push(...out((ISN + 300) >>> 0, stream.subarray(300)).releases);
+  const got = reassemble(all, ISN);
+  assert.match(got, /^INVITE [^\r]*\r\nVia: SIP\/2\.0\/TCP 203\.0\.113\.1:38699;branch/);
+  assert.ok(!got.includes('~'));
+  assert.equal(leaks(all), 0);
+  // leak-policy pass (the default here): the old fail-open, counted
+  const p = setup(500, 'pass');
+  p.out(p.ISN, stream.subarray(0, 300));
+  const passed = p.alg.sweep(600).releases;
+  assert.deepEqual(passed.map((r) => [r.verdict, r.reason]), [[NF_ACCEPT, Reason.TCP_INCOMPLETE]]);
+  assert.equal(leaks(passed), 1, 'pass: the private address reaches the WAN');
 });
