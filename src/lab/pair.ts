@@ -223,5 +223,7 @@ export function examplePair(): Record<string, string> {
     'conntrackd.conf': conntrackdConf({ self: '192.168.100.1', peer: '192.168.100.2', iface: 'eth2', log: '/var/log/conntrackd.log', lock: '/var/lock/conntrack.lock', ctl: '/var/run/conntrackd.ctl' }),
     'keepalived.conf': keepalivedConf({ name: 'a', priority: 150, lan: 'eth1', wan: 'eth0', lanVip: '192.168.1.1/24', wanVip: '198.51.100.1/24', notify: '/etc/keepalived/sip-alg-notify.sh' }),
     'sip-alg-notify.sh': notifyScript({ conf, sipAlg: (cmd) => `sip-alg ${cmd}` }),
+    // the daemon's config on router A (/etc/sip-alg/sip-alg.json): router B takes node-id 2
+    'sip-alg.json': `${JSON.stringify({ 'public-ip': '198.51.100.1', 'node-id': 1, 'metrics-listen': '127.0.0.1:9477' }, null, 2)}\n`,
   };
 }

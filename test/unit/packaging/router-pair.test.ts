@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { ROOT } from '../../../src/lab/lab';
 import { examplePair } from '../../../src/lab/pair';
+import { apply, defaults, loadFile } from '../../../src/config/load';
 
 const DIR = join(ROOT, 'packaging/router-pair');
 
@@ -23,4 +24,9 @@ test('packaging/router-pair holds exactly what the lab runs, with router A\'s va
   assert.match(readFileSync(join(DIR, 'keepalived.conf'), 'utf8'), /vrrp_sync_group[\s\S]*group \{ LAN WAN \}/, 'the LAN and WAN addresses move together');
   const sh = spawnSync('sh', ['-n', join(DIR, 'sip-alg-notify.sh')], { encoding: 'utf8' });
   assert.equal(sh.status, 0, sh.stderr);
+  const notify = readFileSync(join(DIR, 'sip-alg-notify.sh'), 'utf8');
+  assert.match(notify, /MASTER\)[\s\S]*sip-alg takeover[\s\S]*BACKUP\|FAULT\)[\s\S]*sip-alg standby/, 'takeover on MASTER, standby on BACKUP/FAULT');
+  // the daemon's config: the virtual WAN address as the public one, this router's node-id
+  const c = apply(defaults(), loadFile(join(DIR, 'sip-alg.json')), 'sip-alg.json');
+  assert.deepEqual([c.publicIp, c.nodeId], ['198.51.100.1', 1]);
 });
