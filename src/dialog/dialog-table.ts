@@ -511,8 +511,7 @@ export class DialogTable {
 
   /** The phone's outbound RTP/RTCP flows, pre-created with SNAT to the advertised public ports: all new ones in one ctnetlink batch. */
   private ensureMediaFlows(d: Dialog): void {
-    let flows: { t: Tuple; publicIp: string; timeoutSec: number; port: number; mark: number }[] | undefined;
-    const mark = anchorMark(dialogKey(d.callId, d.privateIp));
+    let flows: { t: Tuple; publicIp: string; timeoutSec: number; port: number; mark?: number }[] | undefined;
     for (const m of d.local) {
       const r = d.remote?.[m.index];
       // hairpin: the far end is another phone behind this router (its SDP names our public
@@ -523,10 +522,13 @@ export class DialogTable {
       for (const [priv, rport, pub] of [[m.privatePort, r.port, m.publicPort], [m.rtcpPrivatePort, r.rtcpPort, m.rtcpPublicPort]] as const) {
         const t: Tuple = { src: m.privateIp ?? d.privateIp, sport: priv, dst: r.ip, dport: rport, proto: IPPROTO_UDP };
         if (d.mediaCts.some((x) => sameFlow(x, t)) || flows?.some((f) => sameFlow(f.t, t))) continue;
-        (flows ??= []).push({ t, publicIp: d.publicIp, timeoutSec: 60, port: pub, mark });
+        (flows ??= []).push({ t, publicIp: d.publicIp, timeoutSec: 60, port: pub });
       }
     }
     if (!flows) return;
+    // the anchor's mark: a router pair's standby finds the call's flows by it (takeover)
+    const mark = anchorMark(dialogKey(d.callId, d.privateIp));
+    for (const f of flows) f.mark = mark;
     let errors: (NetlinkError | undefined)[];
     try {
       errors = this.ct.createSnatBatch(flows);
