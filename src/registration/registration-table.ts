@@ -106,12 +106,13 @@ export class RegistrationTable {
    */
   takeover(entries: readonly Conntrack[], publicIp: string, sipPorts: readonly number[], callFlowSec: number, now: number): number {
     let n = 0;
+    const known = new Set([...this.entries.values()].map((r) => `${r.flow.src}:${r.flow.sport}`));
     for (const e of entries) {
       const f = e.orig;
       if (f.proto !== IPPROTO_UDP || !sipPorts.includes(f.dport) || e.reply.dst !== publicIp || f.src === publicIp || e.timeout <= callFlowSec + this.opts.marginSec) continue;
-      const key = `${f.src}:${f.sport}|`;
-      if ([...this.entries.values()].some((r) => r.flow.src === f.src && r.flow.sport === f.sport)) continue;
-      this.entries.set(key, { aor: '(taken over)', flow: f, publicIp, publicPort: e.reply.dport, expiresAt: now + (e.timeout - this.opts.marginSec) * 1000, refreshedAt: now });
+      if (known.has(`${f.src}:${f.sport}`)) continue;
+      known.add(`${f.src}:${f.sport}`);
+      this.entries.set(`${f.src}:${f.sport}|`, { aor: '(taken over)', flow: f, publicIp, publicPort: e.reply.dport, expiresAt: now + (e.timeout - this.opts.marginSec) * 1000, refreshedAt: now });
       this.counters.inc('g|taken_over');
       n++;
     }

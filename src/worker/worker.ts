@@ -103,11 +103,11 @@ function main(): void {
   const stateFile = c.stateDir !== 'off' ? new StateFile(c.stateDir, instanceKey(c.wan, init.queue)) : undefined;
   try {
     const [src4, mine4] = anchorAddresses(init.index, 4, c.nodeId), [src6, mine6] = anchorAddresses(init.index, 6, c.nodeId);
-    const live = new Map<string, Tuple>(), marks = new Map<string, number>();
+    const live = new Map<string, Tuple>(), marks = new Set<number>();
     for (const e of ct.dump()) {
       if ((e.orig.dst === mine4 || e.orig.dst === mine6) && isAnchorSource(e.orig.src)) {
         live.set(anchorKey(e.orig), e.orig);
-        if (e.mark) marks.set(anchorKey(e.orig), e.mark);
+        if (e.mark) marks.add(e.mark);
       }
     }
     let adopted = new Set<string>();
@@ -115,7 +115,7 @@ function main(): void {
       const { state, error } = stateFile.load();
       if (error) log('warn', 'state file unreadable, starting without it', { path: stateFile.path, err: error });
       const now = Date.now();
-      adopted = dialogs.adopt(state.dialogs, new Set(live.keys()), now, new Set(marks.values()));
+      adopted = dialogs.adopt(state.dialogs, new Set(live.keys()), now, marks);
       registrations.adopt(state.registrations, now);
       if (state.dialogs.length || state.registrations.length) log('info', 'state restored', { dialogs: dialogs.size, anchors: adopted.size, registrations: registrations.size, savedSecAgo: Math.round((now - state.savedAt) / 1000) });
     }
