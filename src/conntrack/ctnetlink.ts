@@ -34,6 +34,8 @@ export const IPPROTO_UDP = 17;
 export const IPS_SRC_NAT = 1 << 4;
 export const IPS_DST_NAT = 1 << 5;
 export const IPS_CONFIRMED = 1 << 3;
+/** the entry has seen a packet in its reply direction (nf_conntrack_common.h IPS_SEEN_REPLY_BIT) */
+export const IPS_SEEN_REPLY = 1 << 1;
 
 export interface Tuple {
   src: string;
@@ -280,6 +282,12 @@ export function expectationDeleteMessage(anchor: Tuple, e: PinholeSpec): NlMessa
   return { type: (SUBSYS_CTNETLINK_EXP << 8) | MSG_EXP_DELETE, flags: NLM_F_ACK, family: fam, attrs: (w) => writeExpectTuple(w, fam, e) };
 }
 
+/** IPCTNL_MSG_EXP_GET of the pinhole `e` by CTA_EXPECT_TUPLE (nf_conntrack_netlink.c ctnetlink_get_expect): its expectation, or ENOENT. */
+export function expectationGetMessage(anchor: Tuple, e: PinholeSpec): NlMessage {
+  const fam = pinholeFamily(anchor, e);
+  return { type: (SUBSYS_CTNETLINK_EXP << 8) | MSG_EXP_GET, flags: NLM_F_ACK, family: fam, attrs: (w) => writeExpectTuple(w, fam, e) };
+}
+
 /** Ctnetlink.get's IPCTNL_MSG_CT_GET of the entry holding `t`. */
 export function getMessage(t: Tuple): NlMessage {
   const fam = tupleFamily(t);
@@ -409,6 +417,33 @@ export class Ctnetlink {
   createExpectation(anchor: Tuple, e: PinholeSpec): void {
     const m = expectationMessage(anchor, e);
     this.sock.request(m.type, m.flags, m.family, m.attrs);
+  }
+
+  /**
+   * Whether the pinhole `e` under `anchor` is still pending in the kernel: an expectation is gone
+   * once a connection used it (nf_ct_expect_related, not NF_CT_EXPECT_PERMANENT) or its timeout ran out.
+   */
+  hasExpectation(anchor: Tuple, e: PinholeSpec): boolean {
+    const m = expectationGetMessage(anchor, e);
+    try {
+      const msgs = this.sock.request(m.type, m.flags, m.family, m.attrs);
+      return msgs.some((b) => parseExpectation(b) !== undefined);
+    } catch (err) {
+      if (err instanceof NetlinkError && err.errno === ENOENT) return false;
+      throw err;
+    }
+  }
+
+  /** Deletes the pinhole `e` under `anchor` (only it: the message always names its tuple); false when it was not there. */
+  deleteExpectation(anchor: Tuple, e: PinholeSpec): boolean {
+    const m = expectationDeleteMessage(anchor, e);
+    try {
+      this.sock.request(m.type, m.flags, m.family, m.attrs);
+      return true;
+    } catch (err) {
+      if (err instanceof NetlinkError && err.errno === ENOENT) return false;
+      throw err;
+    }
   }
 
   /** Sets the timeout of the existing entry holding `t` (ctnetlink update); false when there is none. */

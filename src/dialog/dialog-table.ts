@@ -17,9 +17,10 @@
  * far-end media of the first 2xx; an idle dialog is released after dialog-idle-seconds.
  */
 import type { Conntrack, Ctnetlink, Expectation, PinholeSpec, Tuple } from '../conntrack/ctnetlink';
-import { IPPROTO_UDP } from '../conntrack/ctnetlink';
+import { IPPROTO_UDP, IPS_SEEN_REPLY } from '../conntrack/ctnetlink';
 import { ipFamily, sameAddress } from '../packet/addr';
-import { EEXIST, NetlinkError } from '../errors';
+import { EEXIST, errnoName, NetlinkError } from '../errors';
+import { log } from '../log';
 import type { PortAllocator } from '../nat/port-allocator';
 import type { SdpMediaMapping } from '../sdp/rewrite';
 import type { RemoteMedia } from '../sdp/remote-media';
@@ -63,6 +64,13 @@ export interface DialogOptions {
   allowLowMediaPorts?: boolean;
   /** this router's number in a router pair (config node-id; 0 standalone): the anchors' source address */
   node?: number;
+  /**
+   * Whom a pinhole admits (config pinhole-source). 'far-end' (default): the far end's media address
+   * from its SDP, and before that SDP is known the signaling peer (as the kernel's nf_conntrack_sip
+   * does with sip_direct_media=1); 'any': any source on the internet (a provider whose media comes
+   * from addresses its SDP does not name).
+   */
+  pinholeSource?: 'far-end' | 'any';
 }
 
 /** A call the router pair's peer set up, found in this router's kernel table at a takeover. */
@@ -74,6 +82,8 @@ interface ForeignCall {
   local: SdpMediaMapping[];
   /** the private address the media goes to (the phone, unless third-party media) */
   privateIp: string | undefined;
+  /** per media line, the far end's media address its pinholes admitted ('' = any), so they stay narrow */
+  sources: string[];
 }
 
 export interface Dialog {
@@ -101,6 +111,22 @@ export interface Dialog {
   /** the signaling flow, kept alive while the call lasts, and when it was last raised */
   flow: Tuple | undefined;
   flowKeptAt: number;
+  /**
+   * Pinholes (expectations) of the anchor the kernel still holds: created, and not yet used by a
+   * connection, retired (the far end's media arrives through a media conntrack) or expired. What
+   * the pinholes gauge and `sip-alg calls` show; checked against the kernel by the sweep.
+   */
+  pinholes: number;
+  /** public ports (RTP, RTCP) whose pinhole is no longer pending, since the last pin */
+  settled: number[];
+  /** pinholes the kernel refused at the last pin (retried by the sweep) and the retries so far */
+  pinFailed: number;
+  pinRetries: number;
+  /** the source each media line's pinholes admit ('' = any), as pinned */
+  sources: string[];
+  /** a taken-over call's far-end media addresses per media line, read back from the kernel, until its next SDP */
+  sourceHint?: string[];
+  pinCheckedAt: number;
 }
 
 const SOURCE_SLOTS = 4096;
@@ -142,8 +168,9 @@ export function anchorMark(key: string): number {
   return (h >>> 0) || 1;
 }
 
-/** A dialog as stored in the state file (files of earlier versions keyed the media flows: [key, tuple] pairs). */
-export type PersistedDialog = Omit<Dialog, 'mediaCts'> & { mediaCts: Tuple[] | [string, Tuple][] };
+type PinState = 'pinholes' | 'settled' | 'pinFailed' | 'pinRetries' | 'sources' | 'pinCheckedAt';
+/** A dialog as stored in the state file (files of earlier versions keyed the media flows: [key, tuple] pairs, and had no pinhole accounting). */
+export type PersistedDialog = Omit<Dialog, 'mediaCts' | PinState> & Partial<Pick<Dialog, PinState>> & { mediaCts: Tuple[] | [string, Tuple][] };
 
 const sameFlow = (a: Tuple, b: Tuple) => a.sport === b.sport && a.dport === b.dport && a.src === b.src && a.dst === b.dst;
 
@@ -157,8 +184,11 @@ export interface DialogSnapshot {
   sessionExpiresSec: number;
   /** the loopback anchor conntrack the pinholes hang off */
   anchor: string;
-  media: { rtp: string; rtcp: string; remote: string }[];
+  media: { rtp: string; rtcp: string; remote: string; from: string }[];
+  /** pinholes pending in the kernel (counted as the kernel holds them, checked by the sweep) */
   pinholes: number;
+  /** pinholes the kernel refused at the last pin (retried) */
+  pinholesFailed: number;
   mediaFlows: number;
 }
 
@@ -169,6 +199,17 @@ export interface DialogCounters {
 const MEDIA_METHODS = new Set(['INVITE', 'ACK', 'PRACK', 'UPDATE']);
 const TRACKED = new Set(['INVITE', 'ACK', 'PRACK', 'UPDATE', 'BYE', 'CANCEL']);
 const TERMINATION_TIMEOUT_MS = 32000; // RFC 3261 timer F/B (64*T1): no final response -> release anyway
+/** how often the sweep compares a dialog's pending pinholes with the kernel */
+const PIN_CHECK_MS = 1000;
+/** a pin the kernel refused is retried this often, at most PIN_RETRIES times */
+const PIN_RETRY_MS = 2000;
+const PIN_RETRIES = 5;
+/** inbound offers remembered for dialogs not tracked yet: how many, how long (an INVITE rings at most provisional-invite-expiry) */
+const MAX_OFFERS = 4096;
+const OFFER_KEEP_MS = 300000;
+const isUnspecified = (ip: string) => ip === '0.0.0.0' || ip === '::';
+
+const sameSources = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 function sameMedia(a: SdpMediaMapping[], b: SdpMediaMapping[]): boolean {
   return a.length === b.length && a.every((x, i) => x.index === b[i]!.index && x.privatePort === b[i]!.privatePort && x.publicPort === b[i]!.publicPort && x.rtcpPrivatePort === b[i]!.rtcpPrivatePort && x.privateIp === b[i]!.privateIp);
@@ -183,6 +224,8 @@ export class DialogTable {
   private readonly global: Int32Array;
   /** bumped on every change of dialog state: the worker persists the table when it moved */
   version = 0;
+  /** the far end's offers (inbound INVITEs with SDP) of dialogs not tracked yet, oldest first; bounded */
+  private readonly offers = new Map<string, { remote: (RemoteMedia | undefined)[]; at: number }>();
   /** anchors this worker's peer made (router pair, synced by conntrackd), by their mark, and the media conntracks marked alike */
   private readonly foreign = new Map<number, ForeignCall[]>();
 
@@ -215,6 +258,16 @@ export class DialogTable {
     Atomics.add(this.global, this.sourceSlot(d.privateIp), by);
   }
 
+  private rememberOffer(key: string, remote: (RemoteMedia | undefined)[], now: number): void {
+    this.offers.delete(key);
+    this.offers.set(key, { remote, at: now });
+    // an offer the phone never answers goes after OFFER_KEEP_MS, or when the map is full (oldest first)
+    for (const [k, o] of this.offers) {
+      if (this.offers.size <= MAX_OFFERS && now - o.at < OFFER_KEEP_MS) break;
+      this.offers.delete(k);
+    }
+  }
+
   /** The table as plain data, for the state file (timers are absolute times, so they survive a restart). */
   export(): PersistedDialog[] {
     return [...this.dialogs.values()];
@@ -235,7 +288,8 @@ export class DialogTable {
         this.counters.inc('d|handed_to_peer');
         continue;
       }
-      const d: Dialog = { ...p, mediaCts: p.mediaCts.map((x) => (Array.isArray(x) ? x[1] : x)) };
+      // state files of earlier versions lack the pinhole accounting: their pinholes count as pending
+      const d: Dialog = { ...p, pinholes: p.pinholes ?? (p.anchor ? p.local.length * 2 : 0), settled: p.settled ?? [], pinFailed: p.pinFailed ?? 0, pinRetries: p.pinRetries ?? 0, sources: p.sources ?? [], pinCheckedAt: p.pinCheckedAt ?? 0, mediaCts: p.mediaCts.map((x) => (Array.isArray(x) ? x[1] : x)) };
       const key = d.anchor ? anchorKey(d.anchor) : '';
       if (d.anchor && liveAnchors.has(key)) {
         adopted.add(key);
@@ -260,7 +314,7 @@ export class DialogTable {
   /** Pinholes (RTP + RTCP expectations) the table holds now. */
   get pinholes(): number {
     let n = 0;
-    for (const d of this.dialogs.values()) if (d.anchor) n += d.local.length * 2;
+    for (const d of this.dialogs.values()) if (d.anchor) n += d.pinholes;
     return n;
   }
 
@@ -280,12 +334,13 @@ export class DialogTable {
       idleSec: Math.round((now - d.lastSeen) / 1000),
       sessionExpiresSec: d.sessionMs / 1000,
       anchor: d.anchor ? anchorKey(d.anchor) : '',
-      media: d.local.map((m) => {
+      media: d.local.map((m, i) => {
         const r = d.remote?.[m.index];
         const ip = m.privateIp ?? d.privateIp;
-        return { rtp: `${ip}:${m.privatePort}<-${d.publicIp}:${m.publicPort}`, rtcp: `${ip}:${m.rtcpPrivatePort}<-${d.publicIp}:${m.rtcpPublicPort}`, remote: r ? `${r.ip}:${r.port}` : '' };
+        return { rtp: `${ip}:${m.privatePort}<-${d.publicIp}:${m.publicPort}`, rtcp: `${ip}:${m.rtcpPrivatePort}<-${d.publicIp}:${m.rtcpPublicPort}`, remote: r ? `${r.ip}:${r.port}` : '', from: d.anchor ? d.sources[i] || 'any' : '' };
       }),
-      pinholes: d.anchor ? d.local.length * 2 : 0,
+      pinholes: d.anchor ? d.pinholes : 0,
+      pinholesFailed: d.pinFailed,
       mediaFlows: d.mediaCts.length,
     }));
   }
@@ -309,7 +364,7 @@ export class DialogTable {
     const taken = !d && this.foreign.size ? this.takeForeign(dialogKey(e.info.callId, e.privateIp), e.privateIp) : undefined;
     if (taken) {
       // a call the router pair's peer set up: its anchor and media conntracks are in our table
-      d = { callId: e.info.callId, privateIp: e.privateIp, publicIp: e.publicIp, anchor: taken.anchor, pinnedAt: now, local: [], remote: undefined, mediaCts: taken.media, confirmed: true, winnerTag: e.info.toTag, created: now, lastSeen: now, endAt: 0, sessionMs: 0, refreshedAt: now, mediaPackets: 0, mediaSeenAt: now, mediaCheckedAt: now, flow: undefined, flowKeptAt: 0 };
+      d = { callId: e.info.callId, privateIp: e.privateIp, publicIp: e.publicIp, anchor: taken.anchor, pinnedAt: now, local: [], remote: undefined, mediaCts: taken.media, confirmed: true, winnerTag: e.info.toTag, created: now, lastSeen: now, endAt: 0, sessionMs: 0, refreshedAt: now, mediaPackets: 0, mediaSeenAt: now, mediaCheckedAt: now, flow: e.flow, flowKeptAt: 0, pinholes: 0, settled: [], pinFailed: 0, pinRetries: 0, sources: [], sourceHint: taken.sources, pinCheckedAt: now };
       this.dialogs.set(dialogKey(d.callId, d.privateIp), d);
       this.count(d, 1);
       this.counters.inc('d|taken_over');
@@ -325,17 +380,27 @@ export class DialogTable {
       }
     }
     if (!d) {
-      if (!e.local?.length) return true; // a dialog is tracked once the LAN side has offered media
+      if (!e.local?.length) {
+        // a dialog is tracked once the LAN side has offered or answered media; the far end's offer
+        // before that (an inbound INVITE) is kept for it, so its answer's pinholes admit only that far end
+        if (e.dir === 'in' && e.remote && MEDIA_METHODS.has(cseqMethod)) this.rememberOffer(dialogKey(e.info.callId, e.privateIp), e.remote, now);
+        return true;
+      }
       const limit = this.admit(e.privateIp);
       if (limit) {
         this.counters.inc(`d|${limit}`);
         // a new call over the limit is refused; anything else passes without media state
         return !(e.isRequest && e.method === 'INVITE' && !e.info.toTag);
       }
-      d = { callId: e.info.callId, privateIp: e.privateIp, publicIp: e.publicIp, anchor: undefined, pinnedAt: 0, local: [], remote: undefined, mediaCts: [], confirmed: false, winnerTag: '', created: now, lastSeen: now, endAt: 0, sessionMs: 0, refreshedAt: now, mediaPackets: 0, mediaSeenAt: now, mediaCheckedAt: now, flow: undefined, flowKeptAt: 0 };
+      d = { callId: e.info.callId, privateIp: e.privateIp, publicIp: e.publicIp, anchor: undefined, pinnedAt: 0, local: [], remote: undefined, mediaCts: [], confirmed: false, winnerTag: '', created: now, lastSeen: now, endAt: 0, sessionMs: 0, refreshedAt: now, mediaPackets: 0, mediaSeenAt: now, mediaCheckedAt: now, flow: undefined, flowKeptAt: 0, pinholes: 0, settled: [], pinFailed: 0, pinRetries: 0, sources: [], pinCheckedAt: now };
       this.dialogs.set(dialogKey(d.callId, d.privateIp), d);
       this.count(d, 1);
       this.counters.inc('d|created');
+      const offer = this.offers.get(dialogKey(d.callId, d.privateIp));
+      if (offer) {
+        d.remote = offer.remote;
+        this.offers.delete(dialogKey(d.callId, d.privateIp));
+      }
     }
     d.lastSeen = now;
     if (!d.flow && e.flow) d.flow = e.flow;
@@ -361,6 +426,9 @@ export class DialogTable {
         if (!sameMedia(d.local, e.local) || !d.anchor || now - d.pinnedAt > (this.opts.refreshMs ?? 60000)) this.pin(d, e.local, now);
       } else if (!this.opts.retainOnHold) this.unpin(d, true);
     }
+    // the far end's SDP named (or moved) its media address: the pinholes follow it, so that they
+    // admit only the far end (an answer or early-media 18x after the offer, a re-INVITE's new address)
+    if (d.anchor && d.local.length && !sameSources(this.sourcesOf(d, d.local), d.sources)) this.pin(d, d.local, now);
     if (d.anchor && d.remote) this.ensureMediaFlows(d);
     // teardown (RFC 3261 §15 BYE, §9 CANCEL; failure final responses to the initial INVITE)
     if (e.isRequest && (e.method === 'BYE' || e.method === 'CANCEL')) d.endAt = d.endAt ? Math.min(d.endAt, now + TERMINATION_TIMEOUT_MS) : now + TERMINATION_TIMEOUT_MS;
@@ -387,7 +455,7 @@ export class DialogTable {
     let n = 0;
     for (const e of entries) {
       if (!e.mark || !isAnchor(e.orig) || owned.has(anchorKey(e.orig))) continue;
-      const f: ForeignCall = { anchor: e.orig, media: [], local: [], privateIp: undefined };
+      const f: ForeignCall = { anchor: e.orig, media: [], local: [], privateIp: undefined, sources: [] };
       const list = this.foreign.get(e.mark);
       if (list) list.push(f);
       else this.foreign.set(e.mark, [f]);
@@ -398,22 +466,29 @@ export class DialogTable {
     // pre-created with SNAT: orig from the phone, reply to the public port; the inbound ones the
     // pinholes created: orig to the public port, reply from the phone) and the pending pinholes
     const seen = new Map<ForeignCall, Map<number, [string, number]>>();
-    const note = (f: ForeignCall, pub: number, ip: string, port: number) => {
+    // and public port -> the far end's media address: the pre-created flows' destination, the
+    // inbound flows' source, the pending pinholes' source (narrow pinholes stay narrow on this router)
+    const far = new Map<ForeignCall, Map<number, string>>();
+    const note = (f: ForeignCall, pub: number, ip: string, port: number, remote: string) => {
       let m = seen.get(f);
       if (!m) seen.set(f, (m = new Map()));
       m.set(pub, [ip, port]);
+      if (isUnspecified(remote)) return;
+      let r = far.get(f);
+      if (!r) far.set(f, (r = new Map()));
+      if (!r.has(pub)) r.set(pub, remote);
     };
     for (const e of entries) {
       if (!e.mark || isAnchor(e.orig)) continue;
       for (const f of this.foreign.get(e.mark) ?? []) {
         f.media.push(e.orig);
-        if (!sameAddress(e.orig.src, e.reply.dst)) note(f, e.reply.dport, e.orig.src, e.orig.sport);
-        else if (!sameAddress(e.orig.dst, e.reply.src)) note(f, e.orig.dport, e.reply.src, e.reply.sport);
+        if (!sameAddress(e.orig.src, e.reply.dst)) note(f, e.reply.dport, e.orig.src, e.orig.sport, e.orig.dst);
+        else if (!sameAddress(e.orig.dst, e.reply.src)) note(f, e.orig.dport, e.reply.src, e.reply.sport, e.orig.src);
       }
     }
     for (const x of expectations) {
       const f = byAnchor.get(anchorKey(x.master));
-      if (f && x.nat) note(f, x.tuple.dport, x.nat.src, x.nat.sport);
+      if (f && x.nat) note(f, x.tuple.dport, x.nat.src, x.nat.sport, x.tuple.src);
     }
     for (const [f, m] of seen) {
       const rtp = [...m.keys()].filter((p) => p % 2 === 0).sort((a, b) => a - b);
@@ -423,6 +498,7 @@ export class DialogTable {
         return { index, media: 'audio', privatePort: port, publicPort: pub, rtcpPrivatePort: rtcp?.[1] ?? port + 1, rtcpPublicPort: pub + 1, privateIp: ip };
       });
       f.privateIp = f.local[0]?.privateIp;
+      f.sources = f.local.map((l) => far.get(f)?.get(l.publicPort) ?? far.get(f)?.get(l.rtcpPublicPort) ?? '');
       // the peer's public ports stay theirs: a new call here must not be given one of them
       const now = Date.now();
       for (const l of f.local) this.ports.adopt(l.privateIp!, l.privatePort, l.publicPort, now);
@@ -431,7 +507,7 @@ export class DialogTable {
   }
 
   /** The peer's call of dialog `key` (its mark), when one waits; the phone's address settles a shared mark. */
-  private takeForeign(key: string, phone: string): { anchor: Tuple; media: Tuple[]; local: SdpMediaMapping[] } | undefined {
+  private takeForeign(key: string, phone: string): { anchor: Tuple; media: Tuple[]; local: SdpMediaMapping[]; sources: string[] } | undefined {
     const mark = anchorMark(key);
     const list = this.foreign.get(mark);
     if (!list) return undefined;
@@ -440,7 +516,7 @@ export class DialogTable {
     if (!list.length) this.foreign.delete(mark);
     // the phone's own media address is implied (SdpMediaMapping.privateIp is for third-party media)
     const local = f.local.map((l) => (l.privateIp === phone ? { ...l, privateIp: undefined } : l));
-    return { anchor: f.anchor, media: f.media, local };
+    return { anchor: f.anchor, media: f.media, local, sources: f.sources };
   }
 
   /**
@@ -470,18 +546,83 @@ export class DialogTable {
     return { src, dst, sport: 1024 + (n % 64000), dport: 1024 + (Math.floor(n / 64000) % 64000), proto: IPPROTO_UDP };
   }
 
+  /**
+   * The source each media line's pinholes admit ('' = any). RFC 3264 §5: the far end's SDP names
+   * where its media comes from; until it is known, the signaling peer (nf_conntrack_sip with
+   * sip_direct_media=1 does the same). A hairpin call's far end is another phone behind this router
+   * whose SDP names our public address: its media arrives from its private address, known when the
+   * other leg is a dialog of this table; otherwise that pinhole admits any source.
+   */
+  private sourcesOf(d: Dialog, local: readonly SdpMediaMapping[]): string[] {
+    if (this.opts.pinholeSource === 'any') return local.map(() => '');
+    const fam = ipFamily(d.publicIp);
+    const usable = (ip: string | undefined) => (ip && !isUnspecified(ip) && ipFamily(ip) === fam ? ip : undefined);
+    return local.map((m, i) => {
+      const r = usable(d.remote?.[m.index]?.ip);
+      if (r && sameAddress(r, d.publicIp)) {
+        for (const o of this.dialogs.values()) if (o !== d && o.callId === d.callId && o.privateIp !== d.privateIp) return o.privateIp;
+        return '';
+      }
+      return r ?? usable(d.sourceHint?.[i]) ?? usable(d.flow?.dst) ?? '';
+    });
+  }
+
+  /**
+   * The ports of `local` that other dialogs hold are this dialog's now (a phone that redials from
+   * the same RTP port within the teardown grace, an inbound call answered on the port of the call
+   * that just ended): their pinholes go with their anchor, and their media conntracks from those
+   * private ports move to this dialog, so a conntrack object is owned by exactly one dialog and the
+   * old dialog's release never deletes what the new call uses. Returns what each one gives up.
+   */
+  private handOver(d: Dialog, local: readonly SdpMediaMapping[]): { o: Dialog; lines: SdpMediaMapping[] }[] {
+    const out: { o: Dialog; lines: SdpMediaMapping[] }[] = [];
+    const ep = (ip: string, port: number) => `${ip}:${port}`;
+    const mine = new Set<string>();
+    const pubs = new Set<number>();
+    for (const x of local) {
+      mine.add(ep(x.privateIp ?? d.privateIp, x.privatePort));
+      mine.add(ep(x.privateIp ?? d.privateIp, x.rtcpPrivatePort));
+      pubs.add(x.publicPort);
+    }
+    for (const o of this.dialogs.values()) {
+      if (o === d || !o.local.length) continue;
+      const lines = o.local.filter((m) => mine.has(ep(m.privateIp ?? o.privateIp, m.privatePort)) || (sameAddress(o.publicIp, d.publicIp) && pubs.has(m.publicPort)));
+      if (!lines.length) continue;
+      this.unpin(o, false);
+      const eps = new Set(lines.flatMap((m) => [ep(m.privateIp ?? o.privateIp, m.privatePort), ep(m.privateIp ?? o.privateIp, m.rtcpPrivatePort)]));
+      // an ending dialog's media flows from those ports move; a live one keeps its own (the phone
+      // uses one port for two calls: the new one has its pinholes, flows move on a clash only)
+      if (o.endAt) {
+        const moved = o.mediaCts.filter((t) => eps.has(ep(t.src, t.sport)));
+        o.mediaCts = o.mediaCts.filter((t) => !eps.has(ep(t.src, t.sport)));
+        for (const t of moved) if (!d.mediaCts.some((x) => sameFlow(x, t))) d.mediaCts.push(t);
+        if (moved.length) this.counters.inc('f|handed_over', moved.length);
+      }
+      this.counters.inc('h|handed_over', lines.length * 2);
+      out.push({ o, lines });
+    }
+    return out;
+  }
+
   private pin(d: Dialog, local: SdpMediaMapping[], now: number): void {
     this.unpin(d, false);
+    const given = this.handOver(d, local);
     const family = ipFamily(d.publicIp) === 6 ? 6 : 4;
     let anchor = this.nextAnchor(family);
+    const sources = this.sourcesOf(d, local);
     const pinholes: PinholeSpec[] = [];
     let refused = 0;
-    for (const m of local) {
+    local.forEach((m, i) => {
       for (const [pub, priv] of [[m.publicPort, m.privatePort], [m.rtcpPublicPort, m.rtcpPrivatePort]] as const) {
         if (priv < 1024 && !this.opts.allowLowMediaPorts) refused++;
-        else pinholes.push({ remoteIp: undefined, publicIp: d.publicIp, publicPort: pub, privateIp: m.privateIp ?? d.privateIp, privatePort: priv, cls: 1, timeoutSec: 180 });
+        else pinholes.push({ remoteIp: sources[i] || undefined, publicIp: d.publicIp, publicPort: pub, privateIp: m.privateIp ?? d.privateIp, privatePort: priv, cls: 1, timeoutSec: 180 });
       }
-    }
+    });
+    // the ports are this dialog's from here on (refs before the old dialogs' go: the lease stays)
+    const same = (a: SdpMediaMapping, b: SdpMediaMapping) => a.privatePort === b.privatePort && a.privateIp === b.privateIp;
+    for (const m of local) if (!d.local.some((x) => same(x, m))) this.ref(m.privateIp ?? d.privateIp, m.privatePort);
+    for (const m of d.local) if (!local.some((x) => same(x, m))) this.unref(m.privateIp ?? d.privateIp, m.privatePort);
+    d.local = local;
     // the anchor and its pinholes in one ctnetlink batch: one sendmsg, which the kernel handles in
     // order, so the anchor exists before its expectations (NetlinkSocket.requestBatch)
     let results: (NetlinkError | undefined)[] | undefined;
@@ -495,18 +636,47 @@ export class DialogTable {
           anchor = this.nextAnchor(family);
           continue;
         }
-        this.counters.inc('h|failed');
+        this.counters.inc('h|failed', pinholes.length);
+        d.pinFailed = pinholes.length;
+        d.pinnedAt = now;
+        log('warn', 'media pinholes not created: anchor refused', { callId: d.callId, phone: d.privateIp, err: e as Error });
+        this.finishHandOver(given, now);
         throw e;
       }
     }
     d.anchor = anchor;
     d.pinnedAt = now;
+    d.pinCheckedAt = now;
+    d.sources = sources;
+    d.settled = [];
     if (refused) this.counters.inc('h|refused_low_port', refused);
-    for (const err of results) this.counters.inc(err ? 'h|failed' : 'h|created');
-    const same = (a: SdpMediaMapping, b: SdpMediaMapping) => a.privatePort === b.privatePort && a.privateIp === b.privateIp;
-    for (const m of d.local) if (!local.some((x) => same(x, m))) this.unref(m.privateIp ?? d.privateIp, m.privatePort);
-    for (const m of local) if (!d.local.some((x) => same(x, m))) this.ref(m.privateIp ?? d.privateIp, m.privatePort);
-    d.local = local;
+    let made = 0;
+    const failed: string[] = [];
+    results.forEach((err, i) => {
+      if (!err) made++;
+      else failed.push(`${pinholes[i]!.publicPort}: ${errnoName(err.errno) ?? `errno ${err.errno}`}`);
+    });
+    d.pinholes = made;
+    if (made) this.counters.inc('h|created', made);
+    if (failed.length) {
+      this.counters.inc('h|failed', failed.length);
+      log('warn', 'media pinholes refused by the kernel', { callId: d.callId, phone: d.privateIp, failed: failed.join(', '), retry: d.pinRetries < PIN_RETRIES ? `in ${PIN_RETRY_MS} ms` : 'no more' });
+    } else if (d.pinFailed) log('info', 'media pinholes created on retry', { callId: d.callId, phone: d.privateIp, pinholes: made });
+    d.pinFailed = failed.length;
+    if (!failed.length) d.pinRetries = 0;
+    this.finishHandOver(given, now);
+  }
+
+  /** The dialogs that gave ports up keep the rest of their media (re-pinned without those lines); their refs on the ports go. */
+  private finishHandOver(given: { o: Dialog; lines: SdpMediaMapping[] }[], now: number): void {
+    for (const { o, lines } of given) {
+      o.local = o.local.filter((m) => !lines.includes(m));
+      for (const m of lines) this.unref(m.privateIp ?? o.privateIp, m.privatePort);
+      this.version++;
+      if (o.local.length && !o.endAt) {
+        try { this.pin(o, o.local, now); } catch { /* counted and logged by pin; retried by the sweep */ }
+      }
+    }
   }
 
   /** The phone's outbound RTP/RTCP flows, pre-created with SNAT to the advertised public ports: all new ones in one ctnetlink batch. */
@@ -538,9 +708,39 @@ export class DialogTable {
     flows.forEach((f, i) => {
       const e = errors[i];
       if (!e) this.counters.inc('f|created');
-      else if (e.errno !== EEXIST) this.counters.inc('f|failed');
+      else if (e.errno === EEXIST) this.claimFlow(d, f);
+      else {
+        this.counters.inc('f|failed');
+        log('warn', 'media flow not created', { callId: d.callId, flow: anchorKey(f.t), err: e });
+      }
       d.mediaCts.push(f.t);
     });
+  }
+
+  /**
+   * The media flow `f` already has an entry: another dialog's (the phone's last call, in its grace,
+   * to the same far end) becomes this dialog's, so that dialog's release no longer deletes it; one
+   * no dialog owns (the kernel made it from the phone's own packets) is kept if it maps to the port
+   * the SDP advertised, and made again with that mapping if not (the far end sends there).
+   */
+  private claimFlow(d: Dialog, f: { t: Tuple; publicIp: string; timeoutSec: number; port: number; mark?: number }): void {
+    for (const o of this.dialogs.values()) {
+      if (o === d || !o.mediaCts.some((x) => sameFlow(x, f.t))) continue;
+      o.mediaCts = o.mediaCts.filter((x) => !sameFlow(x, f.t));
+      this.counters.inc('f|handed_over');
+      return;
+    }
+    try {
+      const c = this.ct.get(f.t);
+      if (!c || (c.reply.dport === f.port && sameAddress(c.reply.dst, f.publicIp))) return;
+      this.ct.delete(f.t);
+      const [err] = this.ct.createSnatBatch([f]);
+      if (err) throw err;
+      this.counters.inc('f|replaced');
+    } catch (e) {
+      this.counters.inc('f|failed');
+      log('warn', 'media flow maps to another public port than the SDP says and could not be made again', { callId: d.callId, flow: anchorKey(f.t), port: f.port, err: e as Error });
+    }
   }
 
   private pruneFlows(d: Dialog): void {
@@ -557,11 +757,13 @@ export class DialogTable {
     if (d.anchor) {
       try {
         this.ct.delete(d.anchor);
-        this.counters.inc('h|removed', d.local.length * 2);
-      } catch {
-        this.counters.inc('h|failed');
+        if (d.pinholes) this.counters.inc('h|removed', d.pinholes);
+      } catch (e) {
+        log('warn', 'anchor not deleted: its pinholes expire with their timeout', { callId: d.callId, err: e as Error });
       }
       d.anchor = undefined;
+      d.pinholes = 0;
+      d.settled = [];
     }
     if (releasePorts) {
       for (const m of d.local) this.unref(m.privateIp ?? d.privateIp, m.privatePort);
@@ -612,9 +814,61 @@ export class DialogTable {
     }
   }
 
+  /** The pinholes `pin` created for `d` (the RTP and RTCP of each media line, under its source), with the far-end flow each backs up. */
+  private pinnedSpecs(d: Dialog): { spec: PinholeSpec; flow: Tuple | undefined }[] {
+    const out: { spec: PinholeSpec; flow: Tuple | undefined }[] = [];
+    d.local.forEach((m, i) => {
+      const r = d.remote?.[m.index];
+      for (const [pub, priv, rport] of [[m.publicPort, m.privatePort, r?.port], [m.rtcpPublicPort, m.rtcpPrivatePort, r?.rtcpPort]] as const) {
+        if (priv < 1024 && !this.opts.allowLowMediaPorts) continue;
+        const privateIp = m.privateIp ?? d.privateIp;
+        const flow = r && rport && !isUnspecified(r.ip) && !sameAddress(r.ip, d.publicIp) ? { src: privateIp, sport: priv, dst: r.ip, dport: rport, proto: IPPROTO_UDP } : undefined;
+        out.push({ spec: { remoteIp: d.sources[i] || undefined, publicIp: d.publicIp, publicPort: pub, privateIp, privatePort: priv, cls: 1, timeoutSec: 180 }, flow });
+      }
+    });
+    return out;
+  }
+
+  /**
+   * Keeps a dialog's pending pinholes as the kernel holds them. A pinhole whose media flow has
+   * carried the far end's packets (IPS_SEEN_REPLY on the flow pre-created toward the far end's SDP
+   * address and port) is no longer needed: media arrives through the flow, so it is removed
+   * ('retired'). One the kernel no longer holds was used by a connection (the far end sends from
+   * another port than its SDP says) or expired ('used').
+   */
+  private checkPinholes(d: Dialog, now: number): void {
+    d.pinCheckedAt = now;
+    const anchor = d.anchor!;
+    for (const { spec, flow } of this.pinnedSpecs(d)) {
+      if (d.settled.includes(spec.publicPort)) continue;
+      const c = flow ? this.ct.get(flow) : undefined;
+      if (c && c.status & IPS_SEEN_REPLY) {
+        this.ct.deleteExpectation(anchor, spec);
+        this.counters.inc('h|retired');
+      } else if (!this.ct.hasExpectation(anchor, spec)) this.counters.inc('h|used');
+      else continue;
+      d.settled.push(spec.publicPort);
+      d.pinholes = Math.max(0, d.pinholes - 1);
+      this.version++;
+    }
+  }
+
   /** Ends dialogs whose teardown grace passed, whose timers ran out, or that were idle too long. */
   sweep(now: number): void {
     const o = this.opts;
+    for (const d of this.dialogs.values()) {
+      if (d.endAt) continue;
+      try {
+        // a pin the kernel refused (in part) is made again, a few times, then left to the next SDP
+        if (d.pinFailed && d.local.length && d.pinRetries < PIN_RETRIES && now - d.pinnedAt >= PIN_RETRY_MS) {
+          d.pinRetries++;
+          this.counters.inc('h|retried');
+          this.pin(d, d.local, now);
+        } else if (d.anchor && d.pinholes > 0 && now - d.pinCheckedAt >= PIN_CHECK_MS) this.checkPinholes(d, now);
+      } catch (e) {
+        log('warn', 'pinhole check failed', { callId: d.callId, err: e as Error });
+      }
+    }
     for (const d of this.dialogs.values()) {
       if (d.endAt && now >= d.endAt) this.release(d, true);
       else if (!d.confirmed && o.provisionalMs && now - d.created > o.provisionalMs) this.release(d, true, 'provisional_expired');
