@@ -68,9 +68,9 @@ export class Lab {
     });
   }
 
-  /** Starts a long-running process in a namespace; close() kills it. */
-  start(ns: string, cmd: string, args: string[]): ChildProcess {
-    const p = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** Starts a long-running process in a namespace (its stdin a pipe when `stdin`); close() kills it. */
+  start(ns: string, cmd: string, args: string[], stdin = false): ChildProcess {
+    const p = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { cwd: this.dir, stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     this.procs.add(p);
     p.on('exit', () => this.procs.delete(p));
     return p;

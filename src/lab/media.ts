@@ -5,7 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { Lab, phoneIp, PROVIDER_IP, ROUTER_WAN_IP, SRC_LAB } from './lab';
+import { Lab, metricSum, phoneIp, PROVIDER_IP, ROUTER_WAN_IP, SRC_LAB } from './lab';
 import { readSip } from './wire-check';
 
 export type Mode = 'alg' | 'kernel' | 'none';
@@ -211,4 +211,156 @@ export async function forked(lab: Lab): Promise<ForkResult> {
   const p = await phone.stop();
   await sig.stop();
   return { callsOk: r.code === 0, phoneRx: count(p, `ip.dst==${phoneIp(1)} && udp.dstport==6000 && udp.srcport==7000`), loserFlows, winnerFlows, after };
+}
+
+export const STRANGER_IP = '203.0.113.66';
+/** the SSRC of the far end's last phase of talk, which the phone's capture counts apart */
+const LAST_SSRC = 0x4c415354;
+/** the stranger's source port per phase: its datagrams are told apart by it whatever a NAT did to its address */
+const STRANGER_PORTS: Record<string, number> = { ringing: 4441, 'answered, far end silent': 4442, talking: 4443 };
+
+export interface RedialResult {
+  callsOk: boolean;
+  /** the public RTP port each call's SDP advertised on the WAN */
+  advertised: number[];
+  /** far-end packets sent and received at the phone, per call (RTP + RTCP), and those of the second call's last phase */
+  farSent: number[];
+  farReceived: number[];
+  lastPhaseSent: number;
+  lastPhaseReceived: number;
+  /** the stranger's datagrams to the public RTP and RTCP ports, sent and reaching the phone, per phase of the second call */
+  strangerSent: Record<string, number>;
+  strangerReceived: Record<string, number>;
+  /** `conntrack -L expect` lines of the calls while they ring, before the far end's media */
+  expectRinging: string[][];
+  /** pinholes `sip-alg calls` reported (sip-alg only) and the kernel held, sampled together */
+  pinholesReported: number[];
+  pinholesInKernel: number[];
+  failedPinholes: number;
+  after: { exp: number; anchors: number };
+}
+
+/**
+ * Issue 19 as a user meets it: the phone calls, hangs up and redials at once from the same RTP port
+ * (SIPp -m 2 -l 1, port 6000); the far end answers each call with early media (183 + SDP naming
+ * 7000) and talks after the answer. Call 1's far end sends from another port of its SDP address
+ * (7010/7011); call 2's from its SDP ports (7000/7001), through the end of the old call's teardown
+ * grace and for the rest of the call. Meanwhile a WAN host that is not the far end (STRANGER_IP)
+ * sends to the public RTP and RTCP ports the router advertised: while call 2 rings, right after its
+ * answer while the far end is silent, and during the talk. Counted at the phone with tcpdump.
+ */
+export async function redialAndStranger(lab: Lab, mode: Mode): Promise<RedialResult> {
+  lab.run(lab.provider, 'ip', ['addr', 'add', `${STRANGER_IP}/24`, 'dev', 'eth0']);
+  const phone = await lab.capture(lab.phone(1), 'eth0', 'p1', 'udp and not port 5060');
+  const wan = await lab.capture(lab.router, 'wan0', 'wan', 'udp port 5060 or udp port 5080');
+  const far = lab.start(lab.provider, process.execPath, [join(__dirname, 'far-end.js')], true);
+  await Lab.waitFor(far, /ready/, 10000, 'far-end driver');
+  const send = (c: { src: string; sport: number; dport?: number; count?: number; intervalMs?: number; tag: string; listen?: boolean; ssrc?: number }) => new Promise<number>((resolve) => {
+    const onData = (d: Buffer) => {
+      for (const line of d.toString().split('\n')) {
+        if (!line.includes(`"tag":"${c.tag}"`)) continue;
+        far.stdout?.off('data', onData);
+        resolve((JSON.parse(line) as { sent?: number }).sent ?? 0);
+      }
+    };
+    far.stdout?.on('data', onData);
+    far.stdin?.write(JSON.stringify({ dst: ROUTER_WAN_IP, ...c }) + '\n');
+  });
+  await Promise.all([send({ src: PROVIDER_IP, sport: 7000, listen: true, tag: 'l0' }), send({ src: PROVIDER_IP, sport: 7001, listen: true, tag: 'l1' })]);
+  const uas = lab.start(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uas-early-driven.xml'), '-i', PROVIDER_IP, '-p', '5080', '-mp', '7100', '-m', '2', '-nostdin', '-nr']);
+  const uasDone = new Promise((r) => { uas.once('exit', r); setTimeout(r, 60000); });
+  await lab.waitListening(lab.provider, [5080]);
+  const t0 = Date.now();
+  const dbg = (...a: unknown[]) => { if (process.env.SIPALG_LAB_DEBUG) console.error(((Date.now() - t0) / 1000).toFixed(2), ...a); };
+  const at = (s: number) => sleep(Math.max(0, t0 + s * 1000 - Date.now()));
+  const call = sipp(lab, lab.phone(1), ['-sf', join(SRC_LAB, 'scenarios/uac-rtp.xml'), '-i', phoneIp(1), '-p', '5060', '-mp', '6000', '-m', '2', '-l', '1', '-s', 'pbx', `${PROVIDER_IP}:5080`], 90000);
+  const advertisedPort = (n: number) => {
+    const invites = readSip(join(lab.dir, 'wan.pcap')).filter((m) => m.src === ROUTER_WAN_IP && m.text.startsWith('INVITE') && /^m=audio/m.test(m.text));
+    const ids = [...new Set(invites.map((m) => /^Call-ID:\s*(\S+)/im.exec(m.text)?.[1]))];
+    const m = invites.find((x) => /^Call-ID:\s*(\S+)/im.exec(x.text)?.[1] === ids[n]);
+    return m ? Number(/^m=audio (\d+)/m.exec(m.text)![1]) : 0;
+  };
+  // media pinholes: not the kernel helper's signalling expectations (to the SIP ports)
+  const expectLines = () => lab.conntrack(['-L', 'expect']).split('\n').filter((l) => /^\d+ proto=17/.test(l.trim()) && !/^\d+ proto=17 src=\S+ dst=\S+ sport=\d+ dport=50[68]0 /.test(l.trim()));
+  const pinholeCounts = () => {
+    if (mode !== 'alg') return { reported: 0, kernel: expectLines().length };
+    const calls = JSON.parse(lab.cli(['calls', '--json']).stdout || '[]') as { pinholes: number }[];
+    return { reported: calls.reduce((a, c) => a + c.pinholes, 0), kernel: expectLines().length };
+  };
+  const farSent = [0, 0], strangerSent: Record<string, number> = {};
+  const expectRinging: string[][] = [];
+  const reported: number[] = [], inKernel: number[] = [];
+  const sample = () => { const c = pinholeCounts(); reported.push(c.reported); inKernel.push(c.kernel); };
+  const farTalk = async (k: number, rtp: number, packets: number, ssrc?: number) => {
+    const [a, b] = await Promise.all([
+      send({ src: PROVIDER_IP, sport: rtp, dport: advertised[k]!, count: packets, intervalMs: 20, tag: `f${k}-${rtp}-${packets}-${Date.now()}`, ssrc }),
+      send({ src: PROVIDER_IP, sport: rtp + 1, dport: advertised[k]! + 1, count: Math.ceil(packets / 10), intervalMs: 200, tag: `r${k}-${rtp}-${packets}-${Date.now()}`, ssrc }),
+    ]);
+    farSent[k] = (farSent[k] ?? 0) + a + b;
+    return a + b;
+  };
+  const stranger = async (phase: string, packets: number) => {
+    const [a, b] = await Promise.all([0, 1].map((o) => send({ src: STRANGER_IP, sport: STRANGER_PORTS[phase]!, dport: advertised[1]! + o, count: packets, intervalMs: 10, tag: `s-${phase}-${o}` })));
+    strangerSent[phase] = a! + b!;
+  };
+  const advertised: number[] = [];
+  // call 1: 183 at ~0 s, 200 at ~6 s, BYE ~9 s after the answer (uac-rtp.xml)
+  await at(0.7);
+  advertised[0] = advertisedPort(0);
+  dbg('call 1 advertised', advertised[0]);
+  expectRinging.push(expectLines());
+  sample();
+  await at(1.0);
+  await farTalk(0, 7010, 200); // early media from another port of the SDP address
+  await at(7.0);
+  await farTalk(0, 7010, 300);
+  // call 2 starts when call 1 has ended (~15.2 s): redial from port 6000 within the teardown grace
+  const deadline = Date.now() + 20000;
+  while (!(advertised[1] = advertisedPort(1)) && Date.now() < deadline) await sleep(100);
+  const t2 = Date.now();
+  dbg('call 2 advertised', advertised[1]);
+  const at2 = (s: number) => sleep(Math.max(0, t2 + s * 1000 - Date.now()));
+  await at2(0.5);
+  expectRinging.push(expectLines());
+  sample();
+  await at2(0.8);
+  await Promise.all([farTalk(1, 7000, 200), (async () => { await at2(1.5); await stranger('ringing', 100); })()]); // ~0.8-4.8 s
+  await at2(6.4); // answered at ~6 s, the far end silent until 7.5 s
+  await stranger('answered, far end silent', 40);
+  await at2(7.5);
+  await Promise.all([
+    farTalk(1, 7000, 150),
+    (async () => { await at2(8.0); await stranger('talking', 100); })(),
+    (async () => { await at2(9.0); sample(); })(),
+  ]);
+  const lastPhaseSent = await farTalk(1, 7000, 100, LAST_SSRC); // ~10.5-12.5 s: well after the old call's grace ended
+  dbg('last phase sent');
+  const r = await call;
+  dbg('uac done', r.code, r.stdout.slice(-500), r.stderr.slice(-500));
+  await uasDone;
+  far.stdin?.end();
+  await sleep(mode === 'alg' ? 6500 : 500); // teardown grace (5 s) + sweep
+  const after = { exp: expectLines().length, anchors: anchors(lab) };
+  const failedPinholes = mode === 'alg' ? metricSum(lab.metrics(), 'sipalg_pinholes_total', { event: 'failed' }) : 0;
+  const p = await phone.stop();
+  await wan.stop();
+  const atPhone = (filter: string) => count(p, `ip.dst==${phoneIp(1)} && (udp.dstport==6000 || udp.dstport==6001) && ${filter}`);
+  const lastPhaseReceived = atPhone(`ip.src==${PROVIDER_IP} && (udp.srcport==7000 || udp.srcport==7001) && udp.payload[8:4] == ${LAST_SSRC.toString(16).match(/../g)!.join(':')}`);
+  const strangerReceived: Record<string, number> = {};
+  for (const k of Object.keys(strangerSent)) strangerReceived[k] = atPhone(`udp.srcport==${STRANGER_PORTS[k]}`);
+  return {
+    callsOk: r.code === 0,
+    advertised,
+    farSent,
+    farReceived: [atPhone(`ip.src==${PROVIDER_IP} && (udp.srcport==7010 || udp.srcport==7011)`), atPhone(`ip.src==${PROVIDER_IP} && (udp.srcport==7000 || udp.srcport==7001)`)],
+    lastPhaseSent,
+    lastPhaseReceived,
+    strangerSent,
+    strangerReceived,
+    expectRinging,
+    pinholesReported: reported,
+    pinholesInKernel: inKernel,
+    failedPinholes,
+    after,
+  };
 }

@@ -5,7 +5,8 @@
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { forked, prepare, reinvite, singleCall, trunk, twoPhonesRtp } from '../../src/lab/media';
+import { forked, prepare, redialAndStranger, reinvite, singleCall, trunk, twoPhonesRtp } from '../../src/lab/media';
+import { PROVIDER_IP } from '../../src/lab/lab';
 
 before(() => assert.equal(process.getuid?.(), 0, 'the lab tests need root'));
 
@@ -90,6 +91,43 @@ test('a forked call (Kamailio forks to two UAS): the first 2xx wins, the other f
     assert.ok(r.winnerFlows >= 1, 'media flow toward the winner');
     assert.equal(r.loserFlows, 0, 'no media flow left toward the cancelled fork');
     assert.deepEqual(r.after, { exp: 0, anchors: 0 });
+  } finally {
+    await lab.close();
+  }
+});
+
+test('issue 19: a redial within the teardown grace from the same RTP port keeps every far-end packet; a WAN host that is not the far end reaches the phone with none; pinholes name the far end with a full mask; counts match the kernel', { timeout: 240000 }, async (t) => {
+  const { lab, log } = await prepare('sam7', 1, 'alg', ['--teardown-grace-seconds', '5'], '0:0');
+  try {
+    const r = await redialAndStranger(lab, 'alg');
+    t.diagnostic(`sip-alg: ${JSON.stringify(r)}`);
+    assert.ok(r.callsOk, log().slice(-3000));
+    assert.equal(r.advertised[0], r.advertised[1], 'the redial advertises the same public port (the lease is kept)');
+    assert.deepEqual(r.farReceived, r.farSent, 'every far-end packet of both calls reached the phone (call 1 from another port of its SDP address, call 2 from its SDP ports)');
+    assert.ok(r.lastPhaseSent > 0 && r.lastPhaseReceived === r.lastPhaseSent, `far-end audio well after the old call's grace ended: ${r.lastPhaseReceived}/${r.lastPhaseSent}`);
+    for (const [phase, n] of Object.entries(r.strangerSent)) {
+      assert.ok(n > 0, `the stranger sent while ${phase}`);
+      assert.equal(r.strangerReceived[phase], 0, `the stranger's datagrams that reached the phone while ${phase}`);
+    }
+    for (const lines of r.expectRinging) {
+      assert.ok(lines.length >= 2, `pinholes while the call rings: ${lines.join(' | ')}`);
+      for (const l of lines) assert.match(l, new RegExp(`src=${PROVIDER_IP.replace(/\./g, '\\.')} dst=203\\.0\\.113\\.1 .*mask-src=255\\.255\\.255\\.255 `), 'a pinhole names the far end with a full source mask');
+    }
+    assert.deepEqual(r.pinholesReported, r.pinholesInKernel, '`sip-alg calls` counts the pinholes the kernel holds');
+    assert.equal(r.failedPinholes, 0, 'no failed pinhole');
+    assert.deepEqual(r.after, { exp: 0, anchors: 0 }, 'no pinhole or anchor after the calls');
+  } finally {
+    await lab.close();
+  }
+});
+
+test('issue 19, the same scenario through the kernel\'s SIP helper (reported beside sip-alg\'s figures)', { timeout: 240000 }, async (t) => {
+  const { lab } = await prepare('sam8', 1, 'kernel');
+  try {
+    const r = await redialAndStranger(lab, 'kernel');
+    t.diagnostic(`kernel helper: ${JSON.stringify(r)}`);
+    assert.ok(r.callsOk);
+    assert.ok(r.advertised[1]! > 0, 'the redial crossed the WAN');
   } finally {
     await lab.close();
   }
