@@ -94,7 +94,7 @@ export class NetlinkError extends SipAlgError {
   }
 }
 
-const ERRNO: Record<number, string> = { 1: 'EPERM', 2: 'ENOENT', 11: 'EAGAIN', 12: 'ENOMEM', 16: 'EBUSY', 17: 'EEXIST', 22: 'EINVAL', 95: 'EOPNOTSUPP' };
+const ERRNO: Record<number, string> = { 1: 'EPERM', 2: 'ENOENT', 11: 'EAGAIN', 12: 'ENOMEM', 16: 'EBUSY', 17: 'EEXIST', 22: 'EINVAL', 24: 'EMFILE', 95: 'EOPNOTSUPP', 114: 'EALREADY' };
 export function errnoName(n: number): string | undefined {
   return ERRNO[n];
 }

@@ -53,9 +53,10 @@ export async function inspect(cmd: string, argv: string[]): Promise<number> {
     case 'calls': {
       const { rows } = await ask<{ rows: Record<string, unknown>[] }>(a.socket, { cmd });
       if (a.json) return out(JSON.stringify(rows, null, 2)), 0;
-      out(table(['WORKER', 'CALL-ID', 'PHONE', 'STATE', 'AGE', 'IDLE', 'MEDIA (private<-public, remote)', 'PINHOLES', 'FLOWS'], rows.map((r) => [
+      out(table(['WORKER', 'CALL-ID', 'PHONE', 'STATE', 'AGE', 'IDLE', 'MEDIA (private<-public, remote, pinholes admit)', 'PINHOLES', 'FLOWS'], rows.map((r) => [
         String(r.worker), String(r.callId), String(r.phone), String(r.state), `${r.ageSec}s`, `${r.idleSec}s`,
-        (r.media as { rtp: string; remote: string }[]).map((m) => `${m.rtp}${m.remote ? ` remote ${m.remote}` : ''}`).join('; ') || '-', String(r.pinholes), String(r.mediaFlows),
+        (r.media as { rtp: string; remote: string; from?: string }[]).map((m) => `${m.rtp}${m.remote ? ` remote ${m.remote}` : ''}${m.from ? ` from ${m.from}` : ''}`).join('; ') || '-',
+        `${String(r.pinholes)}${r.pinholesFailed ? ` (${String(r.pinholesFailed)} refused)` : ''}`, String(r.mediaFlows),
       ])));
       out(`${rows.length} call(s)`);
       return 0;
