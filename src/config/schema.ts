@@ -38,6 +38,8 @@ export interface Config {
   thirdPartyMedia: 'allow' | 'block';
   pinholeSource: 'far-end' | 'any';
   registrationMarginSeconds: number;
+  /** 'registrar', 'any', or a normalized comma-separated list of address/prefix (signalingSources) */
+  inboundSignalingFrom: string;
   directMedia: 'allow' | 'block';
   teardownGraceSeconds: number;
   dialogIdleSeconds: number;
@@ -92,6 +94,51 @@ const ipv6OrAuto: Parser<string> = (raw) =>
 const listen: Parser<string> = (raw) =>
   typeof raw === 'string' && (raw === 'off' || /^[0-9.]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(raw)) ? { ok: true, value: raw } : { ok: false, allowed: "HOST:PORT (e.g. 127.0.0.1:9477) or 'off'" };
 
+/** An IPv4 or IPv6 address with its host bits cleared to a prefix of `bits`. */
+function networkOf(ip: string, bits: number): string {
+  if (isIPv4(ip)) {
+    const n = ip.split('.').reduce((a, o) => (a << 8) | Number(o), 0) >>> 0;
+    const m = bits <= 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+    const v = (n & m) >>> 0;
+    return [24, 16, 8, 0].map((x) => (v >>> x) & 255).join('.');
+  }
+  // expand ::, clear the host bits group by group
+  const [head, tail] = ip.includes('::') ? ip.split('::') : [ip, undefined];
+  const h = head ? head.split(':') : [], t = tail ? tail.split(':') : [];
+  const groups = [...h, ...Array(tail === undefined ? 0 : 8 - h.length - t.length).fill('0'), ...t].map((g) => parseInt(g || '0', 16));
+  return groups.map((g, i) => {
+    const keep = Math.max(0, Math.min(16, bits - i * 16));
+    return (g & ((0xffff << (16 - keep)) & 0xffff)).toString(16);
+  }).join(':');
+}
+
+/** The sources a register pinhole admits (config inbound-signaling-from): undefined for 'registrar' (no pinhole), 0.0.0.0/0 and ::/0 for 'any'. */
+export function signalingSources(value: string): { ip: string; bits: number }[] | undefined {
+  if (value === 'registrar') return undefined;
+  if (value === 'any') return [{ ip: '0.0.0.0', bits: 0 }, { ip: '::', bits: 0 }];
+  return value.split(',').map((p) => {
+    const [ip, bits] = p.split('/');
+    return { ip: ip!, bits: Number(bits) };
+  });
+}
+
+const signalingFrom: Parser<string> = (raw) => {
+  const allowed = "'registrar', 'any', or a comma-separated list of up to 16 addresses or prefixes (IPv4 or IPv6, e.g. 198.51.115.0/24,203.0.113.7)";
+  if (raw === 'registrar' || raw === 'any') return { ok: true, value: raw };
+  const parts = Array.isArray(raw) ? raw.map(String) : typeof raw === 'string' ? raw.split(',').map((x) => x.trim()) : [];
+  if (!parts.length || parts.length > 16) return { ok: false, allowed };
+  const out: string[] = [];
+  for (const p of parts) {
+    const m = /^([^/]+)(?:\/(\d{1,3}))?$/.exec(p);
+    const ip = m?.[1] ?? '';
+    const v4 = isIPv4(ip), v6 = isIPv6(ip);
+    const bits = m?.[2] !== undefined ? Number(m[2]) : v4 ? 32 : 128;
+    if (!(v4 || v6) || bits > (v4 ? 32 : 128)) return { ok: false, allowed };
+    out.push(`${networkOf(ip.toLowerCase(), bits)}/${bits}`);
+  }
+  return { ok: true, value: [...new Set(out)].join(',') };
+};
+
 const absPath: Parser<string> = (raw) =>
   typeof raw === 'string' && (raw === 'off' || /^\/[^\0]{1,100}$/.test(raw)) ? { ok: true, value: raw } : { ok: false, allowed: "an absolute path of at most 101 characters, or 'off'" };
 
@@ -133,6 +180,7 @@ export const SCHEMA: KeySpec[] = [
   spec('pinhole-source', 'pinholeSource', oneOf('far-end', 'any'), 'far-end', "Whom a media pinhole admits: 'far-end' only the far end's media address from its SDP (before its SDP is known, the signaling peer, as the kernel's SIP helper does), with a full source mask, and the pinhole goes once the far end's media arrives through the call's media conntrack; 'any' any source on the internet to the call's public media ports, for a provider whose media comes from addresses its SDP does not name (README, Security)."),
   spec('third-party-media', 'thirdPartyMedia', oneOf('allow', 'block'), 'block', "SDP from a LAN host naming media on another private LAN address (a media gateway): 'allow' translates it and opens the pinholes to that address; 'block' leaves it as written, with no pinhole (counted refused_third_party)."),
   spec('registration-margin-seconds', 'registrationMarginSeconds', int(0, 3600), 60, "A registered phone's signaling flow (and so its NAT binding) is kept alive for the registration's remaining lifetime plus this."),
+  spec('inbound-signaling-from', 'inboundSignalingFrom', signalingFrom, 'registrar', "Register pinhole (FortiGate open-register-pinhole; the kernel helper's sip_direct_signalling=0): who may send SIP to a registered phone's public binding besides the flow its REGISTER used. 'registrar' (default): only that flow, no pinhole; a list of addresses or prefixes (the provider's published ranges): a pinhole from those sources to the binding while the registration lives; 'any': from anywhere on the internet, SIP scanners included (README, Security)."),
   spec('direct-media', 'directMedia', oneOf('allow', 'block'), 'allow', "MikroTik's sip-direct-media: 'block' drops a re-INVITE or UPDATE from the WAN that moves an established call's media to another address (counted direct_media_blocked); 'allow' follows it."),
   spec('teardown-grace-seconds', 'teardownGraceSeconds', int(0, 60), 5, 'After the final response to BYE or CANCEL (or a failure final response to the INVITE), pinholes stay this long.'),
   spec('dialog-idle-seconds', 'dialogIdleSeconds', int(60, 604800), 7200, 'A dialog with no SIP message for this long loses its pinholes (established media keeps flowing in the kernel).'),

@@ -178,6 +178,8 @@ export function parseExpectation(msg: Buffer): Expectation | undefined {
 /** What one pinhole is made of: createExpectation's argument. */
 export interface PinholeSpec {
   remoteIp: string | undefined;
+  /** the source prefix length when remoteIp is a network (a register pinhole's provider ranges); a full mask when absent */
+  remoteBits?: number;
   publicIp: string;
   publicPort: number;
   privateIp: string;
@@ -231,6 +233,20 @@ export function anchorMessage(t: Tuple, timeoutSec: number, mark = 0): NlMessage
 const ANY: Record<number, string> = { [AF_INET]: '0.0.0.0', [AF_INET6]: '::' };
 const ALL_ONES: Record<number, string> = { [AF_INET]: '255.255.255.255', [AF_INET6]: 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff' };
 
+/** The mask of a prefix of `bits` in family `fam`, as an address (struct nf_conntrack_tuple_mask src.u3). */
+export function prefixMask(fam: number, bits: number): string {
+  if (fam === AF_INET6) {
+    const groups: string[] = [];
+    for (let g = 0; g < 8; g++) {
+      const n = Math.max(0, Math.min(16, bits - g * 16));
+      groups.push(((0xffff << (16 - n)) & 0xffff).toString(16));
+    }
+    return groups.join(':');
+  }
+  const m = bits <= 0 ? 0 : (0xffffffff << (32 - Math.min(32, bits))) >>> 0;
+  return [24, 16, 8, 0].map((s) => (m >>> s) & 255).join('.');
+}
+
 /**
  * The family of a pinhole under `anchor`: the anchor's, and every address of `e` must be of it
  * (ctnetlink_create_expect parses master, tuple, mask and NAT tuple with the one nfgen_family).
@@ -250,17 +266,20 @@ function writeExpectTuple(w: NlWriter, fam: number, e: PinholeSpec): void {
  * is ::, as 255.255.255.255 and 0.0.0.0 are for IPv4. Throws EINVAL when the pinhole's addresses
  * are not all of the anchor's family.
  */
-export function expectationMessage(anchor: Tuple, e: PinholeSpec): NlMessage {
+export function expectationMessage(anchor: Tuple, e: PinholeSpec, exclusive = true): NlMessage {
   const fam = pinholeFamily(anchor, e);
   const any = ANY[fam]!, all = ALL_ONES[fam]!;
+  const srcMask = !e.remoteIp ? any : e.remoteBits === undefined ? all : prefixMask(fam, e.remoteBits);
   return {
     type: (SUBSYS_CTNETLINK_EXP << 8) | MSG_EXP_NEW,
-    flags: NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+    // without NLM_F_EXCL an existing expectation of this tuple is updated (its timeout:
+    // nf_conntrack_netlink.c ctnetlink_new_expect -> ctnetlink_change_expect)
+    flags: NLM_F_ACK | NLM_F_CREATE | (exclusive ? NLM_F_EXCL : 0),
     family: fam,
     attrs: (w) => {
       writeTuple(w, CTA_EXPECT_MASTER, fam, anchor.src, anchor.dst, anchor.sport, anchor.dport, anchor.proto);
       writeExpectTuple(w, fam, e);
-      writeTuple(w, CTA_EXPECT_MASK, fam, e.remoteIp ? all : any, all, 0, 0xffff, IPPROTO_UDP);
+      writeTuple(w, CTA_EXPECT_MASK, fam, srcMask, all, 0, 0xffff, IPPROTO_UDP);
       w.u32be(CTA_EXPECT_TIMEOUT, e.timeoutSec);
       w.u32be(CTA_EXPECT_CLASS, e.cls);
       const nat = w.beginNest(CTA_EXPECT_NAT);
@@ -428,6 +447,21 @@ export class Ctnetlink {
     try {
       const msgs = this.sock.request(m.type, m.flags, m.family, m.attrs);
       return msgs.some((b) => parseExpectation(b) !== undefined);
+    } catch (err) {
+      if (err instanceof NetlinkError && err.errno === ENOENT) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Re-arms the timeout of the pinhole `e` under `anchor` (created when it is missing); false when
+   * the anchor is gone (ENOENT: ctnetlink_create_expect finds no master).
+   */
+  refreshExpectation(anchor: Tuple, e: PinholeSpec): boolean {
+    const m = expectationMessage(anchor, e, false);
+    try {
+      this.sock.request(m.type, m.flags, m.family, m.attrs);
+      return true;
     } catch (err) {
       if (err instanceof NetlinkError && err.errno === ENOENT) return false;
       throw err;

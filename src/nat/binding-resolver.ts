@@ -19,8 +19,8 @@ export interface Binding {
   privatePort: number;
   publicIp: string;
   publicPort: number;
-  /** conntrack: read from an existing entry; created: entry made by us for a first packet; guessed: no entry (inbound) */
-  source: 'conntrack' | 'created' | 'guessed';
+  /** conntrack: read from an existing entry; created: entry made by us for a first packet; registration: a new inbound flow to a registered binding (register pinhole); guessed: no entry (inbound) */
+  source: 'conntrack' | 'created' | 'registration' | 'guessed';
 }
 
 export interface ResolverOptions {
@@ -43,6 +43,8 @@ export class BindingResolver {
   private readonly cache = new Map<string, { b: Binding; until: number }>();
   private readonly cacheMs: number;
   readonly stats = { lookups: 0, created: 0, createClash: 0, cacheHits: 0 };
+  /** the public binding of a registered phone's private ip:port, for a new inbound flow (its entry is not confirmed yet) */
+  inboundHint?: (ip: string, port: number) => { publicIp: string; publicPort: number } | undefined;
 
   constructor(private readonly ct: Ctnetlink, private readonly opts: ResolverOptions) {
     this.cacheMs = opts.cacheMs ?? 1000;
@@ -59,8 +61,11 @@ export class BindingResolver {
     const t: Tuple = { src: dst, dst: src, sport: dport, dport: sport, proto: IPPROTO_UDP };
     const b = this.cached(t, now, dst, dport, false);
     if (b) return b;
-    // A new inbound flow (port forward): its entry is not confirmed yet. The public side of a
-    // port forward is, by far most often, the same port on the public address.
+    // A new inbound flow: its entry is not confirmed yet. Through a register pinhole, the binding
+    // is the registration's; the public side of a port forward is, by far most often, the same
+    // port on the public address.
+    const reg = this.inboundHint?.(dst, dport);
+    if (reg) return { privateIp: dst, privatePort: dport, publicIp: reg.publicIp, publicPort: reg.publicPort, source: 'registration' };
     return { privateIp: dst, privatePort: dport, publicIp: this.publicFor(dst), publicPort: dport, source: 'guessed' };
   }
 

@@ -9,10 +9,35 @@
  * ctnetlink to the registration's remaining lifetime plus a margin, and raised again periodically
  * because every packet of the flow resets it to the kernel's value. expires=0, a 2xx without our
  * Contact, or the end of the lifetime drops the registration.
+ *
+ * Register pinholes (config inbound-signaling-from; FortiGate's open-register-pinhole, the kernel
+ * helper's sip_direct_signalling=0): large providers register phones on one server and send calls
+ * from others, whose packets match no conntrack entry and so are never DNATed to the phone. For each
+ * registered binding, one signaling expectation per allowed source prefix admits SIP from those
+ * sources to the binding (public ip:port as the registrar sees it, RFC 3261 §10.2.1 Contact) and
+ * DNATs it to the phone, for as long as the registration lives; its timeout (the sip helper's 180 s
+ * for class 0) is re-armed every minute. Each hangs off its own anchor (the helper allows one
+ * signaling expectation per master), `127.0.<node>.1:n -> 127.1.<worker>.1:65535`.
  */
-import type { Conntrack, Ctnetlink, Tuple } from '../conntrack/ctnetlink';
+import type { Conntrack, Ctnetlink, PinholeSpec, Tuple } from '../conntrack/ctnetlink';
 import { IPPROTO_UDP } from '../conntrack/ctnetlink';
-import type { DialogCounters } from '../dialog/dialog-table';
+import { anchorAddresses, isAnchorSource, type DialogCounters } from '../dialog/dialog-table';
+import { ipFamily } from '../packet/addr';
+import { log } from '../log';
+
+/** the destination port of register-pinhole anchors (a dialog anchor's is 1024 + n/64000: never this) */
+export const REGISTER_ANCHOR_DPORT = 65535;
+/** how often a register pinhole's timeout (180 s for the sip helper's signalling class) is re-armed */
+const PINHOLE_REFRESH_MS = 60000;
+
+/** One register pinhole: the binding, and per allowed source its anchor. */
+interface RegisterPinhole {
+  flow: Tuple;
+  publicIp: string;
+  publicPort: number;
+  anchors: { anchor: Tuple; spec: PinholeSpec }[];
+  refreshedAt: number;
+}
 
 export interface Registration {
   aor: string;
@@ -29,12 +54,20 @@ export interface RegistrationOptions {
   marginSec: number;
   /** how often live registrations' flows are raised again */
   refreshMs: number;
+  /** register pinholes: the sources that may send SIP to a registered binding (config inbound-signaling-from); none when undefined */
+  inboundFrom?: { ip: string; bits: number }[];
+  /** this worker and router (anchor addresses, as the dialogs' anchors) */
+  worker?: number;
+  node?: number;
 }
 
 export class RegistrationTable {
   readonly entries = new Map<string, Registration>();
   /** bumped on every change: the worker persists the table when it moved */
   version = 0;
+  /** register pinholes by the phone's flow (src:sport): one per binding, whatever AoRs share it */
+  private readonly pinholes = new Map<string, RegisterPinhole>();
+  private anchorSeq = 0;
 
   constructor(private readonly ct: Ctnetlink, private opts: RegistrationOptions, private readonly counters: DialogCounters) {}
 
@@ -42,19 +75,128 @@ export class RegistrationTable {
     return this.entries.size;
   }
 
-  setOptions(opts: RegistrationOptions): void {
+  setOptions(opts: RegistrationOptions, now = Date.now()): void {
+    const was = JSON.stringify(this.opts.inboundFrom ?? null);
     this.opts = opts;
+    if (JSON.stringify(opts.inboundFrom ?? null) !== was) {
+      for (const k of [...this.pinholes.keys()]) this.closePinhole(k);
+      this.syncPinholes(now);
+    }
   }
 
   /** What `sip-alg registrations` shows. */
-  snapshot(now: number): { aor: string; phone: string; public: string; expiresInSec: number; keptAliveSecAgo: number }[] {
-    return [...this.entries.values()].map((r) => ({
-      aor: r.aor,
-      phone: `${r.flow.src}:${r.flow.sport}`,
-      public: `${r.publicIp}:${r.publicPort}`,
-      expiresInSec: Math.round((r.expiresAt - now) / 1000),
-      keptAliveSecAgo: Math.round((now - r.refreshedAt) / 1000),
-    }));
+  snapshot(now: number): { aor: string; phone: string; public: string; expiresInSec: number; keptAliveSecAgo: number; pinhole: string }[] {
+    return [...this.entries.values()].map((r) => {
+      const p = this.pinholes.get(`${r.flow.src}:${r.flow.sport}`);
+      return {
+        aor: r.aor,
+        phone: `${r.flow.src}:${r.flow.sport}`,
+        public: `${r.publicIp}:${r.publicPort}`,
+        expiresInSec: Math.round((r.expiresAt - now) / 1000),
+        keptAliveSecAgo: Math.round((now - r.refreshedAt) / 1000),
+        pinhole: p ? `from ${p.anchors.map((a) => (a.spec.remoteIp ? `${a.spec.remoteIp}/${a.spec.remoteBits ?? 32}` : 'any')).join(',')}` : '',
+      };
+    });
+  }
+
+  /** The public binding of a registered phone's private ip:port (an inbound request through its register pinhole is a new flow: no conntrack to read yet). */
+  bindingOf(ip: string, port: number): { publicIp: string; publicPort: number } | undefined {
+    const p = this.pinholes.get(`${ip}:${port}`);
+    return p ? { publicIp: p.publicIp, publicPort: p.publicPort } : undefined;
+  }
+
+  /** Register pinholes held now (anchors with their one expectation each). */
+  get pinholeCount(): number {
+    let n = 0;
+    for (const p of this.pinholes.values()) n += p.anchors.length;
+    return n;
+  }
+
+  private nextAnchor(family: 4 | 6): Tuple {
+    const [src, dst] = anchorAddresses(this.opts.worker ?? 0, family, this.opts.node);
+    const n = this.anchorSeq++;
+    return { src, dst, sport: 1024 + (n % 64000), dport: REGISTER_ANCHOR_DPORT, proto: IPPROTO_UDP };
+  }
+
+  /** The pinholes follow the registrations: one per live UDP binding when inbound-signaling-from allows any source; re-armed every minute. */
+  private syncPinholes(now: number): void {
+    const sources = this.opts.inboundFrom;
+    const want = new Map<string, Registration>();
+    if (sources?.length) for (const r of this.entries.values()) if (r.flow.proto === IPPROTO_UDP && r.publicPort) want.set(`${r.flow.src}:${r.flow.sport}`, r);
+    for (const [k, p] of this.pinholes) {
+      const r = want.get(k);
+      if (!r || r.publicIp !== p.publicIp || r.publicPort !== p.publicPort) this.closePinhole(k);
+    }
+    for (const [k, r] of want) {
+      const p = this.pinholes.get(k);
+      if (!p) this.openPinhole(k, r, now);
+      else if (now - p.refreshedAt >= PINHOLE_REFRESH_MS) this.refreshPinhole(p, r, now);
+    }
+  }
+
+  private anchorTimeout(r: Registration, now: number): number {
+    return Math.max(60, Math.ceil((r.expiresAt - now) / 1000) + this.opts.marginSec);
+  }
+
+  private openPinhole(key: string, r: Registration, now: number): void {
+    const fam = ipFamily(r.publicIp) === 6 ? 6 : 4;
+    const p: RegisterPinhole = { flow: r.flow, publicIp: r.publicIp, publicPort: r.publicPort, anchors: [], refreshedAt: now };
+    for (const s of this.opts.inboundFrom ?? []) {
+      if ((ipFamily(s.ip) === 6 ? 6 : 4) !== fam) continue;
+      const spec: PinholeSpec = { remoteIp: s.bits === 0 ? undefined : s.ip, remoteBits: s.bits, publicIp: r.publicIp, publicPort: r.publicPort, privateIp: r.flow.src, privatePort: r.flow.sport, cls: 0, timeoutSec: 180 };
+      const a = this.createAnchored(spec, r, now);
+      if (a) p.anchors.push({ anchor: a, spec });
+    }
+    this.pinholes.set(key, p);
+    if (p.anchors.length) this.counters.inc('g|pinhole_opened');
+  }
+
+  /** An anchor with the one signaling expectation `spec`; undefined (counted, logged) when the kernel refused either. */
+  private createAnchored(spec: PinholeSpec, r: Registration, now: number): Tuple | undefined {
+    const fam = ipFamily(r.publicIp) === 6 ? 6 : 4;
+    for (let tries = 0; tries < 8; tries++) {
+      const anchor = this.nextAnchor(fam);
+      try {
+        const [err] = this.ct.createAnchorWithExpectations(anchor, this.anchorTimeout(r, now), [spec]);
+        if (!err) return anchor;
+        this.ct.delete(anchor);
+        this.counters.inc('g|pinhole_failed');
+        log('warn', 'register pinhole refused by the kernel', { aor: r.aor, binding: `${r.publicIp}:${r.publicPort}`, from: spec.remoteIp ?? 'any', err });
+        return undefined;
+      } catch (e) {
+        if ((e as { errno?: number }).errno === 17) continue; // EEXIST: the anchor tuple is taken (a peer's, synced): the next one
+        this.counters.inc('g|pinhole_failed');
+        log('warn', 'register pinhole not created', { aor: r.aor, binding: `${r.publicIp}:${r.publicPort}`, err: e as Error });
+        return undefined;
+      }
+    }
+    return undefined;
+  }
+
+  private refreshPinhole(p: RegisterPinhole, r: Registration, now: number): void {
+    p.refreshedAt = now;
+    for (const a of p.anchors) {
+      try {
+        if (this.ct.refreshExpectation(a.anchor, a.spec)) {
+          this.ct.setTimeout(a.anchor, this.anchorTimeout(r, now));
+          continue;
+        }
+      } catch { /* made again below */ }
+      // the anchor is gone (flushed, a restart's clean-up): made again
+      try { this.ct.delete(a.anchor); } catch { /* gone */ }
+      const made = this.createAnchored(a.spec, r, now);
+      if (made) a.anchor = made;
+    }
+  }
+
+  private closePinhole(key: string): void {
+    const p = this.pinholes.get(key);
+    if (!p) return;
+    this.pinholes.delete(key);
+    for (const a of p.anchors) {
+      try { this.ct.delete(a.anchor); } catch { /* expires with its timeout */ }
+    }
+    if (p.anchors.length) this.counters.inc('g|pinhole_closed');
   }
 
   /** A 2xx to a REGISTER crossed WAN→LAN: `expiresSec` is our contact's lifetime, 0 when removed. */
@@ -63,6 +205,7 @@ export class RegistrationTable {
     this.version++;
     if (expiresSec <= 0) {
       if (this.entries.delete(key)) this.counters.inc('g|removed');
+      this.syncPinholes(now);
       return;
     }
     // the phone's own REGISTER replaces what a takeover inferred for its flow
@@ -72,6 +215,7 @@ export class RegistrationTable {
     this.entries.set(key, r);
     this.counters.inc(had ? 'g|refreshed' : 'g|created');
     this.keepAlive(r, now);
+    this.syncPinholes(now);
   }
 
   private keepAlive(r: Registration, now: number): void {
@@ -94,6 +238,7 @@ export class RegistrationTable {
       this.entries.set(`${r.flow.src}:${r.flow.sport}|${r.aor}`, { ...r, refreshedAt: 0 });
       this.counters.inc('g|restored');
     }
+    this.syncPinholes(now);
   }
 
   /**
@@ -106,6 +251,13 @@ export class RegistrationTable {
    */
   takeover(entries: readonly Conntrack[], publicIp: string, sipPorts: readonly number[], callFlowSec: number, now: number): number {
     let n = 0;
+    // the peer's register pinholes (synced by conntrackd) give way to this router's own, made below
+    const mine = new Set([anchorAddresses(this.opts.worker ?? 0, 4, this.opts.node)[0], anchorAddresses(this.opts.worker ?? 0, 6, this.opts.node)[0]]);
+    for (const e of entries) {
+      if (e.orig.dport === REGISTER_ANCHOR_DPORT && isAnchorSource(e.orig.src) && !mine.has(e.orig.src)) {
+        try { this.ct.delete(e.orig); } catch { /* gone */ }
+      }
+    }
     const known = new Set([...this.entries.values()].map((r) => `${r.flow.src}:${r.flow.sport}`));
     for (const e of entries) {
       const f = e.orig;
@@ -117,6 +269,7 @@ export class RegistrationTable {
       n++;
     }
     if (n) this.version++;
+    this.syncPinholes(now);
     return n;
   }
 
@@ -124,6 +277,7 @@ export class RegistrationTable {
   standby(): number {
     const n = this.entries.size;
     this.entries.clear();
+    this.pinholes.clear(); // their anchors are the peer's to keep (conntrackd keeps both tables in step)
     this.version++;
     return n;
   }
@@ -137,5 +291,11 @@ export class RegistrationTable {
         this.counters.inc('g|expired');
       } else if (now - r.refreshedAt >= this.opts.refreshMs) this.keepAlive(r, now);
     }
+    this.syncPinholes(now);
+  }
+
+  /** Shutdown: the register pinholes go with their anchors (the registrations' flows stay in the kernel). */
+  closeAll(): void {
+    for (const k of [...this.pinholes.keys()]) this.closePinhole(k);
   }
 }

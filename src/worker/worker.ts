@@ -21,7 +21,7 @@ import { Reason } from '../errors';
 import { WorkerStats } from '../metrics/worker-stats';
 import { log, setLogContext, setLogLevel } from '../log';
 import { tapMatches, viewPacket, type TapFilter, type TapRecord } from '../capture/tap';
-import type { Config } from '../config/schema';
+import { signalingSources, type Config } from '../config/schema';
 
 export interface WorkerInit {
   config: Config;
@@ -60,7 +60,7 @@ export function partOptions(c: Config) {
       maxIdleDialogs: c.maxIdleDialogs, maxDialogs: c.maxDialogs, maxDialogsPerSource: c.maxDialogsPerSource, allowLowMediaPorts: c.allowLowMediaPorts, node: c.nodeId, pinholeSource: c.pinholeSource,
     },
     protection: { inviteRate: c.inviteRatePerSource, registerRate: c.registerRatePerSource, failureThreshold: c.inviteFailureThreshold, failureWindowMs: 60000, blockMs: c.inviteBlockSeconds * 1000 },
-    registrations: { marginSec: c.registrationMarginSeconds, refreshMs: 20000 },
+    registrations: { marginSec: c.registrationMarginSeconds, refreshMs: 20000, inboundFrom: signalingSources(c.inboundSignalingFrom), node: c.nodeId },
     tcp: { ports: c.ports, tlsPorts: c.tlsPorts, maxMessageSize: c.maxMessageSize, holdMs: c.tcpHoldMs, maxConnections: c.tcpMaxConnections, idleMs: 300_000, incomplete: c.leakPolicy },
   };
 }
@@ -85,7 +85,9 @@ function main(): void {
     try { writeFileSync('/proc/sys/net/netfilter/nf_conntrack_acct', '1'); } catch (e) { log('warn', 'cannot enable nf_conntrack_acct; call-keepalive sees no counters', { err: e as Error }); }
   };
   enableAcct();
-  const registrations = new RegistrationTable(ct, opts.registrations, stats);
+  const registrations = new RegistrationTable(ct, { ...opts.registrations, worker: init.index }, stats);
+  // a request through a register pinhole is a new inbound flow: its binding is the registration's
+  resolver.inboundHint = (ip, port) => registrations.bindingOf(ip, port);
   const taps = new Map<number, TapFilter>();
   // SIP over TCP: the rules send it to the first queue only, so this worker sees both directions
   const tcp = new TcpAlg({
@@ -357,7 +359,7 @@ function main(): void {
       proc.setOptions({ ...n.processor, ipv6: init.publicIp6 !== undefined });
       dialogs.setOptions(n.dialogs);
       protection.setOptions(n.protection);
-      registrations.setOptions(n.registrations);
+      registrations.setOptions({ ...n.registrations, worker: init.index });
       tcp.setOptions(n.tcp);
       setLogLevel(c.logLevel);
       debug = c.logLevel === 'debug';
@@ -372,6 +374,7 @@ function main(): void {
     if (q) nb.queueClose(q);
     q = undefined;
     try { dialogs.closeAll(); } catch { /* best effort at shutdown */ }
+    try { registrations.closeAll(); } catch { /* best effort at shutdown */ }
     persist(true); // a clean stop leaves nothing to adopt
     ports.releaseAll();
     ct.close();

@@ -13,7 +13,7 @@ import { NetlinkError } from '../../../src/errors';
 import { type Attr, type AttrWriter, type NlMessage, NlWriter } from '../../../src/conntrack/netlink';
 import {
   AF_INET, AF_INET6, AF_UNSPEC, addressFamily, anchorMessage, Ctnetlink, deleteMessage, dumpMessage, expectationDeleteMessage, expectationMessage, getMessage,
-  parseConntrack, parseExpectation, type PinholeSpec, setTimeoutMessage, snatMessage, tcpLiberalMessage, type Tuple, tupleFamily,
+  parseConntrack, parseExpectation, prefixMask, type PinholeSpec, setTimeoutMessage, snatMessage, tcpLiberalMessage, type Tuple, tupleFamily,
 } from '../../../src/conntrack/ctnetlink';
 import { ip6 } from '../../helpers/packet6';
 
@@ -279,4 +279,13 @@ test('Ctnetlink methods send the IPv6 messages above; dumps ask for both familie
     nlmsg(CT_GET, DUMP, 0, AF_UNSPEC, []), nlmsg(CT_GET, DUMP, 0, AF_INET, []), nlmsg(CT_GET, DUMP, 0, AF_INET6, []), nlmsg(EXP_GET, DUMP, 0, AF_UNSPEC, []),
   ]);
   assert.deepEqual(encode(dumpMessage(true, AF_INET6), 3), nlmsg(EXP_GET, DUMP, 3, 10, []));
+});
+
+test('prefixMask: the source mask of a register pinhole\'s provider range, IPv4 and IPv6', () => {
+  assert.equal(prefixMask(AF_INET, 24), '255.255.255.0');
+  assert.equal(prefixMask(AF_INET, 29), '255.255.255.248');
+  assert.equal(prefixMask(AF_INET, 0), '0.0.0.0');
+  assert.equal(prefixMask(AF_INET, 32), '255.255.255.255');
+  assert.equal(prefixMask(AF_INET6, 36), 'ffff:ffff:f000:0:0:0:0:0');
+  assert.equal(prefixMask(AF_INET6, 128), 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff');
 });

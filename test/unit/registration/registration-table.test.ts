@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RegistrationTable } from '../../../src/registration/registration-table';
-import type { Conntrack, Ctnetlink, Tuple } from '../../../src/conntrack/ctnetlink';
+import type { Conntrack, Ctnetlink, PinholeSpec, Tuple } from '../../../src/conntrack/ctnetlink';
 
 class FakeCt {
   timeouts: [string, number][] = [];
@@ -40,7 +40,7 @@ test('router pair takeover: flows the peer raised beyond a call\'s signaling tim
   ], '203.0.113.1', [5060], 300, 1000);
   assert.equal(n, 1);
   const snap = table.snapshot(1000);
-  assert.deepEqual(snap, [{ aor: '(taken over)', phone: '10.77.0.11:5060', public: '203.0.113.1:5060', expiresInSec: 3594, keptAliveSecAgo: 0 }]);
+  assert.deepEqual(snap, [{ aor: '(taken over)', phone: '10.77.0.11:5060', public: '203.0.113.1:5060', expiresInSec: 3594, keptAliveSecAgo: 0, pinhole: '' }]);
   table.sweep(21000);
   assert.deepEqual(ct.timeouts, [['10.77.0.11:5060', 3634]], 'kept alive at the sweep to the same end');
   assert.equal(table.takeover([entry(flow('10.77.0.11', 5060), 3654)], '203.0.113.1', [5060], 300, 22000), 0, 'a second takeover adds nothing twice');
@@ -48,4 +48,49 @@ test('router pair takeover: flows the peer raised beyond a call\'s signaling tim
   assert.deepEqual(table.snapshot(30000).map((r) => [r.aor, r.expiresInSec]), [['sip:phone1@x', 1800]], 'the REGISTER replaced it');
   assert.equal(table.standby(), 1);
   assert.equal(table.size, 0);
+});
+
+/** The kernel as register pinholes need it: anchors with their expectations, refreshed or gone. */
+class PinholeCt extends FakeCt {
+  anchors = new Map<string, PinholeSpec[]>();
+  key = (t: Tuple) => `${t.src}:${t.sport}>${t.dst}:${t.dport}`;
+  createAnchorWithExpectations(a: Tuple, _timeout: number, exps: readonly PinholeSpec[]) {
+    this.anchors.set(this.key(a), [...exps]);
+    return exps.map(() => undefined);
+  }
+  refreshed = 0;
+  refreshExpectation(a: Tuple) { this.refreshed++; return this.anchors.has(this.key(a)); }
+  delete(t: Tuple) { return this.anchors.delete(this.key(t)); }
+  get specs() { return [...this.anchors.values()].flat(); }
+}
+
+test('register pinholes (inbound-signaling-from): one signaling expectation per allowed prefix to the registered binding, DNATed to the phone, for as long as the registration lives; refreshed; gone at Expires: 0 and at expiry', () => {
+  const ct = new PinholeCt();
+  const table = new RegistrationTable(ct as unknown as Ctnetlink, { marginSec: 60, refreshMs: 20000, inboundFrom: [{ ip: '198.51.115.0', bits: 24 }, { ip: '192.0.2.7', bits: 32 }], worker: 1, node: 2 }, counters);
+  table.confirmed('sip:a@x', flow('10.77.0.11', 5060), '203.0.113.1', 38699, 120, 0);
+  assert.deepEqual(ct.specs.map((s) => [s.remoteIp, s.remoteBits, s.publicIp, s.publicPort, s.privateIp, s.privatePort, s.cls]), [
+    ['198.51.115.0', 24, '203.0.113.1', 38699, '10.77.0.11', 5060, 0],
+    ['192.0.2.7', 32, '203.0.113.1', 38699, '10.77.0.11', 5060, 0],
+  ]);
+  assert.ok([...ct.anchors.keys()].every((k) => k.startsWith('127.0.2.1:') && k.endsWith('>127.1.1.1:65535')), 'anchors of this router and worker, apart from the dialogs\'');
+  assert.deepEqual(table.bindingOf('10.77.0.11', 5060), { publicIp: '203.0.113.1', publicPort: 38699 }, 'the binding of a new inbound flow through the pinhole');
+  assert.equal(table.snapshot(0)[0]!.pinhole, 'from 198.51.115.0/24,192.0.2.7/32');
+  table.confirmed('sip:b@x', flow('10.77.0.11', 5060), '203.0.113.1', 38699, 120, 10);
+  assert.equal(ct.anchors.size, 2, 'a second AoR on the same binding shares its pinhole');
+  table.sweep(61000);
+  assert.equal(ct.refreshed, 2, 're-armed after a minute (the helper\'s 180 s expectation timeout)');
+  ct.anchors.clear(); // flushed (conntrack -F, a restart's clean-up)
+  table.sweep(122000);
+  assert.equal(ct.anchors.size, 0, 'both registrations expired at 120 s: nothing made again');
+  const t2 = new RegistrationTable(ct as unknown as Ctnetlink, { marginSec: 60, refreshMs: 20000, inboundFrom: [{ ip: '0.0.0.0', bits: 0 }] }, counters);
+  t2.confirmed('sip:a@x', flow('10.77.0.12', 5060), '203.0.113.1', 5060, 3600, 0);
+  assert.deepEqual(ct.specs.map((s) => s.remoteIp), [undefined], "'any': no source address");
+  ct.anchors.clear();
+  t2.sweep(61000);
+  assert.equal(ct.anchors.size, 1, 'a pinhole whose anchor went is made again at its refresh');
+  t2.confirmed('sip:a@x', flow('10.77.0.12', 5060), '203.0.113.1', 5060, 0, 62000);
+  assert.equal(ct.anchors.size, 0, 'Expires: 0 closes it');
+  const t3 = new RegistrationTable(ct as unknown as Ctnetlink, { marginSec: 60, refreshMs: 20000 }, counters);
+  t3.confirmed('sip:a@x', flow('10.77.0.13', 5060), '203.0.113.1', 5060, 3600, 0);
+  assert.equal(ct.anchors.size, 0, "'registrar' (default): no pinhole, as the kernel helper's default");
 });
