@@ -64,7 +64,7 @@ export async function inspect(cmd: string, argv: string[]): Promise<number> {
     case 'registrations': {
       const { rows } = await ask<{ rows: Record<string, unknown>[] }>(a.socket, { cmd });
       if (a.json) return out(JSON.stringify(rows, null, 2)), 0;
-      out(table(['WORKER', 'AOR', 'PHONE', 'PUBLIC', 'EXPIRES IN', 'KEPT ALIVE'], rows.map((r) => [String(r.worker), String(r.aor), String(r.phone), String(r.public), `${r.expiresInSec}s`, `${r.keptAliveSecAgo}s ago`])));
+      out(table(['WORKER', 'AOR', 'PHONE', 'PUBLIC', 'EXPIRES IN', 'KEPT ALIVE', 'REGISTER PINHOLE'], rows.map((r) => [String(r.worker), String(r.aor), String(r.phone), String(r.public), `${r.expiresInSec}s`, `${r.keptAliveSecAgo}s ago`, String(r.pinhole ?? '') || '-'])));
       out(`${rows.length} registration(s)`);
       return 0;
     }
