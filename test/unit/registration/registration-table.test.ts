@@ -94,3 +94,15 @@ test('register pinholes (inbound-signaling-from): one signaling expectation per 
   t3.confirmed('sip:a@x', flow('10.77.0.13', 5060), '203.0.113.1', 5060, 3600, 0);
   assert.equal(ct.anchors.size, 0, "'registrar' (default): no pinhole, as the kernel helper's default");
 });
+
+test('router pair takeover with register pinholes: the peer\'s register anchors (synced) are deleted and this router opens its own for the registrations it takes over', () => {
+  const ct = new PinholeCt();
+  const table = new RegistrationTable(ct as unknown as Ctnetlink, { marginSec: 60, refreshMs: 20000, inboundFrom: [{ ip: '198.51.115.0', bits: 24 }], worker: 0, node: 2 }, counters);
+  const peerAnchor: Tuple = { src: '127.0.1.1', sport: 1024, dst: '127.1.0.1', dport: 65535, proto: 17 };
+  ct.anchors.set(ct.key(peerAnchor), []);
+  const peerAnchorEntry: Conntrack = { orig: peerAnchor, reply: { src: peerAnchor.dst, dst: peerAnchor.src, sport: 65535, dport: 1024, proto: 17 }, status: 0, timeout: 3000, id: 2, packets: 0, mark: 0 };
+  table.takeover([entry(flow('10.77.0.11', 5060), 3650, '203.0.113.1', 38699), peerAnchorEntry], '203.0.113.1', [5060], 300, 0);
+  assert.equal(ct.anchors.has(ct.key(peerAnchor)), false, 'the peer\'s register anchor went');
+  assert.deepEqual(ct.specs.map((s) => [s.remoteIp, s.publicPort, s.privateIp, s.privatePort]), [['198.51.115.0', 38699, '10.77.0.11', 5060]], 'this router\'s own pinhole to the binding it took over');
+  assert.ok([...ct.anchors.keys()].every((k) => k.startsWith('127.0.2.1:')));
+});
