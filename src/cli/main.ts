@@ -4,6 +4,7 @@
  *   sip-alg run [--config FILE] [--KEY VALUE ...]   the daemon, in the foreground
  *   sip-alg demo                                    a lab in network namespaces placing real calls through the ALG
  *   sip-alg config                                  prints the config reference
+ *   sip-alg doctor [--json] [--KEY VALUE ...]       checks the router for what breaks the ALG (exit 1 on a failed check)
  *   sip-alg calls|registrations|pinholes|stats [--json]   inspection over the control socket
  *   sip-alg capture --before F --after F [...]      pcaps of SIP as it entered and left the ALG
  *   sip-alg trace [--call-id ID] [--host IP]        one line per SIP packet, with what was rewritten
@@ -24,12 +25,14 @@ import { WorkerPool } from '../worker/pool';
 import { ControlServer } from '../control/server';
 import { controlHandler } from '../control/handler';
 import { diffConfig } from '../config/reload';
+import { doctorChecks, formatChecks, kernelHelperFindings } from './doctor';
 
 
 
 const USAGE = `usage: sip-alg run [--config FILE] [--KEY VALUE ...]
        sip-alg demo [--keep] [--calls N]
        sip-alg config | metrics-reference
+       sip-alg doctor [--json] [--config FILE] [--KEY VALUE ...]
        sip-alg calls|registrations|pinholes|stats [--json] [--socket PATH]
        sip-alg capture --before FILE --after FILE [--wire FILE --iface IF] [--call-id ID] [--host IP] [--seconds N]
        sip-alg trace [--call-id ID] [--host IP] [--seconds N]
@@ -60,6 +63,10 @@ async function run(argv: string[]): Promise<number> {
   const started = Date.now();
   setLogLevel(config.logLevel);
   const { publicIp, publicIp6, ifindex } = resolveWan(config);
+  // two ALGs on one call translate twice and fight over pinholes (shared/seeds 001, 004)
+  const helper = kernelHelperFindings(config.ports, false);
+  if (helper.length && config.kernelHelperPolicy === 'refuse') throw new ConfigError('kernel-helper-policy', `the kernel's own SIP helper is attached to the SIP ports: ${helper.join(' | ')}; remove it (sip-alg doctor says how), or set kernel-helper-policy warn; allowed: refuse, warn`);
+  if (helper.length) log('warn', "the kernel's own SIP helper is attached to the SIP ports (kernel-helper-policy warn): two ALGs on one call", { found: helper.join(' | ') });
   const metrics = new Metrics();
   const pool = new WorkerPool(config, publicIp, ifindex, metrics, publicIp6);
   let stopping = false;
@@ -127,6 +134,13 @@ async function main(argv: string[]): Promise<number> {
     case 'config':
       process.stdout.write(configTable() + '\n');
       return 0;
+    case 'doctor': {
+      const json = rest.includes('--json');
+      const { config } = loadConfig(rest.filter((a) => a !== '--json'));
+      const checks = await doctorChecks(config);
+      process.stdout.write((json ? JSON.stringify(checks, null, 2) : formatChecks(checks)) + '\n');
+      return checks.some((c) => c.status === 'fail') ? 1 : 0;
+    }
     case 'metrics-reference': {
       const { metricsTable } = await import('../metrics/reference');
       process.stdout.write((await metricsTable()) + '\n');

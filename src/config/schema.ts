@@ -37,6 +37,7 @@ export interface Config {
   allowLowMediaPorts: boolean;
   thirdPartyMedia: 'allow' | 'block';
   pinholeSource: 'far-end' | 'any';
+  kernelHelperPolicy: 'refuse' | 'warn';
   registrationMarginSeconds: number;
   /** 'registrar', 'any', or a normalized comma-separated list of address/prefix (signalingSources) */
   inboundSignalingFrom: string;
@@ -177,6 +178,7 @@ export const SCHEMA: KeySpec[] = [
   spec('invite-block-seconds', 'inviteBlockSeconds', int(1, 86400), 60, 'How long such a source\'s INVITEs are dropped (blocked).'),
   spec('unknown-method-policy', 'unknownMethodPolicy', oneOf('pass', 'drop'), 'pass', 'Requests with a method outside RFC 3261 and its common extensions: rewrite and pass, or drop (unknown_method).'),
   spec('allow-low-media-ports', 'allowLowMediaPorts', bool, false, 'Open pinholes to private media ports below 1024 (refused and counted by default).'),
+  spec('kernel-helper-policy', 'kernelHelperPolicy', oneOf('refuse', 'warn'), 'refuse', "The kernel's own SIP helper attached to the same SIP ports (a raw-table `CT --helper sip` rule, an nftables ct helper of type sip, nf_conntrack_helper=1, firewalld's sip service) makes two ALGs on one call: 'refuse' to start, naming what was found; 'warn' and start anyway. `sip-alg doctor` checks the same."),
   spec('pinhole-source', 'pinholeSource', oneOf('far-end', 'any'), 'far-end', "Whom a media pinhole admits: 'far-end' only the far end's media address from its SDP (before its SDP is known, the signaling peer, as the kernel's SIP helper does), with a full source mask, and the pinhole goes once the far end's media arrives through the call's media conntrack; 'any' any source on the internet to the call's public media ports, for a provider whose media comes from addresses its SDP does not name (README, Security)."),
   spec('third-party-media', 'thirdPartyMedia', oneOf('allow', 'block'), 'block', "SDP from a LAN host naming media on another private LAN address (a media gateway): 'allow' translates it and opens the pinholes to that address; 'block' leaves it as written, with no pinhole (counted refused_third_party)."),
   spec('registration-margin-seconds', 'registrationMarginSeconds', int(0, 3600), 60, "A registered phone's signaling flow (and so its NAT binding) is kept alive for the registration's remaining lifetime plus this."),

@@ -3,7 +3,8 @@
  * calls with SIPp through it (outbound to a provider, registration and inbound via Kamailio) and
  * prints what crossed the WAN link. Needs root and the Debian packages that .ci/run installs.
  */
-import { Lab } from './lab';
+import { join } from 'node:path';
+import { Lab, ROOT } from './lab';
 import { runScenario } from './scenario';
 import { describe } from './wire-check';
 
@@ -35,6 +36,9 @@ export async function runDemo(argv: string[]): Promise<number> {
     say('sip-alg metrics (from /metrics):');
     for (const l of rewritten) process.stdout.write(`   ${l}\n`);
     const ok = [...r.outbound, ...r.registrations, ...r.inbound].every((c) => c.ok) && r.problems.length === 0 && r.tsharkProblems.length === 0;
+    say('sip-alg doctor, run in the router (what an operator runs on a real one):');
+    const doctor = lab.run(lab.router, process.execPath, [join(ROOT, 'bin/sip-alg'), 'doctor', '--wan', 'wan0', '--queues', '0:1', '--control-socket', lab.controlSocket, '--state-dir', lab.dir]);
+    for (const l of doctor.stdout.trimEnd().split('\n')) process.stdout.write(`   ${l}\n`);
     say(ok ? 'demo OK: every call completed and every message on the WAN carried the real public binding' : 'demo FAILED (see above)');
     if (argv.includes('--keep')) process.stdout.write(`pcap kept: ${r.pcap}\n`);
     return ok ? 0 : 1;
