@@ -58,11 +58,38 @@ export function resolveWan(config: Config): { publicIp: string; publicIp6: strin
   return { publicIp, publicIp6, ifindex };
 }
 
+/** The WAN as it is now, or why it cannot be used yet (missing interface, no address). */
+function wanNow(config: Config): { publicIp: string; publicIp6: string | undefined; ifindex: number } | { waiting: string } {
+  try {
+    return resolveWan(config);
+  } catch (e) {
+    if (e instanceof ConfigError) return { waiting: e.message };
+    throw e;
+  }
+}
+
+/**
+ * A WAN link that is down, missing or without an address at start is waited for, not a fatal error
+ * (PPPoE creates ppp0 only once the session is up; DHCP may not have answered yet).
+ */
+async function waitForWan(config: Config): Promise<{ publicIp: string; publicIp6: string | undefined; ifindex: number }> {
+  let warnedAt = 0;
+  for (;;) {
+    const w = wanNow(config);
+    if (!('waiting' in w)) return w;
+    if (Date.now() - warnedAt > 30000) {
+      log('warn', 'waiting for the WAN link', { wan: config.wan, why: w.waiting });
+      warnedAt = Date.now();
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 async function run(argv: string[]): Promise<number> {
   let { config } = loadConfig(argv);
   const started = Date.now();
   setLogLevel(config.logLevel);
-  const { publicIp, publicIp6, ifindex } = resolveWan(config);
+  const { publicIp, publicIp6, ifindex } = await waitForWan(config);
   // two ALGs on one call translate twice and fight over pinholes (shared/seeds 001, 004)
   const helper = kernelHelperFindings(config.ports, false);
   if (helper.length && config.kernelHelperPolicy === 'refuse') throw new ConfigError('kernel-helper-policy', `the kernel's own SIP helper is attached to the SIP ports: ${helper.join(' | ')}; remove it (sip-alg doctor says how), or set kernel-helper-policy warn; allowed: refuse, warn`);
@@ -70,10 +97,12 @@ async function run(argv: string[]): Promise<number> {
   const metrics = new Metrics();
   const pool = new WorkerPool(config, publicIp, ifindex, metrics, publicIp6);
   let stopping = false;
+  let wanWatch: NodeJS.Timeout | undefined;
   const stop = async (sig: string) => {
     if (stopping) return;
     stopping = true;
     log('info', 'stopping', { signal: sig });
+    if (wanWatch) clearInterval(wanWatch);
     control?.close();
     await pool.close();
     metrics.close();
@@ -118,6 +147,23 @@ async function run(argv: string[]): Promise<number> {
     metrics.close();
     return 1;
   }
+  // the WAN's address and index follow the link: a DHCP renewal or PPPoE reconnect changes the
+  // address (public-ip auto), a PPPoE interface made again has a new index; found again by name
+  let current = { publicIp, ifindex };
+  let lost = false;
+  wanWatch = setInterval(() => {
+    const w = wanNow(config);
+    if ('waiting' in w) {
+      if (!lost) log('warn', 'the WAN link lost its address or went away; waiting for it', { wan: config.wan, why: w.waiting });
+      lost = true;
+      return;
+    }
+    lost = false;
+    if (w.publicIp === current.publicIp && w.ifindex === current.ifindex) return;
+    log('info', 'the WAN link changed', { wan: config.wan, publicIp: w.publicIp, was: current.publicIp, ifindex: w.ifindex, wasIfindex: current.ifindex });
+    current = { publicIp: w.publicIp, ifindex: w.ifindex };
+    pool.wanChanged(w.publicIp, w.ifindex);
+  }, 1000);
   log('info', 'sip-alg running', { wan: config.wan, publicIp, publicIp6: publicIp6 ?? 'none', queues: `${config.queues.first}:${config.queues.last}`, ports: config.ports.join(','), metrics: config.metricsListen, failClosed: config.failClosed });
   return new Promise<number>(() => undefined); // runs until a signal
 }

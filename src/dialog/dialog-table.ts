@@ -904,6 +904,28 @@ export class DialogTable {
     }
   }
 
+  /**
+   * The WAN address changed from `old` to `now`: the pinholes and pre-created media flows of every
+   * dialog on the old address go (nothing reaches it any more, and a flow SNATed to it would send
+   * the phone's RTP from a dead address); the dialog stays, on the new address, and re-pins at its
+   * next SDP (a re-INVITE through the new binding, RFC 3261 §14). Returns the dialogs moved.
+   */
+  readdress(old: string, now: string): number {
+    let n = 0;
+    for (const d of this.dialogs.values()) {
+      if (d.publicIp !== old) continue;
+      this.unpin(d, false);
+      for (const t of d.mediaCts) try { this.ct.delete(t); } catch { /* gone already */ }
+      d.mediaCts = [];
+      d.publicIp = now;
+      d.flow = undefined;
+      d.pinFailed = 0;
+      n++;
+    }
+    if (n) this.version++;
+    return n;
+  }
+
   /** Releases everything (shutdown): pinholes go, established media keeps flowing in the kernel. */
   closeAll(): void {
     for (const d of [...this.dialogs.values()]) this.release(d, false);

@@ -50,6 +50,12 @@ export class BindingResolver {
     this.cacheMs = opts.cacheMs ?? 1000;
   }
 
+  /** The WAN's address changed: first packets are bound to the new one, and no binding of the old one is served from the cache. */
+  setPublicIp(ip: string): void {
+    this.opts.publicIp = ip;
+    this.cache.clear();
+  }
+
   /** LAN→WAN packet from src:sport (private) to dst:dport. */
   outbound(src: string, sport: number, dst: string, dport: number, now: number): Binding | undefined {
     const t: Tuple = { src, dst, sport, dport, proto: IPPROTO_UDP };

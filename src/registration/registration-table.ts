@@ -294,6 +294,22 @@ export class RegistrationTable {
     this.syncPinholes(now);
   }
 
+  /** The WAN address `old` is gone: its registrations (and their pinholes) with it; each phone's next REGISTER makes a new one. Returns how many. */
+  readdress(old: string): number {
+    let n = 0;
+    for (const [k, r] of this.entries) {
+      if (r.publicIp !== old) continue;
+      this.entries.delete(k);
+      n++;
+    }
+    for (const [k, p] of this.pinholes) if (p.publicIp === old) this.closePinhole(k);
+    if (n) {
+      this.version++;
+      this.counters.inc('g|readdressed', n);
+    }
+    return n;
+  }
+
   /** Shutdown: the register pinholes go with their anchors (the registrations' flows stay in the kernel). */
   closeAll(): void {
     for (const k of [...this.pinholes.keys()]) this.closePinhole(k);

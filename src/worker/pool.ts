@@ -29,7 +29,7 @@ export class WorkerPool {
   private readonly taps = new Map<number, { filter: TapFilter; on: (r: TapRecord) => void }>();
   private config: Config;
 
-  constructor(config: Config, private readonly publicIp: string, private readonly wanIfindex: number, private readonly metrics: Metrics, private readonly publicIp6?: string) {
+  constructor(config: Config, private publicIp: string, private wanIfindex: number, private readonly metrics: Metrics, private readonly publicIp6?: string) {
     this.config = config;
     for (let q = config.queues.first; q <= config.queues.last; q++) metrics.queues.push(q);
   }
@@ -64,6 +64,16 @@ export class WorkerPool {
       this.taps.delete(id);
       for (const w of this.workers.values()) this.send(w, { type: 'untap', id });
     };
+  }
+
+  /**
+   * The WAN link changed (a DHCP renewal or PPPoE reconnect gave it another address; PPPoE made the
+   * interface again with another index): every worker follows, and a restarted one starts with it.
+   */
+  wanChanged(publicIp: string, ifindex: number): void {
+    this.publicIp = publicIp;
+    this.wanIfindex = ifindex;
+    for (const w of this.workers.values()) this.send(w, { type: 'wan', publicIp, ifindex });
   }
 
   /** Applies a reloaded config to every worker (keys that need a restart were already kept). */

@@ -48,7 +48,8 @@ export type ToWorker =
   | { type: 'query'; id: number; what: 'calls' | 'registrations' | 'blocked' | 'counts' | 'takeover' | 'standby' }
   | { type: 'tap'; id: number; filter: TapFilter }
   | { type: 'untap'; id: number }
-  | { type: 'config'; config: Config };
+  | { type: 'config'; config: Config }
+  | { type: 'wan'; publicIp: string; ifindex: number };
 
 /** The option objects of the worker's parts, from the config (start-up and reload). */
 export function partOptions(c: Config) {
@@ -73,6 +74,8 @@ function main(): void {
   const stats = new WorkerStats();
   const ct = new Ctnetlink();
   const resolver = new BindingResolver(ct, { publicIp: init.publicIp, publicIp6: init.publicIp6, firstPacket: init.config.firstPacket });
+  // the WAN link as it is now: its address follows DHCP/PPPoE (main thread's watcher, 'wan' message)
+  const wan = { publicIp: init.publicIp, ifindex: init.wanIfindex };
   const ports = new PortAllocator(init.ports, init.index + 1, init.config.mediaPortMin, init.config.mediaPortMax, init.config.mediaLeaseSeconds * 1000);
   let c = init.config;
   const opts = partOptions(c);
@@ -207,7 +210,7 @@ function main(): void {
       const entries = ct.dump();
       const n = dialogs.takeover(entries, ct.dumpExpectations());
       // registrations: one worker keeps them all alive (a ctnetlink update, whichever worker sends it)
-      const r = init.index === 0 ? registrations.takeover(entries, init.publicIp, c.ports, SIGNALING_TIMEOUT_SEC, Date.now()) : 0;
+      const r = init.index === 0 ? registrations.takeover(entries, wan.publicIp, c.ports, SIGNALING_TIMEOUT_SEC, Date.now()) : 0;
       log('info', 'takeover: calls of the peer to adopt at their next SIP message', { anchors: n, registrations: r });
       return n;
     } catch (e) {
@@ -232,7 +235,7 @@ function main(): void {
     const t0 = process.hrtime.bigint();
     // what a tap reports of this packet (an internal error leaves the defaults)
     let reason: Reason = Reason.INTERNAL_ERROR, message = '', fields = NO_FIELDS;
-    const dir = indev === init.wanIfindex ? 'in' : 'out';
+    const dir = indev === wan.ifindex ? 'in' : 'out';
     if (isTcp(payload)) {
       try {
         applyTcp(tcp.segment(id, payload, dir, Date.now()), Date.now());
@@ -365,6 +368,28 @@ function main(): void {
       debug = c.logLevel === 'debug';
       enableAcct();
       log('info', 'config reloaded');
+      return;
+    }
+    if (m.type === 'wan') {
+      const old = wan.publicIp;
+      wan.ifindex = m.ifindex;
+      if (m.publicIp === old) return;
+      wan.publicIp = m.publicIp;
+      resolver.setPublicIp(m.publicIp);
+      // what this daemon made for the old address goes: the dialogs' pinholes and media flows (they
+      // re-pin on the new address at their next SDP), the registrations (the phone's next REGISTER
+      // leaves through a new binding), and every conntrack entry SNATed to the old address, which
+      // MASQUERADE's own clean-up leaves alone when ctnetlink made it (worker 0 does that for all)
+      const calls = dialogs.readdress(old, m.publicIp);
+      const regs = registrations.readdress(old);
+      let flows = 0;
+      if (init.index === 0) {
+        try {
+          for (const e of ct.dump(4)) if (e.reply.dst === old && e.orig.src !== old && ct.delete(e.orig)) flows++;
+        } catch (err) { log('warn', 'conntrack clean-up of the old WAN address failed', { err: err as Error }); }
+      }
+      stats.inc('d|wan_readdressed', calls);
+      log('info', 'WAN address changed: entries of the old address removed', { old, new: m.publicIp, ifindex: m.ifindex, calls, registrations: regs, conntracks: flows });
       return;
     }
     if (m.type !== 'close') return;

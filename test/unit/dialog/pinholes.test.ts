@@ -222,3 +222,17 @@ test('a media flow the kernel made from the phone\'s own packets with another pu
   assert.equal(n('f|replaced'), 1);
   assert.equal(ct.admits(FAR, 7000, 6100), 'flow');
 });
+
+test('the WAN address changes: every dialog on the old address loses its pinholes and media flows, moves to the new address and re-pins there at its next SDP', () => {
+  const { ct, table } = make();
+  call(table, 'c', 0);
+  assert.equal(ct.flows.size, 2);
+  assert.equal(table.readdress('203.0.113.1', '203.0.113.2'), 1);
+  assert.deepEqual([ct.anchors.size, ct.exps.length, ct.flows.size], [0, 0, 0], 'nothing of the old address is left');
+  const d = table.dialogs.get('c\n10.77.0.11')!;
+  assert.equal(d.publicIp, '203.0.113.2');
+  // the phone's re-INVITE through the new binding (RFC 3261 §14)
+  table.observe({ ...ev({ callId: 'c', method: 'INVITE', toTag: 'x', local: media(6000) }), publicIp: '203.0.113.2' }, 1000);
+  assert.deepEqual(ct.exps.map((x) => x.spec.publicIp), ['203.0.113.2', '203.0.113.2'], 'pinholes on the new address');
+  assert.equal(table.readdress('203.0.113.1', '203.0.113.2'), 0, 'nothing left on the old one');
+});

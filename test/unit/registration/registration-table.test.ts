@@ -106,3 +106,13 @@ test('router pair takeover with register pinholes: the peer\'s register anchors 
   assert.deepEqual(ct.specs.map((s) => [s.remoteIp, s.publicPort, s.privateIp, s.privatePort]), [['198.51.115.0', 38699, '10.77.0.11', 5060]], 'this router\'s own pinhole to the binding it took over');
   assert.ok([...ct.anchors.keys()].every((k) => k.startsWith('127.0.2.1:')));
 });
+
+test('the WAN address changes: registrations of the old address and their register pinholes go; the phone\'s next REGISTER makes a new one', () => {
+  const ct = new PinholeCt();
+  const table = new RegistrationTable(ct as unknown as Ctnetlink, { marginSec: 60, refreshMs: 20000, inboundFrom: [{ ip: '198.51.115.0', bits: 24 }] }, counters);
+  table.confirmed('sip:a@x', flow('10.77.0.11', 5060), '203.0.113.1', 5060, 3600, 0);
+  table.confirmed('sip:b@x', flow('10.77.0.12', 5060), '198.51.107.1', 5060, 3600, 0);
+  assert.equal(table.readdress('203.0.113.1'), 1);
+  assert.deepEqual(table.snapshot(0).map((r) => r.public), ['198.51.107.1:5060']);
+  assert.deepEqual(ct.specs.map((s) => s.publicIp), ['198.51.107.1'], 'the old address\'s pinhole went');
+});
