@@ -7,14 +7,15 @@
  * Every command takes --socket PATH (default: the control-socket default).
  */
 import { ConfigError } from '../errors';
-import { SCHEMA } from '../config/schema';
+import { controlSocketPath, SCHEMA } from '../config/schema';
 import { ask, request } from '../control/client';
 import { table } from '../control/table';
 import { PcapWriter } from '../capture/pcap';
 import { viewPacket } from '../capture/tap';
 import { parseIpUdp } from '../packet/ip';
 
-const DEFAULT_SOCKET = String(SCHEMA.find((s) => s.key === 'control-socket')!.default);
+// 'auto': this network namespace's daemon (`ip netns exec R sip-alg calls` reaches R's)
+const DEFAULT_SOCKET = controlSocketPath(String(SCHEMA.find((s) => s.key === 'control-socket')!.default));
 
 interface Args {
   socket: string;

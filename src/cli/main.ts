@@ -17,7 +17,7 @@ import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { ConfigError, SipAlgError } from '../errors';
 import { loadConfig } from '../config/load';
-import { SCHEMA, type Config } from '../config/schema';
+import { controlSocketPath, SCHEMA, type Config } from '../config/schema';
 import { configTable } from '../config/reference';
 import { log, setLogLevel } from '../log';
 import { Metrics } from '../metrics/registry';
@@ -130,12 +130,12 @@ async function run(argv: string[]): Promise<number> {
     throw new ConfigError('metrics-listen', `cannot listen on ${config.metricsListen}: ${(e as Error).message}`);
   }
   if (config.controlSocket !== 'off') {
-    control = new ControlServer(config.controlSocket, controlHandler(pool, metrics, reload, started));
+    control = new ControlServer(controlSocketPath(config.controlSocket), controlHandler(pool, metrics, reload, started));
     try {
       await control.listen();
     } catch (e) {
       metrics.close();
-      throw new ConfigError('control-socket', `cannot listen on ${config.controlSocket}: ${(e as Error).message}`);
+      throw new ConfigError('control-socket', `cannot listen on ${controlSocketPath(config.controlSocket)}: ${(e as Error).message}; allowed: a path no other daemon listens on, 'auto' (one per network namespace) or 'off'`);
     }
   }
   try {

@@ -2,6 +2,7 @@
  * The configuration schema: one place that names every key, its type, default and meaning.
  * Every key is accepted in the JSON config file and as a `--key value` flag.
  */
+import { readlinkSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
 
 export interface Config {
@@ -140,6 +141,18 @@ const signalingFrom: Parser<string> = (raw) => {
   return { ok: true, value: [...new Set(out)].join(',') };
 };
 
+const absPathOrAuto: Parser<string> = (raw) => (raw === 'auto' ? { ok: true, value: 'auto' } : absPath(raw));
+
+/** The control socket's path: 'auto' is one per network namespace (the CLI in that namespace finds it the same way). */
+export function controlSocketPath(value: string, nsLink = '/proc/self/ns/net'): string {
+  if (value !== 'auto') return value;
+  let ns = 'unknown';
+  try {
+    ns = /\[(\d+)\]/.exec(readlinkSync(nsLink))?.[1] ?? ns;
+  } catch { /* no procfs: one namespace */ }
+  return `/run/sip-alg/control-net${ns}.sock`;
+}
+
 const absPath: Parser<string> = (raw) =>
   typeof raw === 'string' && (raw === 'off' || /^\/[^\0]{1,100}$/.test(raw)) ? { ok: true, value: raw } : { ok: false, allowed: "an absolute path of at most 101 characters, or 'off'" };
 
@@ -187,7 +200,7 @@ export const SCHEMA: KeySpec[] = [
   spec('teardown-grace-seconds', 'teardownGraceSeconds', int(0, 60), 5, 'After the final response to BYE or CANCEL (or a failure final response to the INVITE), pinholes stay this long.'),
   spec('dialog-idle-seconds', 'dialogIdleSeconds', int(60, 604800), 7200, 'A dialog with no SIP message for this long loses its pinholes (established media keeps flowing in the kernel).'),
   spec('log-level', 'logLevel', oneOf('debug', 'info', 'warn', 'error'), 'info', 'Least severe log level printed.'),
-  spec('control-socket', 'controlSocket', absPath, '/run/sip-alg/control.sock', "The local control socket of `sip-alg calls|registrations|pinholes|stats|capture|trace|reload` (mode 0600: root only), or 'off'."),
+  spec('control-socket', 'controlSocket', absPathOrAuto, 'auto', "The local control socket of `sip-alg calls|registrations|pinholes|stats|capture|trace|reload|takeover|standby` (mode 0600: root only), or 'off'. 'auto': /run/sip-alg/control-net<namespace inode>.sock, one per network namespace, so `ip netns exec R sip-alg calls` reaches R's daemon; a daemon never takes a socket another live daemon listens on."),
   spec('state-dir', 'stateDir', absPath, '/run/sip-alg', "Where each worker keeps its dialogs and registrations, so a daemon killed or crashed mid-call comes back with its calls and pinholes; 'off' cleans up instead."),
   spec('node-id', 'nodeId', int(0, 255), 0, "A router pair (README 'Running a router pair'): this router's number, different on the two (1 and 2); its conntrack anchors use 127.0.<node-id>.1, so each router's daemon cleans up only its own. 0 = a router alone."),
   spec('metrics-listen', 'metricsListen', listen, '127.0.0.1:9477', "Where /metrics is served (Prometheus text format), or 'off'."),

@@ -5,7 +5,7 @@
  * the stream ends with {"end":true}.
  */
 import { chmodSync, mkdirSync, rmSync, statSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { log } from '../log';
 
@@ -25,17 +25,33 @@ export type Handler = (req: ControlRequest, sink: StreamSink) => void | Promise<
 
 const MAX_REQUEST = 64 * 1024;
 
+/** Whether a process accepts connections on the Unix socket at `path` (within 1 s). */
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = createConnection(path);
+    const done = (v: boolean) => { clearTimeout(t); c.destroy(); resolve(v); };
+    const t = setTimeout(() => done(false), 1000);
+    c.once('connect', () => done(true));
+    c.once('error', () => done(false));
+  });
+}
+
 export class ControlServer {
   private server: Server | undefined;
 
   constructor(readonly path: string, private readonly handler: Handler) {}
 
-  listen(): Promise<void> {
+  async listen(): Promise<void> {
     const dir = dirname(this.path);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    try {
-      if (statSync(this.path).isSocket()) rmSync(this.path); // left by a killed daemon
-    } catch { /* not there */ }
+    let isSocket = false;
+    try { isSocket = statSync(this.path).isSocket(); } catch { /* not there */ }
+    if (isSocket) {
+      // another daemon (another namespace or WAN on this host) may listen there: never take its
+      // socket away; one left by a killed daemon refuses connections and is removed
+      if (await answers(this.path)) throw new Error(`another sip-alg daemon listens on ${this.path}`);
+      rmSync(this.path);
+    }
     this.server = createServer((s) => this.accept(s));
     return new Promise((resolve, reject) => {
       this.server!.once('error', reject);

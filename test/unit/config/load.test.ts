@@ -36,7 +36,12 @@ test('the CLI exits with status 2 and names the key for a bad flag or config fil
   const f = spawnSync(process.execPath, [bin, 'run', '--config', '/nonexistent.json'], { encoding: 'utf8' });
   assert.equal(f.status, 2);
   assert.match(f.stderr, /config: config: cannot read/);
-  const w = spawnSync(process.execPath, [bin, 'run', '--wan', 'nosuchif0'], { encoding: 'utf8' });
-  assert.equal(w.status, 2);
-  assert.match(w.stderr, /config: wan: interface "nosuchif0" does not exist/);
+});
+
+test('a WAN interface that does not exist (yet) at start is waited for, not a fatal error, and the log names it (PPPoE creates ppp0 late)', () => {
+  const bin = join(__dirname, '../../../../bin/sip-alg');
+  const w = spawnSync(process.execPath, [bin, 'run', '--wan', 'nosuchif0', '--control-socket', 'off', '--metrics-listen', 'off', '--state-dir', 'off'], { encoding: 'utf8', timeout: 3000, killSignal: 'SIGKILL' });
+  assert.equal(w.signal, 'SIGKILL', 'still waiting after 3 s');
+  assert.match(w.stderr, /waiting for the WAN link/);
+  assert.match(w.stderr, /interface \\?"nosuchif0\\?" does not exist/);
 });
