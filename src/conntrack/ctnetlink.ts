@@ -458,7 +458,11 @@ export class Ctnetlink {
    * the anchor is gone (ENOENT: ctnetlink_create_expect finds no master).
    */
   refreshExpectation(anchor: Tuple, e: PinholeSpec): boolean {
-    const m = expectationMessage(anchor, e, false);
+    return this.unlessAbsent(expectationMessage(anchor, e, false));
+  }
+
+  /** Sends `m`: true when the kernel accepted it, false when what it names is not there (ENOENT); other errors throw. */
+  private unlessAbsent(m: NlMessage): boolean {
     try {
       this.sock.request(m.type, m.flags, m.family, m.attrs);
       return true;
@@ -470,26 +474,12 @@ export class Ctnetlink {
 
   /** Deletes the pinhole `e` under `anchor` (only it: the message always names its tuple); false when it was not there. */
   deleteExpectation(anchor: Tuple, e: PinholeSpec): boolean {
-    const m = expectationDeleteMessage(anchor, e);
-    try {
-      this.sock.request(m.type, m.flags, m.family, m.attrs);
-      return true;
-    } catch (err) {
-      if (err instanceof NetlinkError && err.errno === ENOENT) return false;
-      throw err;
-    }
+    return this.unlessAbsent(expectationDeleteMessage(anchor, e));
   }
 
   /** Sets the timeout of the existing entry holding `t` (ctnetlink update); false when there is none. */
   setTimeout(t: Tuple, timeoutSec: number): boolean {
-    const m = setTimeoutMessage(t, timeoutSec);
-    try {
-      this.sock.request(m.type, m.flags, m.family, m.attrs);
-      return true;
-    } catch (e) {
-      if (e instanceof NetlinkError && e.errno === ENOENT) return false;
-      throw e;
-    }
+    return this.unlessAbsent(setTimeoutMessage(t, timeoutSec));
   }
 
   /**
@@ -523,14 +513,7 @@ export class Ctnetlink {
   }
 
   delete(t: Tuple): boolean {
-    const m = deleteMessage(t);
-    try {
-      this.sock.request(m.type, m.flags, m.family, m.attrs);
-      return true;
-    } catch (e) {
-      if (e instanceof NetlinkError && e.errno === ENOENT) return false;
-      throw e;
-    }
+    return this.unlessAbsent(deleteMessage(t));
   }
 
   /**
