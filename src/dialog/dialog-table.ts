@@ -201,6 +201,8 @@ const TRACKED = new Set(['INVITE', 'ACK', 'PRACK', 'UPDATE', 'BYE', 'CANCEL']);
 const TERMINATION_TIMEOUT_MS = 32000; // RFC 3261 timer F/B (64*T1): no final response -> release anyway
 /** how often the sweep compares a dialog's pending pinholes with the kernel */
 const PIN_CHECK_MS = 1000;
+/** ...backing off to this as the pinholes age (a call that rings long, a trunk of silent calls: netlink requests per second stay few) */
+const PIN_CHECK_MAX_MS = 30000;
 /** a pin the kernel refused is retried this often, at most PIN_RETRIES times */
 const PIN_RETRY_MS = 2000;
 const PIN_RETRIES = 5;
@@ -584,6 +586,10 @@ export class DialogTable {
       mine.add(ep(x.privateIp ?? d.privateIp, x.rtcpPrivatePort));
       pubs.add(x.publicPort);
     }
+    // the per-endpoint refs say whether any other dialog holds one of these ports: the scan below
+    // runs only then (a redial), never for an ordinary new call (a trunk has thousands of dialogs)
+    const heldElsewhere = local.some((x) => (this.endpointRefs.get(ep(x.privateIp ?? d.privateIp, x.privatePort)) ?? 0) > (d.local.some((m) => m.privatePort === x.privatePort && (m.privateIp ?? d.privateIp) === (x.privateIp ?? d.privateIp)) ? 1 : 0));
+    if (!heldElsewhere) return out;
     for (const o of this.dialogs.values()) {
       if (o === d || !o.local.length) continue;
       const lines = o.local.filter((m) => mine.has(ep(m.privateIp ?? o.privateIp, m.privatePort)) || (sameAddress(o.publicIp, d.publicIp) && pubs.has(m.publicPort)));
@@ -864,7 +870,7 @@ export class DialogTable {
           d.pinRetries++;
           this.counters.inc('h|retried');
           this.pin(d, d.local, now);
-        } else if (d.anchor && d.pinholes > 0 && now - d.pinCheckedAt >= PIN_CHECK_MS) this.checkPinholes(d, now);
+        } else if (d.anchor && d.pinholes > 0 && now - d.pinCheckedAt >= Math.min(PIN_CHECK_MAX_MS, Math.max(PIN_CHECK_MS, (now - d.pinnedAt) / 4))) this.checkPinholes(d, now);
       } catch (e) {
         log('warn', 'pinhole check failed', { callId: d.callId, err: e as Error });
       }
