@@ -176,6 +176,9 @@ export function parseExpectation(msg: Buffer): Expectation | undefined {
 }
 
 /** What one pinhole is made of: createExpectation's argument. */
+/** An entry made with source NAT (Ctnetlink.createSnatBatch): `t` leaves as publicIp:port. */
+export interface SnatFlow { t: Tuple; publicIp: string; timeoutSec: number; port?: number; mark?: number }
+
 export interface PinholeSpec {
   remoteIp: string | undefined;
   /** the source prefix length when remoteIp is a network (a register pinhole's provider ranges); a full mask when absent */
@@ -412,7 +415,7 @@ export class Ctnetlink {
    * createSnat for each of `flows`, in one sendmsg (NetlinkSocket.requestBatch): per flow, in
    * order, its error (EEXIST when it already has an entry), or undefined when it was created.
    */
-  createSnatBatch(flows: readonly { t: Tuple; publicIp: string; timeoutSec: number; port?: number; mark?: number }[]): (NetlinkError | undefined)[] {
+  createSnatBatch(flows: readonly SnatFlow[]): (NetlinkError | undefined)[] {
     if (!flows.length) return [];
     return this.sock.requestBatch(flows.map((f) => snatMessage(f.t, f.publicIp, f.timeoutSec, f.port, f.mark))).map((r) => r.error);
   }
@@ -521,24 +524,33 @@ export class Ctnetlink {
    * (NetlinkSocket.requestBatch: the kernel handles the messages in order, so the anchor exists
    * when its expectations arrive). Throws as createAnchor does when the anchor is not created; any
    * expectation the kernel then hung on an entry that already held the anchor's tuple (EEXIST) is
-   * deleted again. Otherwise returns, per expectation and in order, its error, or undefined when
-   * it was created.
+   * deleted again, as is any of `flows` (entries with source NAT, createSnatBatch's) made in the
+   * same batch. Otherwise returns, per expectation and then per flow, in order, its error, or
+   * undefined when it was created.
    */
-  createAnchorWithExpectations(anchor: Tuple, timeoutSec: number, exps: readonly PinholeSpec[], mark = 0): (NetlinkError | undefined)[] {
+  createAnchorWithExpectations(anchor: Tuple, timeoutSec: number, exps: readonly PinholeSpec[], mark = 0, flows: readonly SnatFlow[] = []): (NetlinkError | undefined)[] {
     const msgs: NlMessage[] = [anchorMessage(anchor, timeoutSec, mark)];
     for (const e of exps) msgs.push(expectationMessage(anchor, e));
+    for (const f of flows) msgs.push(snatMessage(f.t, f.publicIp, f.timeoutSec, f.port, f.mark));
     const replies = this.sock.requestBatch(msgs);
     const failed = replies[0]?.error;
     if (failed) {
-      const made = exps.filter((_e, i) => replies[i + 1]?.done && !replies[i + 1]?.error);
-      if (made.length) {
+      const ok = (i: number) => replies[i]?.done && !replies[i]?.error;
+      const undo = [...exps.filter((_e, i) => ok(i + 1)).map((e) => expectationDeleteMessage(anchor, e)), ...flows.filter((_f, i) => ok(i + 1 + exps.length)).map((f) => deleteMessage(f.t))];
+      if (undo.length) {
         try {
-          this.sock.requestBatch(made.map((e) => expectationDeleteMessage(anchor, e)));
+          this.sock.requestBatch(undo);
         } catch { /* best effort: they expire with their timeout */ }
       }
       throw failed;
     }
     return replies.slice(1).map((r) => r.error);
+  }
+
+  /** Deletes the entries holding each of `ts` in one sendmsg; per tuple, its error, or undefined when it was deleted or not there (ENOENT). */
+  deleteBatch(ts: readonly Tuple[]): (NetlinkError | undefined)[] {
+    if (!ts.length) return [];
+    return this.sock.requestBatch(ts.map((t) => deleteMessage(t))).map((r) => (r.error?.errno === ENOENT ? undefined : r.error));
   }
 
   close(): void {

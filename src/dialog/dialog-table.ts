@@ -16,7 +16,7 @@
  * a grace (5 s by default), as do failure final responses to the initial INVITE; forking keeps the
  * far-end media of the first 2xx; an idle dialog is released after dialog-idle-seconds.
  */
-import type { Conntrack, Ctnetlink, Expectation, PinholeSpec, Tuple } from '../conntrack/ctnetlink';
+import type { Conntrack, Ctnetlink, Expectation, PinholeSpec, SnatFlow, Tuple } from '../conntrack/ctnetlink';
 import { IPPROTO_UDP, IPS_SEEN_REPLY } from '../conntrack/ctnetlink';
 import { ipFamily, sameAddress } from '../packet/addr';
 import { EEXIST, errnoName, NetlinkError } from '../errors';
@@ -78,12 +78,18 @@ interface ForeignCall {
   anchor: Tuple;
   /** the media conntracks marked alike: pre-created outbound flows and those the pinholes created */
   media: Tuple[];
+  /** the call's media mapping records (mappingRecords) */
+  maps: Tuple[];
   /** the media mapping read back from them and from the anchor's pending expectations */
   local: SdpMediaMapping[];
   /** the private address the media goes to (the phone, unless third-party media) */
   privateIp: string | undefined;
   /** per media line, the far end's media address its pinholes admitted ('' = any), so they stay narrow */
   sources: string[];
+  /** the call's public address (the SNAT of its records and flows) */
+  publicIp: string | undefined;
+  /** public ports a media conntrack of the call already carries (their pinholes were used) */
+  carried: Set<number>;
 }
 
 export interface Dialog {
@@ -96,6 +102,8 @@ export interface Dialog {
   remote: (RemoteMedia | undefined)[] | undefined;
   /** the media conntracks pre-created for this dialog (a few: RTP and RTCP per m= line) */
   mediaCts: Tuple[];
+  /** the media mapping records of this dialog's pinholes (mappingRecords): what a router pair's standby reads the mapping back from */
+  mapCts: Tuple[];
   confirmed: boolean;
   winnerTag: string;
   created: number;
@@ -148,6 +156,13 @@ export function anchorAddresses(worker: number, family: 4 | 6, node = 0): [strin
 /** An anchor's source address, of any router of a pair (anchorAddresses). */
 export const isAnchorSource = (ip: string) => /^127\.0\.\d{1,3}\.1$/.test(ip) || ip === '::1' || /^::2:[0-9a-f]{1,2}$/.test(ip);
 
+/**
+ * Where a dialog's media mapping records point: a loopback destination that never carries traffic
+ * (mappingRecords). Not per router: both routers of a pair name the same record alike.
+ */
+export const MAPPING_TARGET = { 4: '127.2.0.1', 6: '::3:1' } as const;
+export const isMappingTarget = (ip: string) => ip === MAPPING_TARGET[4] || ip === MAPPING_TARGET[6];
+
 export const anchorKey = (t: Tuple) => `${t.src}:${t.sport}>${t.dst}:${t.dport}`;
 
 /**
@@ -168,7 +183,7 @@ export function anchorMark(key: string): number {
   return (h >>> 0) || 1;
 }
 
-type PinState = 'pinholes' | 'settled' | 'pinFailed' | 'pinRetries' | 'sources' | 'pinCheckedAt';
+type PinState = 'pinholes' | 'settled' | 'pinFailed' | 'pinRetries' | 'sources' | 'pinCheckedAt' | 'mapCts';
 /** A dialog as stored in the state file (files of earlier versions keyed the media flows: [key, tuple] pairs, and had no pinhole accounting). */
 export type PersistedDialog = Omit<Dialog, 'mediaCts' | PinState> & Partial<Pick<Dialog, PinState>> & { mediaCts: Tuple[] | [string, Tuple][] };
 
@@ -291,7 +306,7 @@ export class DialogTable {
         continue;
       }
       // state files of earlier versions lack the pinhole accounting: their pinholes count as pending
-      const d: Dialog = { ...p, pinholes: p.pinholes ?? (p.anchor ? p.local.length * 2 : 0), settled: p.settled ?? [], pinFailed: p.pinFailed ?? 0, pinRetries: p.pinRetries ?? 0, sources: p.sources ?? [], pinCheckedAt: p.pinCheckedAt ?? 0, mediaCts: p.mediaCts.map((x) => (Array.isArray(x) ? x[1] : x)) };
+      const d: Dialog = { ...p, pinholes: p.pinholes ?? (p.anchor ? p.local.length * 2 : 0), settled: p.settled ?? [], pinFailed: p.pinFailed ?? 0, pinRetries: p.pinRetries ?? 0, sources: p.sources ?? [], pinCheckedAt: p.pinCheckedAt ?? 0, mapCts: p.mapCts ?? [], mediaCts: p.mediaCts.map((x) => (Array.isArray(x) ? x[1] : x)) };
       const key = d.anchor ? anchorKey(d.anchor) : '';
       if (d.anchor && liveAnchors.has(key)) {
         adopted.add(key);
@@ -366,7 +381,7 @@ export class DialogTable {
     const taken = !d && this.foreign.size ? this.takeForeign(dialogKey(e.info.callId, e.privateIp), e.privateIp) : undefined;
     if (taken) {
       // a call the router pair's peer set up: its anchor and media conntracks are in our table
-      d = { callId: e.info.callId, privateIp: e.privateIp, publicIp: e.publicIp, anchor: taken.anchor, pinnedAt: now, local: [], remote: undefined, mediaCts: taken.media, confirmed: true, winnerTag: e.info.toTag, created: now, lastSeen: now, endAt: 0, sessionMs: 0, refreshedAt: now, mediaPackets: 0, mediaSeenAt: now, mediaCheckedAt: now, flow: e.flow, flowKeptAt: 0, pinholes: 0, settled: [], pinFailed: 0, pinRetries: 0, sources: [], sourceHint: taken.sources, pinCheckedAt: now };
+      d = { callId: e.info.callId, privateIp: e.privateIp, publicIp: e.publicIp, anchor: taken.anchor, pinnedAt: now, local: [], remote: undefined, mediaCts: taken.media, mapCts: taken.maps, confirmed: true, winnerTag: e.info.toTag, created: now, lastSeen: now, endAt: 0, sessionMs: 0, refreshedAt: now, mediaPackets: 0, mediaSeenAt: now, mediaCheckedAt: now, flow: e.flow, flowKeptAt: 0, pinholes: 0, settled: [], pinFailed: 0, pinRetries: 0, sources: [], sourceHint: taken.sources, pinCheckedAt: now };
       this.dialogs.set(dialogKey(d.callId, d.privateIp), d);
       this.count(d, 1);
       this.counters.inc('d|taken_over');
@@ -394,7 +409,7 @@ export class DialogTable {
         // a new call over the limit is refused; anything else passes without media state
         return !(e.isRequest && e.method === 'INVITE' && !e.info.toTag);
       }
-      d = { callId: e.info.callId, privateIp: e.privateIp, publicIp: e.publicIp, anchor: undefined, pinnedAt: 0, local: [], remote: undefined, mediaCts: [], confirmed: false, winnerTag: '', created: now, lastSeen: now, endAt: 0, sessionMs: 0, refreshedAt: now, mediaPackets: 0, mediaSeenAt: now, mediaCheckedAt: now, flow: undefined, flowKeptAt: 0, pinholes: 0, settled: [], pinFailed: 0, pinRetries: 0, sources: [], pinCheckedAt: now };
+      d = { callId: e.info.callId, privateIp: e.privateIp, publicIp: e.publicIp, anchor: undefined, pinnedAt: 0, local: [], remote: undefined, mediaCts: [], mapCts: [], confirmed: false, winnerTag: '', created: now, lastSeen: now, endAt: 0, sessionMs: 0, refreshedAt: now, mediaPackets: 0, mediaSeenAt: now, mediaCheckedAt: now, flow: undefined, flowKeptAt: 0, pinholes: 0, settled: [], pinFailed: 0, pinRetries: 0, sources: [], pinCheckedAt: now };
       this.dialogs.set(dialogKey(d.callId, d.privateIp), d);
       this.count(d, 1);
       this.counters.inc('d|created');
@@ -457,7 +472,7 @@ export class DialogTable {
     let n = 0;
     for (const e of entries) {
       if (!e.mark || !isAnchor(e.orig) || owned.has(anchorKey(e.orig))) continue;
-      const f: ForeignCall = { anchor: e.orig, media: [], local: [], privateIp: undefined, sources: [] };
+      const f: ForeignCall = { anchor: e.orig, media: [], maps: [], local: [], privateIp: undefined, sources: [], publicIp: undefined, carried: new Set() };
       const list = this.foreign.get(e.mark);
       if (list) list.push(f);
       else this.foreign.set(e.mark, [f]);
@@ -471,11 +486,12 @@ export class DialogTable {
     // and public port -> the far end's media address: the pre-created flows' destination, the
     // inbound flows' source, the pending pinholes' source (narrow pinholes stay narrow on this router)
     const far = new Map<ForeignCall, Map<number, string>>();
-    const note = (f: ForeignCall, pub: number, ip: string, port: number, remote: string) => {
+    const note = (f: ForeignCall, publicIp: string, pub: number, ip: string, port: number, remote: string) => {
+      f.publicIp ??= publicIp;
       let m = seen.get(f);
       if (!m) seen.set(f, (m = new Map()));
       m.set(pub, [ip, port]);
-      if (isUnspecified(remote)) return;
+      if (isUnspecified(remote) || isMappingTarget(remote)) return;
       let r = far.get(f);
       if (!r) far.set(f, (r = new Map()));
       if (!r.has(pub)) r.set(pub, remote);
@@ -483,14 +499,31 @@ export class DialogTable {
     for (const e of entries) {
       if (!e.mark || isAnchor(e.orig)) continue;
       for (const f of this.foreign.get(e.mark) ?? []) {
-        f.media.push(e.orig);
-        if (!sameAddress(e.orig.src, e.reply.dst)) note(f, e.reply.dport, e.orig.src, e.orig.sport, e.orig.dst);
-        else if (!sameAddress(e.orig.dst, e.reply.src)) note(f, e.orig.dport, e.reply.src, e.reply.sport, e.orig.src);
+        // a mapping record (phone -> MAPPING_TARGET, SNAT to the public port: mappingRecords) has
+        // the shape of an outbound media flow and is read alike, but carries no media
+        const record = isMappingTarget(e.orig.dst);
+        (record ? f.maps : f.media).push(e.orig);
+        let pub = -1;
+        if (!sameAddress(e.orig.src, e.reply.dst)) note(f, e.reply.dst, (pub = e.reply.dport), e.orig.src, e.orig.sport, e.orig.dst);
+        else if (!sameAddress(e.orig.dst, e.reply.src)) note(f, e.orig.dst, (pub = e.orig.dport), e.reply.src, e.reply.sport, e.orig.src);
+        if (!record && pub >= 0) f.carried.add(pub);
       }
     }
+    const pending = new Map<ForeignCall, Expectation[]>();
     for (const x of expectations) {
       const f = byAnchor.get(anchorKey(x.master));
-      if (f && x.nat) note(f, x.tuple.dport, x.nat.src, x.nat.sport, x.tuple.src);
+      if (!f) continue;
+      if (x.nat) note(f, x.tuple.dst, x.tuple.dport, x.nat.src, x.nat.sport, x.tuple.src);
+      else if (!isUnspecified(x.tuple.src)) {
+        // conntrackd (through libnetfilter_conntrack) re-creates a synced expectation without its
+        // NAT and class: its source still says whom the peer's pinhole admitted
+        let r = far.get(f);
+        if (!r) far.set(f, (r = new Map()));
+        if (!r.has(x.tuple.dport)) r.set(x.tuple.dport, x.tuple.src);
+      }
+      const list = pending.get(f);
+      if (list) list.push(x);
+      else pending.set(f, [x]);
     }
     for (const [f, m] of seen) {
       const rtp = [...m.keys()].filter((p) => p % 2 === 0).sort((a, b) => a - b);
@@ -504,12 +537,51 @@ export class DialogTable {
       // the peer's public ports stay theirs: a new call here must not be given one of them
       const now = Date.now();
       for (const l of f.local) this.ports.adopt(l.privateIp!, l.privatePort, l.publicPort, now);
+      this.repairPinholes(f, pending.get(f) ?? []);
     }
     return n;
   }
 
+  /**
+   * The peer's call `f` gets its pinholes back at once, under the peer's anchor, so media reaching
+   * this router before the call's next SIP message is admitted and DNATed to the phone. conntrackd
+   * re-creates a synced expectation through libnetfilter_conntrack, which sends neither its class
+   * nor its NAT (netfilter-facts.md §2): here it arrives as class 0, of which the \`sip\` helper keeps
+   * one per master (the second evicts the first), and a packet it admits is not DNATed but ends on
+   * this router as an UNREPLIED conntrack that then catches the call's media. Those are deleted; a
+   * pinhole is made for each public port no media conntrack of the call carries yet.
+   */
+  private repairPinholes(f: ForeignCall, pending: readonly Expectation[]): void {
+    for (const x of pending) {
+      if (x.nat) continue;
+      try {
+        this.ct.deleteExpectation(f.anchor, { remoteIp: isUnspecified(x.tuple.src) ? undefined : x.tuple.src, publicIp: x.tuple.dst, publicPort: x.tuple.dport, privateIp: x.tuple.dst, privatePort: 0, cls: 0, timeoutSec: 0 });
+      } catch { /* gone already */ }
+    }
+    const publicIp = f.publicIp;
+    if (!publicIp) return;
+    const specs: PinholeSpec[] = [];
+    f.local.forEach((m, i) => {
+      for (const [pub, priv] of [[m.publicPort, m.privatePort], [m.rtcpPublicPort, m.rtcpPrivatePort]] as const) {
+        if (f.carried.has(pub) || (priv < 1024 && !this.opts.allowLowMediaPorts)) continue;
+        const src = this.opts.pinholeSource === 'any' ? '' : f.sources[i] ?? '';
+        specs.push({ remoteIp: src && ipFamily(src) === ipFamily(publicIp) ? src : undefined, publicIp, publicPort: pub, privateIp: m.privateIp ?? f.privateIp ?? publicIp, privatePort: priv, cls: 1, timeoutSec: 180 });
+      }
+    });
+    let made = 0;
+    for (const spec of specs) {
+      try {
+        this.ct.createExpectation(f.anchor, spec);
+        made++;
+      } catch (e) {
+        log('warn', 'takeover: a pinhole of the peer\'s call not re-created', { anchor: anchorKey(f.anchor), port: spec.publicPort, err: e as Error });
+      }
+    }
+    if (made) this.counters.inc('h|repaired', made);
+  }
+
   /** The peer's call of dialog `key` (its mark), when one waits; the phone's address settles a shared mark. */
-  private takeForeign(key: string, phone: string): { anchor: Tuple; media: Tuple[]; local: SdpMediaMapping[]; sources: string[] } | undefined {
+  private takeForeign(key: string, phone: string): { anchor: Tuple; media: Tuple[]; maps: Tuple[]; local: SdpMediaMapping[]; sources: string[] } | undefined {
     const mark = anchorMark(key);
     const list = this.foreign.get(mark);
     if (!list) return undefined;
@@ -518,7 +590,7 @@ export class DialogTable {
     if (!list.length) this.foreign.delete(mark);
     // the phone's own media address is implied (SdpMediaMapping.privateIp is for third-party media)
     const local = f.local.map((l) => (l.privateIp === phone ? { ...l, privateIp: undefined } : l));
-    return { anchor: f.anchor, media: f.media, local, sources: f.sources };
+    return { anchor: f.anchor, media: f.media, maps: f.maps, local, sources: f.sources };
   }
 
   /**
@@ -604,6 +676,12 @@ export class DialogTable {
         for (const t of moved) if (!d.mediaCts.some((x) => sameFlow(x, t))) d.mediaCts.push(t);
         if (moved.length) this.counters.inc('f|handed_over', moved.length);
       }
+      // the mapping records of those ports go with them (pin keeps those the new mapping names)
+      const records = o.mapCts.filter((t) => eps.has(ep(t.src, t.sport)));
+      if (records.length) {
+        o.mapCts = o.mapCts.filter((t) => !eps.has(ep(t.src, t.sport)));
+        for (const t of records) if (!d.mapCts.some((x) => sameFlow(x, t))) d.mapCts.push(t);
+      }
       this.counters.inc('h|handed_over', lines.length * 2);
       out.push({ o, lines });
     }
@@ -629,12 +707,17 @@ export class DialogTable {
     for (const m of local) if (!d.local.some((x) => same(x, m))) this.ref(m.privateIp ?? d.privateIp, m.privatePort);
     for (const m of d.local) if (!local.some((x) => same(x, m))) this.unref(m.privateIp ?? d.privateIp, m.privatePort);
     d.local = local;
-    // the anchor and its pinholes in one ctnetlink batch: one sendmsg, which the kernel handles in
-    // order, so the anchor exists before its expectations (NetlinkSocket.requestBatch)
+    const timeoutSec = Math.ceil(this.opts.idleMs / 1000) + 3600;
+    const mark = anchorMark(dialogKey(d.callId, d.privateIp));
+    const records = this.mappingRecords(d, local);
+    const newRecords: SnatFlow[] = [];
+    for (const t of records) if (!d.mapCts.some((x) => sameFlow(x, t))) newRecords.push({ t, publicIp: d.publicIp, timeoutSec, port: t.dport, mark });
+    // the anchor, its pinholes and the new mapping records in one ctnetlink batch: one sendmsg,
+    // which the kernel handles in order, so the anchor exists before its expectations (NetlinkSocket.requestBatch)
     let results: (NetlinkError | undefined)[] | undefined;
     for (let tries = 0; !results; tries++) {
       try {
-        results = this.ct.createAnchorWithExpectations(anchor, Math.ceil(this.opts.idleMs / 1000) + 3600, pinholes, anchorMark(dialogKey(d.callId, d.privateIp)));
+        results = this.ct.createAnchorWithExpectations(anchor, timeoutSec, pinholes, mark, newRecords);
       } catch (e) {
         // the tuple is taken: an anchor another daemon made (the peer of a router pair, synced by
         // conntrackd, numbers its anchors alike) or one left behind; take the next one
@@ -656,6 +739,8 @@ export class DialogTable {
     d.sources = sources;
     d.settled = [];
     if (refused) this.counters.inc('h|refused_low_port', refused);
+    this.keepRecords(d, records, newRecords, results.slice(pinholes.length));
+    results = results.slice(0, pinholes.length);
     let made = 0;
     const failed: string[] = [];
     results.forEach((err, i) => {
@@ -671,6 +756,62 @@ export class DialogTable {
     d.pinFailed = failed.length;
     if (!failed.length) d.pinRetries = 0;
     this.finishHandOver(given, now);
+  }
+
+  /**
+   * A dialog's media mapping records: per media line an entry phone:private-port -> MAPPING_TARGET:
+   * public-port with source NAT to public-ip:public-port and the dialog's mark (a second one for
+   * RTCP when it is not on the next ports). Loopback destinations carry no traffic; the entries are
+   * there for conntrackd, which syncs conntrack entries faithfully (tuples, NAT, mark) but
+   * expectations without their NAT and class: a router pair's standby reads the call's media
+   * mapping back from them at a takeover even while the call has no media conntrack yet (ringing).
+   */
+  private mappingRecords(d: Dialog, local: readonly SdpMediaMapping[]): Tuple[] {
+    const dst = MAPPING_TARGET[ipFamily(d.publicIp) === 6 ? 6 : 4];
+    const out: Tuple[] = [];
+    for (const m of local) {
+      const src = m.privateIp ?? d.privateIp;
+      if (ipFamily(src) !== ipFamily(d.publicIp)) continue;
+      out.push({ src, sport: m.privatePort, dst, dport: m.publicPort, proto: IPPROTO_UDP });
+      if (m.rtcpPrivatePort !== m.privatePort + 1 || m.rtcpPublicPort !== m.publicPort + 1) out.push({ src, sport: m.rtcpPrivatePort, dst, dport: m.rtcpPublicPort, proto: IPPROTO_UDP });
+    }
+    return out;
+  }
+
+  /**
+   * After a pin: the dialog's records are `records`. Those made now (`errors` per `made`) join the
+   * kept ones; one that already existed is taken from the dialog that held it, or (left by a run
+   * that ended, or naming an old public address) made again; those no longer named are deleted.
+   */
+  private keepRecords(d: Dialog, records: readonly Tuple[], made: readonly SnatFlow[], errors: readonly (NetlinkError | undefined)[]): void {
+    const stale = d.mapCts.filter((t) => !records.some((x) => sameFlow(x, t)));
+    const kept = d.mapCts.filter((t) => records.some((x) => sameFlow(x, t)));
+    made.forEach((f, i) => {
+      const err = errors[i];
+      if (err && err.errno === EEXIST) {
+        let owner: Dialog | undefined;
+        for (const o of this.dialogs.values()) if (o !== d && o.mapCts.some((x) => sameFlow(x, f.t))) owner = o;
+        if (owner) owner.mapCts = owner.mapCts.filter((x) => !sameFlow(x, f.t));
+        else {
+          try {
+            this.ct.delete(f.t);
+            const [again] = this.ct.createSnatBatch([f]);
+            if (again) throw again;
+          } catch (e) {
+            log('debug', 'media mapping record not made again', { callId: d.callId, record: anchorKey(f.t), err: e as Error });
+            return;
+          }
+        }
+      } else if (err) {
+        log('debug', 'media mapping record not made', { callId: d.callId, record: anchorKey(f.t), err });
+        return;
+      }
+      kept.push(f.t);
+    });
+    d.mapCts = kept;
+    if (stale.length) {
+      try { this.ct.deleteBatch(stale); } catch { /* they expire with their timeout */ }
+    }
   }
 
   /** The dialogs that gave ports up keep the rest of their media (re-pinned without those lines); their refs on the ports go. */
@@ -738,7 +879,24 @@ export class DialogTable {
     }
     try {
       const c = this.ct.get(f.t);
-      if (!c || (c.reply.dport === f.port && sameAddress(c.reply.dst, f.publicIp))) return;
+      if (!c) {
+        // the clash is on the reply side: the far end's media already made an entry to the public
+        // port. One its pinhole made (DNATed to this phone's port) carries the phone's media too;
+        // any other (media that reached this router before the pinhole, a router pair's standby
+        // before its takeover: the packets end on the router) would catch the far end's media for
+        // its whole life: it goes, and the flow is made
+        const inbound: Tuple = { src: f.t.dst, sport: f.t.dport, dst: f.publicIp, dport: f.port, proto: f.t.proto };
+        const r = this.ct.get(inbound);
+        if (!r || (sameAddress(r.reply.src, f.t.src) && r.reply.sport === f.t.sport)) return;
+        this.ct.delete(inbound);
+        const [err] = this.ct.createSnatBatch([f]);
+        if (err) throw err;
+        this.counters.inc('f|replaced');
+        return;
+      }
+      // found by its reply direction: the entry the far end's media made through the pinhole
+      const byReply = !sameFlow(c.orig, f.t);
+      if (byReply ? c.orig.dport === f.port && sameAddress(c.orig.dst, f.publicIp) : c.reply.dport === f.port && sameAddress(c.reply.dst, f.publicIp)) return;
       this.ct.delete(f.t);
       const [err] = this.ct.createSnatBatch([f]);
       if (err) throw err;
@@ -774,6 +932,10 @@ export class DialogTable {
     if (releasePorts) {
       for (const m of d.local) this.unref(m.privateIp ?? d.privateIp, m.privatePort);
       d.local = [];
+      if (d.mapCts.length) {
+        try { this.ct.deleteBatch(d.mapCts); } catch { /* they expire with their timeout */ }
+        d.mapCts = [];
+      }
     }
   }
 
