@@ -127,7 +127,8 @@ export class PairLab {
   private closed = false;
   private readonly daemons = new Map<RouterName, ChildProcess>();
 
-  constructor(readonly prefix: string) {
+  /** `mode` 'kernel': the kernel's own SIP helper on both routers instead of sip-alg (the same lab, for comparison) */
+  constructor(readonly prefix: string, readonly mode: 'alg' | 'kernel' = 'alg') {
     this.lab = new Lab(prefix, 1);
   }
 
@@ -145,7 +146,7 @@ export class PairLab {
     spawnSync('bash', [join(SRC_LAB, 'pair.sh'), 'down', this.prefix], { encoding: 'utf8' });
   }
 
-  /** conntrackd, keepalived, the rules and the daemon on router `r` (A first: it becomes master). */
+  /** conntrackd, keepalived, the rules and the daemon on router `r` (A first: it becomes master); in 'kernel' mode the helper instead of rules and daemon. */
   async startRouter(r: RouterName): Promise<void> {
     const dir = join(this.lab.dir, r);
     mkdirSync(dir, { recursive: true });
@@ -153,13 +154,20 @@ export class PairLab {
     const conf = join(dir, 'conntrackd.conf');
     writeFileSync(conf, conntrackdConf({ self, peer, iface: 'sync0', log: join(dir, 'conntrackd.log'), lock: join(dir, 'conntrackd.lock'), ctl: join(dir, 'conntrackd.ctl') }));
     const notify = join(dir, 'notify.sh');
-    writeFileSync(notify, notifyScript({ conf, sipAlg: (cmd) => `${process.execPath} ${join(ROOT, 'bin/sip-alg')} ${cmd} --socket ${join(dir, 'control.sock')}`, stateLog: join(dir, 'vrrp-state.log') }));
+    writeFileSync(notify, notifyScript({ conf, sipAlg: (cmd) => (this.mode === 'kernel' ? 'true' : `${process.execPath} ${join(ROOT, 'bin/sip-alg')} ${cmd} --socket ${join(dir, 'control.sock')}`), stateLog: join(dir, 'vrrp-state.log') }));
     chmodSync(notify, 0o755);
     writeFileSync(join(dir, 'keepalived.conf'), keepalivedConf({ name: r, priority: r === 'a' ? 150 : 100, lan: 'lan0', wan: 'wan0', lanVip: '10.77.0.1/24', wanVip: '203.0.113.1/24', notify }));
     const ns = this.ns(r);
     let x = this.lab.run(ns, 'conntrackd', ['-C', conf, '-d']);
     if (x.code !== 0) throw new Error(`conntrackd on ${r}: ${x.stderr}${x.stdout}`);
     this.lab.start(ns, 'keepalived', ['-n', '-l', '-D', '-f', join(dir, 'keepalived.conf'), '-p', join(dir, 'keepalived.pid'), '-r', join(dir, 'vrrp.pid'), '-c', join(dir, 'checkers.pid')]);
+    if (this.mode === 'kernel') {
+      for (const port of ['5060', '5080']) {
+        x = this.lab.run(ns, 'iptables', ['-t', 'raw', '-A', 'PREROUTING', '-p', 'udp', '--dport', port, '-j', 'CT', '--helper', 'sip']);
+        if (x.code !== 0) throw new Error(`kernel helper on ${r}: ${x.stderr}`);
+      }
+      return;
+    }
     x = this.lab.run(ns, 'bash', [join(ROOT, 'iptables/sip-alg-rules.sh'), 'install', '--wan', 'wan0', '--queues', '0:0', '--ports', '5060,5080']);
     if (x.code !== 0) throw new Error(`rules on ${r}: ${x.stderr}`);
     await this.startDaemon(r);
