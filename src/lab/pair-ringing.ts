@@ -62,11 +62,7 @@ export async function setupFailover(prefix: string, mode: 'alg' | 'kernel'): Pro
   const pair = new PairLab(prefix, mode);
   const calls: SetupCall[] = [];
   try {
-    pair.up();
-    await pair.startRouter('a');
-    await pair.waitMaster('a');
-    await pair.startRouter('b');
-    await sleep(1500);
+    await pair.start();
     const lab = pair.lab;
     const caps = await Promise.all([lab.capture(pair.ns('p1'), 'eth0', 'p1', 'udp'), lab.capture(pair.ns('w'), 'eth0', 'w', 'udp')]);
     const links = (r: RouterName, state: 'up' | 'down') => { for (const l of ['wan0', 'lan0']) lab.run(pair.ns(r), 'ip', ['link', 'set', l, state]); };

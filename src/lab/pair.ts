@@ -146,6 +146,15 @@ export class PairLab {
     spawnSync('bash', [join(SRC_LAB, 'pair.sh'), 'down', this.prefix], { encoding: 'utf8' });
   }
 
+  /** The namespaces, then router A (until it is master), then B (the standby). */
+  async start(): Promise<void> {
+    this.up();
+    await this.startRouter('a');
+    await this.waitMaster('a');
+    await this.startRouter('b');
+    await new Promise((res) => setTimeout(res, 1500));
+  }
+
   /** conntrackd, keepalived, the rules and the daemon on router `r` (A first: it becomes master); in 'kernel' mode the helper instead of rules and daemon. */
   async startRouter(r: RouterName): Promise<void> {
     const dir = join(this.lab.dir, r);
