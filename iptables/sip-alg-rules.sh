@@ -2,7 +2,7 @@
 # sip-alg iptables rules: divert SIP to NFQUEUE for the ALG. Touches only its own chain
 # (mangle SIPALG and SIPALG_LIMIT) and its jump rules, so `remove` leaves the rest of the firewall as it was.
 #
-#   sip-alg-rules.sh install [--wan IF] [--ports 5060,5070] [--tls-ports 5061] [--queues A:B] [--fail-closed]
+#   sip-alg-rules.sh install [--wan IF[,IF...]] [--ports 5060,5070] [--tls-ports 5061] [--queues A:B] [--fail-closed]
 #                            [--source-rate N] [--source-burst N] [--iptables CMD] [--no-ipv6]
 #   sip-alg-rules.sh remove  [--wan IF] [--iptables CMD]
 #   sip-alg-rules.sh status  [--iptables CMD]
@@ -19,6 +19,8 @@
 # bursts of --source-burst). What is over the limit is dropped there and counted by the rule's own
 # counters (the daemon exports them as sipalg_source_limited_total), so one LAN host flooding junk
 # cannot fill a worker's queue and delay the other phones' SIP. 0 turns the limit off.
+# Several WAN links (--wan wan0,wan1: a primary line and a backup, one provider per line): one rule
+# set with jumps for each, one daemon started with the same list.
 # Works with iptables-nft and iptables-legacy (both speak this syntax).
 set -euo pipefail
 
@@ -27,7 +29,7 @@ action=${1:-}; shift || true
 WAN=wan0; PORTS=5060; TLS_PORTS=5061; QUEUES=0:0; IPV6=1; FAIL_CLOSED=0; IPT=${IPTABLES:-}; SRC_RATE=1000; SRC_BURST=2000
 while [ $# -gt 0 ]; do
   case "$1" in
-    --wan) WAN=${2:?--wan needs an interface}; shift 2;;
+    --wan) WAN=${2:?--wan needs an interface or a comma-separated list}; shift 2;;
     --ports) PORTS=${2:?--ports needs a list}; shift 2;;
     --tls-ports) TLS_PORTS=${2:?--tls-ports needs a list}; shift 2;;
     --queues) QUEUES=${2:?--queues needs A:B}; shift 2;;
@@ -37,10 +39,14 @@ while [ $# -gt 0 ]; do
     --source-burst) SRC_BURST=${2:?--source-burst needs a packet count}; shift 2;;
     --iptables) IPT=${2:?}; shift 2;;
     --no-ipv6) IPV6=0; shift;;
-    *) die "unknown option $1 (allowed: --wan IF, --ports LIST, --tls-ports LIST, --queues A:B, --fail-closed, --source-rate N, --source-burst N, --iptables CMD, --no-ipv6)";;
+    *) die "unknown option $1 (allowed: --wan IF[,IF...], --ports LIST, --tls-ports LIST, --queues A:B, --fail-closed, --source-rate N, --source-burst N, --iptables CMD, --no-ipv6)";;
   esac
 done
-[[ $WAN =~ ^[A-Za-z0-9_.@:-]{1,15}$ ]] || die "--wan: '$WAN' is not an interface name"
+IFS=, read -r -a WANS <<< "$WAN"
+[ "${#WANS[@]}" -ge 1 ] && [ "${#WANS[@]}" -le 8 ] || die "--wan: '$WAN' must name 1 to 8 interfaces, comma-separated"
+for w in "${WANS[@]}"; do
+  [[ $w =~ ^[A-Za-z0-9_.@:-]{1,15}$ ]] || die "--wan: '$w' is not an interface name (allowed: interface names, comma-separated: wan0 or wan0,wan1)"
+done
 [[ $PORTS =~ ^[0-9]{1,5}(,[0-9]{1,5}){0,14}$ ]] || die "--ports: '$PORTS' must be a comma-separated list of up to 15 ports"
 [[ $TLS_PORTS =~ ^[0-9]{1,5}(,[0-9]{1,5}){0,14}$ ]] || die "--tls-ports: '$TLS_PORTS' must be a comma-separated list of ports"
 TCP_PORTS="$PORTS,$TLS_PORTS"
@@ -65,12 +71,15 @@ if [ "$QA" = "$QB" ]; then QSPEC=(--queue-num "$QA"); else QSPEC=(--queue-balanc
 TSPEC=(--queue-num "$QA")
 [ "$FAIL_CLOSED" = 1 ] || { QSPEC+=(--queue-bypass); TSPEC+=(--queue-bypass); }
 
-JUMPS=(
-  "POSTROUTING -o $WAN -p udp -m multiport --ports $PORTS"
-  "POSTROUTING -o $WAN -p tcp -m multiport --ports $TCP_PORTS"
-  "FORWARD -i $WAN -p udp -m multiport --ports $PORTS"
-  "FORWARD -i $WAN -p tcp -m multiport --ports $TCP_PORTS"
-)
+JUMPS=()
+for w in "${WANS[@]}"; do
+  JUMPS+=(
+    "POSTROUTING -o $w -p udp -m multiport --ports $PORTS"
+    "POSTROUTING -o $w -p tcp -m multiport --ports $TCP_PORTS"
+    "FORWARD -i $w -p udp -m multiport --ports $PORTS"
+    "FORWARD -i $w -p tcp -m multiport --ports $TCP_PORTS"
+  )
+done
 
 remove_jumps() {
   # every jump to our chain, whatever WAN it was installed with
@@ -90,8 +99,12 @@ limit_rules() {
   local fam=$1
   [ "$SRC_RATE" -gt 0 ] || return 0
   local hl=(-m hashlimit --hashlimit-mode srcip --hashlimit-above "$SRC_RATE/sec" --hashlimit-burst "$SRC_BURST" --hashlimit-htable-expire 10000)
-  $T -A "$LIMIT" -o "$WAN" "${hl[@]}" --hashlimit-name "sipalg_out$fam" -m comment --comment "$COMMENT source-limit out" -j DROP
-  $T -A "$LIMIT" ! -o "$WAN" "${hl[@]}" --hashlimit-name "sipalg_in$fam" -m comment --comment "$COMMENT source-limit in" -j DROP
+  local w
+  # LAN→WAN: leaving by any WAN link (one hashlimit table: a name is one table), then back
+  for w in "${WANS[@]}"; do $T -A "$LIMIT" -o "$w" "${hl[@]}" --hashlimit-name "sipalg_out$fam" -m comment --comment "$COMMENT source-limit out" -j DROP; done
+  for w in "${WANS[@]}"; do $T -A "$LIMIT" -o "$w" -m comment --comment "$COMMENT" -j RETURN; done
+  # WAN→LAN: the rest
+  $T -A "$LIMIT" "${hl[@]}" --hashlimit-name "sipalg_in$fam" -m comment --comment "$COMMENT source-limit in" -j DROP
 }
 
 rc=0
@@ -131,7 +144,7 @@ status)
     echo "sip-alg rules: not installed ($ipt)"; rc=3
   fi
   ;;
-*) die "usage: sip-alg-rules.sh install|remove|status [--wan IF] [--ports LIST] [--tls-ports LIST] [--queues A:B] [--fail-closed] [--source-rate N] [--source-burst N] [--iptables CMD] [--no-ipv6]";;
+*) die "usage: sip-alg-rules.sh install|remove|status [--wan IF[,IF...]] [--ports LIST] [--tls-ports LIST] [--queues A:B] [--fail-closed] [--source-rate N] [--source-burst N] [--iptables CMD] [--no-ipv6]";;
 esac
 done
 exit $rc

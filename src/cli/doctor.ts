@@ -77,37 +77,43 @@ export function kernelHelperFindings(ports: readonly number[], includeEntries = 
 export async function doctorChecks(config: Config): Promise<Check[]> {
   const checks: Check[] = [];
   const add = (name: string, status: CheckStatus, detail: string, fix?: string) => checks.push({ name, status, detail, ...(status !== 'ok' && fix ? { fix } : {}) });
-  const wan = config.wan;
-
-  // the WAN link
+  // the WAN links (wan0, or wan0,wan1: each is checked; the rules and NAT must cover each)
+  const links = config.wan.split(',');
+  const wan = links[0]!;
+  for (const wan of links) {
   const oper = read(`/sys/class/net/${wan}/operstate`);
   const addr = networkInterfaces()[wan]?.find((a) => a.family === 'IPv4')?.address;
   if (oper === undefined) add('wan-link', 'fail', `interface ${wan} does not exist (${Object.keys(networkInterfaces()).join(', ')})`, `set --wan to the WAN interface, or bring ${wan} up (PPPoE creates it when connected)`);
   else if (oper === 'down' || oper === 'lowerlayerdown') add('wan-link', 'fail', `${wan} is ${oper}`, `ip link set ${wan} up; check the cable or the PPPoE session`);
   else if (!addr) add('wan-link', 'fail', `${wan} is ${oper} but has no IPv4 address`, 'wait for DHCP/PPPoE, or set public-ip');
   else add('wan-link', 'ok', `${wan} is ${oper}, address ${addr}${config.publicIp && config.publicIp !== addr ? ` (public-ip ${config.publicIp})` : ''}`);
+  }
 
   add('ip-forward', read('/proc/sys/net/ipv4/ip_forward') === '1' ? 'ok' : 'fail', `net.ipv4.ip_forward=${read('/proc/sys/net/ipv4/ip_forward') ?? '?'}`, 'sysctl -w net.ipv4.ip_forward=1 (and in /etc/sysctl.d/ to keep it)');
 
-  // NAT on the WAN
+  // NAT on each WAN link
   const nat = rulesOf('nat') ?? [];
-  const natRule = nat.find((r) => /^-A POSTROUTING\b/.test(r) && /-j (MASQUERADE|SNAT)\b/.test(r) && (new RegExp(`-o ${wan.replace(/[.+]/g, '\\$&')}( |$)`).test(r) || !/ -o /.test(r)));
   const nftNat = run('nft', ['list', 'ruleset']);
+  for (const wan of links) {
+  const natRule = nat.find((r) => /^-A POSTROUTING\b/.test(r) && /-j (MASQUERADE|SNAT)\b/.test(r) && (new RegExp(`-o ${wan.replace(/[.+]/g, '\\$&')}( |$)`).test(r) || !/ -o /.test(r)));
   const nftMasq = nftNat.code === 0 && nftNat.out.split('\n').find((l) => /\b(masquerade|snat)\b/.test(l) && (l.includes(`"${wan}"`) || !/oifname/.test(l)) && !/^\s*#/.test(l) && !/comment/.test(l) && !/xt target/.test(l));
   if (natRule) add('nat', 'ok', `LAN→WAN is masqueraded on ${wan}: ${natRule}`);
   else if (nftMasq) add('nat', 'ok', `LAN→WAN is masqueraded on ${wan} (nftables): ${nftMasq.trim()}`);
   else add('nat', 'fail', `no MASQUERADE or SNAT on ${wan} in nat POSTROUTING: the ALG rewrites to a binding that no NAT makes`, `iptables -t nat -A POSTROUTING -o ${wan} -j MASQUERADE`);
+  }
 
   // the project's rules
   const mangle = rulesOf('mangle') ?? [];
   const jumps = mangle.filter((r) => /-j SIPALG( |$)/.test(r));
   const out = jumps.filter((r) => /^-A POSTROUTING/.test(r)), inb = jumps.filter((r) => /^-A FORWARD/.test(r));
   const queueRules = mangle.filter((r) => /^-A SIPALG .*-j NFQUEUE/.test(r) && / -p udp /.test(r));
-  if (!jumps.length) add('rules', 'fail', 'the sip-alg rules are not installed (no jump to mangle SIPALG)', `iptables/sip-alg-rules.sh install --wan ${wan} --queues ${config.queues.first}:${config.queues.last} --ports ${config.ports.join(',')}`);
+  if (!jumps.length) add('rules', 'fail', 'the sip-alg rules are not installed (no jump to mangle SIPALG)', `iptables/sip-alg-rules.sh install --wan ${config.wan} --queues ${config.queues.first}:${config.queues.last} --ports ${config.ports.join(',')}`);
   else {
     const problems: string[] = [];
-    if (!out.some((r) => r.includes(`-o ${wan} `))) problems.push(`no LAN→WAN jump for ${wan} (found: ${out.map((r) => /-o (\S+)/.exec(r)?.[1]).join(',') || 'none'})`);
-    if (!inb.some((r) => r.includes(`-i ${wan} `))) problems.push(`no WAN→LAN jump for ${wan}`);
+    for (const wan of links) {
+      if (!out.some((r) => r.includes(`-o ${wan} `))) problems.push(`no LAN→WAN jump for ${wan} (found: ${out.map((r) => /-o (\S+)/.exec(r)?.[1]).join(',') || 'none'})`);
+      if (!inb.some((r) => r.includes(`-i ${wan} `))) problems.push(`no WAN→LAN jump for ${wan}`);
+    }
     const udpJump = out.find((r) => / -p udp /.test(r));
     const ruled = udpJump ? rulePorts(udpJump) : undefined;
     if (ruled && (ruled.length !== config.ports.length || !config.ports.every((p) => ruled.includes(p)))) problems.push(`rules divert ports ${ruled.join(',')}, the daemon treats ${config.ports.join(',')}`);
@@ -115,8 +121,8 @@ export async function doctorChecks(config: Config): Promise<Check[]> {
     const qm = /--queue-balance (\d+):(\d+)/.exec(q) ?? /--queue-num (\d+)/.exec(q);
     const [qa, qb] = qm ? [Number(qm[1]), Number(qm[2] ?? qm[1])] : [NaN, NaN];
     if (qa !== config.queues.first || qb !== config.queues.last) problems.push(`rules queue to ${qm ? `${qa}:${qb}` : 'nothing'}, the daemon binds ${config.queues.first}:${config.queues.last}`);
-    if (problems.length) add('rules', 'fail', problems.join('; '), `iptables/sip-alg-rules.sh install --wan ${wan} --queues ${config.queues.first}:${config.queues.last} --ports ${config.ports.join(',')}`);
-    else add('rules', 'ok', `installed for ${wan}, ports ${config.ports.join(',')}, queues ${config.queues.first}:${config.queues.last}`);
+    if (problems.length) add('rules', 'fail', problems.join('; '), `iptables/sip-alg-rules.sh install --wan ${config.wan} --queues ${config.queues.first}:${config.queues.last} --ports ${config.ports.join(',')}`);
+    else add('rules', 'ok', `installed for ${config.wan}, ports ${config.ports.join(',')}, queues ${config.queues.first}:${config.queues.last}`);
     const bypass = queueRules.every((r) => r.includes('--queue-bypass'));
     if (bypass === config.failClosed) add('fail-mode', 'warn', `rules are ${bypass ? 'fail-open (--queue-bypass)' : 'fail-closed'}, the config says fail-closed=${config.failClosed}`, `reinstall the rules ${config.failClosed ? 'with --fail-closed' : 'without --fail-closed'}`);
     else add('fail-mode', 'ok', bypass ? 'fail-open: SIP passes unchanged while no daemon is bound (--queue-bypass)' : 'fail-closed: SIP is dropped while no daemon is bound');

@@ -22,6 +22,7 @@ import { configTable } from '../config/reference';
 import { log, setLogLevel } from '../log';
 import { Metrics } from '../metrics/registry';
 import { WorkerPool } from '../worker/pool';
+import type { WanLink } from '../worker/worker';
 import { ControlServer } from '../control/server';
 import { controlHandler } from '../control/handler';
 import { diffConfig } from '../config/reload';
@@ -40,45 +41,65 @@ const USAGE = `usage: sip-alg run [--config FILE] [--KEY VALUE ...]
        sip-alg takeover | standby
 keys (file or flag): ${SCHEMA.map((s) => s.key).join(', ')}`;
 
-export function resolveWan(config: Config): { publicIp: string; publicIp6: string | undefined; ifindex: number } {
+/** The WAN links of the config (`wan`: one interface or a comma-separated list; the first is the primary). */
+export const wanNames = (config: Config): string[] => config.wan.split(',');
+
+/** Link `name` as it is now; throws ConfigError naming what is missing (the interface, its address). */
+function resolveLink(config: Config, name: string): WanLink {
   let ifindex: number;
   try {
-    ifindex = Number(readFileSync(`/sys/class/net/${config.wan}/ifindex`, 'utf8').trim());
+    ifindex = Number(readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8').trim());
   } catch {
-    throw new ConfigError('wan', `interface ${JSON.stringify(config.wan)} does not exist here; allowed: an existing interface (${Object.keys(networkInterfaces()).join(', ')})`);
+    throw new ConfigError('wan', `interface ${JSON.stringify(name)} does not exist here; allowed: an existing interface (${Object.keys(networkInterfaces()).join(', ')})`);
   }
   let publicIp = config.publicIp;
   if (!publicIp) {
-    publicIp = networkInterfaces()[config.wan]?.find((a) => a.family === 'IPv4')?.address;
-    if (!publicIp) throw new ConfigError('public-ip', `'auto' found no IPv4 address on ${config.wan}; allowed: an IPv4 address`);
+    publicIp = networkInterfaces()[name]?.find((a) => a.family === 'IPv4')?.address;
+    if (!publicIp) throw new ConfigError('public-ip', `'auto' found no IPv4 address on ${name}; allowed: an IPv4 address`);
   }
-  // NAT66 (RFC 6296 describes the stateless NPTv6; masquerading is the stateful kind this handles)
-  let publicIp6: string | undefined = config.publicIp6 === 'off' ? undefined : config.publicIp6;
-  if (publicIp6 === 'auto') publicIp6 = networkInterfaces()[config.wan]?.find((a) => a.family === 'IPv6' && !/^(fe[89ab]|::1$)/i.test(a.address))?.address;
-  return { publicIp, publicIp6, ifindex };
+  return { name, ifindex, publicIp };
 }
 
-/** The WAN as it is now, or why it cannot be used yet (missing interface, no address). */
-function wanNow(config: Config): { publicIp: string; publicIp6: string | undefined; ifindex: number } | { waiting: string } {
-  try {
-    return resolveWan(config);
-  } catch (e) {
-    if (e instanceof ConfigError) return { waiting: e.message };
-    throw e;
-  }
+/** The primary link (the first of `wan`), as it is now, with its IPv6 address for NAT66. */
+export function resolveWan(config: Config): WanLink & { publicIp6: string | undefined } {
+  const l = resolveLink(config, wanNames(config)[0]!);
+  // NAT66 (RFC 6296 describes the stateless NPTv6; masquerading is the stateful kind this handles)
+  let publicIp6: string | undefined = config.publicIp6 === 'off' ? undefined : config.publicIp6;
+  if (publicIp6 === 'auto') publicIp6 = networkInterfaces()[l.name]?.find((a) => a.family === 'IPv6' && !/^(fe[89ab]|::1$)/i.test(a.address))?.address;
+  return { ...l, publicIp6 };
+}
+
+/** Every WAN link as it is now: one that is missing or has no address yet has ifindex 0 or publicIp '' (and why in `waiting`). */
+function linksNow(config: Config): { links: WanLink[]; waiting: string[] } {
+  const waiting: string[] = [];
+  const links = wanNames(config).map((name) => {
+    try {
+      return resolveLink(config, name);
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      waiting.push(e.message);
+      return { name, ifindex: 0, publicIp: '' };
+    }
+  });
+  return { links, waiting };
 }
 
 /**
- * A WAN link that is down, missing or without an address at start is waited for, not a fatal error
- * (PPPoE creates ppp0 only once the session is up; DHCP may not have answered yet).
+ * The WAN links at start: a link that is down, missing or without an address is waited for, not a
+ * fatal error (PPPoE creates ppp0 only once the session is up; DHCP may not have answered yet).
+ * With several links the daemon starts once one of them is usable; the others join when they are.
  */
-async function waitForWan(config: Config): Promise<{ publicIp: string; publicIp6: string | undefined; ifindex: number }> {
+async function waitForWan(config: Config): Promise<WanLink[]> {
+  if (config.publicIp && wanNames(config).length > 1) throw new ConfigError('public-ip', `one address for ${wanNames(config).length} WAN links (${config.wan}); allowed: 'auto' (each link's own address) when wan names several links`);
   let warnedAt = 0;
   for (;;) {
-    const w = wanNow(config);
-    if (!('waiting' in w)) return w;
+    const w = linksNow(config);
+    if (w.links.some((l) => l.ifindex && l.publicIp)) {
+      if (w.waiting.length) log('warn', 'a WAN link is not usable yet; it is followed and joins when it is', { why: w.waiting.join('; ') });
+      return w.links;
+    }
     if (Date.now() - warnedAt > 30000) {
-      log('warn', 'waiting for the WAN link', { wan: config.wan, why: w.waiting });
+      log('warn', 'waiting for the WAN link', { wan: config.wan, why: w.waiting.join('; ') });
       warnedAt = Date.now();
     }
     await new Promise((r) => setTimeout(r, 500));
@@ -89,13 +110,15 @@ async function run(argv: string[]): Promise<number> {
   let { config } = loadConfig(argv);
   const started = Date.now();
   setLogLevel(config.logLevel);
-  const { publicIp, publicIp6, ifindex } = await waitForWan(config);
+  let links = await waitForWan(config);
+  let publicIp6: string | undefined;
+  try { publicIp6 = resolveWan(config).publicIp6; } catch { publicIp6 = config.publicIp6 === 'off' || config.publicIp6 === 'auto' ? undefined : config.publicIp6; }
   // two ALGs on one call translate twice and fight over pinholes (shared/seeds 001, 004)
   const helper = kernelHelperFindings(config.ports, false);
   if (helper.length && config.kernelHelperPolicy === 'refuse') throw new ConfigError('kernel-helper-policy', `the kernel's own SIP helper is attached to the SIP ports: ${helper.join(' | ')}; remove it (sip-alg doctor says how), or set kernel-helper-policy warn; allowed: refuse, warn`);
   if (helper.length) log('warn', "the kernel's own SIP helper is attached to the SIP ports (kernel-helper-policy warn): two ALGs on one call", { found: helper.join(' | ') });
   const metrics = new Metrics();
-  const pool = new WorkerPool(config, publicIp, ifindex, metrics, publicIp6);
+  const pool = new WorkerPool(config, links, metrics, publicIp6);
   let stopping = false;
   let wanWatch: NodeJS.Timeout | undefined;
   const stop = async (sig: string) => {
@@ -147,24 +170,25 @@ async function run(argv: string[]): Promise<number> {
     metrics.close();
     return 1;
   }
-  // the WAN's address and index follow the link: a DHCP renewal or PPPoE reconnect changes the
+  // each WAN link's address and index follow the link: a DHCP renewal or PPPoE reconnect changes the
   // address (public-ip auto), a PPPoE interface made again has a new index; found again by name
-  let current = { publicIp, ifindex };
-  let lost = false;
+  let lost = '';
   wanWatch = setInterval(() => {
-    const w = wanNow(config);
-    if ('waiting' in w) {
-      if (!lost) log('warn', 'the WAN link lost its address or went away; waiting for it', { wan: config.wan, why: w.waiting });
-      lost = true;
-      return;
+    const w = linksNow(config);
+    const why = w.waiting.join('; ');
+    if (why && why !== lost) log('warn', 'a WAN link lost its address or went away; waiting for it', { why });
+    lost = why;
+    // a link that is gone keeps its last address until it has a new one (its calls re-key then)
+    const next = w.links.map((l, i) => (l.ifindex && l.publicIp ? l : { ...links[i]!, ifindex: l.ifindex || links[i]!.ifindex }));
+    if (next.every((l, i) => l.publicIp === links[i]!.publicIp && l.ifindex === links[i]!.ifindex)) return;
+    for (const [i, l] of next.entries()) {
+      const was = links[i]!;
+      if (l.publicIp !== was.publicIp || l.ifindex !== was.ifindex) log('info', 'the WAN link changed', { wan: l.name, publicIp: l.publicIp, was: was.publicIp, ifindex: l.ifindex, wasIfindex: was.ifindex });
     }
-    lost = false;
-    if (w.publicIp === current.publicIp && w.ifindex === current.ifindex) return;
-    log('info', 'the WAN link changed', { wan: config.wan, publicIp: w.publicIp, was: current.publicIp, ifindex: w.ifindex, wasIfindex: current.ifindex });
-    current = { publicIp: w.publicIp, ifindex: w.ifindex };
-    pool.wanChanged(w.publicIp, w.ifindex);
+    links = next;
+    pool.wanChanged(links);
   }, 1000);
-  log('info', 'sip-alg running', { wan: config.wan, publicIp, publicIp6: publicIp6 ?? 'none', queues: `${config.queues.first}:${config.queues.last}`, ports: config.ports.join(','), metrics: config.metricsListen, failClosed: config.failClosed });
+  log('info', 'sip-alg running', { wan: config.wan, publicIp: links.map((l) => l.publicIp || '-').join(','), publicIp6: publicIp6 ?? 'none', queues: `${config.queues.first}:${config.queues.last}`, ports: config.ports.join(','), metrics: config.metricsListen, failClosed: config.failClosed });
   return new Promise<number>(() => undefined); // runs until a signal
 }
 

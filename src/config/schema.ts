@@ -74,8 +74,12 @@ const bool: Parser<boolean> = (raw) => {
 function oneOf<T extends string>(...values: T[]): Parser<T> {
   return (raw) => (typeof raw === 'string' && (values as string[]).includes(raw) ? { ok: true, value: raw as T } : { ok: false, allowed: `one of ${values.join(', ')}` });
 }
-const ifname: Parser<string> = (raw) =>
-  typeof raw === 'string' && /^[A-Za-z0-9_.@:-]{1,15}$/.test(raw) ? { ok: true, value: raw } : { ok: false, allowed: 'an interface name (1-15 characters of A-Z a-z 0-9 _ . - @ :)' };
+/** One interface or several (a comma-separated list or an array in the file): the value is the list joined by commas. */
+const ifnameList: Parser<string> = (raw) => {
+  const parts = Array.isArray(raw) ? raw.map(String) : typeof raw === 'string' ? raw.split(',').map((p) => p.trim()) : [];
+  const good = parts.length >= 1 && parts.length <= 8 && new Set(parts).size === parts.length && parts.every((p) => /^[A-Za-z0-9_.@:-]{1,15}$/.test(p));
+  return good ? { ok: true, value: parts.join(',') } : { ok: false, allowed: 'an interface name (1-15 characters of A-Z a-z 0-9 _ . - @ :), or 2 to 8 of them comma-separated for several WAN links, e.g. wan0,wan1' };
+};
 const portList: Parser<number[]> = (raw) => {
   const parts = Array.isArray(raw) ? raw.map(String) : typeof raw === 'string' ? raw.split(',') : typeof raw === 'number' ? [String(raw)] : [];
   const ports = parts.map((p) => (/^\s*\d+\s*$/.test(p) ? Number(p) : NaN));
@@ -161,7 +165,7 @@ function spec<K extends keyof Config>(key: string, field: K, parse: Parser<Confi
 }
 
 export const SCHEMA: KeySpec[] = [
-  spec('wan', 'wan', ifname, 'wan0', 'The WAN interface: SIP leaving through it is LAN→WAN, SIP arriving on it is WAN→LAN.'),
+  spec('wan', 'wan', ifnameList, 'wan0', "The WAN interface, or several (wan0,wan1: a primary line and a backup, one provider per line): SIP leaving through one is LAN→WAN and carries that link's address, SIP arriving on one is WAN→LAN."),
   spec('queues', 'queues', queueRange, { first: 0, last: 0 }, 'NFQUEUE numbers A:B; one worker thread per queue, the rules balance flows over them.'),
   spec('ports', 'ports', portList, [5060], 'UDP and TCP ports that carry SIP (either end of the flow).'),
   spec('tls-ports', 'tlsPorts', portList, [5061], 'TCP ports that carry SIP over TLS (SIPS): passed through untouched, new connections counted (tls_passthrough).'),

@@ -45,6 +45,13 @@ export class BindingResolver {
   readonly stats = { lookups: 0, created: 0, createClash: 0, cacheHits: 0 };
   /** the public binding of a registered phone's private ip:port, for a new inbound flow (its entry is not confirmed yet) */
   inboundHint?: (ip: string, port: number) => { publicIp: string; publicPort: number } | undefined;
+  /**
+   * The IPv4 address of the WAN link the packet being handled leaves by (or arrived on), set per
+   * packet by the worker from NFQUEUE's in/out interface: with several WAN links a new flow's binding
+   * is that link's address (what MASQUERADE on it picks); unset, the primary's. An existing flow's
+   * binding is always what its conntrack entry says.
+   */
+  linkIp: string | undefined;
 
   constructor(private readonly ct: Ctnetlink, private readonly opts: ResolverOptions) {
     this.cacheMs = opts.cacheMs ?? 1000;
@@ -76,7 +83,7 @@ export class BindingResolver {
   }
 
   private publicFor(addr: string): string {
-    return ipFamily(addr) === 6 ? this.opts.publicIp6 ?? '' : this.opts.publicIp;
+    return ipFamily(addr) === 6 ? this.opts.publicIp6 ?? '' : this.linkIp || this.opts.publicIp;
   }
 
   private cached(t: Tuple, now: number, ip: string, port: number, mayCreate: boolean): Binding | undefined {

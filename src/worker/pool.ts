@@ -9,7 +9,7 @@ import { DialogTable } from '../dialog/dialog-table';
 import { log } from '../log';
 import type { Metrics } from '../metrics/registry';
 import type { Config } from '../config/schema';
-import type { ToWorker, WorkerInit, WorkerMessage } from './worker';
+import type { ToWorker, WanLink, WorkerInit, WorkerMessage } from './worker';
 import type { TapFilter, TapRecord } from '../capture/tap';
 
 interface Pending {
@@ -29,7 +29,7 @@ export class WorkerPool {
   private readonly taps = new Map<number, { filter: TapFilter; on: (r: TapRecord) => void }>();
   private config: Config;
 
-  constructor(config: Config, private publicIp: string, private wanIfindex: number, private readonly metrics: Metrics, private readonly publicIp6?: string) {
+  constructor(config: Config, private links: WanLink[], private readonly metrics: Metrics, private readonly publicIp6?: string) {
     this.config = config;
     for (let q = config.queues.first; q <= config.queues.last; q++) metrics.queues.push(q);
   }
@@ -67,13 +67,13 @@ export class WorkerPool {
   }
 
   /**
-   * The WAN link changed (a DHCP renewal or PPPoE reconnect gave it another address; PPPoE made the
-   * interface again with another index): every worker follows, and a restarted one starts with it.
+   * A WAN link changed (a DHCP renewal or PPPoE reconnect gave it another address; PPPoE made the
+   * interface again with another index; a missing link appeared): every worker follows, and a
+   * restarted one starts with the links as they are.
    */
-  wanChanged(publicIp: string, ifindex: number): void {
-    this.publicIp = publicIp;
-    this.wanIfindex = ifindex;
-    for (const w of this.workers.values()) this.send(w, { type: 'wan', publicIp, ifindex });
+  wanChanged(links: WanLink[]): void {
+    this.links = links;
+    for (const w of this.workers.values()) this.send(w, { type: 'wan', links });
   }
 
   /** Applies a reloaded config to every worker (keys that need a restart were already kept). */
@@ -90,7 +90,7 @@ export class WorkerPool {
   }
 
   private spawn(queue: number, index: number, restarts: number): Promise<void> {
-    const init: WorkerInit = { config: this.config, queue, index, publicIp: this.publicIp, publicIp6: this.publicIp6, wanIfindex: this.wanIfindex, ports: this.ports, dialogCount: this.dialogCount };
+    const init: WorkerInit = { config: this.config, queue, index, links: this.links, publicIp6: this.publicIp6, ports: this.ports, dialogCount: this.dialogCount };
     const w = new Worker(join(__dirname, 'worker.js'), { workerData: init });
     this.workers.set(index, w);
     return new Promise((resolve, reject) => {

@@ -23,14 +23,17 @@ import { log, setLogContext, setLogLevel } from '../log';
 import { tapMatches, viewPacket, type TapFilter, type TapRecord } from '../capture/tap';
 import { signalingSources, type Config } from '../config/schema';
 
+/** One WAN link as it is now: its interface index (0: missing) and IPv4 address ('': none yet). */
+export interface WanLink { name: string; ifindex: number; publicIp: string }
+
 export interface WorkerInit {
   config: Config;
   queue: number;
   index: number;
-  publicIp: string;
+  /** the WAN links (config wan), the primary first: SIP arriving on one is WAN→LAN, and a message carries the address of the link it leaves by */
+  links: WanLink[];
   /** the WAN's IPv6 address LAN hosts are masqueraded to (NAT66); undefined: IPv6 SIP passes unchanged */
   publicIp6: string | undefined;
-  wanIfindex: number;
   ports: SharedArrayBuffer;
   dialogCount: SharedArrayBuffer;
 }
@@ -49,7 +52,7 @@ export type ToWorker =
   | { type: 'tap'; id: number; filter: TapFilter }
   | { type: 'untap'; id: number }
   | { type: 'config'; config: Config }
-  | { type: 'wan'; publicIp: string; ifindex: number };
+  | { type: 'wan'; links: WanLink[] };
 
 /** The option objects of the worker's parts, from the config (start-up and reload). */
 export function partOptions(c: Config) {
@@ -73,9 +76,19 @@ function main(): void {
   setLogContext(`worker=${init.index} queue=${init.queue}`);
   const stats = new WorkerStats();
   const ct = new Ctnetlink();
-  const resolver = new BindingResolver(ct, { publicIp: init.publicIp, publicIp6: init.publicIp6, firstPacket: init.config.firstPacket });
+  // the WAN links by interface index: a packet that arrived on one is WAN→LAN; one leaving by one
+  // carries its address (the primary's when the link is not known: a message the kernel routes
+  // elsewhere than a WAN link still gets a public address)
+  let links = init.links;
+  const byIndex = new Map<number, WanLink>();
+  const indexLinks = () => {
+    byIndex.clear();
+    for (const l of links) if (l.ifindex && l.publicIp) byIndex.set(l.ifindex, l);
+  };
+  indexLinks();
+  const primaryIp = () => (links.find((l) => l.ifindex && l.publicIp) ?? links[0]!).publicIp;
+  const resolver = new BindingResolver(ct, { publicIp: primaryIp(), publicIp6: init.publicIp6, firstPacket: init.config.firstPacket });
   // the WAN link as it is now: its address follows DHCP/PPPoE (main thread's watcher, 'wan' message)
-  const wan = { publicIp: init.publicIp, ifindex: init.wanIfindex };
   const ports = new PortAllocator(init.ports, init.index + 1, init.config.mediaPortMin, init.config.mediaPortMax, init.config.mediaLeaseSeconds * 1000);
   let c = init.config;
   const opts = partOptions(c);
@@ -210,7 +223,7 @@ function main(): void {
       const entries = ct.dump();
       const n = dialogs.takeover(entries, ct.dumpExpectations());
       // registrations: one worker keeps them all alive (a ctnetlink update, whichever worker sends it)
-      const r = init.index === 0 ? registrations.takeover(entries, wan.publicIp, c.ports, SIGNALING_TIMEOUT_SEC, Date.now()) : 0;
+      const r = init.index === 0 ? registrations.takeover(entries, primaryIp(), c.ports, SIGNALING_TIMEOUT_SEC, Date.now()) : 0;
       log('info', 'takeover: calls of the peer to adopt at their next SIP message', { anchors: n, registrations: r });
       return n;
     } catch (e) {
@@ -231,11 +244,34 @@ function main(): void {
     stats.inc(`k|${reason}`);
     return true;
   };
-  const onPacket = (id: number, payload: Buffer, indev: number, _outdev: number): void => {
+  /**
+   * Link `l`'s address changed from `old`: what this daemon made for the old address goes: the
+   * dialogs' pinholes and media flows (they re-pin on the new address at their next SDP), the
+   * registrations (the phone's next REGISTER leaves through a new binding), and every conntrack entry
+   * SNATed to the old address, which MASQUERADE's own clean-up leaves alone when ctnetlink made it
+   * (worker 0 does that for all).
+   */
+  const readdress = (old: string, l: WanLink) => {
+    const calls = dialogs.readdress(old, l.publicIp);
+    const regs = registrations.readdress(old);
+    let flows = 0;
+    if (init.index === 0) {
+      try {
+        for (const e of ct.dump(4)) if (e.reply.dst === old && e.orig.src !== old && ct.delete(e.orig)) flows++;
+      } catch (err) { log('warn', 'conntrack clean-up of the old WAN address failed', { err: err as Error }); }
+    }
+    stats.inc('d|wan_readdressed', calls);
+    log('info', 'WAN address changed: entries of the old address removed', { wan: l.name, old, new: l.publicIp, ifindex: l.ifindex, calls, registrations: regs, conntracks: flows });
+  };
+  const onPacket = (id: number, payload: Buffer, indev: number, outdev: number): void => {
     const t0 = process.hrtime.bigint();
     // what a tap reports of this packet (an internal error leaves the defaults)
     let reason: Reason = Reason.INTERNAL_ERROR, message = '', fields = NO_FIELDS;
-    const dir = indev === wan.ifindex ? 'in' : 'out';
+    const inLink = byIndex.get(indev);
+    const dir = inLink ? 'in' : 'out';
+    const link = inLink ?? byIndex.get(outdev);
+    if (link) resolver.linkIp = link.publicIp;
+    else resolver.linkIp = undefined;
     if (isTcp(payload)) {
       try {
         applyTcp(tcp.segment(id, payload, dir, Date.now()), Date.now());
@@ -371,25 +407,15 @@ function main(): void {
       return;
     }
     if (m.type === 'wan') {
-      const old = wan.publicIp;
-      wan.ifindex = m.ifindex;
-      if (m.publicIp === old) return;
-      wan.publicIp = m.publicIp;
-      resolver.setPublicIp(m.publicIp);
-      // what this daemon made for the old address goes: the dialogs' pinholes and media flows (they
-      // re-pin on the new address at their next SDP), the registrations (the phone's next REGISTER
-      // leaves through a new binding), and every conntrack entry SNATed to the old address, which
-      // MASQUERADE's own clean-up leaves alone when ctnetlink made it (worker 0 does that for all)
-      const calls = dialogs.readdress(old, m.publicIp);
-      const regs = registrations.readdress(old);
-      let flows = 0;
-      if (init.index === 0) {
-        try {
-          for (const e of ct.dump(4)) if (e.reply.dst === old && e.orig.src !== old && ct.delete(e.orig)) flows++;
-        } catch (err) { log('warn', 'conntrack clean-up of the old WAN address failed', { err: err as Error }); }
+      const was = links;
+      links = m.links;
+      indexLinks();
+      for (const [i, l] of links.entries()) {
+        const old = was[i]?.publicIp ?? '';
+        if (!old || l.publicIp === old) continue;
+        readdress(old, l);
       }
-      stats.inc('d|wan_readdressed', calls);
-      log('info', 'WAN address changed: entries of the old address removed', { old, new: m.publicIp, ifindex: m.ifindex, calls, registrations: regs, conntracks: flows });
+      resolver.setPublicIp(primaryIp());
       return;
     }
     if (m.type !== 'close') return;
@@ -406,7 +432,7 @@ function main(): void {
     port.postMessage({ type: 'stats', stats: stats.flush(0, 0, 0, 0) } satisfies WorkerMessage);
     port.close();
   });
-  log('info', 'bound to queue', { publicIp: init.publicIp });
+  log('info', 'bound to queue', { publicIp: links.map((l) => l.publicIp || '-').join(',') });
   port.postMessage({ type: 'ready' } satisfies WorkerMessage);
 }
 

@@ -14,6 +14,11 @@ test('flags override defaults; booleans accept --flag and --no-flag', () => {
   assert.equal(loadConfig(['--no-fail-closed']).config.failClosed, false);
 });
 
+test('several WAN links: a comma-separated list (or an array in the file), kept in order', () => {
+  assert.equal(loadConfig(['--wan', 'wan0,wan1']).config.wan, 'wan0,wan1');
+  assert.equal(loadConfig(['--wan', 'ppp0, wan1']).config.wan, 'ppp0,wan1');
+});
+
 test('a bad value names the key, the value and what is allowed', () => {
   const bad: [string[], string, RegExp][] = [
     [['--queues', '5:2'], 'queues', /A:B/],
@@ -21,6 +26,8 @@ test('a bad value names the key, the value and what is allowed', () => {
     [['--malformed-policy', 'maybe'], 'malformed-policy', /one of pass, drop/],
     [['--public-ip', '300.1.1.1'], 'public-ip', /IPv4/],
     [['--bogus', '1'], 'bogus', /unknown flag/],
+    [['--wan', 'wan0,wan0'], 'wan', /comma-separated for several WAN links/],
+    [['--wan', 'wan0,bad name'], 'wan', /interface name/],
     [['--media-port-min', '5000', '--media-port-max', '4000'], 'media-port-max', /above/],
   ];
   for (const [argv, key, allowed] of bad) {

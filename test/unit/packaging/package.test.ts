@@ -196,7 +196,8 @@ test('a packed and extracted copy runs: the sip-alg bin and the rules wrapper', 
     // fairness before the queue: UDP meets the per-source limit first, at the file's rate and burst
     assert.match(calls, /-A SIPALG -p udp .*-j SIPALG_LIMIT\n(.*\n)*.*-A SIPALG -p udp .*-j NFQUEUE/);
     assert.match(calls, /-A SIPALG_LIMIT -o wan0 -m hashlimit --hashlimit-mode srcip --hashlimit-above 1000\/sec --hashlimit-burst 2000 .*--hashlimit-name sipalg_out4 .*-j DROP/);
-    assert.match(calls, /-A SIPALG_LIMIT ! -o wan0 -m hashlimit .*--hashlimit-name sipalg_in4 .*-j DROP/);
+    // WAN→LAN: what did not leave by a WAN link (-o wan0 returned before it)
+    assert.match(calls, /-A SIPALG_LIMIT -o wan0 .*-j RETURN\n.*-A SIPALG_LIMIT -m hashlimit .*--hashlimit-name sipalg_in4 .*-j DROP/);
 
     rmSync(log);
     w = run({ SIPALG_WAN: 'eth1', SIPALG_QUEUES: '2:3', SIPALG_PORTS: '5060,5080', SIPALG_FAIL_CLOSED: 'true' }, 'install');
