@@ -41,6 +41,8 @@ export const Reason = {
   NO_BINDING: 'no_binding',
   CONNTRACK_ERROR: 'conntrack_error',
   PORTS_EXHAUSTED: 'ports_exhausted',
+  /** the flow's entry was NATed to another WAN link's address than it leaves by (a failover): made again; this packet, bound to the old entry, is dropped and SIP's retransmission leaves on the new one */
+  LINK_MOVED: 'link_moved',
   // outcome of a good message
   UNCHANGED: 'unchanged',
   REWRITTEN: 'rewritten',

@@ -42,7 +42,7 @@ export function bindingFromConntrack(ct: Conntrack, ip: string, port: number): {
 export class BindingResolver {
   private readonly cache = new Map<string, { b: Binding; until: number }>();
   private readonly cacheMs: number;
-  readonly stats = { lookups: 0, created: 0, createClash: 0, cacheHits: 0 };
+  readonly stats = { lookups: 0, created: 0, createClash: 0, cacheHits: 0, moved: 0 };
   /** the public binding of a registered phone's private ip:port, for a new inbound flow (its entry is not confirmed yet) */
   inboundHint?: (ip: string, port: number) => { publicIp: string; publicPort: number } | undefined;
   /**
@@ -52,6 +52,13 @@ export class BindingResolver {
    * binding is always what its conntrack entry says.
    */
   linkIp: string | undefined;
+  /**
+   * The addresses of all WAN links when there are several: an outbound flow whose entry is NATed to
+   * another link's address than the one it now leaves by (its route moved: a failover to the backup
+   * line) is made again on the new link, as MASQUERADE does for its own entries when a link goes
+   * down; entries the daemon pre-created carry an explicit SNAT that MASQUERADE leaves alone.
+   */
+  wanIps: ReadonlySet<string> | undefined;
 
   constructor(private readonly ct: Ctnetlink, private readonly opts: ResolverOptions) {
     this.cacheMs = opts.cacheMs ?? 1000;
@@ -66,6 +73,12 @@ export class BindingResolver {
   /** LAN→WAN packet from src:sport (private) to dst:dport. */
   outbound(src: string, sport: number, dst: string, dport: number, now: number): Binding | undefined {
     const t: Tuple = { src, dst, sport, dport, proto: IPPROTO_UDP };
+    const b = this.cached(t, now, src, sport, true);
+    if (!b || !this.linkIp || b.publicIp === this.linkIp || !this.wanIps?.has(b.publicIp)) return b;
+    // NATed to another WAN link's address than the one this packet leaves by
+    this.cache.delete(`${t.src}:${t.sport}>${t.dst}:${t.dport}`);
+    try { this.ct.delete(t); } catch { /* gone meanwhile */ }
+    this.stats.moved++;
     return this.cached(t, now, src, sport, true);
   }
 

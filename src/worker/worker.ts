@@ -84,10 +84,11 @@ function main(): void {
   const indexLinks = () => {
     byIndex.clear();
     for (const l of links) if (l.ifindex && l.publicIp) byIndex.set(l.ifindex, l);
+    if (links.length > 1) resolver.wanIps = new Set(links.map((l) => l.publicIp).filter(Boolean));
   };
-  indexLinks();
   const primaryIp = () => (links.find((l) => l.ifindex && l.publicIp) ?? links[0]!).publicIp;
   const resolver = new BindingResolver(ct, { publicIp: primaryIp(), publicIp6: init.publicIp6, firstPacket: init.config.firstPacket });
+  indexLinks();
   // the WAN link as it is now: its address follows DHCP/PPPoE (main thread's watcher, 'wan' message)
   const ports = new PortAllocator(init.ports, init.index + 1, init.config.mediaPortMin, init.config.mediaPortMax, init.config.mediaLeaseSeconds * 1000);
   let c = init.config;
@@ -286,12 +287,22 @@ function main(): void {
     let verdict = NF_ACCEPT;
     let out: Buffer | undefined;
     try {
+      const moved = resolver.stats.moved;
       const o = proc.process(payload, dir, Date.now());
       out = o.packet;
       if (!o.accept) verdict = NF_DROP;
       reason = o.reason;
       message = o.message;
       const now = Date.now();
+      // its flow moved to another WAN link: the packet is still bound to the old entry in the kernel
+      // and would leave with the old link's address; the retransmission uses the new entry
+      if (resolver.stats.moved !== moved && dir === 'out') {
+        verdict = NF_DROP;
+        out = undefined;
+        reason = Reason.LINK_MOVED;
+        o.event = undefined;
+        o.registration = undefined;
+      }
       // per-source protection: new INVITEs and REGISTERs (rate, blocking), INVITE failures
       if (o.initial && o.event && o.src) {
         const v = protection.request(o.event.method, o.src, now);
