@@ -74,7 +74,9 @@ export function screenSip(b: Buffer, start: number, end: number): Reason | undef
     // a status line
   } else {
     let i = start;
-    const max = Math.min(end, start + 20); // the longest method name in use is 9 characters
+    // RFC 3261 §25.1: a method is any token (RFC 4475 §3.1.1.2 sends one of 33 characters); a start
+    // line whose first 64 octets hold no token and SP is not taken for one
+    const max = Math.min(end, start + 64);
     while (i < max && isTokenChar(b[i]!)) i++;
     if (i === start || i >= max || b[i] !== SP) return Reason.NOT_SIP;
   }
@@ -83,9 +85,18 @@ export function screenSip(b: Buffer, start: number, end: number): Reason | undef
     he = b.indexOf(LFLF, start); // bare LF line ends are tolerated (RFC 3261 §7.5 robustness)
     if (he < 0 || he >= end) return b.indexOf(LF, start) >= 0 && b.indexOf(LF, start) < end ? Reason.TRUNCATED_HEADERS : undefined;
   }
-  const nul = b.indexOf(0, start);
-  if (nul >= 0 && nul < he) return Reason.BAD_HEADER;
+  if (bareNul(b, start, he)) return Reason.BAD_HEADER;
   return undefined;
+}
+
+/**
+ * Whether b[from, to) holds a NUL outside a quoted-pair. RFC 3261 §25.1: no header admits a CTL,
+ * except escaped in a quoted string (quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F); RFC 4475
+ * §3.1.1.2 puts "\" NUL in a display name).
+ */
+export function bareNul(b: Buffer, from: number, to: number): boolean {
+  for (let i = b.indexOf(0, from); i >= 0 && i < to; i = b.indexOf(0, i + 1)) if (i === from || b[i - 1] !== 0x5c) return true;
+  return false;
 }
 const SIP20 = Buffer.from('SIP/2.0 ');
 const CRLFCRLF = Buffer.from('\r\n\r\n');
@@ -152,8 +163,7 @@ export function parseSip(b: Buffer, start: number, end: number): SipParse {
   }
   if (bodyStart < 0) return { ok: false, reason: Reason.TRUNCATED_HEADERS };
   // RFC 3261 §25.1: no header value admits a NUL (a CTL); such a message is not rewritten
-  const nul = b.indexOf(0, start);
-  if (nul >= 0 && nul < bodyStart) return { ok: false, reason: Reason.BAD_HEADER };
+  if (bareNul(b, start, bodyStart)) return { ok: false, reason: Reason.BAD_HEADER };
   // --- body (RFC 3261 §18.3: UDP may omit Content-Length; a larger one than the datagram is an error)
   let contentLength: number | undefined;
   for (const h of headers) {
