@@ -81,12 +81,12 @@ export async function doctorChecks(config: Config): Promise<Check[]> {
   const links = config.wan.split(',');
   const wan = links[0]!;
   for (const wan of links) {
-  const oper = read(`/sys/class/net/${wan}/operstate`);
-  const addr = networkInterfaces()[wan]?.find((a) => a.family === 'IPv4')?.address;
-  if (oper === undefined) add('wan-link', 'fail', `interface ${wan} does not exist (${Object.keys(networkInterfaces()).join(', ')})`, `set --wan to the WAN interface, or bring ${wan} up (PPPoE creates it when connected)`);
-  else if (oper === 'down' || oper === 'lowerlayerdown') add('wan-link', 'fail', `${wan} is ${oper}`, `ip link set ${wan} up; check the cable or the PPPoE session`);
-  else if (!addr) add('wan-link', 'fail', `${wan} is ${oper} but has no IPv4 address`, 'wait for DHCP/PPPoE, or set public-ip');
-  else add('wan-link', 'ok', `${wan} is ${oper}, address ${addr}${config.publicIp && config.publicIp !== addr ? ` (public-ip ${config.publicIp})` : ''}`);
+    const oper = read(`/sys/class/net/${wan}/operstate`);
+    const addr = networkInterfaces()[wan]?.find((a) => a.family === 'IPv4')?.address;
+    if (oper === undefined) add('wan-link', 'fail', `interface ${wan} does not exist (${Object.keys(networkInterfaces()).join(', ')})`, `set --wan to the WAN interface, or bring ${wan} up (PPPoE creates it when connected)`);
+    else if (oper === 'down' || oper === 'lowerlayerdown') add('wan-link', 'fail', `${wan} is ${oper}`, `ip link set ${wan} up; check the cable or the PPPoE session`);
+    else if (!addr) add('wan-link', 'fail', `${wan} is ${oper} but has no IPv4 address`, 'wait for DHCP/PPPoE, or set public-ip');
+    else add('wan-link', 'ok', `${wan} is ${oper}, address ${addr}${config.publicIp && config.publicIp !== addr ? ` (public-ip ${config.publicIp})` : ''}`);
   }
 
   add('ip-forward', read('/proc/sys/net/ipv4/ip_forward') === '1' ? 'ok' : 'fail', `net.ipv4.ip_forward=${read('/proc/sys/net/ipv4/ip_forward') ?? '?'}`, 'sysctl -w net.ipv4.ip_forward=1 (and in /etc/sysctl.d/ to keep it)');
@@ -95,11 +95,11 @@ export async function doctorChecks(config: Config): Promise<Check[]> {
   const nat = rulesOf('nat') ?? [];
   const nftNat = run('nft', ['list', 'ruleset']);
   for (const wan of links) {
-  const natRule = nat.find((r) => /^-A POSTROUTING\b/.test(r) && /-j (MASQUERADE|SNAT)\b/.test(r) && (new RegExp(`-o ${wan.replace(/[.+]/g, '\\$&')}( |$)`).test(r) || !/ -o /.test(r)));
-  const nftMasq = nftNat.code === 0 && nftNat.out.split('\n').find((l) => /\b(masquerade|snat)\b/.test(l) && (l.includes(`"${wan}"`) || !/oifname/.test(l)) && !/^\s*#/.test(l) && !/comment/.test(l) && !/xt target/.test(l));
-  if (natRule) add('nat', 'ok', `LAN→WAN is masqueraded on ${wan}: ${natRule}`);
-  else if (nftMasq) add('nat', 'ok', `LAN→WAN is masqueraded on ${wan} (nftables): ${nftMasq.trim()}`);
-  else add('nat', 'fail', `no MASQUERADE or SNAT on ${wan} in nat POSTROUTING: the ALG rewrites to a binding that no NAT makes`, `iptables -t nat -A POSTROUTING -o ${wan} -j MASQUERADE`);
+    const natRule = nat.find((r) => /^-A POSTROUTING\b/.test(r) && /-j (MASQUERADE|SNAT)\b/.test(r) && (new RegExp(`-o ${wan.replace(/[.+]/g, '\\$&')}( |$)`).test(r) || !/ -o /.test(r)));
+    const nftMasq = nftNat.code === 0 && nftNat.out.split('\n').find((l) => /\b(masquerade|snat)\b/.test(l) && (l.includes(`"${wan}"`) || !/oifname/.test(l)) && !/^\s*#/.test(l) && !/comment/.test(l) && !/xt target/.test(l));
+    if (natRule) add('nat', 'ok', `LAN→WAN is masqueraded on ${wan}: ${natRule}`);
+    else if (nftMasq) add('nat', 'ok', `LAN→WAN is masqueraded on ${wan} (nftables): ${nftMasq.trim()}`);
+    else add('nat', 'fail', `no MASQUERADE or SNAT on ${wan} in nat POSTROUTING: the ALG rewrites to a binding that no NAT makes`, `iptables -t nat -A POSTROUTING -o ${wan} -j MASQUERADE`);
   }
 
   // the project's rules

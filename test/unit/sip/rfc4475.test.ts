@@ -17,40 +17,9 @@ import { PortAllocator } from '../../../src/nat/port-allocator';
 import type { BindingResolver, Binding } from '../../../src/nat/binding-resolver';
 import { mayLeak } from '../../../src/policy/leak-guard';
 import { udpPacket, payloadOf } from '../../helpers/packet';
+import { asFromPhone, CORPUS, INVALID, PHONE, VALID } from '../../../src/lab/rfc4475';
 
-export const CORPUS = join(__dirname, '../../../../../shared/rfc4475');
-const PHONE = '10.77.0.11', PUBLIC = '198.51.1.1', FAR = '203.0.113.10';
-
-/** RFC 4475 §3.1.1, and per message the hosts its top Via and Contact name (replaced by the phone's address). */
-export const VALID: Record<string, string[]> = {
-  wsinv: ['192.0.2.2;', 'jdrosen@example.com'],
-  intmeth: ['host1.example.com'],
-  esc01: ['host5.example.net'],
-  escnull: ['host5.example.com'],
-  esc02: ['host.example.com;', 'alias1@host1.example.com'],
-  lwsdisp: ['funky.example.com'],
-  longreq: ['sip33.example.com', 'host5.example.net'],
-  dblreq: ['192.0.2.125', 'j.user@host.example.com'],
-  semiuri: ['UDP 192.0.2.1;'],
-  transports: ['t1.example.com'],
-  mpart01: ['127.0.0.1:5070'],
-  unreason: ['host198.example.com'],
-  noreason: ['host105.example.com'],
-};
-export const INVALID = ['badinv01', 'clerr', 'ncl', 'scalar02', 'scalarlg', 'quotbal', 'ltgtruri', 'lwsruri', 'lwsstart', 'trws', 'escruri', 'baddate', 'regbadct', 'badaspec', 'baddn', 'badvers', 'mismatch01', 'mismatch02', 'bigcode'];
-
-/** The message with the phone's address where `hosts` were, in its header block only. */
-export function asFromPhone(name: string, hosts: string[]): Buffer {
-  const b = readFileSync(join(CORPUS, `${name}.dat`));
-  const split = b.indexOf('\r\n\r\n');
-  let head = b.subarray(0, split < 0 ? b.length : split).toString('latin1');
-  for (const h of hosts) {
-    const to = h.replace(/^(UDP )?[^;:@]*(@)?[^;:]*(:\d+)?(;)?$/, (_m, udp: string | undefined, at: string | undefined, _p, semi: string | undefined) => `${udp ?? ''}${at ? h.slice(0, h.indexOf('@') + 1) : ''}${PHONE}${h.includes(':') && !h.startsWith('UDP') ? ':5060' : ''}${semi ?? ''}`);
-    assert.ok(head.includes(h), `${name}: ${h} is in its headers`);
-    head = head.split(h).join(to);
-  }
-  return Buffer.concat([Buffer.from(head, 'latin1'), split < 0 ? Buffer.alloc(0) : b.subarray(split)]);
-}
+const PUBLIC = '198.51.1.1', FAR = '203.0.113.10';
 
 const binding: Binding = { privateIp: PHONE, privatePort: 5060, publicIp: PUBLIC, publicPort: 5060, source: 'conntrack' };
 const resolver = { outbound: () => binding, inbound: () => binding } as unknown as BindingResolver;
