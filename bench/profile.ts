@@ -1,28 +1,32 @@
 /**
  * A perf profile of the daemon in situ (how ../shared/design/hot-path-observations.md was taken):
  * the lab with one queue, the daemon under `node --perf-basic-prof --interpreted-frames-native-stack`,
- * SIPp sending INVITEs with SDP (or REGISTERs) at a steady rate, `perf record -g` on the daemon
+ * bench/loadgen.c sending INVITEs with SDP (or REGISTERs, or the call mix) at a steady rate, `perf record -g` on the daemon
  * (cpu-clock: these machines have no hardware PMU), then the report by symbol, children included.
  *
- *   node dist/bench/profile.js [invite|register] [rate/s] [seconds]      (root; writes /tmp/sipalg-profile.txt)
+ *   node dist/bench/profile.js [invite|register|mix] [rate/s] [seconds]      (root; writes /tmp/sipalg-profile.txt)
  */
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { prepare } from '../src/lab/media';
-import { PROVIDER_IP, phoneIp, SRC_LAB } from '../src/lab/lab';
+import { Lab, PROVIDER_IP, phoneIp, ROOT } from '../src/lab/lab';
+
+const LOADGEN = '/tmp/sipalg-bench/loadgen';
 
 async function main(): Promise<void> {
-  const kind = process.argv[2] === 'register' ? 'register' : 'invite';
+  const kind = ['register', 'mix'].includes(process.argv[2] ?? '') ? process.argv[2]! : 'invite';
   const rate = Number(process.argv[3] ?? 1500), seconds = Number(process.argv[4] ?? 8);
   process.env.SIPALG_NODE_FLAGS = '--perf-basic-prof --interpreted-frames-native-stack';
   const { lab, daemon } = await prepare('sprof', 1, 'alg', ['--state-dir', 'off'], '0:0', ['--source-rate', '0']);
   try {
-    lab.start(lab.provider, 'sipp', ['-sn', 'uas', '-i', PROVIDER_IP, '-p', '5080', '-nostdin', '-nr']);
-    await lab.waitListening(lab.provider, [5080]);
-    const scenario = kind === 'register' ? ['-sf', join(SRC_LAB, 'scenarios/register.xml')] : ['-sn', 'uac'];
-    const total = rate * (seconds + 4);
-    const load = lab.runAsync(lab.phone(1), 'sipp', [...scenario, '-i', phoneIp(1), '-p', '5060', '-r', String(rate), '-m', String(total), '-d', '0', '-s', 'pbx', `${PROVIDER_IP}:5080`, '-nostdin', '-nr', '-timeout', `${seconds + 20}s`], (seconds + 30) * 1000);
+    // bench/loadgen.c, as bench/router.ts runs it: unique Call-IDs and media ports, the UAS answers
+    mkdirSync('/tmp/sipalg-bench', { recursive: true });
+    const cc = spawnSync('cc', ['-O2', '-pthread', '-o', LOADGEN, join(ROOT, 'bench/loadgen.c')], { encoding: 'utf8' });
+    if (cc.status !== 0) throw new Error(`cannot compile bench/loadgen.c: ${cc.stderr}`);
+    const uas = lab.start(lab.provider, LOADGEN, ['uas', '--bind', `${PROVIDER_IP}:5080`, '--run', '7', '--respond']);
+    await Lab.waitFor(uas, /ready/, 10000, 'loadgen uas');
+    const load = lab.runAsync(lab.phone(1), LOADGEN, ['uac', '--ips', phoneIp(1), '--dst', `${PROVIDER_IP}:5080`, '--kind', kind, '--rate', String(rate), '--duration', String(seconds + 4), '--run', '7'], (seconds + 30) * 1000);
     await new Promise((r) => setTimeout(r, 2000)); // warm up
     const data = '/tmp/sipalg-perf.data';
     const rec = spawnSync('perf', ['record', '-F', '1999', '-g', '-o', data, '-p', String(daemon!.pid), '--', 'sleep', String(seconds)], { encoding: 'utf8' });

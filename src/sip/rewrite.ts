@@ -64,13 +64,40 @@ function hostPortEdit(value: string, base: number, hp: HostPort, tr: Translation
   return { start: base + hp.hostStart, end: base + hp.portEnd, text };
 }
 
+/** The IPv4 address text last searched for, as bytes (one address per flow: a cache of one). */
+let lastIp = '';
+let lastIpBytes = Buffer.alloc(0);
+
+/**
+ * Where the IPv4 address `ip` occurs as text in b[from, to): the header fields that hold none of
+ * these offsets cannot name it (hostIs compares IPv4 hosts as text) and are skipped without being
+ * decoded or parsed. Most headers of a message never name the phone.
+ */
+function occurrences(b: Buffer, from: number, to: number, ip: string): number[] {
+  if (ip !== lastIp) {
+    lastIp = ip;
+    lastIpBytes = Buffer.from(ip, 'latin1');
+  }
+  const at: number[] = [];
+  for (let i = b.indexOf(lastIpBytes, from); i >= 0 && i + lastIpBytes.length <= to; i = b.indexOf(lastIpBytes, i + 1)) at.push(i);
+  return at;
+}
+
 export function rewriteSip(b: Buffer, start: number, end: number, msg: SipMessage, dir: Direction, tr: Translation, mapPort?: PortMapper, thirdParty: 'allow' | 'block' = 'block'): RewriteResult {
   const edits: Edit[] = [];
   const fields: string[] = [];
   const v6 = tr.fromIp.indexOf(':') >= 0;
   const toHost = sipHost(tr.toIp);
+  // IPv4: only the fields where the address occurs as text are looked at (IPv6 hosts compare by
+  // value, in any of their written forms: every field is)
+  const at = v6 ? undefined : occurrences(b, start, Math.min(msg.bodyStart, end), tr.fromIp);
+  const names = (s: number, e: number) => {
+    if (!at) return true;
+    for (let k = 0; k < at.length; k++) if (at[k]! >= s && at[k]! < e) return true;
+    return false;
+  };
   // Request-URI (RFC 3261 §8.1.1.1 / §16.12)
-  if (msg.isRequest) {
+  if (msg.isRequest && names(msg.uriStart, msg.uriEnd)) {
     const v = b.toString('latin1', msg.uriStart, msg.uriEnd);
     for (const hp of uriHostPorts(v)) {
       const e = hostPortEdit(v, msg.uriStart, hp, tr, toHost);
@@ -84,6 +111,10 @@ export function rewriteSip(b: Buffer, start: number, end: number, msg: SipMessag
     if (h.name === 'content-type') contentType = b.toString('latin1', h.valueStart, h.valueEnd);
     else if (h.name === 'content-length') clHeader = { s: h.valueStart, e: h.valueEnd };
     else if (h.name === 'via') {
+      if (!names(h.valueStart, h.valueEnd)) {
+        topVia = false;
+        continue;
+      }
       // Via sent-by (RFC 3261 §18.2.1, §20.42); received/rport of our own Via (RFC 3581 §4)
       const v = b.toString('latin1', h.valueStart, h.valueEnd);
       for (const vp of viaParms(v)) {
@@ -110,7 +141,7 @@ export function rewriteSip(b: Buffer, start: number, end: number, msg: SipMessag
       topVia = false;
     } else {
       const label = URI_HEADERS[h.name];
-      if (!label) continue;
+      if (!label || !names(h.valueStart, h.valueEnd)) continue;
       const v = b.toString('latin1', h.valueStart, h.valueEnd);
       for (const hp of uriHostPorts(v)) {
         const e = hostPortEdit(v, h.valueStart, hp, tr, toHost);

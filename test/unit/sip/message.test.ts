@@ -72,7 +72,11 @@ test('the screen judges junk from its first bytes, before any header is parsed',
   const b = (s: string) => Buffer.from(s, 'latin1');
   const screen = (s: string) => screenSip(b(s), 0, b(s).length);
   assert.equal(screen('\x16\x03\x01\x00\x05hello'), 'not_sip', 'a TLS record');
-  assert.equal(screen('INVITEINVITEINVITEINVITE sip:a SIP/2.0\r\n\r\n'), 'not_sip', 'no method is that long');
+  // RFC 3261 §25.1: a method is any token, however long (RFC 4475 §3.1.1.2 sends one of 33 characters)
+  assert.equal(screen('INVITEINVITEINVITEINVITE sip:a SIP/2.0\r\n\r\n'), undefined, 'a long method is a token');
+  assert.equal(screen(`${'X'.repeat(70)} sip:a SIP/2.0\r\n\r\n`), 'not_sip', 'no token and SP in the first 64 octets');
+  assert.equal(screen('OPTIONS sip:a SIP/2.0\r\nTo: "a\\\x00b" <sip:b@c>\r\n\r\n'), undefined, 'a NUL escaped in a quoted-pair');
+  assert.equal(screen('OPTIONS sip:a SIP/2.0\r\nTo: a\x00b <sip:b@c>\r\n\r\n'), 'bad_header', 'a bare NUL');
   assert.equal(screen(' INVITE sip:a SIP/2.0\r\n\r\n'), 'not_sip');
   assert.equal(screen('INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1\r\nTo: <sip'), 'truncated_headers', 'no end of the header block');
   assert.equal(screen('OPTIONS sip:a SIP/2.0\r\nX: a\0b\r\n\r\n'), 'bad_header', 'NUL in a header (RFC 3261 §25.1)');
