@@ -62,6 +62,7 @@ class KernelModel {
     return this.exps.findIndex((x) => x.anchor === key(a) && x.spec.publicPort === e.publicPort && x.spec.remoteIp === e.remoteIp);
   }
   hasExpectation(a: Tuple, e: PinholeSpec) { return this.find(a, e) >= 0; }
+  pinholeStates(items: readonly { anchor: Tuple; spec: PinholeSpec; flow: Tuple | undefined }[]) { return items.map((x) => ({ pending: this.hasExpectation(x.anchor, x.spec), ct: x.flow ? this.get(x.flow) : undefined })); }
   deleteExpectation(a: Tuple, e: PinholeSpec) {
     const i = this.find(a, e);
     if (i >= 0) this.exps.splice(i, 1);

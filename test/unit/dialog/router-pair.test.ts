@@ -58,6 +58,7 @@ class Kernel {
   }
   hasExpectation(_a: Tuple, e: PinholeSpec) { return this.exps.some((x) => x.tuple.dport === e.publicPort); }
   get(t: Tuple) { return this.find(t); }
+  pinholeStates(items: readonly { anchor: Tuple; spec: PinholeSpec; flow: Tuple | undefined }[]) { return items.map((x) => ({ pending: this.hasExpectation(x.anchor, x.spec), ct: x.flow ? this.get(x.flow) : undefined })); }
   delete(t: Tuple) {
     const e = this.find(t);
     if (!e) return false;
