@@ -18,7 +18,7 @@ async function main(): Promise<void> {
   const kind = ['register', 'mix'].includes(process.argv[2] ?? '') ? process.argv[2]! : 'invite';
   const rate = Number(process.argv[3] ?? 1500), seconds = Number(process.argv[4] ?? 8);
   process.env.SIPALG_NODE_FLAGS = '--perf-basic-prof --interpreted-frames-native-stack';
-  const { lab, daemon } = await prepare('sprof', 1, 'alg', ['--state-dir', 'off'], '0:0', ['--source-rate', '0']);
+  const { lab, daemon } = await prepare('sprof', 1, 'alg', (process.env.SIPALG_PROFILE_STATE ? [] : ['--state-dir', 'off']), '0:0', ['--source-rate', '0']);
   try {
     // bench/loadgen.c, as bench/router.ts runs it: unique Call-IDs and media ports, the UAS answers
     mkdirSync('/tmp/sipalg-bench', { recursive: true });

@@ -22,6 +22,20 @@ export class WorkerStats {
     this.counters.set(key, (this.counters.get(key) ?? 0) + by);
   }
 
+  /** The key `a|b|c` or `a|b|c|d` of the per-packet counters, built once: later calls find it by its parts (strings whose hashes V8 keeps) without concatenating. */
+  private readonly keys = new Map<string, Map<string, Map<string, Map<string, string>>>>();
+  key(a: string, b: string, c: string, d = ''): string {
+    let m1 = this.keys.get(a);
+    if (!m1) this.keys.set(a, (m1 = new Map()));
+    let m2 = m1.get(b);
+    if (!m2) m1.set(b, (m2 = new Map()));
+    let m3 = m2.get(c);
+    if (!m3) m2.set(c, (m3 = new Map()));
+    let k = m3.get(d);
+    if (k === undefined) m3.set(d, (k = d === '' ? `${a}|${b}|${c}` : `${a}|${b}|${c}|${d}`));
+    return k;
+  }
+
   observe(seconds: number): void {
     if (this.durations.length < WorkerStats.MAX_SAMPLES) this.durations.push(seconds);
   }

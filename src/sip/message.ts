@@ -98,6 +98,38 @@ export function bareNul(b: Buffer, from: number, to: number): boolean {
   for (let i = b.indexOf(0, from); i >= 0 && i < to; i = b.indexOf(0, i + 1)) if (i === from || b[i - 1] !== 0x5c) return true;
   return false;
 }
+/**
+ * Header names a phone's messages carry, found from their bytes without building a string (RFC 3261
+ * §7.3.1: names are case-insensitive; §7.3.3: compact forms). Keyed by length and the first and last
+ * octets, lower-cased; the candidates are then compared octet by octet.
+ */
+const NAME_TABLE = new Map<number, [Buffer, string][]>();
+for (const name of ['via', 'contact', 'from', 'to', 'call-id', 'cseq', 'content-length', 'content-type', 'max-forwards', 'route', 'record-route', 'session-expires', 'min-se', 'supported', 'require', 'proxy-require', 'allow', 'allow-events', 'user-agent', 'server', 'expires', 'event', 'subscription-state', 'authorization', 'proxy-authorization', 'www-authenticate', 'proxy-authenticate', 'accept', 'subject', 'date', 'p-asserted-identity', 'privacy', 'refer-to', 'referred-by', 'rseq', 'rack', 'reason', 'warning', 'organization', 'timestamp', ...Object.keys(COMPACT)]) {
+  const bytes = Buffer.from(name, 'latin1');
+  const k = nameKey(bytes, 0, bytes.length);
+  const list = NAME_TABLE.get(k) ?? [];
+  list.push([bytes, COMPACT[name] ?? name]);
+  NAME_TABLE.set(k, list);
+}
+function nameKey(b: Buffer, s: number, e: number): number {
+  return (e - s) * 65536 + ((b[s]! | 0x20) << 8) + (b[e - 1]! | 0x20);
+}
+
+/** The header name in b[s, e) in lower case, compact forms expanded: a known name without allocating, others as a new string. */
+export function headerName(b: Buffer, s: number, e: number): string {
+  const list = NAME_TABLE.get(nameKey(b, s, e));
+  if (list) {
+    for (const [bytes, name] of list) {
+      let i = 0;
+      // ASCII letters compare with 0x20 set; '-' and digits are equal to themselves either way
+      while (i < bytes.length && (b[s + i]! | 0x20) === bytes[i]!) i++;
+      if (i === bytes.length) return name;
+    }
+  }
+  const raw = b.toString('latin1', s, e).toLowerCase();
+  return COMPACT[raw] ?? raw;
+}
+
 const SIP20 = Buffer.from('SIP/2.0 ');
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const LFLF = Buffer.from('\n\n');
@@ -157,8 +189,7 @@ export function parseSip(b: Buffer, start: number, end: number): SipParse {
     n++;
     while (n < e && (b[n] === SP || b[n] === HT)) n++;
     if (headers.length >= MAX_HEADERS) return { ok: false, reason: Reason.BAD_HEADER };
-    const raw = b.toString('latin1', o, nameEnd).toLowerCase();
-    headers.push({ name: COMPACT[raw] ?? raw, valueStart: n, valueEnd: trimEnd(b, n, e) });
+    headers.push({ name: headerName(b, o, nameEnd), valueStart: n, valueEnd: trimEnd(b, n, e) });
     o = nextLine(b, e);
   }
   if (bodyStart < 0) return { ok: false, reason: Reason.TRUNCATED_HEADERS };

@@ -206,7 +206,7 @@ function main(): void {
       countMessage(dir, o, o.reason === Reason.REWRITTEN);
     }
     for (const x of r.releases) {
-      stats.inc(`p|${x.dir}|${x.verdict === NF_DROP ? 'drop' : 'accept'}|${x.reason}`);
+      stats.inc(stats.key('p', x.dir, x.verdict === NF_DROP ? 'drop' : 'accept', x.reason));
       if (taps.size) {
         try { tap(x.original, x.dir, x.verdict, x.packet, x.reason, '', NO_FIELDS); } catch (e) { log('warn', 'tap failed', { err: e as Error }); }
       }
@@ -214,8 +214,8 @@ function main(): void {
     }
   };
   const countMessage = (dir: string, o: Outcome, rewritten: boolean) => {
-    if (o.message) stats.inc(`o|${dir}|${o.message}|${rewritten ? 'rewritten' : 'unchanged'}`);
-    if (rewritten) for (const f of o.fields) stats.inc(`r|${dir}|${f}`);
+    if (o.message) stats.inc(stats.key('o', dir, o.message, rewritten ? 'rewritten' : 'unchanged'));
+    if (rewritten) for (const f of o.fields) stats.inc(stats.key('r', dir, f));
     if (o.bindingSource && rewritten) stats.inc(`b|${o.bindingSource}`);
     if (o.refusedThirdParty) stats.inc('h|refused_third_party', o.refusedThirdParty);
   };
@@ -336,9 +336,9 @@ function main(): void {
         registrations.confirmed(g.aor, g.flow, g.publicIp, g.publicPort, g.expires, now);
       }
       if (dir === 'out' && verdict === NF_ACCEPT && !out && leakGuard(reason, payload)) verdict = NF_DROP;
-      stats.inc(`p|${dir}|${verdict === NF_DROP ? 'drop' : 'accept'}|${reason}`);
+      stats.inc(stats.key('p', dir, verdict === NF_DROP ? 'drop' : 'accept', reason));
       if (verdict === NF_DROP) {
-        if (o.message) stats.inc(`o|${dir}|${o.message}|dropped`);
+        if (o.message) stats.inc(stats.key('o', dir, o.message, 'dropped'));
         if (o.refusedThirdParty) stats.inc('h|refused_third_party', o.refusedThirdParty);
       } else countMessage(dir, o, out !== undefined);
       if (out) fields = o.fields;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseSip, findHeader, screenSip } from '../../../src/sip/message';
+import { parseSip, findHeader, headerName, screenSip } from '../../../src/sip/message';
 import { crlf, INVITE, SEED_REGISTER_BEFORE } from '../../helpers/fixtures';
 
 const parse = (s: string) => {
@@ -84,4 +84,11 @@ test('the screen judges junk from its first bytes, before any header is parsed',
   assert.equal(screen('SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n'), undefined);
   assert.equal(screen('OPTIONS sip:a SIP/2.0\nContent-Length: 0\n\n'), undefined, 'bare LF line ends are tolerated');
   assert.equal(parseSip(b('INVITE sip:a@b SIP/2.0\r\nVia: x\r\nTo: <sip'), 0, 40).ok, false);
+});
+
+test('header names: known ones found from their bytes in any case, compact forms expanded, others lower-cased', () => {
+  const at = (s: string) => { const b = Buffer.from(`xx${s}yy`, 'latin1'); return headerName(b, 2, 2 + s.length); };
+  assert.deepEqual(['Via', 'VIA', 'v', 'V', 'Call-ID', 'call-id', 'i', 'Content-Length', 'l', 'Record-Route', 'CSeq', 'm', 'Max-Forwards'].map(at),
+    ['via', 'via', 'via', 'via', 'call-id', 'call-id', 'call-id', 'content-length', 'content-length', 'record-route', 'cseq', 'contact', 'max-forwards']);
+  assert.deepEqual(['X-Custom', 'Viz', 'Vi_', 'ViA', 'Contacts', 'To-'].map(at), ['x-custom', 'viz', 'vi_', 'via', 'contacts', 'to-']);
 });
