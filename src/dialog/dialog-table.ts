@@ -138,6 +138,8 @@ export interface Dialog {
 }
 
 const SOURCE_SLOTS = 4096;
+/** dialogs whose pinholes one sweep slice checks at most (one ctnetlink batch); the others stay due for the next round */
+const PIN_CHECKS_PER_SLICE = 128;
 /** a confirmed dialog's signaling flow is raised to this timeout, again every SIGNALING_REFRESH_MS */
 export const SIGNALING_TIMEOUT_SEC = 300;
 const SIGNALING_REFRESH_MS = 20000;
@@ -1028,60 +1030,80 @@ export class DialogTable {
     });
   }
 
-  /** Ends dialogs whose teardown grace passed, whose timers ran out, or that were idle too long. */
-  sweep(now: number): void {
+  /** Where the sweep goes on from (sweep with a budget): a live iterator over the table, which sees what is added and skips what is gone. */
+  private cursor: IterableIterator<Dialog> | undefined;
+
+  /**
+   * Ends dialogs whose teardown grace passed, whose timers ran out, or that were idle too long; checks
+   * due pinholes (one ctnetlink batch) and keeps confirmed calls' signaling flows alive. With a
+   * `budget` it looks at that many dialogs and goes on from there at the next call, so that no call
+   * costs the worker time that grows with the table (the worker sweeps a tenth of it every 100 ms);
+   * without one it goes through the whole table.
+   */
+  sweep(now: number, budget = Infinity): void {
     const o = this.opts;
     const due: Dialog[] = [];
-    for (const d of this.dialogs.values()) {
-      if (d.endAt) continue;
-      try {
-        // a pin the kernel refused (in part) is made again, a few times, then left to the next SDP
-        if (d.pinFailed && d.local.length && d.pinRetries < PIN_RETRIES && now - d.pinnedAt >= PIN_RETRY_MS) {
-          d.pinRetries++;
-          this.counters.inc('h|retried');
-          this.pin(d, d.local, now);
-        } else if (d.anchor && d.pinholes > 0 && now - d.pinCheckedAt >= Math.min(PIN_CHECK_MAX_MS, Math.max(PIN_CHECK_MS, (now - d.pinnedAt) / 4))) due.push(d);
-      } catch (e) {
-        log('warn', 'pinhole retry failed', { callId: d.callId, err: e as Error });
+    if (budget === Infinity || !this.cursor) this.cursor = this.dialogs.values();
+    let seen = 0, finished = false;
+    while (seen < budget) {
+      const r = this.cursor.next();
+      if (r.done) {
+        finished = true;
+        break;
       }
+      seen++;
+      this.sweepOne(r.value, now, due);
     }
     try {
       this.checkPinholes(due, now);
     } catch (e) {
       log('warn', 'pinhole check failed', { dialogs: due.length, err: e as Error });
     }
-    for (const d of this.dialogs.values()) {
-      if (d.endAt && now >= d.endAt) this.release(d, true);
-      else if (!d.confirmed && o.provisionalMs && now - d.created > o.provisionalMs) this.release(d, true, 'provisional_expired');
-      else if (o.maxCallMs && now - d.created > o.maxCallMs) this.release(d, true, 'max_duration');
-      // RFC 4028 §10: no refresh within the session interval (plus 32 s for the in-flight refresh)
-      else if (d.sessionMs && now - d.refreshedAt > d.sessionMs + TERMINATION_TIMEOUT_MS) this.release(d, true, 'session_expired');
-      else if (now - d.lastSeen > o.idleMs) this.release(d, false);
-      else if (o.mediaInactivityMs && d.confirmed && d.mediaCts.length && now - d.mediaCheckedAt >= Math.min(10000, o.mediaInactivityMs / 2)) {
-        d.mediaCheckedAt = now;
-        const packets = this.mediaPackets(d);
-        if (packets !== undefined && packets > d.mediaPackets) {
-          d.mediaPackets = packets;
-          d.mediaSeenAt = now;
-        } else if (now - d.mediaSeenAt >= o.mediaInactivityMs) this.release(d, true, 'media_inactive');
-      }
-    }
-    // a call can be silent on its signaling flow for far longer than the kernel's UDP timeouts
-    // (120 s): without its conntrack entry the far end's BYE or re-INVITE finds no NAT binding
-    for (const d of this.dialogs.values()) {
-      // TCP: conntrack's established timeout (5 days) already outlives the call; a shorter one must not be set
-      if (!d.flow || d.flow.proto !== IPPROTO_UDP || !d.confirmed || d.endAt || now - (d.flowKeptAt ?? 0) < SIGNALING_REFRESH_MS) continue;
-      d.flowKeptAt = now;
-      try {
-        this.counters.inc(this.ct.setTimeout(d.flow, SIGNALING_TIMEOUT_SEC) ? 'd|signaling_kept_alive' : 'd|signaling_flow_gone');
-      } catch {
-        this.counters.inc('d|signaling_keepalive_failed');
-      }
-    }
-    // max-idle-dialogs: the longest-idle dialogs beyond N go first
+    if (!finished) return;
+    this.cursor = undefined;
+    // max-idle-dialogs: the longest-idle dialogs beyond N go first (once a round of the table)
     if (o.maxIdleDialogs && this.dialogs.size > o.maxIdleDialogs) {
       const byIdle = [...this.dialogs.values()].sort((a, b) => a.lastSeen - b.lastSeen);
       for (const d of byIdle.slice(0, this.dialogs.size - o.maxIdleDialogs)) this.release(d, false, 'evicted');
+    }
+  }
+
+  private sweepOne(d: Dialog, now: number, due: Dialog[]): void {
+    const o = this.opts;
+    if (d.endAt && now >= d.endAt) return this.release(d, true);
+    if (!d.confirmed && o.provisionalMs && now - d.created > o.provisionalMs) return this.release(d, true, 'provisional_expired');
+    if (o.maxCallMs && now - d.created > o.maxCallMs) return this.release(d, true, 'max_duration');
+    // RFC 4028 §10: no refresh within the session interval (plus 32 s for the in-flight refresh)
+    if (d.sessionMs && now - d.refreshedAt > d.sessionMs + TERMINATION_TIMEOUT_MS) return this.release(d, true, 'session_expired');
+    if (now - d.lastSeen > o.idleMs) return this.release(d, false);
+    if (o.mediaInactivityMs && d.confirmed && d.mediaCts.length && now - d.mediaCheckedAt >= Math.min(10000, o.mediaInactivityMs / 2)) {
+      d.mediaCheckedAt = now;
+      const packets = this.mediaPackets(d);
+      if (packets !== undefined && packets > d.mediaPackets) {
+        d.mediaPackets = packets;
+        d.mediaSeenAt = now;
+      } else if (now - d.mediaSeenAt >= o.mediaInactivityMs) return this.release(d, true, 'media_inactive');
+    }
+    if (d.endAt) return;
+    try {
+      // a pin the kernel refused (in part) is made again, a few times, then left to the next SDP
+      if (d.pinFailed && d.local.length && d.pinRetries < PIN_RETRIES && now - d.pinnedAt >= PIN_RETRY_MS) {
+        d.pinRetries++;
+        this.counters.inc('h|retried');
+        this.pin(d, d.local, now);
+      } else if (d.anchor && d.pinholes > 0 && due.length < PIN_CHECKS_PER_SLICE && now - d.pinCheckedAt >= Math.min(PIN_CHECK_MAX_MS, Math.max(PIN_CHECK_MS, (now - d.pinnedAt) / 4))) due.push(d);
+    } catch (e) {
+      log('warn', 'pinhole retry failed', { callId: d.callId, err: e as Error });
+    }
+    // a call can be silent on its signaling flow for far longer than the kernel's UDP timeouts
+    // (120 s): without its conntrack entry the far end's BYE or re-INVITE finds no NAT binding.
+    // TCP: conntrack's established timeout (5 days) already outlives the call; a shorter one must not be set
+    if (!d.flow || d.flow.proto !== IPPROTO_UDP || !d.confirmed || now - (d.flowKeptAt ?? 0) < SIGNALING_REFRESH_MS) return;
+    d.flowKeptAt = now;
+    try {
+      this.counters.inc(this.ct.setTimeout(d.flow, SIGNALING_TIMEOUT_SEC) ? 'd|signaling_kept_alive' : 'd|signaling_flow_gone');
+    } catch {
+      this.counters.inc('d|signaling_keepalive_failed');
     }
   }
 

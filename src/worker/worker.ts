@@ -371,12 +371,16 @@ function main(): void {
     if (!tcp.size) return;
     try { applyTcp(tcp.sweep(Date.now()), Date.now()); } catch (e) { log('warn', 'tcp sweep failed', { err: e as Error }); }
   }, 100);
-  const timer = setInterval(() => {
+  // the dialogs are swept in slices: a tenth of the table (at least 500) every 100 ms, so a round
+  // takes about a second whatever the size and no tick stalls the packets behind it for long
+  const sweepTimer = setInterval(() => {
     try {
-      dialogs.sweep(Date.now());
+      dialogs.sweep(Date.now(), Math.max(500, Math.ceil(dialogs.size / 10)));
     } catch (e) {
       log('warn', 'dialog sweep failed', { err: e as Error });
     }
+  }, 100);
+  const timer = setInterval(() => {
     protection.sweep(Date.now());
     try {
       registrations.sweep(Date.now());
@@ -431,6 +435,7 @@ function main(): void {
     }
     if (m.type !== 'close') return;
     clearInterval(timer);
+    clearInterval(sweepTimer);
     clearInterval(tcpTimer);
     try { applyTcp(tcp.releaseAll(), Date.now()); } catch { /* best effort at shutdown */ }
     if (q) nb.queueClose(q);
