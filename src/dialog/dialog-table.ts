@@ -139,7 +139,7 @@ export interface Dialog {
 
 const SOURCE_SLOTS = 4096;
 /** dialogs whose pinholes one sweep slice checks at most (one ctnetlink batch); the others stay due for the next round */
-const PIN_CHECKS_PER_SLICE = 128;
+const PIN_CHECKS_PER_SLICE = 32;
 /** a confirmed dialog's signaling flow is raised to this timeout, again every SIGNALING_REFRESH_MS */
 export const SIGNALING_TIMEOUT_SEC = 300;
 const SIGNALING_REFRESH_MS = 20000;
