@@ -1120,6 +1120,11 @@ export class DialogTable {
       this.unpin(d, false);
       for (const t of d.mediaCts) try { this.ct.delete(t); } catch { /* gone already */ }
       d.mediaCts = [];
+      // the mapping records name the old address too: made again with the next pin
+      if (d.mapCts.length) {
+        try { this.ct.deleteBatch(d.mapCts); } catch { /* they expire with their timeout */ }
+        d.mapCts = [];
+      }
       d.publicIp = now;
       d.flow = undefined;
       d.pinFailed = 0;
