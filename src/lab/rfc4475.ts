@@ -1,5 +1,5 @@
 /**
- * The RFC 4475 torture messages (../shared/rfc4475/, the 49 messages byte for byte) as a phone
+ * The RFC 4475 torture messages (test/fixtures/rfc4475/: the 49 messages byte for byte, copied from ../shared/rfc4475/) as a phone
  * behind the router sends them: the unit test (test/unit/sip/rfc4475.test.ts) and the lab test
  * (test/lab/rfc4475.test.ts) share the corpus and how a message is given the phone's address.
  */
@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from './lab';
 
-export const CORPUS = join(ROOT, '../shared/rfc4475');
+export const CORPUS = join(ROOT, 'test/fixtures/rfc4475');
 /** the lab's first phone: the address the messages are given */
 export const PHONE = '10.77.0.11';
 

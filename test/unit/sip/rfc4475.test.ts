@@ -1,6 +1,6 @@
 /**
  * RFC 4475 (SIP torture test messages) through the per-message path, as a phone behind the router
- * sends them: ../shared/rfc4475/ holds the 49 messages byte for byte. Each valid one (§3.1.1) gets the
+ * sends them: test/fixtures/rfc4475/ holds the 49 messages byte for byte. Each valid one (§3.1.1) gets the
  * phone's address in its top Via sent-by and Contact (its README's recipe) and must come out with
  * that address translated and every other byte as sent. None of the invalid ones (§3.1.2) or the
  * others may throw, and none may leave rewritten with the phone's address in it; one that is passed
