@@ -88,8 +88,8 @@ function main(): void {
   };
   const primaryIp = () => (links.find((l) => l.ifindex && l.publicIp) ?? links[0]!).publicIp;
   const resolver = new BindingResolver(ct, { publicIp: primaryIp(), publicIp6: init.publicIp6, firstPacket: init.config.firstPacket });
+  // each link's address and index follow DHCP/PPPoE (the main thread's watcher, 'wan' message)
   indexLinks();
-  // the WAN link as it is now: its address follows DHCP/PPPoE (main thread's watcher, 'wan' message)
   const ports = new PortAllocator(init.ports, init.index + 1, init.config.mediaPortMin, init.config.mediaPortMax, init.config.mediaLeaseSeconds * 1000);
   let c = init.config;
   const opts = partOptions(c);
@@ -271,8 +271,7 @@ function main(): void {
     const inLink = byIndex.get(indev);
     const dir = inLink ? 'in' : 'out';
     const link = inLink ?? byIndex.get(outdev);
-    if (link) resolver.linkIp = link.publicIp;
-    else resolver.linkIp = undefined;
+    resolver.linkIp = link?.publicIp;
     if (isTcp(payload)) {
       try {
         applyTcp(tcp.segment(id, payload, dir, Date.now()), Date.now());
