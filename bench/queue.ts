@@ -6,7 +6,7 @@
  * accept unchanged (NF_ACCEPT, no payload), or accept with a payload (the same bytes handed back,
  * as for a rewritten message); accepted packets go on to a socket on the port. The worker's event-loop utilisation
  * times the elapsed time over the packets it handled is the binding's cost per packet: receive
- * syscall, libnetfilter_queue parsing, the copy into a Buffer, the call into JS and the verdict
+ * syscall, libnetfilter_queue parsing, the copy into the batch buffer, one call into JS per wake-up and the verdicts
  * syscall (which, for a locally sent packet, also carries it on to the socket).
  *
  *   sudo node dist/bench/queue.js            (after npm run build; prints a table)
@@ -16,7 +16,8 @@ import { join } from 'node:path';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { createSocket } from 'node:dgram';
-import { native, NF_ACCEPT, NF_DROP } from '../src/native/binding';
+import { NF_ACCEPT, NF_DROP } from '../src/native/binding';
+import { NfQueue } from '../src/native/queue';
 
 const NS = 'sipalg-qbench';
 const QUEUE = 7;
@@ -34,22 +35,24 @@ interface Result { mode: string; rate: number; sent: number; handled: number; us
 function consumer(): void {
   const mode = (workerData as { mode: Mode }).mode;
   const verdict = mode === 'drop' ? NF_DROP : NF_ACCEPT;
-  const nb = native();
   let handled = 0;
   // eslint-disable-next-line prefer-const
-  let q: object;
-  const onPacket = (id: number, payload: Buffer): void => {
-    handled++;
-    nb.queueVerdict(q, id, verdict, mode === 'payload' ? payload : null);
+  let q: NfQueue;
+  const onBatch = (count: number): void => {
+    for (let i = 0; i < count; i++) {
+      handled++;
+      q.verdict(q.id(i), verdict, mode === 'payload' ? q.payload(i) : undefined);
+    }
+    q.flush();
   };
-  q = nb.queueOpen(QUEUE, 1, 4096, 0xffff, onPacket);
+  q = new NfQueue(QUEUE, { failOpen: true, maxLen: 4096 }, onBatch);
   let elu0 = performance.eventLoopUtilization();
   let h0 = 0;
   parentPort!.on('message', (m: string) => {
     if (m === 'start') { elu0 = performance.eventLoopUtilization(); h0 = handled; parentPort!.postMessage({ ready: true }); return; }
     const e = performance.eventLoopUtilization(elu0);
     parentPort!.postMessage({ handled: handled - h0, activeMs: e.active, elu: e.utilization });
-    if (m === 'close') { nb.queueClose(q); parentPort!.close(); }
+    if (m === 'close') { q.close(); parentPort!.close(); }
   });
   parentPort!.postMessage({ ready: true });
 }

@@ -16,6 +16,8 @@
 #include <sys/socket.h>
 #include <linux/netlink.h>
 #include <linux/netfilter.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_queue.h>
 #include <libnetfilter_queue/libnetfilter_queue.h>
 
 #define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, "SIPALG_NATIVE", #call " failed"); return NULL; } } while (0)
@@ -33,37 +35,131 @@ static napi_value throw_errno(napi_env env, const char *what) {
   return NULL;
 }
 
-/* ---------------- NFQUEUE ---------------- */
+/* ---------------- NFQUEUE ----------------
+ * One wake-up, one call into JS: every packet ready on the socket (up to RX_BATCH, while the
+ * caller's receive buffer has room) is copied into that buffer and described in the caller's
+ * Uint32Array [id, offset, length, indev, outdev] per packet; then cb(count) runs once. The
+ * verdicts JS gives during the call are queued here and leave in one sendto when it returns
+ * (several NFQNL_MSG_VERDICT messages, each with its own NFQA_PAYLOAD, in one datagram are handled
+ * in order by netlink_rcv_skb: net/netfilter/nfnetlink_queue.c, net/netlink/af_netlink.c). JS may
+ * send them itself first with queueFlush(), which reports the ids whose verdict the kernel could
+ * not be handed, so it can decide what those packets become.
+ */
+#define RX_BATCH 256
+#define DESC_FIELDS 5
+#define TX_SIZE (1 << 20)
+#define MAX_PAYLOAD 65535
+
 typedef struct {
   napi_env env;
   struct nfq_handle *h;
   struct nfq_q_handle *qh;
+  uint16_t num;
   uv_poll_t poll;
   napi_ref cb;
+  napi_ref rx_ref, desc_ref;  /* keep the caller's buffers alive */
   napi_async_context actx;
   int closed;       /* queueClose() or finalizer ran */
   int poll_done;    /* uv_close callback ran */
   int finalized;    /* JS object collected */
-  char *buf;
+  int in_batch;     /* cb(count) is running: verdicts are queued */
+  char *buf;        /* recv buffer */
+  uint8_t *rx; size_t rx_len; size_t rx_used;
+  uint32_t *desc; uint32_t count;
+  char *tx; size_t tx_used; uint32_t tx_msgs;
+  uint32_t seq;
 } queue_t;
 
 static int on_packet(struct nfq_q_handle *qh, struct nfgenmsg *m, struct nfq_data *nfa, void *data) {
   (void)qh; (void)m;
   queue_t *q = data;
-  napi_env env = q->env;
   struct nfqnl_msg_packet_hdr *ph = nfq_get_msg_packet_hdr(nfa);
   unsigned char *payload = NULL;
   int len = nfq_get_payload(nfa, &payload);
-  if (!ph || len < 0) return 0;
-  napi_value argv[4], cb, recv, result;
-  napi_create_uint32(env, ntohl(ph->packet_id), &argv[0]);
-  napi_create_uint32(env, nfq_get_indev(nfa), &argv[2]);
-  napi_create_uint32(env, nfq_get_outdev(nfa), &argv[3]);
-  void *copy;
-  napi_create_buffer_copy(env, (size_t)len, payload, &copy, &argv[1]);
+  if (!ph || len < 0 || q->count >= RX_BATCH || q->rx_used + (size_t)len > q->rx_len) return 0;
+  uint32_t *d = q->desc + q->count * DESC_FIELDS;
+  d[0] = ntohl(ph->packet_id);
+  d[1] = (uint32_t)q->rx_used;
+  d[2] = (uint32_t)len;
+  d[3] = nfq_get_indev(nfa);
+  d[4] = nfq_get_outdev(nfa);
+  memcpy(q->rx + q->rx_used, payload, (size_t)len);
+  q->rx_used += ((size_t)len + 7) & ~(size_t)7;
+  q->count++;
+  return 0;
+}
+
+/* appends one verdict message (nf_queue's wire format, as nfq_set_verdict writes it) to tx */
+static int tx_append(queue_t *q, uint32_t id, uint32_t verdict, const void *data, size_t len) {
+  size_t need = NLMSG_ALIGN(NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg)) + NLA_ALIGN(NLA_HDRLEN + sizeof(struct nfqnl_msg_verdict_hdr)) + (data ? NLA_ALIGN(NLA_HDRLEN + len) : 0));
+  if (q->tx_used + need > TX_SIZE) return -1;
+  char *p = q->tx + q->tx_used;
+  memset(p, 0, need);
+  struct nlmsghdr *nlh = (struct nlmsghdr *)p;
+  nlh->nlmsg_len = (uint32_t)need;
+  nlh->nlmsg_type = (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_VERDICT;
+  nlh->nlmsg_flags = NLM_F_REQUEST;
+  nlh->nlmsg_seq = ++q->seq;
+  struct nfgenmsg *g = (struct nfgenmsg *)NLMSG_DATA(nlh);
+  g->nfgen_family = AF_UNSPEC;
+  g->version = NFNETLINK_V0;
+  g->res_id = htons(q->num);
+  struct nlattr *a = (struct nlattr *)((char *)g + NLMSG_ALIGN(sizeof *g));
+  a->nla_type = NFQA_VERDICT_HDR;
+  a->nla_len = NLA_HDRLEN + sizeof(struct nfqnl_msg_verdict_hdr);
+  struct nfqnl_msg_verdict_hdr vh = { htonl(verdict), htonl(id) };
+  memcpy((char *)a + NLA_HDRLEN, &vh, sizeof vh);
+  if (data) {
+    a = (struct nlattr *)((char *)a + NLA_ALIGN(a->nla_len));
+    a->nla_type = NFQA_PAYLOAD;
+    a->nla_len = (uint16_t)(NLA_HDRLEN + len);
+    memcpy((char *)a + NLA_HDRLEN, data, len);
+  }
+  q->tx_used += need;
+  q->tx_msgs++;
+  return 0;
+}
+
+static int tx_send(queue_t *q, const void *p, size_t len) {
+  struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+  ssize_t n;
+  do { n = sendto(nfq_fd(q->h), p, len, 0, (struct sockaddr *)&sa, sizeof sa); } while (n < 0 && errno == EINTR);
+  return n < 0 ? -1 : 0;
+}
+
+/*
+ * Sends the queued verdicts in one datagram. If the kernel cannot take the datagram (ENOBUFS,
+ * ENOMEM), each message is tried alone; the ids of those that still fail are written to `failed`
+ * (at most `max`), their count returned.
+ */
+static uint32_t tx_flush(queue_t *q, uint32_t *failed, uint32_t max) {
+  uint32_t nfail = 0;
+  if (!q->tx_used || q->closed) { q->tx_used = 0; q->tx_msgs = 0; return 0; }
+  if (tx_send(q, q->tx, q->tx_used) < 0) {
+    for (size_t off = 0; off < q->tx_used;) {
+      struct nlmsghdr *nlh = (struct nlmsghdr *)(q->tx + off);
+      if (tx_send(q, nlh, nlh->nlmsg_len) < 0 && nfail < max) {
+        struct nfqnl_msg_verdict_hdr vh;
+        memcpy(&vh, (char *)NLMSG_DATA(nlh) + NLMSG_ALIGN(sizeof(struct nfgenmsg)) + NLA_HDRLEN, sizeof vh);
+        failed[nfail++] = ntohl(vh.id);
+      }
+      off += NLMSG_ALIGN(nlh->nlmsg_len);
+    }
+  }
+  q->tx_used = 0;
+  q->tx_msgs = 0;
+  return nfail;
+}
+
+static void call_js(queue_t *q) {
+  napi_env env = q->env;
+  napi_value argv[1], cb, recv, result;
+  napi_create_uint32(env, q->count, &argv[0]);
   napi_get_reference_value(env, q->cb, &cb);
   napi_get_global(env, &recv);
-  napi_make_callback(env, q->actx, recv, cb, 4, argv, &result);
+  q->in_batch = 1;
+  napi_make_callback(env, q->actx, recv, cb, 1, argv, &result);
+  q->in_batch = 0;
   bool pending = false;
   napi_is_exception_pending(env, &pending);
   if (pending) {
@@ -71,7 +167,10 @@ static int on_packet(struct nfq_q_handle *qh, struct nfgenmsg *m, struct nfq_dat
     napi_get_and_clear_last_exception(env, &e);
     napi_fatal_exception(env, e);
   }
-  return 0;
+  /* verdicts JS did not flush itself: a failure here is not reported (JS flushes when it cares) */
+  if (!q->closed && q->tx_used) { uint32_t ignored[1]; tx_flush(q, ignored, 0); }
+  q->count = 0;
+  q->rx_used = 0;
 }
 
 static void on_readable(uv_poll_t *h, int status, int events) {
@@ -81,12 +180,14 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   napi_handle_scope scope;
   napi_open_handle_scope(q->env, &scope);
   int fd = nfq_fd(q->h);
-  /* drain the socket: one wake-up handles a burst */
-  for (int i = 0; i < 256 && !q->closed; i++) {
+  /* drain the socket: one wake-up handles a burst, one call into JS per RX_BATCH packets */
+  for (int i = 0; i < RX_BATCH && !q->closed; i++) {
     ssize_t n = recv(fd, q->buf, 262144, MSG_DONTWAIT);
     if (n < 0) break; /* EAGAIN, or ENOBUFS (counted by the kernel) */
     nfq_handle_packet(q->h, q->buf, (int)n);
+    if (q->count >= RX_BATCH || q->rx_used + MAX_PAYLOAD + 8 > q->rx_len) call_js(q);
   }
+  if (q->count && !q->closed) call_js(q);
   napi_close_handle_scope(q->env, scope);
 }
 
@@ -95,19 +196,24 @@ static void free_queue(queue_t *q) {
   if (q->h) { nfq_close(q->h); q->h = NULL; }
 }
 
+static void free_mem(queue_t *q) { free(q->buf); free(q->tx); free(q); }
+
 static void on_poll_closed(uv_handle_t *h) {
   queue_t *q = h->data;
   q->poll_done = 1;
-  if (q->finalized) { free(q->buf); free(q); }
+  if (q->finalized) free_mem(q);
 }
 
 /* Stops polling and releases the netlink handles; safe to call twice. */
 static void shutdown_queue(napi_env env, queue_t *q) {
   if (q->closed) return;
+  if (q->tx_used) { uint32_t ignored[1]; tx_flush(q, ignored, 0); }
   q->closed = 1;
   uv_poll_stop(&q->poll);
   free_queue(q);
   napi_delete_reference(env, q->cb);
+  napi_delete_reference(env, q->rx_ref);
+  napi_delete_reference(env, q->desc_ref);
   napi_async_destroy(env, q->actx);
   uv_close((uv_handle_t *)&q->poll, on_poll_closed);
 }
@@ -117,35 +223,55 @@ static void queue_finalize(napi_env env, void *data, void *hint) {
   queue_t *q = data;
   q->finalized = 1;
   shutdown_queue(env, q);
-  if (q->poll_done) { free(q->buf); free(q); }
+  if (q->poll_done) free_mem(q);
 }
 
-/* queueOpen(num, failOpen, maxLen, copyRange, cb(id, payload, indev, outdev)) -> external */
+/*
+ * queueOpen(num, failOpen, maxLen, copyRange, rx: Buffer, desc: Uint32Array, cb(count)) -> external.
+ * rx should hold at least one packet of copyRange bytes; desc RX_BATCH * 5 entries.
+ */
 static napi_value queue_open(napi_env env, napi_callback_info info) {
-  size_t argc = 5; napi_value argv[5];
+  size_t argc = 7; napi_value argv[7];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 7) { napi_throw_type_error(env, "SIPALG_NATIVE", "queueOpen(num, failOpen, maxLen, copyRange, rx, desc, cb)"); return NULL; }
   uint32_t num, fail_open, maxlen, copy;
   CHECK(napi_get_value_uint32(env, argv[0], &num));
   CHECK(napi_get_value_uint32(env, argv[1], &fail_open));
   CHECK(napi_get_value_uint32(env, argv[2], &maxlen));
   CHECK(napi_get_value_uint32(env, argv[3], &copy));
+  void *rx; size_t rx_len;
+  CHECK(napi_get_buffer_info(env, argv[4], &rx, &rx_len));
+  napi_typedarray_type tt; size_t dlen; void *desc; napi_value ab; size_t boff;
+  CHECK(napi_get_typedarray_info(env, argv[5], &tt, &dlen, &desc, &ab, &boff));
+  if (tt != napi_uint32_array || dlen < RX_BATCH * DESC_FIELDS || rx_len < MAX_PAYLOAD + 8) {
+    napi_throw_range_error(env, "SIPALG_NATIVE", "queueOpen: rx must hold 65543 bytes, desc must be a Uint32Array of 1280");
+    return NULL;
+  }
   queue_t *q = calloc(1, sizeof *q);
   q->env = env;
+  q->num = (uint16_t)num;
   q->buf = malloc(262144);
+  q->tx = malloc(TX_SIZE);
+  q->rx = rx; q->rx_len = rx_len;
+  q->desc = desc;
   q->h = nfq_open();
-  if (!q->h) { free(q->buf); free(q); return throw_errno(env, "nfq_open"); }
+  if (!q->h) { free_mem(q); return throw_errno(env, "nfq_open"); }
   nfq_bind_pf(q->h, AF_INET); /* no-op on kernels >= 3.8, needed before */
   nfq_bind_pf(q->h, AF_INET6);
   q->qh = nfq_create_queue(q->h, (uint16_t)num, on_packet, q);
-  if (!q->qh) { int e = errno; free_queue(q); free(q->buf); free(q); errno = e; return throw_errno(env, "nfq_create_queue (is another process bound to this queue?)"); }
-  if (nfq_set_mode(q->qh, NFQNL_COPY_PACKET, copy) < 0) { free_queue(q); free(q->buf); free(q); return throw_errno(env, "nfq_set_mode"); }
+  if (!q->qh) { int e = errno; free_queue(q); free_mem(q); errno = e; return throw_errno(env, "nfq_create_queue (is another process bound to this queue?)"); }
+  if (nfq_set_mode(q->qh, NFQNL_COPY_PACKET, copy) < 0) { int e = errno; free_queue(q); free_mem(q); errno = e; return throw_errno(env, "nfq_set_mode"); }
   if (maxlen) nfq_set_queue_maxlen(q->qh, maxlen);
   if (fail_open) nfq_set_queue_flags(q->qh, NFQA_CFG_F_FAIL_OPEN, NFQA_CFG_F_FAIL_OPEN);
   int one = 1;
   setsockopt(nfq_fd(q->h), SOL_NETLINK, NETLINK_NO_ENOBUFS, &one, sizeof one);
   int rcv = 4 << 20;
   setsockopt(nfq_fd(q->h), SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof rcv);
-  CHECK(napi_create_reference(env, argv[4], 1, &q->cb));
+  int snd = 4 << 20;
+  setsockopt(nfq_fd(q->h), SOL_SOCKET, SO_SNDBUFFORCE, &snd, sizeof snd);
+  CHECK(napi_create_reference(env, argv[6], 1, &q->cb));
+  CHECK(napi_create_reference(env, argv[4], 1, &q->rx_ref));
+  CHECK(napi_create_reference(env, argv[5], 1, &q->desc_ref));
   napi_value name; napi_create_string_utf8(env, "sip-alg:nfqueue", NAPI_AUTO_LENGTH, &name);
   CHECK(napi_async_init(env, NULL, name, &q->actx));
   uv_loop_t *loop; CHECK(napi_get_uv_event_loop(env, &loop));
@@ -163,7 +289,10 @@ static queue_t *get_queue(napi_env env, napi_value v) {
   return p;
 }
 
-/* queueVerdict(q, id, verdict, payload|null) */
+/*
+ * queueVerdict(q, id, verdict, payload|null): during cb(count) it is queued for the batch's one
+ * sendto (a full batch buffer is sent first); outside it (timers) it is sent at once.
+ */
 static napi_value queue_verdict(napi_env env, napi_callback_info info) {
   size_t argc = 4; napi_value argv[4];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -176,8 +305,33 @@ static napi_value queue_verdict(napi_env env, napi_callback_info info) {
   bool isbuf = false;
   if (argc > 3) napi_is_buffer(env, argv[3], &isbuf);
   if (isbuf) CHECK(napi_get_buffer_info(env, argv[3], &data, &len));
+  if (len > MAX_PAYLOAD) { errno = EMSGSIZE; return throw_errno(env, "nfq verdict"); }
+  if (q->in_batch) {
+    if (tx_append(q, id, verdict, isbuf ? data : NULL, len) == 0) return NULL;
+    /* the batch buffer is full: what it holds leaves now (a failure there is the caller's to see at flush) */
+    uint32_t ignored[1]; tx_flush(q, ignored, 0);
+    if (tx_append(q, id, verdict, isbuf ? data : NULL, len) == 0) return NULL;
+  }
   if (nfq_set_verdict(q->qh, id, verdict, (uint32_t)len, data) < 0) return throw_errno(env, "nfq_set_verdict");
   return NULL;
+}
+
+/* queueFlush(q) -> Uint32Array of the ids whose verdict could not be sent, or null */
+static napi_value queue_flush(napi_env env, napi_callback_info info) {
+  size_t argc = 1; napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  queue_t *q = get_queue(env, argv[0]);
+  napi_value r;
+  napi_get_null(env, &r);
+  if (!q || q->closed) return r;
+  uint32_t failed[RX_BATCH * 2];
+  uint32_t n = tx_flush(q, failed, RX_BATCH * 2);
+  if (!n) return r;
+  napi_value ab; void *p;
+  CHECK(napi_create_arraybuffer(env, n * 4, &p, &ab));
+  memcpy(p, failed, n * 4);
+  CHECK(napi_create_typedarray(env, napi_uint32_array, n, ab, 0, &r));
+  return r;
 }
 
 static napi_value queue_close(napi_env env, napi_callback_info info) {
@@ -289,6 +443,7 @@ NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
     { "queueOpen", NULL, queue_open, NULL, NULL, NULL, napi_default, NULL },
     { "queueVerdict", NULL, queue_verdict, NULL, NULL, NULL, napi_default, NULL },
+    { "queueFlush", NULL, queue_flush, NULL, NULL, NULL, napi_default, NULL },
     { "queueClose", NULL, queue_close, NULL, NULL, NULL, napi_default, NULL },
     { "netlinkOpen", NULL, nl_open, NULL, NULL, NULL, napi_default, NULL },
     { "netlinkSend", NULL, nl_send, NULL, NULL, NULL, napi_default, NULL },

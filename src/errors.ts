@@ -96,6 +96,19 @@ export class NetlinkError extends SipAlgError {
   }
 }
 
+/**
+ * The NFQUEUE binding failed: opening or binding the queue (`SIPALG_ERR_QUEUE_OPEN`), a verdict
+ * the kernel could not be handed (`SIPALG_ERR_QUEUE_VERDICT`), or a use after close
+ * (`SIPALG_ERR_QUEUE_CLOSED`). `errno` is the system's error number when there is one.
+ */
+export class QueueError extends SipAlgError {
+  readonly errno: number | undefined;
+  constructor(code: 'SIPALG_ERR_QUEUE_OPEN' | 'SIPALG_ERR_QUEUE_VERDICT' | 'SIPALG_ERR_QUEUE_CLOSED', message: string, errno?: number) {
+    super(code, message);
+    this.errno = errno;
+  }
+}
+
 const ERRNO: Record<number, string> = { 1: 'EPERM', 2: 'ENOENT', 11: 'EAGAIN', 12: 'ENOMEM', 16: 'EBUSY', 17: 'EEXIST', 22: 'EINVAL', 24: 'EMFILE', 95: 'EOPNOTSUPP', 114: 'EALREADY' };
 export function errnoName(n: number): string | undefined {
   return ERRNO[n];

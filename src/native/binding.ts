@@ -1,13 +1,17 @@
 /**
- * The thin native boundary (native/sipalg.c): NFQUEUE receive + verdict, raw netlink send/receive.
+ * The thin native boundary (native/sipalg.c): NFQUEUE receive + verdict (used through queue.ts), raw netlink send/receive.
  * Loaded once per thread; the addon is context-aware, so every worker_thread gets its own instance.
  */
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 
 export interface NativeBinding {
-  queueOpen(num: number, failOpen: number, maxLen: number, copyRange: number, cb: (id: number, payload: Buffer, indev: number, outdev: number) => void): object;
+  /** one call of cb per wake-up: `count` packets in rx, described in desc ([id, offset, length, indev, outdev] each); see queue.ts */
+  queueOpen(num: number, failOpen: number, maxLen: number, copyRange: number, rx: Buffer, desc: Uint32Array, cb: (count: number) => void): object;
+  /** queued during cb for one sendto, sent at once outside it */
   queueVerdict(q: object, id: number, verdict: number, payload?: Buffer | null): void;
+  /** sends the queued verdicts; the ids whose verdict could not be sent, or null */
+  queueFlush(q: object): Uint32Array | null;
   queueClose(q: object): void;
   netlinkOpen(protocol: number): number;
   netlinkSend(fd: number, msg: Buffer): number;

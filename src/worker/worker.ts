@@ -4,7 +4,9 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Ctnetlink } from '../conntrack/ctnetlink';
-import { NF_ACCEPT, NF_DROP, native } from '../native/binding';
+import { NF_ACCEPT, NF_DROP } from '../native/binding';
+import { NfQueue } from '../native/queue';
+import { PacketPipeline } from './pipeline';
 import { BindingResolver } from '../nat/binding-resolver';
 import { PortAllocator } from '../nat/port-allocator';
 import { Processor, type Outcome } from '../alg/processor';
@@ -15,7 +17,6 @@ import { instanceKey, StateFile } from '../state/state-file';
 import type { Tuple } from '../conntrack/ctnetlink';
 import { RegistrationTable } from '../registration/registration-table';
 import { Protection } from '../policy/protection';
-import { carriesSourceAddress, mayLeak } from '../policy/leak-guard';
 import { writeFileSync } from 'node:fs';
 import { Reason } from '../errors';
 import { WorkerStats } from '../metrics/worker-stats';
@@ -112,8 +113,7 @@ function main(): void {
     setLiberal: (t) => ct.setTcpLiberal(t),
     message: (b, s, e, d, p, proto, now, bind) => proc.message(b, s, e, d, p, proto, now, bind),
   }, opts.tcp);
-  const nb = native();
-  let debug = c.logLevel === 'debug';
+  const pipeline = new PacketPipeline({ proc, resolver, protection, dialogs, registrations, stats }, { leakPolicy: c.leakPolicy, inviteBlockSeconds: c.inviteBlockSeconds, debug: c.logLevel === 'debug' });
 
   // a previous run of this worker (kill -9, crash) left anchors: the state file says which calls own
   // them (adopted, with their pinholes); any other of this router's (node-id) is an orphan, and
@@ -166,7 +166,7 @@ function main(): void {
     }
   };
 
-  let q: object | undefined;
+  let q: NfQueue | undefined;
   const NO_FIELDS: string[] = [];
   const tap = (before: Buffer, dir: 'in' | 'out', verdict: number, out: Buffer | undefined, reason: string, message: string, fields: string[]) => {
     const after = verdict === NF_DROP ? undefined : out ?? before;
@@ -179,31 +179,27 @@ function main(): void {
       port.postMessage({ type: 'tap', id: tid, record } satisfies WorkerMessage);
     }
   };
+  /**
+   * The kernel refused a verdict (a rewritten packet it cannot take, a full socket): the packet is
+   * accepted unchanged, unless that sends the phone's private address to the WAN (leak-policy)
+   */
+  const verdictFailed = (id: number, dir: string, orig: Buffer | undefined, err: unknown) => {
+    const fallback = dir === 'out' && orig && pipeline.leaks(Reason.VERDICT_ERROR, orig) ? NF_DROP : NF_ACCEPT;
+    stats.inc(`p|${dir}|${fallback === NF_DROP ? 'drop' : 'accept'}|${Reason.VERDICT_ERROR}`);
+    log('warn', `verdict failed, packet ${fallback === NF_DROP ? 'dropped' : 'accepted unchanged'}`, { err: err as Error, id });
+    try { q?.verdict(id, fallback); } catch { /* the queue is gone: the kernel bypasses */ }
+  };
   const verdictOf = (id: number, dir: string, verdict: number, out: Buffer | undefined, orig?: Buffer) => {
     try {
-      nb.queueVerdict(q!, id, verdict, out ?? null);
+      q!.verdict(id, verdict, out);
     } catch (e) {
-      // the kernel refused the verdict (e.g. a rewritten packet it cannot take): accept unchanged,
-      // unless that sends the phone's private address to the WAN (leak-policy)
-      const fallback = dir === 'out' && orig && leakGuard(Reason.VERDICT_ERROR, orig) ? NF_DROP : NF_ACCEPT;
-      stats.inc(`p|${dir}|${fallback === NF_DROP ? 'drop' : 'accept'}|${Reason.VERDICT_ERROR}`);
-      log('warn', `verdict failed, packet ${fallback === NF_DROP ? 'dropped' : 'accepted unchanged'}`, { err: e as Error });
-      try { nb.queueVerdict(q!, id, fallback, null); } catch { /* the queue is gone: the kernel bypasses */ }
+      verdictFailed(id, dir, orig, e);
     }
   };
   /** SIP over TCP: the messages framed so far, then the segments whose verdict is due. */
   const applyTcp = (r: TcpResult, now: number) => {
     for (const { dir, outcome: o } of r.messages) {
-      try {
-        // a message inside a stream cannot be dropped without breaking the stream: policy is
-        // observed (pinholes, registrations) but not enforced by dropping; counted
-        if (o.event && !dialogs.observe(o.event, now)) stats.inc('d|tcp_policy_not_enforced');
-      } catch (e) {
-        stats.inc('h|failed');
-        log('warn', 'pinhole setup failed, message passed', { err: e as Error, callId: o.event?.info.callId });
-      }
-      if (o.registration) registrations.confirmed(o.registration.aor, o.registration.flow, o.registration.publicIp, o.registration.publicPort, o.registration.expires, now);
-      countMessage(dir, o, o.reason === Reason.REWRITTEN);
+      pipeline.streamMessage(dir, o, now);
     }
     for (const x of r.releases) {
       stats.inc(stats.key('p', x.dir, x.verdict === NF_DROP ? 'drop' : 'accept', x.reason));
@@ -212,12 +208,6 @@ function main(): void {
       }
       verdictOf(x.id, x.dir, x.verdict, x.packet);
     }
-  };
-  const countMessage = (dir: string, o: Outcome, rewritten: boolean) => {
-    if (o.message) stats.inc(stats.key('o', dir, o.message, rewritten ? 'rewritten' : 'unchanged'));
-    if (rewritten) for (const f of o.fields) stats.inc(stats.key('r', dir, f));
-    if (o.bindingSource && rewritten) stats.inc(`b|${o.bindingSource}`);
-    if (o.refusedThirdParty) stats.inc('h|refused_third_party', o.refusedThirdParty);
   };
   const takeover = (): number => {
     try {
@@ -239,12 +229,6 @@ function main(): void {
     persist(true);
     return n;
   };
-  /** leak-policy=drop: a LAN→WAN packet about to pass unchanged with the sender's address in it */
-  const leakGuard = (reason: Reason, payload: Buffer): boolean => {
-    if (c.leakPolicy !== 'drop' || !mayLeak(reason) || !carriesSourceAddress(payload)) return false;
-    stats.inc(`k|${reason}`);
-    return true;
-  };
   /**
    * Link `l`'s address changed from `old`: what this daemon made for the old address goes: the
    * dialogs' pinholes and media flows (they re-pin on the new address at their next SDP), the
@@ -264,105 +248,53 @@ function main(): void {
     stats.inc('d|wan_readdressed', calls);
     log('info', 'WAN address changed: entries of the old address removed', { wan: l.name, old, new: l.publicIp, ifindex: l.ifindex, calls, registrations: regs, conntracks: flows });
   };
-  const onPacket = (id: number, payload: Buffer, indev: number, outdev: number): void => {
-    const t0 = process.hrtime.bigint();
-    // what a tap reports of this packet (an internal error leaves the defaults)
-    let reason: Reason = Reason.INTERNAL_ERROR, message = '', fields = NO_FIELDS;
-    const inLink = byIndex.get(indev);
-    const dir = inLink ? 'in' : 'out';
-    const link = inLink ?? byIndex.get(outdev);
-    resolver.linkIp = link?.publicIp;
-    if (isTcp(payload)) {
-      try {
-        applyTcp(tcp.segment(id, payload, dir, Date.now()), Date.now());
-      } catch (e) {
-        stats.inc(`p|${dir}|accept|${Reason.INTERNAL_ERROR}`);
-        log('error', 'internal error in TCP, segment accepted unchanged', { err: e as Error, stack: (e as Error).stack?.split('\n')[1]?.trim() });
-        verdictOf(id, dir, NF_ACCEPT, undefined);
+  /** The packets of one wake-up: each through the pipeline, their verdicts in one sendto (NfQueue.flush). */
+  const ids = new Uint32Array(256);
+  const dirs: ('in' | 'out')[] = [];
+  const onBatch = (count: number): void => {
+    const queue = q!;
+    for (let i = 0; i < count; i++) {
+      const t0 = process.hrtime.bigint();
+      const id = queue.id(i);
+      const view = queue.payload(i);
+      const inLink = byIndex.get(queue.indev(i));
+      const dir = inLink ? 'in' : 'out';
+      ids[i] = id;
+      dirs[i] = dir;
+      resolver.linkIp = (inLink ?? byIndex.get(queue.outdev(i)))?.publicIp;
+      if (isTcp(view)) {
+        // the TCP layer may hold a segment past this batch: it gets its own copy
+        const payload = Buffer.from(view);
+        try {
+          applyTcp(tcp.segment(id, payload, dir, Date.now()), Date.now());
+        } catch (e) {
+          stats.inc(`p|${dir}|accept|${Reason.INTERNAL_ERROR}`);
+          log('error', 'internal error in TCP, segment accepted unchanged', { err: e as Error, stack: (e as Error).stack?.split('\n')[1]?.trim() });
+          verdictOf(id, dir, NF_ACCEPT, undefined);
+        }
+      } else {
+        const d = pipeline.datagram(view, dir, Date.now());
+        if (taps.size) {
+          try { tap(view, dir, d.verdict, d.out, d.reason, d.message, d.fields); } catch (e) { log('warn', 'tap failed', { err: e as Error }); }
+        }
+        verdictOf(id, dir, d.verdict, d.out, view);
       }
       stats.observe(Number(process.hrtime.bigint() - t0) / 1e9);
-      return;
     }
-    let verdict = NF_ACCEPT;
-    let out: Buffer | undefined;
-    try {
-      const moved = resolver.stats.moved;
-      const o = proc.process(payload, dir, Date.now());
-      out = o.packet;
-      if (!o.accept) verdict = NF_DROP;
-      reason = o.reason;
-      message = o.message;
-      const now = Date.now();
-      // its flow moved to another WAN link: the packet is still bound to the old entry in the kernel
-      // and would leave with the old link's address; the retransmission uses the new entry
-      if (resolver.stats.moved !== moved && dir === 'out') {
-        verdict = NF_DROP;
-        out = undefined;
-        reason = Reason.LINK_MOVED;
-        o.event = undefined;
-        o.registration = undefined;
-      }
-      // per-source protection: new INVITEs and REGISTERs (rate, blocking), INVITE failures
-      if (o.initial && o.event && o.src) {
-        const v = protection.request(o.event.method, o.src, now);
-        if (v !== 'ok') {
-          verdict = NF_DROP;
-          out = undefined;
-          reason = v;
-          o.event = undefined;
-          o.registration = undefined;
-        }
-      }
-      if (o.event && !o.event.isRequest && o.event.info.cseqMethod === 'INVITE' && o.event.status >= 300 && o.dst && protection.inviteFinal(o.event.status, o.dst, now)) {
-        stats.inc('d|source_blocked');
-        log('warn', 'source blocked after repeated INVITE failures', { source: o.dst, seconds: c.inviteBlockSeconds });
-      }
-      // pinholes are in place before the message that announces them leaves the router
-      if (o.event) {
-        try {
-          if (!dialogs.observe(o.event, now)) {
-            verdict = NF_DROP;
-            out = undefined;
-            reason = o.event.isRequest && o.event.method === 'INVITE' && !o.event.info.toTag ? Reason.DIALOG_LIMIT : Reason.DIRECT_MEDIA_BLOCKED;
-          }
-        } catch (e) {
-          stats.inc('h|failed');
-          log('warn', 'pinhole setup failed, message passed', { err: e as Error, callId: o.event.info.callId });
-        }
-      }
-      if (o.registration && verdict === NF_ACCEPT) {
-        const g = o.registration;
-        registrations.confirmed(g.aor, g.flow, g.publicIp, g.publicPort, g.expires, now);
-      }
-      if (dir === 'out' && verdict === NF_ACCEPT && !out && leakGuard(reason, payload)) verdict = NF_DROP;
-      stats.inc(stats.key('p', dir, verdict === NF_DROP ? 'drop' : 'accept', reason));
-      if (verdict === NF_DROP) {
-        if (o.message) stats.inc(stats.key('o', dir, o.message, 'dropped'));
-        if (o.refusedThirdParty) stats.inc('h|refused_third_party', o.refusedThirdParty);
-      } else countMessage(dir, o, out !== undefined);
-      if (out) fields = o.fields;
-      if (debug) log('debug', 'packet', { dir, id, message: o.message, reason: o.reason, fields: o.fields.join(',') || undefined, binding: o.bindingSource, len: payload.length, newLen: out?.length });
-    } catch (e) {
-      // a helper must not break traffic: accept unchanged (conntrack-tools cthelper habit), unless
-      // that would send the phone's private address to the WAN (leak-policy)
-      reason = Reason.INTERNAL_ERROR;
-      out = undefined;
-      verdict = dir === 'out' && leakGuard(reason, payload) ? NF_DROP : NF_ACCEPT;
-      stats.inc(`p|${dir}|${verdict === NF_DROP ? 'drop' : 'accept'}|${reason}`);
-      log('error', `internal error, packet ${verdict === NF_DROP ? 'dropped (it carries a private address)' : 'accepted unchanged'}`, { err: e as Error, stack: (e as Error).stack?.split('\n')[1]?.trim() });
+    const failed = queue.flush();
+    if (!failed) return;
+    // the batch's datagram and then the verdict alone could not be sent: decide again, the packet's bytes are still here
+    for (const id of failed) {
+      const i = ids.subarray(0, count).indexOf(id);
+      verdictFailed(id, i >= 0 ? dirs[i]! : 'in', i >= 0 ? queue.payload(i) : undefined, 'sendto failed');
     }
-    if (taps.size) {
-      try { tap(payload, dir, verdict, out, reason, message, fields); } catch (e) { log('warn', 'tap failed', { err: e as Error }); }
-    }
-    verdictOf(id, dir, verdict, out, payload);
-    stats.observe(Number(process.hrtime.bigint() - t0) / 1e9);
   };
   try {
     // queue full while bound: leak-policy drop = the kernel drops (counted in queue_dropped, the
     // sender retransmits); pass = NFQA_CFG_F_FAIL_OPEN, the kernel accepts it unrewritten
-    q = nb.queueOpen(init.queue, init.config.leakPolicy === 'pass' ? 1 : 0, init.config.queueMaxlen, 0xffff, onPacket);
+    q = new NfQueue(init.queue, { failOpen: init.config.leakPolicy === 'pass', maxLen: init.config.queueMaxlen }, onBatch);
   } catch (e) {
-    port.postMessage({ type: 'fatal', message: `cannot bind NFQUEUE ${init.queue}: ${(e as Error).message}` } satisfies WorkerMessage);
+    port.postMessage({ type: 'fatal', message: (e as Error).message } satisfies WorkerMessage);
     return;
   }
   // segments held for the rest of their message are released when it times out
@@ -415,7 +347,7 @@ function main(): void {
       registrations.setOptions({ ...n.registrations, worker: init.index });
       tcp.setOptions(n.tcp);
       setLogLevel(c.logLevel);
-      debug = c.logLevel === 'debug';
+      pipeline.policy = { leakPolicy: c.leakPolicy, inviteBlockSeconds: c.inviteBlockSeconds, debug: c.logLevel === 'debug' };
       enableAcct();
       log('info', 'config reloaded');
       return;
@@ -437,8 +369,7 @@ function main(): void {
     clearInterval(sweepTimer);
     clearInterval(tcpTimer);
     try { applyTcp(tcp.releaseAll(), Date.now()); } catch { /* best effort at shutdown */ }
-    if (q) nb.queueClose(q);
-    q = undefined;
+    q?.close();
     try { dialogs.closeAll(); } catch { /* best effort at shutdown */ }
     try { registrations.closeAll(); } catch { /* best effort at shutdown */ }
     persist(true); // a clean stop leaves nothing to adopt

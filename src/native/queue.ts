@@ -1,0 +1,93 @@
+/**
+ * One NFQUEUE, owned by one worker thread: the native binding's queue handle behind a class with
+ * the project's error codes and a close() that is safe to call twice.
+ *
+ * Packets arrive in batches: at each wake-up the addon copies every packet that is ready into one
+ * reused receive buffer and calls `onBatch(count)` once; packet i is read with id(i), payload(i),
+ * indev(i) and outdev(i), valid only during that call (payload(i) is a view of the receive buffer:
+ * whoever keeps bytes past the call copies them). Verdicts given during the call are sent together
+ * in one sendto when flush() runs (or when the call returns); verdicts given outside it (timers)
+ * leave at once.
+ */
+import { QueueError } from '../errors';
+import { native, type NativeBinding } from './binding';
+
+/** packets one call can carry (native RX_BATCH) and the fields of each (native DESC_FIELDS) */
+const RX_BATCH = 256;
+const FIELDS = 5;
+
+export interface QueueOptions {
+  /** NFQA_CFG_F_FAIL_OPEN: the kernel accepts packets unrewritten when the queue is full */
+  failOpen: boolean;
+  /** NFQA_CFG_QUEUE_MAXLEN (0: the kernel's default) */
+  maxLen: number;
+  /** bytes of each packet copied to userspace */
+  copyRange?: number;
+}
+
+export class NfQueue {
+  private handle: object | undefined;
+  private readonly nb: NativeBinding;
+  /** every packet of a batch, back to back (8-byte aligned) */
+  private readonly rx = Buffer.allocUnsafeSlow(1 << 20);
+  /** [id, offset, length, indev, outdev] per packet of the batch */
+  private readonly desc = new Uint32Array(RX_BATCH * FIELDS);
+
+  constructor(readonly num: number, opts: QueueOptions, onBatch: (count: number) => void) {
+    this.nb = native();
+    try {
+      this.handle = this.nb.queueOpen(num, opts.failOpen ? 1 : 0, opts.maxLen, opts.copyRange ?? 0xffff, this.rx, this.desc, onBatch);
+    } catch (e) {
+      throw new QueueError('SIPALG_ERR_QUEUE_OPEN', `cannot bind NFQUEUE ${num}: ${(e as Error).message}`, (e as { errno?: number }).errno);
+    }
+  }
+
+  get closed(): boolean {
+    return this.handle === undefined;
+  }
+
+  id(i: number): number {
+    return this.desc[i * FIELDS]!;
+  }
+
+  /** packet i of the current batch: a view, valid until onBatch returns */
+  payload(i: number): Buffer {
+    const off = this.desc[i * FIELDS + 1]!;
+    return this.rx.subarray(off, off + this.desc[i * FIELDS + 2]!);
+  }
+
+  indev(i: number): number {
+    return this.desc[i * FIELDS + 3]!;
+  }
+
+  outdev(i: number): number {
+    return this.desc[i * FIELDS + 4]!;
+  }
+
+  /** NF_ACCEPT / NF_DROP, with the packet's new bytes when it was rewritten */
+  verdict(id: number, verdict: number, payload?: Buffer): void {
+    if (!this.handle) throw new QueueError('SIPALG_ERR_QUEUE_CLOSED', `NFQUEUE ${this.num} is closed`);
+    try {
+      this.nb.queueVerdict(this.handle, id, verdict, payload ?? null);
+    } catch (e) {
+      throw new QueueError('SIPALG_ERR_QUEUE_VERDICT', `verdict for packet ${id} on NFQUEUE ${this.num}: ${(e as Error).message}`, (e as { errno?: number }).errno);
+    }
+  }
+
+  /**
+   * Sends the verdicts given so far in this batch, in one datagram; the ids of packets whose verdict
+   * could not be handed to the kernel (tried again one by one first), or undefined.
+   */
+  flush(): Uint32Array | undefined {
+    if (!this.handle) return undefined;
+    return this.nb.queueFlush(this.handle) ?? undefined;
+  }
+
+  /** Unbinds the queue (its packets go to the kernel's default); a second call does nothing. */
+  close(): void {
+    const h = this.handle;
+    if (!h) return;
+    this.handle = undefined;
+    this.nb.queueClose(h);
+  }
+}
