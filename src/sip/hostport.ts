@@ -32,33 +32,37 @@ export interface HostPort {
 export interface ViaParm extends HostPort {
   transport: string;
   /** value spans of ;received= and ;rport= when present (rport with no value: start === end) */
-  received?: { start: number; end: number };
-  rport?: { start: number; end: number };
+  received: { start: number; end: number } | undefined;
+  rport: { start: number; end: number } | undefined;
 }
 
-const HOST_END = new Set([':', ';', '?', '>', ',', ' ', '\t', '\r', '\n']);
+/** what ends a host: ':' ';' '?' '>' ',' SP HTAB CR LF */
+function endsHost(c: number): boolean {
+  return c === 58 || c === 59 || c === 63 || c === 62 || c === 44 || c === 32 || c === 9 || c === 13 || c === 10;
+}
 
 function hostPortAt(s: string, start: number, limit: number, defaultPort: number): HostPort | undefined {
   let hostEnd: number;
   let host: string;
-  if (s[start] === '[') {
+  if (s.charCodeAt(start) === 91 /* [ */) {
     const close = s.indexOf(']', start);
     if (close < 0 || close >= limit) return undefined;
     hostEnd = close + 1;
     host = s.slice(start + 1, close);
   } else {
     hostEnd = start;
-    while (hostEnd < limit && !HOST_END.has(s[hostEnd]!)) hostEnd++;
+    while (hostEnd < limit && !endsHost(s.charCodeAt(hostEnd))) hostEnd++;
     host = s.slice(start, hostEnd);
   }
   if (host.length === 0) return undefined;
   let portEnd = hostEnd;
   let port: number | undefined;
-  if (s[hostEnd] === ':') {
+  if (s.charCodeAt(hostEnd) === 58 /* : */) {
     let i = hostEnd + 1;
-    while (i < limit && s.charCodeAt(i) >= 48 && s.charCodeAt(i) <= 57) i++;
+    let n = 0;
+    for (let c = s.charCodeAt(i); i < limit && c >= 48 && c <= 57; c = s.charCodeAt(++i)) n = n * 10 + (c - 48);
     if (i === hostEnd + 1 || i - hostEnd > 6) return undefined;
-    port = Number(s.slice(hostEnd + 1, i));
+    port = n;
     if (port > 65535) return undefined;
     portEnd = i;
   }
@@ -91,30 +95,95 @@ export function uriHostPorts(s: string): HostPort[] {
   return out;
 }
 
-/** The via-parms of a Via header value, each with sent-by and received/rport spans. */
+/** JavaScript's \s over the characters a latin1 string can hold: HTAB LF VT FF CR SP NBSP */
+function isSpace(c: number): boolean {
+  return c === 32 || (c >= 9 && c <= 13) || c === 160;
+}
+
+function skipSpace(s: string, i: number): number {
+  while (i < s.length && isSpace(s.charCodeAt(i))) i++;
+  return i;
+}
+
+/** ASCII letter c case-insensitively equal to the lower-case letter `lower` */
+function letterIs(c: number, lower: number): boolean {
+  return (c | 0x20) === lower && ((c >= 65 && c <= 90) || (c >= 97 && c <= 122));
+}
+
+/** s at i holds `word` (lower-case ASCII letters) in any case */
+function wordAt(s: string, i: number, word: string): boolean {
+  if (i + word.length > s.length) return false;
+  for (let k = 0; k < word.length; k++) if (!letterIs(s.charCodeAt(i + k), word.charCodeAt(k))) return false;
+  return true;
+}
+
+/**
+ * `SIP / 2.0 / transport LWS` at i (sent-protocol, RFC 3261 §20.42; the spaces are SWS/LWS):
+ * the index after it, the transport in [tStart, tEnd) via `span`; -1 when not there.
+ */
+function sentProtocolAt(s: string, i: number, span: { tStart: number; tEnd: number }): number {
+  if (!wordAt(s, i, 'sip')) return -1;
+  i = skipSpace(s, i + 3);
+  if (s.charCodeAt(i) !== 47) return -1;
+  i = skipSpace(s, i + 1);
+  if (s.charCodeAt(i) !== 50 || s.charCodeAt(i + 1) !== 46 || s.charCodeAt(i + 2) !== 48) return -1;
+  i = skipSpace(s, i + 3);
+  if (s.charCodeAt(i) !== 47) return -1;
+  i = skipSpace(s, i + 1);
+  const t = i;
+  for (let c = s.charCodeAt(i); i < s.length && ((c >= 65 && c <= 90) || (c >= 97 && c <= 122)); c = s.charCodeAt(++i)) { /* letters */ }
+  if (i === t || i >= s.length || !isSpace(s.charCodeAt(i))) return -1;
+  span.tStart = t;
+  span.tEnd = i;
+  return skipSpace(s, i);
+}
+
+/**
+ * The via-parms of a Via header value, each with sent-by and received/rport spans. A scan of the
+ * characters, no regular expression (issue 21: this ran on every message that names the phone in a
+ * Via): the same matches as `SIP\s*\/\s*2\.0\s*\/\s*([A-Za-z]+)\s+` for the sent-protocol and
+ * `;\s*(received|rport)\s*(=\s*([^;,\s]*))?` for the parameters (the unit test holds both).
+ */
 export function viaParms(s: string): ViaParm[] {
   const out: ViaParm[] = [];
-  const re = /SIP\s*\/\s*2\.0\s*\/\s*([A-Za-z]+)\s+/gi;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(s)) !== null) {
-    const transport = m[1]!.toUpperCase();
-    const start = m.index + m[0].length;
+  const span = { tStart: 0, tEnd: 0 };
+  let from = 0;
+  while (from < s.length) {
+    // the next sent-protocol at or after `from`
+    let start = -1, at = from;
+    for (; at < s.length; at++) {
+      if (!letterIs(s.charCodeAt(at), 115 /* s */)) continue;
+      start = sentProtocolAt(s, at, span);
+      if (start >= 0) break;
+    }
+    if (start < 0) break;
+    const transport = s.slice(span.tStart, span.tEnd).toUpperCase();
     let end = s.indexOf(',', start);
     if (end < 0) end = s.length;
     const hp = hostPortAt(s, start, end, transport === 'TLS' ? 5061 : 5060);
-    if (!hp) continue;
-    const v: ViaParm = { ...hp, transport };
-    const pre = /;\s*(received|rport)\s*(=\s*([^;,\s]*))?/gi;
-    pre.lastIndex = hp.portEnd;
-    let p: RegExpExecArray | null;
-    while ((p = pre.exec(s)) !== null && p.index < end) {
-      const vs = p[3] !== undefined ? p.index + p[0].length - p[3].length : p.index + p[0].length;
-      const span = { start: vs, end: p.index + p[0].length };
-      if (p[1]!.toLowerCase() === 'received') v.received = span;
-      else v.rport = span;
+    if (!hp) {
+      from = start;
+      continue;
+    }
+    const v: ViaParm = { hostStart: hp.hostStart, hostEnd: hp.hostEnd, host: hp.host, portEnd: hp.portEnd, port: hp.port, defaultPort: hp.defaultPort, transport, received: undefined, rport: undefined };
+    // ;received= and ;rport (RFC 3581 §4) up to the next via-parm
+    for (let i = s.indexOf(';', hp.portEnd); i >= 0 && i < end; i = s.indexOf(';', i + 1)) {
+      const n = skipSpace(s, i + 1);
+      const received = wordAt(s, n, 'received');
+      if (!received && !wordAt(s, n, 'rport')) continue;
+      let e = skipSpace(s, n + (received ? 8 : 5));
+      let vs = e;
+      if (s.charCodeAt(e) === 61 /* = */) {
+        vs = skipSpace(s, e + 1);
+        e = vs;
+        for (let c = s.charCodeAt(e); e < s.length && c !== 59 && c !== 44 && !isSpace(c); c = s.charCodeAt(++e)) { /* value */ }
+      }
+      if (received) v.received = { start: vs, end: e };
+      else v.rport = { start: vs, end: e };
+      i = e - 1;
     }
     out.push(v);
-    re.lastIndex = end;
+    from = end;
   }
   return out;
 }

@@ -36,3 +36,82 @@ test('hostIs: IPv6 by value, IPv4 by text; sipHost brackets IPv6 in RFC 5952 for
   assert.equal(sipHost('2001:DB8:0::1'), '[2001:db8::1]');
   assert.equal(sipHost('203.0.113.1'), '203.0.113.1');
 });
+
+function hostPortAtAsItWas(s: string, start: number, limit: number): { hostStart: number; portEnd: number; host: string; port: number | undefined } | undefined {
+  const HOST_END = new Set([':', ';', '?', '>', ',', ' ', '\t', '\r', '\n']);
+  let hostEnd: number;
+  let host: string;
+  if (s[start] === '[') {
+    const close = s.indexOf(']', start);
+    if (close < 0 || close >= limit) return undefined;
+    hostEnd = close + 1;
+    host = s.slice(start + 1, close);
+  } else {
+    hostEnd = start;
+    while (hostEnd < limit && !HOST_END.has(s[hostEnd]!)) hostEnd++;
+    host = s.slice(start, hostEnd);
+  }
+  if (host.length === 0) return undefined;
+  let portEnd = hostEnd;
+  let port: number | undefined;
+  if (s[hostEnd] === ':') {
+    let i = hostEnd + 1;
+    while (i < limit && s.charCodeAt(i) >= 48 && s.charCodeAt(i) <= 57) i++;
+    if (i === hostEnd + 1 || i - hostEnd > 6) return undefined;
+    port = Number(s.slice(hostEnd + 1, i));
+    if (port > 65535) return undefined;
+    portEnd = i;
+  }
+  return { hostStart: start, portEnd, host, port };
+}
+
+/** viaParms as it was written with regular expressions (until issue 21): the oracle of the character scan */
+function viaParmsByRegExp(s: string): { hostStart: number; portEnd: number; host: string; port: number | undefined; defaultPort: number; transport: string; received?: { start: number; end: number }; rport?: { start: number; end: number } }[] {
+  const out: ReturnType<typeof viaParmsByRegExp> = [];
+  const re = /SIP\s*\/\s*2\.0\s*\/\s*([A-Za-z]+)\s+/gi;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(s)) !== null) {
+    const transport = m[1]!.toUpperCase();
+    const start = m.index + m[0].length;
+    let end = s.indexOf(',', start);
+    if (end < 0) end = s.length;
+    const hp = hostPortAtAsItWas(s, start, end);
+    if (!hp) continue;
+    const v: ReturnType<typeof viaParmsByRegExp>[number] = { ...hp, defaultPort: transport === 'TLS' ? 5061 : 5060, transport };
+    const pre = /;\s*(received|rport)\s*(=\s*([^;,\s]*))?/gi;
+    pre.lastIndex = v.portEnd;
+    let p: RegExpExecArray | null;
+    while ((p = pre.exec(s)) !== null && p.index < end) {
+      const vs = p[3] !== undefined ? p.index + p[0].length - p[3].length : p.index + p[0].length;
+      const span = { start: vs, end: p.index + p[0].length };
+      if (p[1]!.toLowerCase() === 'received') v.received = span;
+      else v.rport = span;
+    }
+    out.push(v);
+    re.lastIndex = end;
+  }
+  return out;
+}
+
+test('viaParms (a scan of characters) finds what the regular expressions found, over 30000 mutated Via values', () => {
+  const seeds = [
+    'SIP/2.0/UDP 192.168.1.20:5060;branch=z9hG4bK776asdhds;rport;received=10.0.0.1',
+    'SIP/2.0/TCP client.atlanta.example.com:5060;branch=z9hG4bK74b76;received=192.0.2.101, SIP / 2.0 / UDP 10.1.1.1 ;rport = 5062 ; received= 203.0.113.9',
+    'SIP/2.0/TLS [2001:db8::9:1]:5061;received=[2001:db8::9:255];branch=z9hG4bKas3-111,sip/2.0/udp x;RPORT;Received=1.2.3.4',
+    ' SIP/2.0/UDP 10.77.0.11:6000;branch=z9;rport=6000;received=10.77.0.11 , SIP/2.0/SCTP 10.0.0.2',
+  ];
+  const alphabet = 'SIP/2.0UDPudp@?> ;,=:[]\t\r\n\u00a0rportreceived0123456789.xX';
+  let seed = 7;
+  const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
+  const norm = (l: ReturnType<typeof viaParmsByRegExp>) => l.map((v) => [v.hostStart, v.portEnd, v.host, v.port, v.defaultPort, v.transport, v.received?.start, v.received?.end, v.rport?.start, v.rport?.end]);
+  for (let n = 0; n < 30000; n++) {
+    let s = seeds[rnd(seeds.length)]!;
+    for (let k = rnd(4); k >= 0; k--) {
+      const at = rnd(s.length + 1);
+      const op = rnd(3);
+      const ch = alphabet[rnd(alphabet.length)]!;
+      s = op === 0 ? s.slice(0, at) + ch + s.slice(at) : op === 1 ? s.slice(0, at) + s.slice(at + 1) : s.slice(0, at) + ch + s.slice(at + 1);
+    }
+    assert.deepEqual(norm(viaParms(s)), norm(viaParmsByRegExp(s)), JSON.stringify(s));
+  }
+});
