@@ -19,15 +19,22 @@ export function normalizeEdits(edits: Edit[]): Edit[] {
   return out;
 }
 
-/** Applies non-overlapping edits (any order) to buf[start,end) and returns the new bytes. */
+/**
+ * Applies non-overlapping edits (any order) to buf[start,end) and returns the new bytes, written
+ * once into one new buffer (the edits' texts are latin1: one byte per character).
+ */
 export function applyEdits(buf: Buffer, start: number, end: number, edits: Edit[]): Buffer {
   if (edits.length === 0) return buf.subarray(start, end);
-  const parts: Buffer[] = [];
-  let o = start;
-  for (const e of normalizeEdits(edits)) {
-    parts.push(buf.subarray(o, e.start), Buffer.from(e.text, 'latin1'));
+  const list = normalizeEdits(edits);
+  let len = end - start;
+  for (const e of list) len += e.text.length - (e.end - e.start);
+  const out = Buffer.allocUnsafe(len);
+  let o = start, w = 0;
+  for (const e of list) {
+    w += buf.copy(out, w, o, e.start);
+    w += out.write(e.text, w, 'latin1');
     o = e.end;
   }
-  parts.push(buf.subarray(o, end));
-  return Buffer.concat(parts);
+  buf.copy(out, w, o, end);
+  return out;
 }

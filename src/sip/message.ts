@@ -48,8 +48,10 @@ function isTokenChar(c: number): boolean {
 
 /** End of the line starting at `o` (index of CR or LF), or -1 when there is no line end. */
 function lineEnd(b: Buffer, o: number, end: number): number {
-  const i = b.indexOf(LF, o);
-  if (i < 0 || i >= end) return -1;
+  // a loop, not Buffer.indexOf: a header line is short, and the call into C++ cost more than the scan
+  let i = o;
+  while (i < end && b[i] !== LF) i++;
+  if (i >= end) return -1;
   return i > o && b[i - 1] === CR ? i - 1 : i;
 }
 function nextLine(b: Buffer, le: number): number {

@@ -150,7 +150,7 @@ export function rewriteSip(b: Buffer, start: number, end: number, msg: SipMessag
     }
   }
   // SDP body (RFC 3264 offer/answer in INVITE, 18x, 2xx, ACK, PRACK, UPDATE): LAN→WAN only
-  let body: Buffer | undefined;
+  let body: string | undefined;
   let media: SdpMediaMapping[] | undefined;
   let remote: (RemoteMedia | undefined)[] | undefined;
   let refusedThirdParty = 0;
@@ -162,7 +162,8 @@ export function rewriteSip(b: Buffer, start: number, end: number, msg: SipMessag
     media = r.media;
     refusedThirdParty = r.refusedThirdParty;
     if (r.changed.length) {
-      body = Buffer.from(r.text, 'latin1');
+      // the SDP text is latin1 (one character per byte): its length is its byte length
+      body = r.text;
       for (const c of r.changed) fields.push(`sdp_${c.field}`);
     }
   }
@@ -172,7 +173,7 @@ export function rewriteSip(b: Buffer, start: number, end: number, msg: SipMessag
       edits.push({ start: clHeader.s, end: clHeader.e, text: String(body.length) });
       fields.push('content_length');
     }
-    edits.push({ start: msg.bodyStart, end: msg.bodyEnd, text: body.toString('latin1', 0, body.length) });
+    edits.push({ start: msg.bodyStart, end: msg.bodyEnd, text: body });
   }
   return { ok: true, payload: applyEdits(b, start, end, edits), fields, media, remote, refusedThirdParty };
 }
