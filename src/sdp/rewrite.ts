@@ -50,25 +50,17 @@ export type SdpResult =
 /** Maps a private media port to its public one; undefined when no port is left. */
 export type PortMapper = (privateIp: string, privatePort: number) => number | undefined;
 
-interface Line {
-  text: string;
-  eol: string;
+/**
+ * The lines of an SDP body without making an object per line: `next(o)` is where the line starting
+ * at o ends (its text), `after(e)` where the following one starts (past CRLF or LF).
+ */
+function lineEndAt(sdp: string, o: number): number {
+  const n = sdp.indexOf('\n', o);
+  if (n < 0) return sdp.length;
+  return n > o && sdp.charCodeAt(n - 1) === 13 ? n - 1 : n;
 }
-
-function splitLines(sdp: string): Line[] {
-  const out: Line[] = [];
-  let o = 0;
-  while (o < sdp.length) {
-    const n = sdp.indexOf('\n', o);
-    if (n < 0) {
-      out.push({ text: sdp.slice(o), eol: '' });
-      break;
-    }
-    const cr = n > o && sdp[n - 1] === '\r';
-    out.push({ text: sdp.slice(o, cr ? n - 1 : n), eol: cr ? '\r\n' : '\n' });
-    o = n + 1;
-  }
-  return out;
+function nextLineAt(sdp: string, e: number): number {
+  return e >= sdp.length ? e : sdp.charCodeAt(e) === 13 ? e + 2 : e + 1;
 }
 
 /**
@@ -106,38 +98,44 @@ export function rewriteSdp(sdp: string, fromIp: string, toIp: string, mapPort: P
   const oneFamily = v6 === toIp.indexOf(':') >= 0;
   const ours = (a: string | undefined) => oneFamily && a !== undefined && (same(a, fromIp) || (thirdParty === 'allow' && isPrivate(a)));
   let refusedThirdParty = 0;
-  const lines = splitLines(sdp);
-  if (lines.length === 0 || !lines[0]!.text.startsWith('v=')) return { ok: false, reason: Reason.BAD_SDP };
+  if (!sdp.startsWith('v=')) return { ok: false, reason: Reason.BAD_SDP };
   // pass 1: structure: session c=, each media section's own c=
   let sessionConn: string | undefined;
   const mediaConn: (string | typeof OTHER_FAMILY | undefined)[] = [];
   let level = -1;
-  for (const l of lines) {
-    const t = l.text;
-    if (t.length < 2 || t[1] !== '=') {
-      if (t.length === 0) continue; // tolerate a trailing empty line
+  for (let o = 0; o < sdp.length;) {
+    const e = lineEndAt(sdp, o);
+    if (e - o < 2 || sdp.charCodeAt(o + 1) !== 61 /* = */) {
+      if (e === o) { o = nextLineAt(sdp, e); continue; } // tolerate an empty line
       return { ok: false, reason: Reason.BAD_SDP };
     }
-    if (t[0] === 'm') {
+    const k = sdp.charCodeAt(o);
+    if (k === 109 /* m */) {
       level++;
       mediaConn.push(undefined);
-    } else if (t[0] === 'c') {
-      const c = connAddress(t.slice(2));
+    } else if (k === 99 /* c */) {
+      const c = connAddress(sdp.slice(o + 2, e));
       const addr = c?.type === addrType ? c.addr : undefined;
       if (level < 0) sessionConn = addr;
       else mediaConn[level] = c && c.type !== addrType ? OTHER_FAMILY : addr;
     }
+    o = nextLineAt(sdp, e);
   }
-  // pass 2: translate
+  // pass 2: translate; the text between translated lines is copied as it is
   const changed: SdpChange[] = [];
   const media: SdpMediaMapping[] = [];
   let current: SdpMediaMapping | undefined;
   level = -1;
   let out = '';
-  for (const l of lines) {
-    let t = l.text;
-    switch (t[0]) {
-      case 'o': {
+  let copied = 0;
+  for (let o = 0; o < sdp.length;) {
+    const e = lineEndAt(sdp, o);
+    const k = sdp.charCodeAt(o);
+    if (k !== 111 && k !== 99 && k !== 109 && k !== 97) { o = nextLineAt(sdp, e); continue; }
+    const line = sdp.slice(o, e);
+    let t = line;
+    switch (k) {
+      case 111 /* o */: {
         // o=<username> <sess-id> <sess-version> <nettype> <addrtype> <unicast-address> (§5.2)
         const f = t.slice(2).split(' ');
         if (f.length === 6 && f[3] === 'IN' && f[4] === addrType && ours(f[5])) {
@@ -147,7 +145,7 @@ export function rewriteSdp(sdp: string, fromIp: string, toIp: string, mapPort: P
         }
         break;
       }
-      case 'c': {
+      case 99 /* c */: {
         const c = connAddress(t.slice(2));
         if (c && c.type === addrType && ours(c.addr)) {
           t = 'c=' + t.slice(2, 2 + c.start) + toIp + t.slice(2 + c.end);
@@ -155,7 +153,7 @@ export function rewriteSdp(sdp: string, fromIp: string, toIp: string, mapPort: P
         }
         break;
       }
-      case 'm': {
+      case 109 /* m */: {
         level++;
         current = undefined;
         // m=<media> <port>[/<number of ports>] <proto> <fmt> ... (§5.14)
@@ -180,10 +178,11 @@ export function rewriteSdp(sdp: string, fromIp: string, toIp: string, mapPort: P
         }
         break;
       }
-      case 'a': {
+      case 97 /* a */: {
         // a=rtcp:<port> [<nettype> <addrtype> <connection-address>] (RFC 3605 §2.1)
+        if (!current || !t.startsWith('a=rtcp:')) break;
         const r = /^a=rtcp:(\d+)(?: IN (IP[46]) (\S+))?/.exec(t);
-        if (!r || !current) break;
+        if (!r) break;
         const rp = Number(r[1]);
         let pub: number | undefined;
         if (rp === current.privatePort + 1) pub = current.publicPort + 1;
@@ -201,7 +200,12 @@ export function rewriteSdp(sdp: string, fromIp: string, toIp: string, mapPort: P
         break;
       }
     }
-    out += t + l.eol;
+    if (t !== line) {
+      out += sdp.slice(copied, o) + t;
+      copied = e;
+    }
+    o = nextLineAt(sdp, e);
   }
+  out = copied === 0 ? sdp : out + sdp.slice(copied);
   return { ok: true, text: out, changed, media, refusedThirdParty };
 }

@@ -1,4 +1,4 @@
-/** A seeded mutator over real SIP messages, shared by the fuzz test and bench/fuzz.ts. */
+/** Seeded mutators for fuzz and oracle tests: SIP messages (the fuzz test, bench/fuzz.ts) and short texts (mutations). */
 /** xorshift32: a seeded PRNG so a failure can be replayed */
 export function rng(seed: number) {
   let s = seed >>> 0 || 1;
@@ -28,3 +28,23 @@ export function mutate(base: Buffer, r: () => number): Buffer {
   return out;
 }
 
+
+/**
+ * Mutated copies of seed texts for oracle tests (a new implementation against the one it replaces):
+ * each copy is a seed with one to four characters inserted, deleted or replaced at random places,
+ * from a fixed pseudo-random sequence so that a failure repeats.
+ */
+export function* mutations(seeds: readonly string[], alphabet: string, count: number, seed: number): Generator<string> {
+  let x = seed;
+  const rnd = (n: number) => { x = (x * 1103515245 + 12345) & 0x7fffffff; return x % n; };
+  for (let n = 0; n < count; n++) {
+    let s = seeds[rnd(seeds.length)]!;
+    for (let k = rnd(4); k >= 0; k--) {
+      const at = rnd(s.length + 1);
+      const op = rnd(3);
+      const ch = alphabet[rnd(alphabet.length)]!;
+      s = op === 0 ? s.slice(0, at) + ch + s.slice(at) : op === 1 ? s.slice(0, at) + s.slice(at + 1) : s.slice(0, at) + ch + s.slice(at + 1);
+    }
+    yield s;
+  }
+}

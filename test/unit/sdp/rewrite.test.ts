@@ -1,7 +1,9 @@
 import { test } from 'node:test';
+import { mutations } from '../../helpers/mutate';
 import assert from 'node:assert/strict';
 import * as sdpTransform from 'sdp-transform';
 import { isPrivateV4, isPrivateV6, rewriteSdp } from '../../../src/sdp/rewrite';
+import { rewriteSdpReference } from './rewrite-reference';
 import { crlf, SDP_OFFER } from '../../helpers/fixtures';
 
 const PRIV = '10.77.0.12', PUB = '203.0.113.1';
@@ -159,4 +161,22 @@ test('IPv6 third-party media: block counts a ULA or link-local host, allow maps 
   assert.deepEqual(seen, ['fd00:77::50 6000', 'fd00:77::50 6005', 'fe80::2 6100'], 'the mapper sees the canonical third-party address');
   const s = sdpTransform.parse(allowed.text);
   assert.deepEqual(s.media.map((m) => [m.connection?.ip, m.port]), [[PUB6, 6100], [PUB6, 6200], ['2001:db8:ffff::9', 6002]]);
+});
+
+test('rewriteSdp (lines scanned in place, untouched text copied) answers as the line-by-line rebuild did, over 40000 mutated bodies', () => {
+  const seeds = [
+    SDP_OFFER,
+    'v=0\r\no=- 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 8\r\na=rtcp:4001 IN IP4 10.0.0.5\r\nm=video 4002/2 RTP/AVP 96\r\nc=IN IP4 10.0.0.9\r\na=rtcp:4010\r\nm=audio 0 RTP/AVP 0\r\n',
+    'v=0\no=- 1 1 IN IP4 10.0.0.5\ns=-\nc=IN IP4 0.0.0.0\nt=0 0\nm=audio 4000 RTP/AVP 0\na=sendonly\n\n',
+    'v=0\r\no=- 2 2 IN IP6 fd00::5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\nc=IN IP6 fd00::5\r\na=rtcp:5001 IN IP6 fd00::5\r\nm=audio 5002 RTP/AVP 0',
+  ];
+  const alphabet = ' \r\n=/:.0123456789amocIPN4\t';
+  for (const s of mutations(seeds, alphabet, 40000, 11)) {
+    const map = (_ip: string, p: number) => (p === 4010 ? undefined : p + 7);
+    for (const [from, to] of [[PRIV, PUB], ['10.0.0.5', '203.0.113.7'], ['fd00::5', '2001:db8::7']] as const) {
+      for (const third of ['block', 'allow'] as const) {
+        assert.deepEqual(rewriteSdp(s, from, to, map, third), rewriteSdpReference(s, from, to, map, third), JSON.stringify([s, from, third]));
+      }
+    }
+  }
 });

@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { mutations } from '../../helpers/mutate';
 import assert from 'node:assert/strict';
 import { hostIs, sipHost, uriHostPorts, viaParms } from '../../../src/sip/hostport';
 
@@ -101,17 +102,8 @@ test('viaParms (a scan of characters) finds what the regular expressions found, 
     ' SIP/2.0/UDP 10.77.0.11:6000;branch=z9;rport=6000;received=10.77.0.11 , SIP/2.0/SCTP 10.0.0.2',
   ];
   const alphabet = 'SIP/2.0UDPudp@?> ;,=:[]\t\r\n\u00a0rportreceived0123456789.xX';
-  let seed = 7;
-  const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
   const norm = (l: ReturnType<typeof viaParmsByRegExp>) => l.map((v) => [v.hostStart, v.portEnd, v.host, v.port, v.defaultPort, v.transport, v.received?.start, v.received?.end, v.rport?.start, v.rport?.end]);
-  for (let n = 0; n < 30000; n++) {
-    let s = seeds[rnd(seeds.length)]!;
-    for (let k = rnd(4); k >= 0; k--) {
-      const at = rnd(s.length + 1);
-      const op = rnd(3);
-      const ch = alphabet[rnd(alphabet.length)]!;
-      s = op === 0 ? s.slice(0, at) + ch + s.slice(at) : op === 1 ? s.slice(0, at) + s.slice(at + 1) : s.slice(0, at) + ch + s.slice(at + 1);
-    }
+  for (const s of mutations(seeds, alphabet, 30000, 7)) {
     assert.deepEqual(norm(viaParms(s)), norm(viaParmsByRegExp(s)), JSON.stringify(s));
   }
 });
