@@ -138,8 +138,13 @@ export interface Dialog {
 }
 
 const SOURCE_SLOTS = 4096;
-/** dialogs whose pinholes one sweep slice checks at most (one ctnetlink batch); the others stay due for the next round */
-const PIN_CHECKS_PER_SLICE = 32;
+/**
+ * dialogs whose pinholes one check slice compares with the kernel (one ctnetlink batch of up to 4
+ * requests each, ~50 µs a dialog): small, so that the packets queued behind a slice wait little
+ */
+export const PIN_CHECKS_PER_SLICE = 4;
+/** dialogs waiting for their pinhole check at most; beyond it a due dialog waits for the next round */
+const PIN_QUEUE_MAX = 2048;
 /** a confirmed dialog's signaling flow is raised to this timeout, again every SIGNALING_REFRESH_MS */
 export const SIGNALING_TIMEOUT_SEC = 300;
 const SIGNALING_REFRESH_MS = 20000;
@@ -1006,6 +1011,32 @@ export class DialogTable {
    * ('retired'). One the kernel no longer holds was used by a connection (the far end sends from
    * another port than its SDP says) or expired ('used').
    */
+  /** Dialogs found due for a pinhole check and not checked yet (checkPinholesSlice). */
+  get pinChecksPending(): number {
+    return this.pinQueue.size;
+  }
+
+  /**
+   * Compares the pending pinholes of up to `max` due dialogs with the kernel (one ctnetlink batch);
+   * true while more are waiting. The worker runs it between packets (setImmediate), so a round's
+   * checks never hold the queue for long (at 1k calls/s, 32 dialogs in one go held it 1.5-5 ms).
+   */
+  checkPinholesSlice(now: number, max = PIN_CHECKS_PER_SLICE): boolean {
+    const due: Dialog[] = [];
+    for (const d of this.pinQueue) {
+      if (due.length >= max) break;
+      this.pinQueue.delete(d);
+      // released, or re-pinned without pinholes, since it was found due
+      if (d.anchor && d.pinholes > 0 && this.dialogs.get(dialogKey(d.callId, d.privateIp)) === d) due.push(d);
+    }
+    try {
+      this.checkPinholes(due, now);
+    } catch (e) {
+      log('warn', 'pinhole check failed', { dialogs: due.length, err: e as Error });
+    }
+    return this.pinQueue.size > 0;
+  }
+
   private checkPinholes(due: readonly Dialog[], now: number): void {
     const items: { d: Dialog; anchor: Tuple; spec: PinholeSpec; flow: Tuple | undefined }[] = [];
     for (const d of due) {
@@ -1032,6 +1063,10 @@ export class DialogTable {
 
   /** Where the sweep goes on from (sweep with a budget): a live iterator over the table, which sees what is added and skips what is gone. */
   private cursor: IterableIterator<Dialog> | undefined;
+  /** dialogs found due for a pinhole check by the sweep, in order (checkPinholesSlice) */
+  private readonly pinQueue = new Set<Dialog>();
+  /** signaling flows raised lately (anchorKey of the flow -> when): one keep-alive per flow and refresh interval, whatever the number of its dialogs */
+  private readonly flowsKept = new Map<string, number>();
 
   /**
    * Ends dialogs whose teardown grace passed, whose timers ran out, or that were idle too long; checks
@@ -1042,7 +1077,7 @@ export class DialogTable {
    */
   sweep(now: number, budget = Infinity): void {
     const o = this.opts;
-    const due: Dialog[] = [];
+    const keep: Tuple[] = [];
     if (budget === Infinity || !this.cursor) this.cursor = this.dialogs.values();
     let seen = 0, finished = false;
     while (seen < budget) {
@@ -1052,15 +1087,16 @@ export class DialogTable {
         break;
       }
       seen++;
-      this.sweepOne(r.value, now, due);
+      this.sweepOne(r.value, now, keep);
     }
-    try {
-      this.checkPinholes(due, now);
-    } catch (e) {
-      log('warn', 'pinhole check failed', { dialogs: due.length, err: e as Error });
-    }
+    this.keepFlows(keep, now);
+    // a whole sweep (tests, a clean stop) checks what it found due at once; a sweep in slices leaves
+    // it to checkPinholesSlice between packets
+    if (budget === Infinity) while (this.checkPinholesSlice(now, Infinity)) { /* all */ }
     if (!finished) return;
     this.cursor = undefined;
+    // once a round: the flows kept longer ago than an interval are due again (one entry per phone flow)
+    for (const [k, t] of this.flowsKept) if (now - t >= SIGNALING_REFRESH_MS) this.flowsKept.delete(k);
     // max-idle-dialogs: the longest-idle dialogs beyond N go first (once a round of the table)
     if (o.maxIdleDialogs && this.dialogs.size > o.maxIdleDialogs) {
       const byIdle = [...this.dialogs.values()].sort((a, b) => a.lastSeen - b.lastSeen);
@@ -1068,7 +1104,7 @@ export class DialogTable {
     }
   }
 
-  private sweepOne(d: Dialog, now: number, due: Dialog[]): void {
+  private sweepOne(d: Dialog, now: number, keep: Tuple[]): void {
     const o = this.opts;
     if (d.endAt && now >= d.endAt) return this.release(d, true);
     if (!d.confirmed && o.provisionalMs && now - d.created > o.provisionalMs) return this.release(d, true, 'provisional_expired');
@@ -1091,7 +1127,7 @@ export class DialogTable {
         d.pinRetries++;
         this.counters.inc('h|retried');
         this.pin(d, d.local, now);
-      } else if (d.anchor && d.pinholes > 0 && due.length < PIN_CHECKS_PER_SLICE && now - d.pinCheckedAt >= Math.min(PIN_CHECK_MAX_MS, Math.max(PIN_CHECK_MS, (now - d.pinnedAt) / 4))) due.push(d);
+      } else if (d.anchor && d.pinholes > 0 && now - d.pinCheckedAt >= Math.min(PIN_CHECK_MAX_MS, Math.max(PIN_CHECK_MS, (now - d.pinnedAt) / 4)) && !this.pinQueue.has(d) && this.pinQueue.size < PIN_QUEUE_MAX) this.pinQueue.add(d);
     } catch (e) {
       log('warn', 'pinhole retry failed', { callId: d.callId, err: e as Error });
     }
@@ -1100,11 +1136,25 @@ export class DialogTable {
     // TCP: conntrack's established timeout (5 days) already outlives the call; a shorter one must not be set
     if (!d.flow || d.flow.proto !== IPPROTO_UDP || !d.confirmed || now - (d.flowKeptAt ?? 0) < SIGNALING_REFRESH_MS) return;
     d.flowKeptAt = now;
+    // the dialogs of one phone share its signaling flow: it is raised once a refresh interval, and the
+    // slice's flows in one batch (keepFlows)
+    const k = anchorKey(d.flow);
+    const kept = this.flowsKept.get(k);
+    if (kept !== undefined && now - kept < SIGNALING_REFRESH_MS) return;
+    this.flowsKept.set(k, now);
+    keep.push(d.flow);
+  }
+
+  /** The signaling flows a sweep slice found due, raised to SIGNALING_TIMEOUT_SEC in one ctnetlink batch. */
+  private keepFlows(keep: Tuple[], now: number): void {
+    if (!keep.length) return;
+    let results: (boolean | Error)[];
     try {
-      this.counters.inc(this.ct.setTimeout(d.flow, SIGNALING_TIMEOUT_SEC) ? 'd|signaling_kept_alive' : 'd|signaling_flow_gone');
+      results = this.ct.setTimeouts(keep, SIGNALING_TIMEOUT_SEC);
     } catch {
-      this.counters.inc('d|signaling_keepalive_failed');
+      results = keep.map(() => new Error('netlink'));
     }
+    for (const r of results) this.counters.inc(r === true ? 'd|signaling_kept_alive' : r === false ? 'd|signaling_flow_gone' : 'd|signaling_keepalive_failed');
   }
 
   /**

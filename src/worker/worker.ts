@@ -304,9 +304,25 @@ function main(): void {
   }, 100);
   // the dialogs are swept in slices: a tenth of the table (at least 500) every 100 ms, so a round
   // takes about a second whatever the size and no tick stalls the packets behind it for long
+  // the pinhole checks the sweep found due, a few dialogs at a time between packets
+  let pinSlices = false;
+  const pinSlice = () => {
+    let more = false;
+    try {
+      more = dialogs.checkPinholesSlice(Date.now());
+    } catch (e) {
+      log('warn', 'pinhole check failed', { err: e as Error });
+    }
+    if (more && q && !q.closed) setImmediate(pinSlice);
+    else pinSlices = false;
+  };
   const sweepTimer = setInterval(() => {
     try {
       dialogs.sweep(Date.now(), Math.max(500, Math.ceil(dialogs.size / 10)));
+      if (dialogs.pinChecksPending && !pinSlices) {
+        pinSlices = true;
+        setImmediate(pinSlice);
+      }
     } catch (e) {
       log('warn', 'dialog sweep failed', { err: e as Error });
     }

@@ -257,7 +257,7 @@ test('third-party media (allowed): pinholes and media flows point at the media h
 test('a confirmed call keeps its signaling flow alive past the kernel UDP timeout; an early or ending one does not', () => {
   const { ct, table } = make();
   const raised: string[] = [];
-  (ct as unknown as { setTimeout: (t: Tuple, s: number) => boolean }).setTimeout = (t, s) => { raised.push(`${t.src}:${t.sport}>${t.dst}:${t.dport}/${s}`); return true; };
+  (ct as unknown as { setTimeouts: (ts: Tuple[], s: number) => boolean[] }).setTimeouts = (ts, s) => ts.map((t) => { raised.push(`${t.src}:${t.sport}>${t.dst}:${t.dport}/${s}`); return true; });
   const flow = { src: '10.77.0.11', sport: 5060, dst: '198.51.100.7', dport: 5060, proto: 17 };
   table.observe({ ...ev({ method: 'INVITE', local: media(6000) }), flow }, 0);
   table.sweep(30000);
@@ -270,6 +270,23 @@ test('a confirmed call keeps its signaling flow alive past the kernel UDP timeou
   table.observe(ev({ method: 'BYE', cseqMethod: 'BYE' }), 53000);
   table.sweep(80000);
   assert.equal(raised.length, 2, 'not once the call is ending');
+});
+
+test('the calls of one phone share its signaling flow: it is raised once a refresh interval, in one batch with the others due', () => {
+  const { ct, table } = make();
+  const batches: string[][] = [];
+  (ct as unknown as { setTimeouts: (ts: Tuple[], s: number) => boolean[] }).setTimeouts = (ts) => { batches.push(ts.map((t) => `${t.src}:${t.sport}`)); return ts.map(() => true); };
+  const flow = (ip: string) => ({ src: ip, sport: 5060, dst: '198.51.100.7', dport: 5060, proto: 17 });
+  for (const [callId, ip, port] of [['a', '10.77.0.11', 6000], ['b', '10.77.0.11', 6010], ['c', '10.77.0.12', 6020]] as const) {
+    table.observe({ ...ev({ callId, method: 'INVITE', local: media(port) }), privateIp: ip, flow: flow(ip) }, 30000);
+    table.observe({ ...ev({ callId, dir: 'in', status: 200, cseqMethod: 'INVITE', toTag: 't', remote }), privateIp: ip }, 30010);
+  }
+  table.sweep(31000);
+  assert.deepEqual(batches, [['10.77.0.11:5060', '10.77.0.12:5060']], 'one request per flow, one batch');
+  table.sweep(45000);
+  assert.equal(batches.length, 1, 'not again within the interval');
+  table.sweep(52000);
+  assert.deepEqual(batches[1], ['10.77.0.11:5060', '10.77.0.12:5060'], 'again after it');
 });
 
 test('restart: a state file of the earlier format (media flows as [key, tuple] pairs) is adopted; the flows are cut at the end of the call', () => {

@@ -69,6 +69,7 @@ class KernelModel {
     return i >= 0;
   }
   setTimeout() { return true; }
+  setTimeouts(ts: readonly unknown[]) { return ts.map(() => true); }
   /** a packet from `src` to public port `port`: what admits it (a flow's reply tuple or a pinhole), or undefined */
   admits(src: string, sport: number, port: number): 'flow' | 'pinhole' | undefined {
     for (const f of this.flows.values()) if (f.t.dst === src && f.t.dport === sport && f.port === port) return 'flow';

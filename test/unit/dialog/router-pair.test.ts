@@ -68,6 +68,7 @@ class Kernel {
   }
   deleteBatch(ts: readonly Tuple[]) { return ts.map((t) => { this.delete(t); return undefined; }); }
   setTimeout() { return true; }
+  setTimeouts(ts: readonly unknown[]) { return ts.map(() => true); }
   /** conntrackd: entries whole; expectations without NAT and class (re-created as class 0 in the order they were made) */
   syncTo(peer: Kernel) {
     for (const e of this.entries) if (!peer.find(e.orig)) peer.entries.push({ ...e });
