@@ -144,21 +144,24 @@ export function parseSip(b: Buffer, start: number, end: number): SipParse {
   const le = lineEnd(b, start, end);
   if (le < 0) return { ok: false, reason: b.subarray(start, Math.min(end, start + 8)).includes('SIP/2.0') || /^[A-Z]+ /.test(b.toString('latin1', start, Math.min(end, start + 16))) ? Reason.TRUNCATED_HEADERS : Reason.NOT_SIP };
   let isRequest: boolean, method = '', status = 0, uriStart = 0, uriEnd = 0;
-  if (le - start >= 12 && b.toString('latin1', start, start + 8) === 'SIP/2.0 ') {
+  if (le - start >= 12 && b.compare(SIP20, 0, 8, start, start + 8) === 0) {
     // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
-    const code = b.toString('latin1', start + 8, start + 11);
-    if (!/^[1-6]\d\d$/.test(code) || (le > start + 11 && b[start + 11] !== SP)) return { ok: false, reason: Reason.BAD_START_LINE };
+    const c0 = b[start + 8]! - 48, c1 = b[start + 9]! - 48, c2 = b[start + 10]! - 48;
+    if (c0 < 1 || c0 > 6 || c1 < 0 || c1 > 9 || c2 < 0 || c2 > 9 || (le > start + 11 && b[start + 11] !== SP)) return { ok: false, reason: Reason.BAD_START_LINE };
     isRequest = false;
-    status = Number(code);
+    status = c0 * 100 + c1 * 10 + c2;
   } else {
     // Request-Line = Method SP Request-URI SP SIP-Version
     let i = start;
     while (i < le && isTokenChar(b[i]!)) i++;
     if (i === start || i >= le || b[i] !== SP) return { ok: false, reason: Reason.NOT_SIP };
     method = b.toString('latin1', start, i);
-    const lastSp = b.lastIndexOf(SP, le - 1);
-    const version = lastSp > i ? b.toString('latin1', lastSp + 1, le) : '';
-    if (version !== 'SIP/2.0') return { ok: false, reason: version.startsWith('SIP/') ? Reason.BAD_START_LINE : Reason.NOT_SIP };
+    let lastSp = le - 1;
+    while (lastSp > i && b[lastSp] !== SP) lastSp--;
+    if (lastSp <= i || le - lastSp - 1 !== 7 || b.compare(SIP20, 0, 7, lastSp + 1, le) !== 0) {
+      const version = lastSp > i ? b.toString('latin1', lastSp + 1, le) : '';
+      return { ok: false, reason: version.startsWith('SIP/') ? Reason.BAD_START_LINE : Reason.NOT_SIP };
+    }
     uriStart = i + 1;
     uriEnd = lastSp;
     if (uriEnd <= uriStart || b.indexOf(SP, uriStart) !== uriEnd) return { ok: false, reason: Reason.BAD_START_LINE };
@@ -195,15 +198,21 @@ export function parseSip(b: Buffer, start: number, end: number): SipParse {
     o = nextLine(b, e);
   }
   if (bodyStart < 0) return { ok: false, reason: Reason.TRUNCATED_HEADERS };
-  // RFC 3261 §25.1: no header value admits a NUL (a CTL); such a message is not rewritten
-  if (bareNul(b, start, bodyStart)) return { ok: false, reason: Reason.BAD_HEADER };
+  // RFC 3261 §25.1: no header value admits a NUL (a CTL): the screen refused a header block with one
+  // (its block ends at the first empty line, as this one does, or later)
   // --- body (RFC 3261 §18.3: UDP may omit Content-Length; a larger one than the datagram is an error)
   let contentLength: number | undefined;
   for (const h of headers) {
     if (h.name !== 'content-length') continue;
-    const v = b.toString('latin1', h.valueStart, h.valueEnd);
-    if (!/^\d{1,9}$/.test(v)) return { ok: false, reason: Reason.BAD_CONTENT_LENGTH };
-    const n = Number(v);
+    // 1*9DIGIT (RFC 3261 §20.14; more digits than any datagram needs are refused)
+    const len = h.valueEnd - h.valueStart;
+    let n = 0;
+    for (let i = h.valueStart; i < h.valueEnd; i++) {
+      const d = b[i]! - 48;
+      if (d < 0 || d > 9) { n = -1; break; }
+      n = n * 10 + d;
+    }
+    if (len < 1 || len > 9 || n < 0) return { ok: false, reason: Reason.BAD_CONTENT_LENGTH };
     if (contentLength !== undefined && contentLength !== n) return { ok: false, reason: Reason.BAD_CONTENT_LENGTH };
     contentLength = n;
   }
