@@ -66,6 +66,16 @@ export interface Outcome {
   refusedThirdParty?: number;
 }
 
+const NO_FIELDS: string[] = [];
+
+/**
+ * Every outcome is made here, with every field in the same order, so the code that reads outcomes
+ * sees one object shape (monomorphic property access) whichever path made it.
+ */
+export function makeOutcome(accept: boolean, reason: Reason, message: string, fields: string[] = NO_FIELDS): Outcome {
+  return { accept, packet: undefined, reason, message, fields, bindingSource: undefined, event: undefined, registration: undefined, src: undefined, dst: undefined, initial: false, refusedThirdParty: undefined };
+}
+
 // RFC 3261 §27.4 methods and the extensions seen on trunks (RFC 3262, 3265/6665, 3311, 3428, 3515, 3903, 6086)
 export const KNOWN_METHODS = new Set(['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGISTER', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'INFO', 'REFER', 'MESSAGE', 'UPDATE']);
 
@@ -81,7 +91,7 @@ export class Processor {
 
   private pass(reason: Reason, message = ''): Outcome {
     const drop = this.opts.malformedPolicy === 'drop' && MALFORMED.has(reason);
-    return { accept: !drop, packet: undefined, reason, message, fields: [] };
+    return makeOutcome(!drop, reason, message);
   }
 
   process(pkt: Buffer, dir: Direction, now: number): Outcome {
@@ -96,8 +106,8 @@ export class Processor {
       const b = dir === 'out' ? this.resolver.outbound(p.src, p.srcPort, p.dst, p.dstPort, now) : this.resolver.inbound(p.src, p.srcPort, p.dst, p.dstPort, now);
       return b && { tr: translation(b, dir), privateIp: b.privateIp, publicIp: b.publicIp, source: b.source };
     });
-    if (!r.payload) return r.outcome;
-    return { ...r.outcome, packet: rebuildUdp(pkt, p, r.payload) };
+    if (r.payload) r.outcome.packet = rebuildUdp(pkt, p, r.payload);
+    return r.outcome;
   }
 
   /**
@@ -112,7 +122,7 @@ export class Processor {
     // metric label: bounded set (an attacker must not mint label values)
     const known = !msg.isRequest || KNOWN_METHODS.has(msg.method);
     const label = msg.isRequest ? (known ? msg.method : 'other') : `${Math.floor(msg.status / 100)}xx`;
-    if (!known && this.opts.unknownMethod === 'drop') return { outcome: { accept: false, packet: undefined, reason: Reason.UNKNOWN_METHOD, message: label, fields: [] } };
+    if (!known && this.opts.unknownMethod === 'drop') return { outcome: makeOutcome(false, Reason.UNKNOWN_METHOD, label) };
     let binding: MessageBinding | undefined;
     try {
       binding = bind();
@@ -122,9 +132,17 @@ export class Processor {
     }
     if (!binding) return { outcome: this.pass(Reason.NO_BINDING, label) };
     const tr = binding.tr;
-    if (tr.fromIp === tr.toIp && tr.fromPort === tr.toPort) return { outcome: { ...this.pass(Reason.UNCHANGED, label), bindingSource: binding.source } };
+    if (tr.fromIp === tr.toIp && tr.fromPort === tr.toPort) {
+      const o = this.pass(Reason.UNCHANGED, label);
+      o.bindingSource = binding.source;
+      return { outcome: o };
+    }
     const r = rewriteSip(pkt, start, end, msg, dir, tr, (ipAddr, port) => this.ports.allocate(ipAddr, port, now), this.opts.thirdPartyMedia);
-    if (!r.ok) return { outcome: { ...this.pass(r.reason, label), bindingSource: binding.source } };
+    if (!r.ok) {
+      const o = this.pass(r.reason, label);
+      o.bindingSource = binding.source;
+      return { outcome: o };
+    }
     let event: SipEvent | undefined;
     let initial = false;
     if (r.media !== undefined || r.remote !== undefined || !msg.isRequest || TEARDOWN.has(msg.method) || msg.method === 'INVITE' || msg.method === 'REGISTER') {
@@ -149,7 +167,14 @@ export class Processor {
         expires: contactExpiry(pkt, msg, pub.ip, pub.port),
       };
     }
-    const outcome: Outcome = { accept: true, packet: undefined, reason: r.payload ? Reason.REWRITTEN : Reason.UNCHANGED, message: label, fields: r.fields, bindingSource: binding.source, event, registration, src: p.src, dst: p.dst, initial, refusedThirdParty };
+    const outcome = makeOutcome(true, r.payload ? Reason.REWRITTEN : Reason.UNCHANGED, label, r.fields);
+    outcome.bindingSource = binding.source;
+    outcome.event = event;
+    outcome.registration = registration;
+    outcome.src = p.src;
+    outcome.dst = p.dst;
+    outcome.initial = initial;
+    outcome.refusedThirdParty = refusedThirdParty;
     return { outcome, payload: r.payload };
   }
 }
