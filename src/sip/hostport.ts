@@ -69,20 +69,49 @@ function hostPortAt(s: string, start: number, limit: number, defaultPort: number
   return { hostStart: start, hostEnd, host, portEnd, port, defaultPort };
 }
 
-/** Every sip:/sips: URI's host:port in a header value (lists and name-addr included). */
+/**
+ * "sip:" or "sips:" (any case) at i: the length of the scheme with its colon (4 or 5), or 0.
+ */
+function schemeAt(s: string, i: number): number {
+  if (!letterIs(s.charCodeAt(i), 115) || !letterIs(s.charCodeAt(i + 1), 105) || !letterIs(s.charCodeAt(i + 2), 112)) return 0;
+  if (letterIs(s.charCodeAt(i + 3), 115) && s.charCodeAt(i + 4) === 58) return 5;
+  return s.charCodeAt(i + 3) === 58 ? 4 : 0;
+}
+
+/**
+ * Every sip:/sips: URI's host:port in a header value (lists and name-addr included). A scan of the
+ * characters (issue 21): a scheme counts at the start of the value or after '<', ',' or white space,
+ * as the regular expression `(^|[<\s,])(sips?):` (case-insensitive) found it (the unit test holds both).
+ */
 export function uriHostPorts(s: string): HostPort[] {
   const out: HostPort[] = [];
-  const re = /(^|[<\s,])(sips?):/gi;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(s)) !== null) {
-    const schemeEnd = m.index + m[0].length;
-    const secure = m[2]!.length === 4;
-    const inAngle = m[1] === '<';
+  let from = 0;
+  while (from <= s.length) {
+    // the next scheme at or after `from`: [matchStart, schemeEnd)
+    let matchStart = -1, schemeEnd = -1, inAngle = false, secure = false;
+    for (let p = from; p < s.length; p++) {
+      let n = p === 0 ? schemeAt(s, 0) : 0;
+      if (n) {
+        matchStart = 0;
+        schemeEnd = n;
+      } else {
+        const c = s.charCodeAt(p);
+        if (c !== 60 && c !== 44 && !isSpace(c)) continue;
+        n = schemeAt(s, p + 1);
+        if (!n) continue;
+        matchStart = p;
+        schemeEnd = p + 1 + n;
+        inAngle = c === 60;
+      }
+      secure = n === 5;
+      break;
+    }
+    if (matchStart < 0) break;
     let limit = inAngle ? s.indexOf('>', schemeEnd) : -1;
     if (limit < 0) {
       // addr-spec without brackets: URI ends before header params or the next list element (§20)
       limit = schemeEnd;
-      while (limit < s.length && s[limit] !== ',' && s[limit] !== ' ' && s[limit] !== '\t' && s[limit] !== '>') limit++;
+      for (let c = s.charCodeAt(limit); limit < s.length && c !== 44 && c !== 32 && c !== 9 && c !== 62; c = s.charCodeAt(++limit)) { /* URI */ }
     }
     const q = s.indexOf('?', schemeEnd);
     const userLimit = q >= 0 && q < limit ? q : limit;
@@ -90,7 +119,7 @@ export function uriHostPorts(s: string): HostPort[] {
     const hostStart = at >= schemeEnd ? at + 1 : schemeEnd;
     const hp = hostPortAt(s, hostStart, limit, secure ? 5061 : 5060);
     if (hp) out.push(hp);
-    re.lastIndex = Math.max(limit, schemeEnd);
+    from = Math.max(limit, schemeEnd);
   }
   return out;
 }

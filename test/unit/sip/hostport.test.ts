@@ -107,3 +107,41 @@ test('viaParms (a scan of characters) finds what the regular expressions found, 
     assert.deepEqual(norm(viaParms(s)), norm(viaParmsByRegExp(s)), JSON.stringify(s));
   }
 });
+
+/** uriHostPorts as it was written with a regular expression (until issue 21): the oracle of the character scan */
+function uriHostPortsByRegExp(s: string): { hostStart: number; portEnd: number; host: string; port: number | undefined }[] {
+  const out: ReturnType<typeof uriHostPortsByRegExp> = [];
+  const re = /(^|[<\s,])(sips?):/gi;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(s)) !== null) {
+    const schemeEnd = m.index + m[0].length;
+    const inAngle = m[1] === '<';
+    let limit = inAngle ? s.indexOf('>', schemeEnd) : -1;
+    if (limit < 0) {
+      limit = schemeEnd;
+      while (limit < s.length && s[limit] !== ',' && s[limit] !== ' ' && s[limit] !== '\t' && s[limit] !== '>') limit++;
+    }
+    const q = s.indexOf('?', schemeEnd);
+    const userLimit = q >= 0 && q < limit ? q : limit;
+    const at = s.lastIndexOf('@', userLimit - 1);
+    const hp = hostPortAtAsItWas(s, at >= schemeEnd ? at + 1 : schemeEnd, limit);
+    if (hp) out.push({ ...hp, port: hp.port ?? (m[2]!.length === 4 ? -5061 : -5060) });
+    re.lastIndex = Math.max(limit, schemeEnd);
+  }
+  return out;
+}
+
+test('uriHostPorts (a scan of characters) finds what the regular expression found, over 30000 mutated header values', () => {
+  const seeds = [
+    '"Alice" <sip:alice@10.77.0.11:5060;transport=udp>;tag=1928301774',
+    '<sip:10.0.0.1;lr>, <sips:proxy.example.com:5061;lr>,sip:bob@[2001:db8::1]:5070',
+    'sip:user@10.77.0.12 ;expires=3600, <SIP:x@10.77.0.13?Subject=a@b>',
+    ' <sip:carol@chicago.com?hdr=x@y>,\t<sips:[fd00::5]>;q=0.7',
+  ];
+  const alphabet = 'sipSIP:<>,@?; \t\u00a0[]0123456789.x';
+  const norm = (l: { hostStart: number; portEnd: number; host: string; port: number | undefined }[]) => l.map((h) => [h.hostStart, h.portEnd, h.host, h.port]);
+  for (const s of mutations(seeds, alphabet, 30000, 5)) {
+    const got = uriHostPorts(s).map((h) => ({ ...h, port: h.port ?? -h.defaultPort }));
+    assert.deepEqual(norm(got), norm(uriHostPortsByRegExp(s)), JSON.stringify(s));
+  }
+});
