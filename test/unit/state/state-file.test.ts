@@ -44,7 +44,7 @@ test('state file: a large table is streamed in chunks and reads back as exactly 
   assert.equal(f.load().state.registrations.length, 1000);
 }));
 
-test('state file: a save in slices writes 256 records a step, replaces the file only at its end, and a forced save overtakes it', () => withDir((dir) => {
+test('state file: a save in slices writes 64 records a step, replaces the file only at its end, and a forced save overtakes it', () => withDir((dir) => {
   const f = new StateFile(dir, 'i0', 0);
   const first = { version: 1 as const, savedAt: 1, dialogs: [], registrations: regs(10, 'a') };
   assert.ok(f.maybeSave('1', 1, () => first));
@@ -56,7 +56,7 @@ test('state file: a save in slices writes 256 records a step, replaces the file 
     steps++;
     assert.equal(f.load().state.registrations.length, 10, 'the previous file stays until the save ends');
   }
-  assert.equal(steps, Math.ceil(1000 / 256), 'one slice per 256 records');
+  assert.equal(steps, Math.ceil(1000 / 64), 'one slice per 64 records');
   assert.equal(readFileSync(f.path, 'utf8'), JSON.stringify({ version: 1, instance: 'i0', savedAt: 2, dialogs: [], registrations: big.registrations }));
   assert.ok(!f.begin('2', 10, () => big), 'unchanged tables are not saved again');
   // a clean stop during a save in slices: the forced save wins, the abandoned one leaves no trace
