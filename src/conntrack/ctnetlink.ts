@@ -577,10 +577,13 @@ export class Ctnetlink {
     return replies.slice(1).map((r) => r.error);
   }
 
-  /** Sets the timeout of the entries holding each of `ts` in one sendmsg; per tuple: true when set, false when there is none (ENOENT), or the error. */
-  setTimeouts(ts: readonly Tuple[], timeoutSec: number): (boolean | NetlinkError)[] {
+  /**
+   * Sets the timeout of the entries holding each of `ts` in one sendmsg (`timeoutSec`: one for all,
+   * or one per tuple); per tuple: true when set, false when there is none (ENOENT), or the error.
+   */
+  setTimeouts(ts: readonly Tuple[], timeoutSec: number | readonly number[]): (boolean | NetlinkError)[] {
     if (!ts.length) return [];
-    return this.sock.requestBatch(ts.map((t) => setTimeoutMessage(t, timeoutSec))).map((r) => (!r.error ? true : r.error.errno === ENOENT ? false : r.error));
+    return this.sock.requestBatch(ts.map((t, i) => setTimeoutMessage(t, typeof timeoutSec === 'number' ? timeoutSec : timeoutSec[i]!))).map((r) => (!r.error ? true : r.error.errno === ENOENT ? false : r.error));
   }
 
   /** Deletes the entries holding each of `ts` in one sendmsg; per tuple, its error, or undefined when it was deleted or not there (ENOENT). */

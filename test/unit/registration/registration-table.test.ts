@@ -9,7 +9,9 @@ import type { Conntrack, Ctnetlink, PinholeSpec, Tuple } from '../../../src/conn
 
 class FakeCt {
   timeouts: [string, number][] = [];
+  batches = 0;
   setTimeout(t: Tuple, sec: number) { this.timeouts.push([`${t.src}:${t.sport}`, sec]); return true; }
+  setTimeouts(ts: Tuple[], secs: number[]) { this.batches++; return ts.map((t, i) => this.setTimeout(t, secs[i]!)); }
 }
 const counters = { n: new Map<string, number>(), inc(k: string, by = 1) { this.n.set(k, (this.n.get(k) ?? 0) + by); } };
 const make = () => {
@@ -28,6 +30,20 @@ test('a confirmed registration raises its flow\'s timeout to the remaining lifet
   assert.deepEqual(ct.timeouts[1], ['10.77.0.11:5060', 3640]);
   table.confirmed('sip:a@x', flow('10.77.0.11', 5060), '203.0.113.1', 5060, 0, 21000);
   assert.equal(table.size, 0);
+});
+
+test('the sweep keeps each due flow alive once, for the longest of its registrations, all flows in one batch', () => {
+  const { ct, table } = make();
+  // a PBX registering two lines over one flow, and a phone
+  table.confirmed('sip:l1@x', flow('10.77.0.20', 5060), '203.0.113.1', 5060, 600, 0);
+  table.confirmed('sip:l2@x', flow('10.77.0.20', 5060), '203.0.113.1', 5060, 3600, 0);
+  table.confirmed('sip:p@x', flow('10.77.0.21', 5060), '203.0.113.1', 5061, 1800, 0);
+  ct.timeouts = [];
+  table.sweep(20000);
+  assert.equal(ct.batches, 1);
+  assert.deepEqual(ct.timeouts, [['10.77.0.20:5060', 3640], ['10.77.0.21:5060', 1840]]);
+  table.sweep(30000);
+  assert.equal(ct.batches, 1, 'not again before the refresh interval');
 });
 
 test('router pair takeover: flows the peer raised beyond a call\'s signaling timeout are registrations kept alive here for what is left of them; the phone\'s next REGISTER replaces the inferred entry', () => {
