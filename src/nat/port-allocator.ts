@@ -91,9 +91,22 @@ export class PortAllocator {
   }
 
   /** Returns pairs whose lease has not been used for leaseMs. */
-  sweep(now: number): number {
-    let freed = 0;
-    for (const [key, l] of this.leases) {
+  /**
+   * Frees the leases unused for leaseMs; with a budget, at most that many leases are looked at and
+   * the next call goes on where this one stopped (a live iterator), so a table of 100k leases is
+   * never walked in one go. Returns the number freed.
+   */
+  sweep(now: number, budget = Infinity): number {
+    let freed = 0, seen = 0;
+    if (budget === Infinity || !this.sweepAt) this.sweepAt = this.leases.entries();
+    while (seen < budget) {
+      const r = this.sweepAt.next();
+      if (r.done) {
+        this.sweepAt = undefined;
+        break;
+      }
+      seen++;
+      const [key, l] = r.value;
       if (now - l.lastSeen < this.leaseMs) continue;
       Atomics.compareExchange(this.slots, l.publicPort >> 1, this.owner, 0);
       this.leases.delete(key);
@@ -101,6 +114,9 @@ export class PortAllocator {
     }
     return freed;
   }
+
+  /** where a sweep with a budget goes on from */
+  private sweepAt: IterableIterator<[string, Lease]> | undefined;
 
   /** Releases every pair this worker holds (worker shutdown). */
   releaseAll(): void {

@@ -320,6 +320,7 @@ function main(): void {
   const sweepTimer = setInterval(() => {
     try {
       dialogs.sweep(Date.now(), Math.max(500, Math.ceil(dialogs.size / 10)));
+      ports.sweep(Date.now(), Math.max(1000, Math.ceil(ports.active / 10)));
       if (dialogs.pinChecksPending && !pinSlices) {
         pinSlices = true;
         setImmediate(pinSlice);
@@ -335,7 +336,6 @@ function main(): void {
     } catch (e) {
       log('warn', 'registration sweep failed', { err: e as Error });
     }
-    ports.sweep(Date.now());
     persist();
     port.postMessage({ type: 'stats', stats: stats.flush(ports.active, dialogs.size, registrations.size, dialogs.pinholes) } satisfies WorkerMessage);
   }, 1000);

@@ -27,3 +27,13 @@ test('exhaustion returns undefined; sweep and releaseAll return pairs', () => {
   a.releaseAll();
   assert.equal(a.active, 0);
 });
+
+test('a sweep with a budget looks at that many leases and goes on from there next time', () => {
+  const a = new PortAllocator(PortAllocator.createShared(), 1, 10000, 10999, 1000);
+  for (let i = 0; i < 10; i++) a.allocate('10.77.0.11', 20000 + 2 * i, 0);
+  assert.equal(a.sweep(2000, 4), 4);
+  assert.equal(a.active, 6);
+  assert.equal(a.sweep(2000, 4), 4);
+  assert.equal(a.sweep(2000, 4), 2, 'the rest; the round ends');
+  assert.equal(a.active, 0);
+});
