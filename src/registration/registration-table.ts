@@ -215,7 +215,23 @@ export class RegistrationTable {
     this.entries.set(key, r);
     this.counters.inc(had ? 'g|refreshed' : 'g|created');
     this.keepAlive(r, now);
-    this.syncPinholes(now);
+    this.syncFlow(`${flow.src}:${flow.sport}`, r, now);
+  }
+
+  /**
+   * The register pinhole of one flow after its REGISTER's 2xx: made, moved to the binding the
+   * registrar now has, or refreshed. Only this flow is looked at (a full syncPinholes walks every
+   * registration: per REGISTER, that cost grew with the table); the sweep's full sync catches the rest.
+   */
+  private syncFlow(k: string, r: Registration, now: number): void {
+    if (!this.opts.inboundFrom?.length || r.flow.proto !== IPPROTO_UDP || !r.publicPort) return;
+    let p = this.pinholes.get(k);
+    if (p && (r.publicIp !== p.publicIp || r.publicPort !== p.publicPort)) {
+      this.closePinhole(k);
+      p = undefined;
+    }
+    if (!p) this.openPinhole(k, r, now);
+    else if (now - p.refreshedAt >= PINHOLE_REFRESH_MS) this.refreshPinhole(p, r, now);
   }
 
   private keepAlive(r: Registration, now: number): void {
