@@ -150,6 +150,17 @@ export function parseConntrack(msg: Buffer): Conntrack | undefined {
   };
 }
 
+/** CTA_STATUS of a conntrack message (after nlmsghdr), read without decoding the other attributes; undefined without one. */
+export function conntrackStatus(msg: Buffer): number | undefined {
+  for (let o = 4; o + 4 <= msg.length;) {
+    const len = msg.readUInt16LE(o);
+    if (len < 4 || o + len > msg.length) break;
+    if ((msg.readUInt16LE(o + 2) & 0x3fff) === CTA_STATUS && len >= 8) return msg.readUInt32BE(o + 4);
+    o += (len + 3) & ~3;
+  }
+  return undefined;
+}
+
 export interface Expectation {
   master: Tuple;
   tuple: Tuple;
@@ -461,7 +472,7 @@ export class Ctnetlink {
    * entry holding `flow` when one is given (get): all in one sendmsg per 64 requests instead of a
    * round trip each (the sweep checks every pending pinhole of the table).
    */
-  pinholeStates(items: readonly { anchor: Tuple; spec: PinholeSpec; flow: Tuple | undefined }[]): { pending: boolean; ct: Conntrack | undefined }[] {
+  pinholeStates(items: readonly { anchor: Tuple; spec: PinholeSpec; flow: Tuple | undefined }[]): { pending: boolean; ct: Pick<Conntrack, 'status'> | undefined }[] {
     if (!items.length) return [];
     const msgs: NlMessage[] = [];
     for (const x of items) {
@@ -469,17 +480,19 @@ export class Ctnetlink {
       if (x.flow) msgs.push(getMessage(x.flow));
     }
     const replies = this.sock.requestBatch(msgs);
-    const out: { pending: boolean; ct: Conntrack | undefined }[] = [];
+    const out: { pending: boolean; ct: Pick<Conntrack, 'status'> | undefined }[] = [];
     let k = 0;
     for (const x of items) {
       const e = replies[k++]!;
       if (e.error && e.error.errno !== ENOENT) throw e.error;
-      const pending = !e.error && e.payloads.some((b) => parseExpectation(b) !== undefined);
-      let ct: Conntrack | undefined;
+      // an answer to EXP_GET is the expectation: only whether there is one matters here
+      const pending = !e.error && e.payloads.length > 0;
+      let ct: Pick<Conntrack, 'status'> | undefined;
       if (x.flow) {
         const g = replies[k++]!;
         if (g.error && g.error.errno !== ENOENT) throw g.error;
-        ct = g.error || !g.payloads.length ? undefined : parseConntrack(g.payloads[0]!);
+        const status = g.error || !g.payloads.length ? undefined : conntrackStatus(g.payloads[0]!);
+        ct = status === undefined ? undefined : { status };
       }
       out.push({ pending, ct });
     }

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { NetlinkError } from '../../../src/errors';
 import { type Attr, type AttrWriter, type NlMessage, NlWriter } from '../../../src/conntrack/netlink';
 import {
-  AF_INET, AF_INET6, AF_UNSPEC, addressFamily, anchorMessage, Ctnetlink, deleteMessage, dumpMessage, expectationDeleteMessage, expectationMessage, getMessage,
+  conntrackStatus, AF_INET, AF_INET6, AF_UNSPEC, addressFamily, anchorMessage, Ctnetlink, deleteMessage, dumpMessage, expectationDeleteMessage, expectationMessage, getMessage,
   parseConntrack, parseExpectation, prefixMask, type PinholeSpec, setTimeoutMessage, snatMessage, tcpLiberalMessage, type Tuple, tupleFamily,
 } from '../../../src/conntrack/ctnetlink';
 import { ip6 } from '../../helpers/packet6';
@@ -288,4 +288,20 @@ test('prefixMask: the source mask of a register pinhole\'s provider range, IPv4 
   assert.equal(prefixMask(AF_INET, 32), '255.255.255.255');
   assert.equal(prefixMask(AF_INET6, 36), 'ffff:ffff:f000:0:0:0:0:0');
   assert.equal(prefixMask(AF_INET6, 128), 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff');
+});
+
+test('conntrackStatus reads CTA_STATUS past the other attributes, without decoding them', () => {
+  const attr = (type: number, body: Buffer) => {
+    const b = Buffer.alloc(4 + ((body.length + 3) & ~3));
+    b.writeUInt16LE(4 + body.length, 0);
+    b.writeUInt16LE(type, 2);
+    body.copy(b, 4);
+    return b;
+  };
+  const u32 = (v: number) => { const b = Buffer.alloc(4); b.writeUInt32BE(v); return b; };
+  const nfgen = Buffer.from([2, 0, 0, 0]);
+  const msg = Buffer.concat([nfgen, attr(1 | 0x8000, Buffer.alloc(10, 7)), attr(7, u32(120)), attr(3, u32(0x18e))]);
+  assert.equal(conntrackStatus(msg), 0x18e);
+  assert.equal(conntrackStatus(Buffer.concat([nfgen, attr(7, u32(120))])), undefined);
+  assert.equal(conntrackStatus(Buffer.concat([nfgen, Buffer.from([200, 0, 3, 0])])), undefined, 'a length past the end stops the scan');
 });
