@@ -142,7 +142,7 @@ const SOURCE_SLOTS = 4096;
  * dialogs whose pinholes one check slice compares with the kernel (one ctnetlink batch of up to 4
  * requests each, ~50 µs a dialog): small, so that the packets queued behind a slice wait little
  */
-export const PIN_CHECKS_PER_SLICE = 4;
+const PIN_CHECKS_PER_SLICE = 4;
 /** dialogs waiting for their pinhole check at most; beyond it a due dialog waits for the next round */
 const PIN_QUEUE_MAX = 2048;
 /**
@@ -1011,13 +1011,6 @@ export class DialogTable {
     return out;
   }
 
-  /**
-   * Keeps a dialog's pending pinholes as the kernel holds them. A pinhole whose media flow has
-   * carried the far end's packets (IPS_SEEN_REPLY on the flow pre-created toward the far end's SDP
-   * address and port) is no longer needed: media arrives through the flow, so it is removed
-   * ('retired'). One the kernel no longer holds was used by a connection (the far end sends from
-   * another port than its SDP says) or expired ('used').
-   */
   /** Dialogs found due for a pinhole check and not checked yet (checkPinholesSlice). */
   get pinChecksPending(): number {
     return this.pinQueue.size;
@@ -1052,6 +1045,13 @@ export class DialogTable {
     return this.pinQueue.size > 0 && this.pinTokens >= 1;
   }
 
+  /**
+   * Keeps a dialog's pending pinholes as the kernel holds them. A pinhole whose media flow has
+   * carried the far end's packets (IPS_SEEN_REPLY on the flow pre-created toward the far end's SDP
+   * address and port) is no longer needed: media arrives through the flow, so it is removed
+   * ('retired'). One the kernel no longer holds was used by a connection (the far end sends from
+   * another port than its SDP says) or expired ('used').
+   */
   private checkPinholes(due: readonly Dialog[], now: number): void {
     const items: { d: Dialog; anchor: Tuple; spec: PinholeSpec; flow: Tuple | undefined }[] = [];
     for (const d of due) {

@@ -234,12 +234,16 @@ export class RegistrationTable {
     else if (now - p.refreshedAt >= PINHOLE_REFRESH_MS) this.refreshPinhole(p, r, now);
   }
 
+  /** the conntrack timeout a registration's flow needs now: what is left of the registration, plus the margin */
+  private flowTimeout(r: Registration, now: number): number {
+    return Math.ceil((r.expiresAt - now) / 1000) + this.opts.marginSec;
+  }
+
   private keepAlive(r: Registration, now: number): void {
-    const remaining = Math.ceil((r.expiresAt - now) / 1000);
     // TCP: the connection is the binding, and its established timeout (5 days) is longer already
     if (r.flow.proto !== IPPROTO_UDP) return;
     try {
-      if (this.ct.setTimeout(r.flow, remaining + this.opts.marginSec)) this.counters.inc('g|kept_alive');
+      if (this.ct.setTimeout(r.flow, this.flowTimeout(r, now))) this.counters.inc('g|kept_alive');
       else this.counters.inc('g|flow_gone');
     } catch {
       this.counters.inc('g|keepalive_failed');
@@ -312,7 +316,7 @@ export class RegistrationTable {
         r.refreshedAt = now;
         // TCP: the connection is the binding, and its established timeout (5 days) is longer already
         if (r.flow.proto !== IPPROTO_UDP) continue;
-        const sec = Math.ceil((r.expiresAt - now) / 1000) + this.opts.marginSec;
+        const sec = this.flowTimeout(r, now);
         const k = `${r.flow.src}:${r.flow.sport}>${r.flow.dst}:${r.flow.dport}`;
         const d = due.get(k);
         if (!d) due.set(k, { flow: r.flow, sec });

@@ -10,7 +10,7 @@ import { NfQueue } from '../native/queue';
 import { PacketPipeline } from './pipeline';
 import { BindingResolver } from '../nat/binding-resolver';
 import { PortAllocator } from '../nat/port-allocator';
-import { Processor, type Outcome } from '../alg/processor';
+import { Processor } from '../alg/processor';
 import { TcpAlg, type TcpResult } from '../tcp/tcp-alg';
 import { isTcp } from '../packet/tcp';
 import { anchorAddresses, anchorKey, DialogTable, isAnchorSource, SIGNALING_TIMEOUT_SEC } from '../dialog/dialog-table';
@@ -303,8 +303,6 @@ function main(): void {
     if (!tcp.size) return;
     try { applyTcp(tcp.sweep(Date.now()), Date.now()); } catch (e) { log('warn', 'tcp sweep failed', { err: e as Error }); }
   }, 100);
-  // the dialogs are swept in slices: a tenth of the table (at least 500) every 100 ms, so a round
-  // takes about a second whatever the size and no tick stalls the packets behind it for long
   // the pinhole checks the sweep found due, a few dialogs at a time between packets
   let pinSlices = false;
   const pinSlice = () => {
@@ -317,6 +315,9 @@ function main(): void {
     if (more && q && !q.closed) setImmediate(pinSlice);
     else pinSlices = false;
   };
+  // the dialogs (and the media port leases) are swept in slices: a tenth of the table (at least 500)
+  // every 100 ms, so a round takes about a second whatever the size and no tick stalls the packets
+  // behind it for long
   const sweepTimer = setInterval(() => {
     try {
       dialogs.sweep(Date.now(), Math.max(500, Math.ceil(dialogs.size / 10)));
