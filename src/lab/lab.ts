@@ -165,6 +165,10 @@ export class Lab {
     writeFileSync(cfg, readFileSync(join(SRC_LAB, 'kamailio.cfg'), 'utf8'));
     const p = this.start(this.provider, 'kamailio', ['-f', cfg, '-DD', '-E', '-m', '64', '-M', '8', '-Y', this.dir, '-w', this.dir]);
     await Lab.waitFor(p, /INFO: <core> \[main\.c:\d+\]: main\(\): processes \(at least\)|\bprocesses \(at least\)|ready to process|init_tcp|Listening on/, 15000, 'kamailio');
+    // Kamailio prints its socket list before it binds the sockets (main_loop binds them), so the log
+    // line alone raced a phone's first REGISTER under load (SIPp runs with -nr: one lost request is a
+    // failed test). The socket itself is the signal; the pause lets the receiving children start.
+    await this.waitListening(this.provider, [5060], 15000);
     await new Promise((r) => setTimeout(r, 300));
     return p;
   }

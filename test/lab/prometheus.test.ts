@@ -31,7 +31,7 @@ export function dashboardQueries(): { title: string; expr: string }[] {
 }
 
 test('Prometheus scrapes the daemon during calls; every PromQL expression of the dashboard returns data', { timeout: 240000 }, async (t) => {
-  const { lab } = await prepare('sap1', 2, 'alg');
+  const { lab, log } = await prepare('sap1', 2, 'alg');
   try {
     const cfg = join(lab.dir, 'prometheus.yml');
     writeFileSync(cfg, 'global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: sip-alg\n    static_configs:\n      - targets: [\'127.0.0.1:9477\']\n');
@@ -51,8 +51,11 @@ test('Prometheus scrapes the daemon during calls; every PromQL expression of the
     // traffic: a registration (Kamailio), a call with RTP, a malformed message naming the phone (dropped, counted)
     await lab.startKamailio();
     const reg = await lab.runAsync(lab.phone(1), 'sipp', ['-sf', join(SRC_LAB, 'scenarios/register.xml'), '-i', phoneIp(1), '-p', '5060', '-m', '1', '-s', 'phone1', `${PROVIDER_IP}:5060`, ...sippArgs]);
-    assert.equal(reg.code, 0, reg.stdout.slice(-600));
-    lab.start(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uas-rtp.xml'), '-i', PROVIDER_IP, '-p', '5080', '-mp', '7000', '-m', '1', '-nostdin', '-nr']);
+    assert.equal(reg.code, 0, `${reg.stdout.slice(-600)}\n${log().slice(-1500)}`);
+    const uas = lab.start(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uas-rtp.xml'), '-i', PROVIDER_IP, '-p', '5080', '-mp', '7000', '-m', '1', '-nostdin', '-nr']);
+    let uasOut = '';
+    uas.stdout?.on('data', (d: Buffer) => (uasOut += d.toString()));
+    uas.stderr?.on('data', (d: Buffer) => (uasOut += d.toString()));
     await lab.waitListening(lab.provider, [5080]);
     const call = lab.runAsync(lab.phone(2), 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uac-rtp.xml'), '-i', phoneIp(2), '-p', '5060', '-mp', '6000', '-m', '1', '-s', 'pbx', `${PROVIDER_IP}:5080`, ...sippArgs]);
     const bad = `const d=require('dgram').createSocket('udp4');d.bind(5062,'${phoneIp(1)}',()=>d.send(Buffer.from('INVITE sip:a@${PROVIDER_IP} SIP/2.0\\r\\nVia: SIP/2.0/UDP ${phoneIp(1)}:5062;branch=z9hG4bKbad\\r\\nTo: <sip'),5060,'${PROVIDER_IP}',()=>d.close()));`;
@@ -72,7 +75,13 @@ test('Prometheus scrapes the daemon during calls; every PromQL expression of the
       await sleep(1000);
     }
     const r = await call;
-    assert.equal(r.code, 0, r.stdout.slice(-600));
+    if (r.code !== 0) {
+      uas.kill('SIGUSR1');
+      await sleep(500);
+      t.diagnostic(`the provider's SIPp: ${uasOut.slice(-3000)}`);
+      t.diagnostic(lab.metrics().split('\n').filter((l: string) => /^sipalg_(packets|messages|dialog|queue_packets)/.test(l)).join('\n'));
+    }
+    assert.equal(r.code, 0, `${r.stdout.slice(-600)}\n${log().slice(-1500)}`);
     t.diagnostic(`${queries.length} expressions of ${new Set(queries.map((q) => q.title)).size} panels evaluated by Prometheus: ${queries.length - empty.length} returned data`);
     assert.deepEqual(empty, [], 'every panel expression returns data');
   } finally {
