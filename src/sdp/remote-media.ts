@@ -20,27 +20,93 @@ export interface RemoteMedia {
  * family). IPv6 addresses in RFC 5952 form. RFC 4566 §5.7, §5.14; RFC 3605.
  */
 export function remoteMedia(sdp: string, family: 4 | 6 = 4): (RemoteMedia | undefined)[] | undefined {
-  let session: Connection | undefined;
-  const media: { port: number | string | undefined; c: Connection | undefined; rtcp: number | string | undefined }[] = [];
-  // sdp-transform: lines split at CRLF, CR or LF; a line is <a-z>=<value> (its validLine)
-  for (const line of sdp.split(LINE)) {
-    if (line.length < 2 || line.charCodeAt(1) !== 61) continue;
-    const t = line.charCodeAt(0);
-    if (t === 109 /* m */) {
-      const m = M_LINE.exec(line.slice(2));
-      media.push({ port: m ? toIntIfInt(m[2]!) : undefined, c: undefined, rtcp: undefined });
-    } else if (t === 99 /* c */) {
-      const m = C_LINE.exec(line.slice(2));
-      if (!m) continue;
-      const c = { version: toIntIfInt(m[1]!), ip: m[2]! };
-      if (media.length) media[media.length - 1]!.c = c;
-      else session = c;
-    } else if (t === 97 /* a */ && media.length) {
-      const m = RTCP_LINE.exec(line.slice(2));
-      if (m) media[media.length - 1]!.rtcp = toIntIfInt(m[1]!);
+  const b = Buffer.from(sdp, 'latin1');
+  return remoteMediaAt(b, 0, b.length, family);
+}
+
+const isWord = (c: number) => (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
+const isDigit = (c: number) => c >= 48 && c <= 57;
+/** JS `\s` within latin1 (HT LF VT FF CR SP NBSP) */
+const isSpace = (c: number) => c === 32 || (c >= 9 && c <= 13) || c === 160;
+
+/**
+ * A port as sdp-transform reads it (toIntIfInt: a number only when the digits are exactly its
+ * decimal form), kept when it is a usable port (1-65535); -1 otherwise.
+ */
+function portOf(b: Buffer, s: number, e: number): number {
+  if (e === s || e - s > 5 || (b[s] === 48 && e - s > 1)) return -1;
+  let n = 0;
+  for (let i = s; i < e; i++) n = n * 10 + b[i]! - 48;
+  return n >= 1 && n <= 65535 ? n : -1;
+}
+
+/**
+ * remoteMedia from the body's bytes b[start, end), read as sdp-transform reads those lines (lines
+ * end at CRLF, CR or LF; `m=`, `c=` and `a=rtcp:` by its grammar) without a string per line: only
+ * the connection addresses are read as text.
+ */
+export function remoteMediaAt(b: Buffer, start: number, end: number, family: 4 | 6 = 4): (RemoteMedia | undefined)[] | undefined {
+  // the session's c= (its address span and IP version; version -1: none), then per m= line: port, c=, rtcp
+  let sv = -1, ss = 0, se = 0;
+  const out: (RemoteMedia | undefined)[] = [];
+  let inMedia = false;
+  let port = -1, cv = -1, cs = 0, ce = 0, rtcp = -1;
+  const close = () => {
+    if (!inMedia) return;
+    const v = cv >= 0 ? cv : sv, s = cv >= 0 ? cs : ss, e = cv >= 0 ? ce : se;
+    out.push(v === family && port > 0 ? media(b, s, e, family, port, rtcp) : undefined);
+  };
+  for (let o = start; o < end;) {
+    let e = o;
+    while (e < end && b[e] !== 13 && b[e] !== 10) e++;
+    const next = e < end && b[e] === 13 && e + 1 < end && b[e + 1] === 10 ? e + 2 : e + 1;
+    if (e - o >= 2 && b[o + 1] === 61) {
+      const t = b[o];
+      const v = o + 2;
+      if (t === 109 /* m */) {
+        close();
+        inMedia = true;
+        cv = -1;
+        rtcp = -1;
+        // ^(\w*) (\d*) ([\w/]*)(?: (.*))?
+        let i = v;
+        while (i < e && isWord(b[i]!)) i++;
+        if (i < e && b[i] === 32) {
+          const ps = i + 1;
+          let j = ps;
+          while (j < e && isDigit(b[j]!)) j++;
+          port = j < e && b[j] === 32 ? portOf(b, ps, j) : -1;
+        } else port = -1;
+      } else if (t === 99 /* c */) {
+        // ^IN IP(\d) (\S*)
+        if (e - v >= 7 && b[v] === 73 && b[v + 1] === 78 && b[v + 2] === 32 && b[v + 3] === 73 && b[v + 4] === 80 && isDigit(b[v + 5]!) && b[v + 6] === 32) {
+          let i = v + 7;
+          while (i < e && !isSpace(b[i]!)) i++;
+          if (inMedia) { cv = b[v + 5]! - 48; cs = v + 7; ce = i; }
+          else { sv = b[v + 5]! - 48; ss = v + 7; se = i; }
+        }
+      } else if (t === 97 /* a */ && inMedia && e - v >= 5 && b[v] === 114 && b[v + 1] === 116 && b[v + 2] === 99 && b[v + 3] === 112 && b[v + 4] === 58) {
+        // ^rtcp:(\d*)
+        let i = v + 5;
+        while (i < e && isDigit(b[i]!)) i++;
+        rtcp = portOf(b, v + 5, i);
+      }
     }
+    o = next;
   }
-  return media.map((m) => fromLines(m.c ?? session, m.port, m.rtcp, family));
+  close();
+  return out;
+}
+
+/** One m= line's media address from its c= address b[s, e), its port and a=rtcp port (-1: none); undefined when unusable. */
+function media(b: Buffer, s: number, e: number, family: 4 | 6, port: number, rtcpPort: number): RemoteMedia | undefined {
+  // c=IN IP4 <addr>[/ttl][/n], c=IN IP6 <addr>[/n] (RFC 4566 §5.7)
+  let a = s;
+  while (a < e && b[a] !== 47) a++;
+  const text = b.toString('latin1', s, a);
+  const ip = family === 6 ? canonicalIpv6(text) : isIPv4(text) ? text : undefined;
+  if (ip === undefined) return undefined;
+  return { ip, port, rtcpPort: rtcpPort > 0 ? rtcpPort : port + 1 };
 }
 
 interface Connection { version: number | string; ip: string }

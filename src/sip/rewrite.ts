@@ -15,8 +15,8 @@
  * the bare address, RFC 5118 §4.5 shows both); SDP `IN IP6` lines as in sdp/rewrite.ts.
  */
 import { Reason } from '../errors';
-import { rewriteSdp, type PortMapper, type SdpMediaMapping } from '../sdp/rewrite';
-import { remoteMedia, type RemoteMedia } from '../sdp/remote-media';
+import { translateSdp, type PortMapper, type SdpMediaMapping } from '../sdp/rewrite';
+import { remoteMediaAt, type RemoteMedia } from '../sdp/remote-media';
 import { applyEdits, type Edit } from './edits';
 import { canonicalIpv6 } from '../packet/addr';
 import { hostIs, sipHost, uriHostPorts, viaParms, type HostPort } from './hostport';
@@ -104,11 +104,11 @@ export function rewriteSip(b: Buffer, start: number, end: number, msg: SipMessag
       if (e) { edits.push(e); fields.push('request_uri'); }
     }
   }
-  let contentType: string | undefined;
+  let isSdpType = false;
   let clHeader: { s: number; e: number } | undefined;
   let topVia = true;
   for (const h of msg.headers) {
-    if (h.name === 'content-type') contentType = b.toString('latin1', h.valueStart, h.valueEnd);
+    if (h.name === 'content-type') isSdpType = isApplicationSdp(b, h.valueStart, h.valueEnd);
     else if (h.name === 'content-length') clHeader = { s: h.valueStart, e: h.valueEnd };
     else if (h.name === 'via') {
       if (!names(h.valueStart, h.valueEnd)) {
@@ -150,30 +150,49 @@ export function rewriteSip(b: Buffer, start: number, end: number, msg: SipMessag
     }
   }
   // SDP body (RFC 3264 offer/answer in INVITE, 18x, 2xx, ACK, PRACK, UPDATE): LAN→WAN only
-  let body: string | undefined;
   let media: SdpMediaMapping[] | undefined;
   let remote: (RemoteMedia | undefined)[] | undefined;
   let refusedThirdParty = 0;
-  const isSdp = msg.bodyEnd > msg.bodyStart && contentType !== undefined && /^application\/sdp\s*(;|$)/i.test(contentType);
-  if (isSdp && dir === 'in') remote = remoteMedia(b.toString('latin1', msg.bodyStart, msg.bodyEnd), v6 ? 6 : 4);
+  let bodyDelta = 0, bodyChanged = false;
+  const isSdp = msg.bodyEnd > msg.bodyStart && isSdpType;
+  if (isSdp && dir === 'in') remote = remoteMediaAt(b, msg.bodyStart, msg.bodyEnd, v6 ? 6 : 4);
   if (isSdp && dir === 'out' && mapPort) {
-    const r = rewriteSdp(b.toString('latin1', msg.bodyStart, msg.bodyEnd), tr.fromIp, tr.toIp, mapPort, thirdParty);
+    // the body's edits go to the same list as the headers' (offsets in b)
+    const r = translateSdp(b, msg.bodyStart, msg.bodyEnd, tr.fromIp, tr.toIp, mapPort, thirdParty, edits);
     if (!r.ok) return r;
     media = r.media;
     refusedThirdParty = r.refusedThirdParty;
     if (r.changed.length) {
-      // the SDP text is latin1 (one character per byte): its length is its byte length
-      body = r.text;
-      for (const c of r.changed) fields.push(`sdp_${c.field}`);
+      bodyChanged = true;
+      bodyDelta = r.delta;
+      for (const c of r.changed) fields.push(SDP_FIELD[c]);
     }
   }
-  if (edits.length === 0 && !body) return { ok: true, payload: undefined, fields, media, remote, refusedThirdParty };
-  if (body) {
-    if (clHeader) {
-      edits.push({ start: clHeader.s, end: clHeader.e, text: String(body.length) });
-      fields.push('content_length');
-    }
-    edits.push({ start: msg.bodyStart, end: msg.bodyEnd, text: body });
+  if (edits.length === 0 && !bodyChanged) return { ok: true, payload: undefined, fields, media, remote, refusedThirdParty };
+  if (bodyChanged && clHeader) {
+    edits.push({ start: clHeader.s, end: clHeader.e, text: String(msg.bodyEnd - msg.bodyStart + bodyDelta) });
+    fields.push('content_length');
   }
   return { ok: true, payload: applyEdits(b, start, end, edits), fields, media, remote, refusedThirdParty };
+}
+
+const SDP_FIELD = { o: 'sdp_o', c: 'sdp_c', m: 'sdp_m', rtcp: 'sdp_rtcp' } as const;
+
+const APPLICATION_SDP = 'application/sdp';
+
+/**
+ * Content-Type `application/sdp` (RFC 3261 §20.15, RFC 4566 §8.1; type and subtype are
+ * case-insensitive, RFC 2045 §5.1), with parameters or not, read from its bytes.
+ */
+function isApplicationSdp(b: Buffer, s: number, e: number): boolean {
+  if (e - s < APPLICATION_SDP.length) return false;
+  for (let i = 0; i < APPLICATION_SDP.length; i++) {
+    const c = APPLICATION_SDP.charCodeAt(i);
+    // letters either case; '/' as it is
+    if ((c === 47 ? b[s + i] : b[s + i]! | 0x20) !== c) return false;
+  }
+  let i = s + APPLICATION_SDP.length;
+  // JS \s in latin1 (HT LF VT FF CR SP NBSP), as /^application\/sdp\s*(;|$)/i read it
+  while (i < e && (b[i] === 32 || (b[i]! >= 9 && b[i]! <= 13) || b[i] === 160)) i++;
+  return i === e || b[i] === 59;
 }

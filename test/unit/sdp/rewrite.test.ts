@@ -170,7 +170,7 @@ test('rewriteSdp (lines scanned in place, untouched text copied) answers as the 
     'v=0\no=- 1 1 IN IP4 10.0.0.5\ns=-\nc=IN IP4 0.0.0.0\nt=0 0\nm=audio 4000 RTP/AVP 0\na=sendonly\n\n',
     'v=0\r\no=- 2 2 IN IP6 fd00::5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\nc=IN IP6 fd00::5\r\na=rtcp:5001 IN IP6 fd00::5\r\nm=audio 5002 RTP/AVP 0',
   ];
-  const alphabet = ' \r\n=/:.0123456789amocIPN4\t';
+  const alphabet = ' \r\n=/:.0123456789amocIPN4\t\v\u00a0';
   for (const s of mutations(seeds, alphabet, 40000, 11)) {
     const map = (_ip: string, p: number) => (p === 4010 ? undefined : p + 7);
     for (const [from, to] of [[PRIV, PUB], ['10.0.0.5', '203.0.113.7'], ['fd00::5', '2001:db8::7']] as const) {
