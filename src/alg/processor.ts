@@ -4,7 +4,7 @@
  * configured malformed-policy=drop drops.
  */
 import { NetlinkError, Reason } from '../errors';
-import { parseIpUdp, rebuildUdp } from '../packet/ip';
+import { frameUdp, parseIpUdp } from '../packet/ip';
 import { findHeader, parseSip } from '../sip/message';
 import { rewriteSip, type Direction, type Translation } from '../sip/rewrite';
 import type { BindingResolver } from '../nat/binding-resolver';
@@ -105,17 +105,19 @@ export class Processor {
     const r = this.message(pkt, start, end, dir, p, IPPROTO_UDP, now, () => {
       const b = dir === 'out' ? this.resolver.outbound(p.src, p.srcPort, p.dst, p.dstPort, now) : this.resolver.inbound(p.src, p.srcPort, p.dst, p.dstPort, now);
       return b && { tr: translation(b, dir), privateIp: b.privateIp, publicIp: b.publicIp, source: b.source };
-    });
-    if (r.payload) r.outcome.packet = rebuildUdp(pkt, p, r.payload);
+    }, p.ipHeaderLength + 8);
+    // the message was written after room for the headers: the packet is completed where it is
+    if (r.frame) r.outcome.packet = frameUdp(pkt, p, r.frame);
     return r.outcome;
   }
 
   /**
    * One framed SIP message buf[start,end) from the packet or stream addressed `p`: parse, learn the
    * binding (`bind`, called once the message is known to be SIP), rewrite. Returns the outcome with
-   * no packet, and the new message bytes when rewritten.
+   * no packet, and the new message bytes when rewritten; with `headroom`, also the buffer they were
+   * written into with that many bytes in front (`frame`, for the packet's headers).
    */
-  message(pkt: Buffer, start: number, end: number, dir: Direction, p: Addressing, proto: number, now: number, bind: () => MessageBinding | undefined): { outcome: Outcome; payload?: Buffer } {
+  message(pkt: Buffer, start: number, end: number, dir: Direction, p: Addressing, proto: number, now: number, bind: () => MessageBinding | undefined, headroom = 0): { outcome: Outcome; payload?: Buffer; frame?: Buffer } {
     const sip = parseSip(pkt, start, end);
     if (!sip.ok) return { outcome: this.pass(sip.reason) };
     const msg = sip.msg;
@@ -137,7 +139,7 @@ export class Processor {
       o.bindingSource = binding.source;
       return { outcome: o };
     }
-    const r = rewriteSip(pkt, start, end, msg, dir, tr, (ipAddr, port) => this.ports.allocate(ipAddr, port, now), this.opts.thirdPartyMedia);
+    const r = rewriteSip(pkt, start, end, msg, dir, tr, (ipAddr, port) => this.ports.allocate(ipAddr, port, now), this.opts.thirdPartyMedia, headroom);
     if (!r.ok) {
       const o = this.pass(r.reason, label);
       o.bindingSource = binding.source;
@@ -175,7 +177,7 @@ export class Processor {
     outcome.dst = p.dst;
     outcome.initial = initial;
     outcome.refusedThirdParty = refusedThirdParty;
-    return { outcome, payload: r.payload };
+    return { outcome, payload: r.payload, frame: r.frame };
   }
 }
 

@@ -107,11 +107,20 @@ function udp(buf: Buffer, family: 4 | 6, hl: number, total: number, src: string,
  * checksum (RFC 791 §3.1), UDP length and checksum over the pseudo-header (RFC 768) recomputed.
  */
 export function rebuildV4(orig: Buffer, p: UdpPacket, payload: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(p.ipHeaderLength + 8 + payload.length);
+  payload.copy(out, p.ipHeaderLength + 8);
+  return frameV4(orig, p, out);
+}
+
+/**
+ * The IPv4/UDP packet in `out`, whose new payload is already in place after the headers' room
+ * (out.length - ipHeaderLength - 8 bytes of it): the headers copied from `orig`, lengths and
+ * checksums recomputed. Returns `out`.
+ */
+function frameV4(orig: Buffer, p: UdpPacket, out: Buffer): Buffer {
   const hl = p.ipHeaderLength;
-  const ulen = 8 + payload.length;
-  const out = Buffer.allocUnsafe(hl + ulen);
+  const ulen = out.length - hl;
   orig.copy(out, 0, 0, hl + 8);
-  payload.copy(out, hl + 8);
   out.writeUInt16BE(hl + ulen, 2);
   out.writeUInt16BE(0, 10);
   out.writeUInt16BE(finish(sum16(out, 0, hl)), 10);
@@ -162,11 +171,16 @@ function v6PseudoAddrSum(buf: Buffer, hl: number): number {
  * computed zero is sent as 0xffff.
  */
 export function rebuildV6(orig: Buffer, p: UdpPacket, payload: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(p.ipHeaderLength + 8 + payload.length);
+  payload.copy(out, p.ipHeaderLength + 8);
+  return frameV6(orig, p, out);
+}
+
+/** frameV4 for IPv6 (RFC 8200 §3 Payload Length, §8.1 UDP checksum over the pseudo-header). */
+function frameV6(orig: Buffer, p: UdpPacket, out: Buffer): Buffer {
   const hl = p.ipHeaderLength;
-  const ulen = 8 + payload.length;
-  const out = Buffer.allocUnsafe(hl + ulen);
+  const ulen = out.length - hl;
   orig.copy(out, 0, 0, hl + 8);
-  payload.copy(out, hl + 8);
   out.writeUInt16BE(hl - 40 + ulen, 4);
   out.writeUInt16BE(ulen, hl + 4);
   out.writeUInt16BE(0, hl + 6);
@@ -182,6 +196,15 @@ export function rebuildV6(orig: Buffer, p: UdpPacket, payload: Buffer): Buffer {
 /** rebuildV4 or rebuildV6 by the packet's family. */
 export function rebuildUdp(orig: Buffer, p: UdpPacket, payload: Buffer): Buffer {
   return p.family === 6 ? rebuildV6(orig, p, payload) : rebuildV4(orig, p, payload);
+}
+
+/**
+ * The packet rebuilt in `frame`, a buffer whose first ipHeaderLength + 8 bytes are room for the
+ * headers and whose rest is the new payload, written there once (rewriteSip's headroom): the
+ * headers are copied from `orig` and the lengths and checksums set, as rebuildUdp does. Returns `frame`.
+ */
+export function frameUdp(orig: Buffer, p: UdpPacket, frame: Buffer): Buffer {
+  return p.family === 6 ? frameV6(orig, p, frame) : frameV4(orig, p, frame);
 }
 
 /**

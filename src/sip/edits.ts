@@ -21,15 +21,17 @@ export function normalizeEdits(edits: Edit[]): Edit[] {
 
 /**
  * Applies non-overlapping edits (any order) to buf[start,end) and returns the new bytes, written
- * once into one new buffer (the edits' texts are latin1: one byte per character).
+ * once into one new buffer (the edits' texts are latin1: one byte per character). With `headroom`,
+ * the buffer returned has that many bytes in front of the new bytes, left for the caller to fill
+ * (the IP and UDP headers of the rebuilt packet: the message is written once, where it goes).
  */
-export function applyEdits(buf: Buffer, start: number, end: number, edits: Edit[]): Buffer {
-  if (edits.length === 0) return buf.subarray(start, end);
+export function applyEdits(buf: Buffer, start: number, end: number, edits: Edit[], headroom = 0): Buffer {
+  if (edits.length === 0 && headroom === 0) return buf.subarray(start, end);
   const list = normalizeEdits(edits);
   let len = end - start;
   for (const e of list) len += e.text.length - (e.end - e.start);
-  const out = Buffer.allocUnsafe(len);
-  let o = start, w = 0;
+  const out = Buffer.allocUnsafe(headroom + len);
+  let o = start, w = headroom;
   for (const e of list) {
     w += buf.copy(out, w, o, e.start);
     w += out.write(e.text, w, 'latin1');

@@ -49,6 +49,8 @@ export type RewriteResult =
       remote: (RemoteMedia | undefined)[] | undefined;
       /** SDP media on a private third-party address left untranslated (third-party-media=block) */
       refusedThirdParty?: number;
+      /** with `headroom`: the buffer the payload was written into, `headroom` bytes in front of it */
+      frame: Buffer | undefined;
     }
   | { ok: false; reason: Reason };
 
@@ -83,7 +85,11 @@ function occurrences(b: Buffer, from: number, to: number, ip: string): number[] 
   return at;
 }
 
-export function rewriteSip(b: Buffer, start: number, end: number, msg: SipMessage, dir: Direction, tr: Translation, mapPort?: PortMapper, thirdParty: 'allow' | 'block' = 'block'): RewriteResult {
+/**
+ * @param headroom bytes to leave in front of the rewritten payload (`frame`): the caller writes the
+ *   packet's IP and UDP headers there, and the message is copied once
+ */
+export function rewriteSip(b: Buffer, start: number, end: number, msg: SipMessage, dir: Direction, tr: Translation, mapPort?: PortMapper, thirdParty: 'allow' | 'block' = 'block', headroom = 0): RewriteResult {
   const edits: Edit[] = [];
   const fields: string[] = [];
   const v6 = tr.fromIp.indexOf(':') >= 0;
@@ -168,12 +174,13 @@ export function rewriteSip(b: Buffer, start: number, end: number, msg: SipMessag
       for (const c of r.changed) fields.push(SDP_FIELD[c]);
     }
   }
-  if (edits.length === 0 && !bodyChanged) return { ok: true, payload: undefined, fields, media, remote, refusedThirdParty };
+  if (edits.length === 0 && !bodyChanged) return { ok: true, payload: undefined, fields, media, remote, refusedThirdParty, frame: undefined };
   if (bodyChanged && clHeader) {
     edits.push({ start: clHeader.s, end: clHeader.e, text: String(msg.bodyEnd - msg.bodyStart + bodyDelta) });
     fields.push('content_length');
   }
-  return { ok: true, payload: applyEdits(b, start, end, edits), fields, media, remote, refusedThirdParty };
+  const frame = applyEdits(b, start, end, edits, headroom);
+  return { ok: true, payload: headroom ? frame.subarray(headroom) : frame, fields, media, remote, refusedThirdParty, frame: headroom ? frame : undefined };
 }
 
 const SDP_FIELD = { o: 'sdp_o', c: 'sdp_c', m: 'sdp_m', rtcp: 'sdp_rtcp' } as const;

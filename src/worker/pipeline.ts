@@ -92,9 +92,9 @@ export class PacketPipeline {
       // leak guard
       if (dir === 'out' && d.verdict === NF_ACCEPT && !d.out && this.leaks(d.reason, payload)) d.verdict = NF_DROP;
       // count
-      stats.inc(stats.key('p', dir, d.verdict === NF_DROP ? 'drop' : 'accept', d.reason));
+      stats.add(stats.counter('p', dir, d.verdict === NF_DROP ? 'drop' : 'accept', d.reason));
       if (d.verdict === NF_DROP) {
-        if (o.message) stats.inc(stats.key('o', dir, o.message, 'dropped'));
+        if (o.message) stats.add(stats.counter('o', dir, o.message, 'dropped'));
         if (o.refusedThirdParty) stats.inc('h|refused_third_party', o.refusedThirdParty);
       } else this.count(dir, o, d.out !== undefined);
       if (d.out) d.fields = o.fields;
@@ -103,7 +103,7 @@ export class PacketPipeline {
       d.reason = Reason.INTERNAL_ERROR;
       d.out = undefined;
       d.verdict = dir === 'out' && this.leaks(d.reason, payload) ? NF_DROP : NF_ACCEPT;
-      stats.inc(`p|${dir}|${d.verdict === NF_DROP ? 'drop' : 'accept'}|${d.reason}`);
+      stats.add(stats.counter('p', dir, d.verdict === NF_DROP ? 'drop' : 'accept', d.reason));
       log('error', `internal error, packet ${d.verdict === NF_DROP ? 'dropped (it carries a private address)' : 'accepted unchanged'}`, { err: e as Error, stack: (e as Error).stack?.split('\n')[1]?.trim() });
     }
     return d;
@@ -122,7 +122,7 @@ export class PacketPipeline {
    */
   leaks(reason: Reason, payload: Buffer): boolean {
     if (this.policy.leakPolicy !== 'drop' || !mayLeak(reason) || !carriesSourceAddress(payload)) return false;
-    this.parts.stats.inc(`k|${reason}`);
+    this.parts.stats.add(this.parts.stats.counter('k', reason));
     return true;
   }
 
@@ -165,9 +165,9 @@ export class PacketPipeline {
 
   private count(dir: Direction, o: Outcome, rewritten: boolean): void {
     const stats = this.parts.stats;
-    if (o.message) stats.inc(stats.key('o', dir, o.message, rewritten ? 'rewritten' : 'unchanged'));
-    if (rewritten) for (const f of o.fields) stats.inc(stats.key('r', dir, f));
-    if (o.bindingSource && rewritten) stats.inc(`b|${o.bindingSource}`);
+    if (o.message) stats.add(stats.counter('o', dir, o.message, rewritten ? 'rewritten' : 'unchanged'));
+    if (rewritten) for (const f of o.fields) stats.add(stats.counter('r', dir, f));
+    if (o.bindingSource && rewritten) stats.add(stats.counter('b', o.bindingSource));
     if (o.refusedThirdParty) stats.inc('h|refused_third_party', o.refusedThirdParty);
   }
 }

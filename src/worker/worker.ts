@@ -186,7 +186,7 @@ function main(): void {
    */
   const verdictFailed = (id: number, dir: string, orig: Buffer | undefined, err: unknown) => {
     const fallback = dir === 'out' && orig && pipeline.leaks(Reason.VERDICT_ERROR, orig) ? NF_DROP : NF_ACCEPT;
-    stats.inc(`p|${dir}|${fallback === NF_DROP ? 'drop' : 'accept'}|${Reason.VERDICT_ERROR}`);
+    stats.add(stats.counter('p', dir, fallback === NF_DROP ? 'drop' : 'accept', Reason.VERDICT_ERROR));
     log('warn', `verdict failed, packet ${fallback === NF_DROP ? 'dropped' : 'accepted unchanged'}`, { err: err as Error, id });
     try { q?.verdict(id, fallback); } catch { /* the queue is gone: the kernel bypasses */ }
   };
@@ -203,7 +203,7 @@ function main(): void {
       pipeline.streamMessage(dir, o, now);
     }
     for (const x of r.releases) {
-      stats.inc(stats.key('p', x.dir, x.verdict === NF_DROP ? 'drop' : 'accept', x.reason));
+      stats.add(stats.counter('p', x.dir, x.verdict === NF_DROP ? 'drop' : 'accept', x.reason));
       if (taps.size) {
         try { tap(x.original, x.dir, x.verdict, x.packet, x.reason, '', NO_FIELDS); } catch (e) { log('warn', 'tap failed', { err: e as Error }); }
       }
@@ -269,7 +269,7 @@ function main(): void {
         try {
           applyTcp(tcp.segment(id, payload, dir, Date.now()), Date.now());
         } catch (e) {
-          stats.inc(`p|${dir}|accept|${Reason.INTERNAL_ERROR}`);
+          stats.add(stats.counter('p', dir, 'accept', Reason.INTERNAL_ERROR));
           log('error', 'internal error in TCP, segment accepted unchanged', { err: e as Error, stack: (e as Error).stack?.split('\n')[1]?.trim() });
           verdictOf(id, dir, NF_ACCEPT, undefined);
         }

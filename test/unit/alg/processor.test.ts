@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { Processor } from '../../../src/alg/processor';
 import { PortAllocator } from '../../../src/nat/port-allocator';
 import type { BindingResolver, Binding } from '../../../src/nat/binding-resolver';
-import { parseIpUdp } from '../../../src/packet/ip';
+import { parseIpUdp, rebuildUdp } from '../../../src/packet/ip';
 import { udpPacket, verifyChecksums, payloadOf } from '../../helpers/packet';
 import { INVITE, REGISTER_200_IN, SEED_REGISTER_BEFORE } from '../../helpers/fixtures';
 import { udp6Packet, udp6Checksum } from '../../helpers/packet6';
@@ -57,6 +57,10 @@ test('fuzz: 20 000 mutated real messages never throw, and every rewritten packet
       assert.ok(verifyChecksums(o.packet), `iteration ${i}: bad checksums`);
       const again = parseIpUdp(o.packet);
       assert.ok(again.ok, `iteration ${i}: unparsable output`);
+      // written once behind room for the headers (frameUdp): the same packet rebuildUdp makes of the new payload
+      const orig = parseIpUdp(pkt);
+      assert.ok(orig.ok);
+      assert.deepEqual(o.packet, rebuildUdp(pkt, orig.packet, Buffer.from(o.packet.subarray(orig.packet.ipHeaderLength + 8))), `iteration ${i}: headers`);
     }
   }
   assert.ok(rewritten > 1000, `only ${rewritten} mutated messages were still rewritable: the fuzzer is not reaching the rewriter`);
