@@ -80,6 +80,8 @@ export function makeOutcome(accept: boolean, reason: Reason, message: string, fi
 export const KNOWN_METHODS = new Set(['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGISTER', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'INFO', 'REFER', 'MESSAGE', 'UPDATE']);
 
 const TEARDOWN = new Set(['BYE', 'CANCEL']);
+/** a response's metric label by its status class (parseSip admits 1xx-6xx): one string each, not one per message */
+const STATUS_CLASS = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx', '6xx'];
 const MALFORMED = new Set<Reason>([Reason.TRUNCATED_HEADERS, Reason.BAD_START_LINE, Reason.BAD_HEADER, Reason.BAD_CONTENT_LENGTH, Reason.BAD_SDP]);
 
 export class Processor {
@@ -123,7 +125,7 @@ export class Processor {
     const msg = sip.msg;
     // metric label: bounded set (an attacker must not mint label values)
     const known = !msg.isRequest || KNOWN_METHODS.has(msg.method);
-    const label = msg.isRequest ? (known ? msg.method : 'other') : `${Math.floor(msg.status / 100)}xx`;
+    const label = msg.isRequest ? (known ? msg.method : 'other') : STATUS_CLASS[Math.floor(msg.status / 100)]!;
     if (!known && this.opts.unknownMethod === 'drop') return { outcome: makeOutcome(false, Reason.UNKNOWN_METHOD, label) };
     let binding: MessageBinding | undefined;
     try {

@@ -336,22 +336,34 @@ export function getMessage(t: Tuple): NlMessage {
 export function snatMessage(t: Tuple, publicIp: string, timeoutSec: number, port?: number, mark = 0): NlMessage {
   const fam = tupleFamily(t);
   if (fam === AF_INET6 ? !isIPv6(publicIp) : !isIPv4(publicIp)) throw new NetlinkError(EINVAL, `createSnat: ${JSON.stringify(publicIp)} is not an ${fam === AF_INET6 ? 'IPv6' : 'IPv4'} address as the tuple's are`);
-  const nat: Attr[] = fam === AF_INET6 ? [[CTA_NAT_V6_MINIP, ip6(publicIp)], [CTA_NAT_V6_MAXIP, ip6(publicIp)]] : [[CTA_NAT_V4_MINIP, ip4(publicIp)], [CTA_NAT_V4_MAXIP, ip4(publicIp)]];
-  if (port !== undefined) nat.push([CTA_NAT_PROTO, [[CTA_PROTONAT_PORT_MIN, u16be(port)], [CTA_PROTONAT_PORT_MAX, u16be(port)]]]);
-  const reply: Tuple = { src: t.dst, dst: t.src, sport: t.dport, dport: t.sport, proto: t.proto };
   return {
     type: (SUBSYS_CTNETLINK << 8) | MSG_CT_NEW,
     flags: NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
     family: fam,
-    attrs: [
-      [CTA_TUPLE_ORIG, tupleAttrs(t, fam)],
-      [CTA_TUPLE_REPLY, tupleAttrs(reply, fam)],
-      [CTA_TIMEOUT, u32be(timeoutSec)],
-      [CTA_NAT_SRC, nat],
+    // written without a tree, as anchorMessage is (one a media flow and mapping record: per call)
+    attrs: (w) => {
+      writeTuple(w, CTA_TUPLE_ORIG, fam, t.src, t.dst, t.sport, t.dport, t.proto);
+      writeTuple(w, CTA_TUPLE_REPLY, fam, t.dst, t.src, t.dport, t.sport, t.proto);
+      w.u32be(CTA_TIMEOUT, timeoutSec);
+      const nat = w.beginNest(CTA_NAT_SRC);
+      if (fam === AF_INET6) {
+        w.ip6(CTA_NAT_V6_MINIP, publicIp);
+        w.ip6(CTA_NAT_V6_MAXIP, publicIp);
+      } else {
+        w.ip4(CTA_NAT_V4_MINIP, publicIp);
+        w.ip4(CTA_NAT_V4_MAXIP, publicIp);
+      }
+      if (port !== undefined) {
+        const pn = w.beginNest(CTA_NAT_PROTO);
+        w.u16be(CTA_PROTONAT_PORT_MIN, port);
+        w.u16be(CTA_PROTONAT_PORT_MAX, port);
+        w.endNest(pn);
+      }
+      w.endNest(nat);
       // a dialog's media flows carry its anchor's mark, as the flows its pinholes create do
       // (inherited from the master): a router pair's standby finds a call's flows by it
-      ...(mark ? [[CTA_MARK, u32be(mark)] as Attr] : []),
-    ],
+      if (mark) w.u32be(CTA_MARK, mark);
+    },
   };
 }
 

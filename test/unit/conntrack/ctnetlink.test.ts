@@ -103,6 +103,11 @@ test('IPv4 get / setTimeout / delete / createSnat are the bytes they were (AF_IN
     nest(1, ...t), nest(2, ...tuple4(t4.dst, t4.src, 5080, 5060)), nla(7, be32(60)),
     nest(6, nla(1, v4('203.0.113.1')), nla(2, v4('203.0.113.1')), nest(3, nla(1, be16(40000)), nla(2, be16(40000)))),
   ]));
+  // a dialog's media flow with its anchor's mark (CTA_MARK = 8, after the NAT), no port: the kernel picks
+  assert.deepEqual(encode(snatMessage(t4, '203.0.113.1', 60, undefined, 0x1234), 1), nlmsg(CT_NEW, NEW_FLAGS, 1, 2, [
+    nest(1, ...t), nest(2, ...tuple4(t4.dst, t4.src, 5080, 5060)), nla(7, be32(60)),
+    nest(6, nla(1, v4('203.0.113.1')), nla(2, v4('203.0.113.1'))), nla(8, be32(0x1234)),
+  ]));
 });
 
 test('createSnat of an IPv6 flow: CTA_NAT_V6_MINIP/MAXIP (16 bytes), the port range as for IPv4', () => {
