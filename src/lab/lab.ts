@@ -5,7 +5,7 @@
  * close() kills every process it started and deletes the namespaces; safe to call twice.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -102,6 +102,20 @@ export class Lab {
       if (ports.every((p) => new RegExp(`:${p}\\s`).test(out))) return;
       if (Date.now() > deadline) throw new Error(`nothing listens on ${proto.toUpperCase()} ${ports.join(',')} in ${ns} after ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /**
+   * Waits until a daemon's state file in `dir` (the lab's own state dir by default) holds a call:
+   * a daemon saves at most every 2 s from a 1 s timer, so a call reaches its file up to ~3 s after
+   * it starts, later on a loaded machine; a test that kills the daemon waits for the file, not for
+   * a fixed time.
+   */
+  async waitStateSaved(dir = this.dir, timeoutMs = 15000): Promise<void> {
+    const saved = () => readdirSync(dir).some((n) => /^state-.*\.json$/.test(n) && readFileSync(join(dir, n), 'utf8').includes('"dialogs":[{'));
+    for (const deadline = Date.now() + timeoutMs; !saved();) {
+      if (Date.now() > deadline) throw new Error(`no state file in ${dir} holds a call after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 200));
     }
   }
 

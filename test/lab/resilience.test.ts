@@ -46,7 +46,7 @@ test('kill -9 mid-call: the call and its audio go on (fail-open); the restarted 
       await lab.waitListening(lab.provider, [5080]);
       const call = lab.runAsync(lab.phone(1), 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uac-rtp.xml'), '-i', phoneIp(1), '-p', '5060', '-mp', '6000', '-m', '1', '-s', 'pbx', `${PROVIDER_IP}:5080`, ...sippArgs]);
       await lab.waitConntrack(/dport=7000 /); // the call is answered: its media flow exists
-      await sleep(2500); // the state file is written at most every 2 s
+      await lab.waitStateSaved(); // the state file is written at most every 2 s
       return { phone, uasDone, call };
     };
     // 1. with the state file: the call comes back
@@ -103,8 +103,11 @@ test('two daemons in two namespaces share one state-dir: each writes its own fil
     await lab.waitListening(lab.provider, [5080]);
     const call = lab.runAsync(lab.phone(1), 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uac-rtp.xml'), '-i', phoneIp(1), '-p', '5060', '-mp', '6000', '-m', '1', '-s', 'pbx', `${PROVIDER_IP}:5080`, ...sippArgs]);
     await lab.waitConntrack(/dport=7000 /);
-    await sleep(2500); // both daemons have saved (A: one call; B: nothing)
-    const files = readdirSync(shared).filter((n) => n.endsWith('.json')).sort();
+    // both daemons have saved (A: one call; B: nothing)
+    await lab.waitStateSaved(shared);
+    const json = () => readdirSync(shared).filter((n) => n.endsWith('.json')).sort();
+    for (const deadline = Date.now() + 10000; json().length < 4 && Date.now() < deadline;) await sleep(200);
+    const files = json();
     assert.equal(files.length, 4, `one file per daemon and queue: ${files.join(', ')}`);
     assert.equal(new Set(files.map((f) => f.replace(/-q\d+\.json$/, ''))).size, 2, 'two instances (network namespaces)');
     a.daemon!.kill('SIGKILL');
