@@ -34,6 +34,8 @@ export interface RouterBenchOptions {
   quick?: boolean;
   /** only these parts: rate, latency, cps, rtp, memory */
   only?: string[];
+  /** CPU trials: seconds of the same load before each trial, then the daemon's tables emptied (a settled JIT; 0: a fresh daemon) */
+  warm?: number;
 }
 
 function buildLoadgen(): void {
@@ -256,11 +258,23 @@ export interface CpuSample {
  * CPU per message (issue 12): `rate` msg/s of one kind for `seconds`; exact per-process CPU of the
  * senders and the daemon. What a set-up adds over plain NAT for the same traffic is its cost.
  */
-async function cpuTrial(s: Setup, kind: 'invite' | 'register' | 'mix', rate: number, seconds: number, ips: string[]): Promise<CpuSample> {
+async function cpuTrial(s: Setup, kind: 'invite' | 'register' | 'mix', rate: number, seconds: number, ips: string[], warm = 0): Promise<CpuSample> {
   await s.reset();
   const run = ++runSeq;
   const uas = await s.uas(run, kind === 'mix');
   await sleep(700); // the new daemon's start-up work is done
+  if (warm > 0 && s.mode === 'alg') {
+    // a daemon that has run for a while (--warm=S): the same load for S seconds, then its calls and
+    // registrations forgotten (`sip-alg standby`) and the kernel's tables flushed, so that the trial
+    // meets a JIT that has settled (V8 tiers the dialog table's larger functions up only after
+    // 7-16 s at this rate, see BENCHMARKS.md) with tables as small as a fresh daemon's
+    await s.uac(['--ips', ips.join(','), '--kind', kind, '--rate', String(rate), '--duration', String(warm), '--run', String(run + 70000), '--seq0', '70000000', '--mslot', '1', '--mslots', '2', '--linger', '300']);
+    const r = s.lab.cli(['standby']);
+    if (r.code !== 0) throw new Error(`sip-alg standby: ${r.stderr}`);
+    s.lab.conntrack(['-F']);
+    s.lab.conntrack(['-F', 'expect']);
+    await sleep(300);
+  }
   // steady state: the same load for 1 s first, not measured (another run id, the other half of the
   // media ports), so that the JIT's compilation of the hot path, a one-time cost of a fresh daemon,
   // is not charged to the measured messages (before stop 26 it was: see BENCHMARKS.md)
@@ -275,9 +289,9 @@ async function cpuTrial(s: Setup, kind: 'invite' | 'register' | 'mix', rate: num
 }
 
 /** cpuTrial `reps` times; the median of each figure. */
-async function cpuMedian(s: Setup, kind: CpuSample['kind'], rate: number, seconds: number, ips: string[], reps: number): Promise<CpuSample & { log: string }> {
+async function cpuMedian(s: Setup, kind: CpuSample['kind'], rate: number, seconds: number, ips: string[], reps: number, warm = 0): Promise<CpuSample & { log: string }> {
   const xs: CpuSample[] = [];
-  for (let i = 0; i < reps; i++) xs.push(await cpuTrial(s, kind, rate, seconds, ips));
+  for (let i = 0; i < reps; i++) xs.push(await cpuTrial(s, kind, rate, seconds, ips, warm));
   const med = (f: (x: CpuSample) => number) => xs.map(f).sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   return { kind, messages: med((x) => x.messages), senders: med((x) => x.senders), daemon: med((x) => x.daemon), log: xs.map((x) => `${x.kind} ${x.messages} msgs senders ${x.senders.toFixed(1)} daemon ${x.daemon.toFixed(1)} µs/msg`).join('; ') };
 }
@@ -544,7 +558,7 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
         if (want('cpu')) {
           const cpu = {} as Record<CpuSample['kind'], CpuSample>;
           for (const kind of ['invite', 'register', 'mix'] as const) {
-            const m = await cpuMedian(s, kind, CPU_RATE, quick ? 2 : 6, ips, quick ? 1 : 3);
+            const m = await cpuMedian(s, kind, CPU_RATE, quick ? 2 : 6, ips, quick ? 1 : 3, opts.warm ?? 0);
             cpu[kind] = m;
             details.push(`${LABEL[id]}, CPU per message at ${CPU_RATE}/s: ${m.log}`);
           }
@@ -604,7 +618,7 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
   if (ipNote) out(`Load: ${ipNote}.`);
   if (SETUPS.some((id) => res[id].cpu)) {
     out('');
-    out(`CPU per message at ${CPU_RATE} msg/s (issue 12), median of ${quick ? 1 : 3} runs of ${quick ? 2 : 6} s: the load generator's sender and receiver (getrusage: the router's forwarding, NAT and the kernel helper run in softirq inside their sendto and are charged to them) and the sip-alg daemon (schedstat of its threads, its syscalls' kernel work included). Added = the sum minus plain NAT's for the same traffic.`);
+    out(`CPU per message at ${CPU_RATE} msg/s (issue 12), median of ${quick ? 1 : 3} runs of ${quick ? 2 : 6} s${opts.warm ? `, each after ${opts.warm} s of the same load and the daemon's tables emptied (standby, conntrack -F)` : ''}: the load generator's sender and receiver (getrusage: the router's forwarding, NAT and the kernel helper run in softirq inside their sendto and are charged to them) and the sip-alg daemon (schedstat of its threads, its syscalls' kernel work included). Added = the sum minus plain NAT's for the same traffic.`);
     out('');
     const kinds: [CpuSample['kind'], string][] = [['invite', 'INVITE with SDP (LAN→WAN; sip-alg: a dialog, anchor + 2 pinholes)'], ['register', 'REGISTER (LAN→WAN)'], ['mix', 'call mix: REGISTER/200, INVITE/180/200 with SDP, ACK, BYE/200, per message']];
     out('| message | ' + SETUPS.map((id) => `${LABEL[id]}: senders`).join(' | ') + ' | sip-alg daemon 1w / 2w | added µs/msg: kernel helper | added: sip-alg 1w / 2w | sip-alg / kernel (1w, 2w) |');
@@ -657,5 +671,6 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
 
 if (require.main === module) {
   const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
-  routerBench((s) => console.log(s), { quick: process.argv.includes('--quick'), only }).catch((e) => { console.error(e); process.exit(1); });
+  const warm = Number(process.argv.find((a) => a.startsWith('--warm='))?.slice(7) ?? 0);
+  routerBench((s) => console.log(s), { quick: process.argv.includes('--quick'), only, warm }).catch((e) => { console.error(e); process.exit(1); });
 }
