@@ -7,6 +7,7 @@
 import { isIPv4 } from 'node:net';
 import * as sdpTransform from 'sdp-transform';
 import { canonicalIpv6 } from '../packet/addr';
+import { isSpaceLatin1 as isSpace } from '../packet/latin1';
 
 export interface RemoteMedia {
   ip: string;
@@ -26,8 +27,6 @@ export function remoteMedia(sdp: string, family: 4 | 6 = 4): (RemoteMedia | unde
 
 const isWord = (c: number) => (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
 const isDigit = (c: number) => c >= 48 && c <= 57;
-/** JS `\s` within latin1 (HT LF VT FF CR SP NBSP) */
-const isSpace = (c: number) => c === 32 || (c >= 9 && c <= 13) || c === 160;
 
 /**
  * A port as sdp-transform reads it (toIntIfInt: a number only when the digits are exactly its

@@ -13,6 +13,7 @@
 import { Reason } from '../errors';
 import { canonicalIpv6, parseIpv6, sameAddress } from '../packet/addr';
 import { applyEdits, type Edit } from '../sip/edits';
+import { isSpaceLatin1 as isSpace } from '../packet/latin1';
 
 export interface SdpChange {
   field: 'o' | 'c' | 'm' | 'rtcp';
@@ -50,11 +51,6 @@ export type SdpResult =
 
 /** Maps a private media port to its public one; undefined when no port is left. */
 export type PortMapper = (privateIp: string, privatePort: number) => number | undefined;
-
-/** JS `\s` within latin1 (HT LF VT FF CR SP NBSP): what the regular expressions of the reference stop at */
-function isSpace(c: number): boolean {
-  return c === 32 || (c >= 9 && c <= 13) || c === 160;
-}
 
 /** End of the line starting at o (its LF, or the CR before it; `end` without LF). */
 function lineEndAt(b: Buffer, o: number, end: number): number {
@@ -246,7 +242,7 @@ export function translateSdp(b: Buffer, start: number, end: number, fromIp: stri
         if (de === ds) break;
         // the optional address part: " IN IP4 " or " IN IP6 " and at least one non-space octet
         let as = -1, ae = -1, atype = 0;
-        if (de + 8 < e && bytesAre(b, de, e, ' IN IP') && (b[de + 6] === 52 || b[de + 6] === 54) && b[de + 7] === 32 && de + 8 < e && !isSpace(b[de + 8]!)) {
+        if (de + 8 < e && bytesAre(b, de, e, ' IN IP') && (b[de + 6] === 52 || b[de + 6] === 54) && b[de + 7] === 32 && !isSpace(b[de + 8]!)) {
           atype = b[de + 6] === 52 ? 4 : 6;
           as = de + 8;
           ae = as;

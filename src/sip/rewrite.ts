@@ -19,6 +19,7 @@ import { translateSdp, type PortMapper, type SdpMediaMapping } from '../sdp/rewr
 import { remoteMediaAt, type RemoteMedia } from '../sdp/remote-media';
 import { applyEdits, type Edit } from './edits';
 import { canonicalIpv6 } from '../packet/addr';
+import { isSpaceLatin1 } from '../packet/latin1';
 import { hostIs, sipHost, uriHostPorts, viaParms, type HostPort } from './hostport';
 import type { SipMessage } from './message';
 
@@ -199,7 +200,7 @@ function isApplicationSdp(b: Buffer, s: number, e: number): boolean {
     if ((c === 47 ? b[s + i] : b[s + i]! | 0x20) !== c) return false;
   }
   let i = s + APPLICATION_SDP.length;
-  // JS \s in latin1 (HT LF VT FF CR SP NBSP), as /^application\/sdp\s*(;|$)/i read it
-  while (i < e && (b[i] === 32 || (b[i]! >= 9 && b[i]! <= 13) || b[i] === 160)) i++;
+  // \s as /^application\/sdp\s*(;|$)/i read it
+  while (i < e && isSpaceLatin1(b[i]!)) i++;
   return i === e || b[i] === 59;
 }
