@@ -638,16 +638,20 @@ export class DialogTable {
    * The source each media line's pinholes admit ('' = any). RFC 3264 §5: the far end's SDP names
    * where its media comes from; until it is known, the signaling peer (nf_conntrack_sip with
    * sip_direct_media=1 does the same). A hairpin call's far end is another phone behind this router
-   * whose SDP names our public address: its media arrives from its private address, known when the
-   * other leg is a dialog of this table; otherwise that pinhole admits any source.
+   * whose SDP names our public address: its media arrives from the private address holding the
+   * public port the SDP names (the shared port table: the other leg may be another worker's), or,
+   * for IPv6, from the other leg when it is a dialog of this table; otherwise that pinhole admits any source.
    */
   private sourcesOf(d: Dialog, local: readonly SdpMediaMapping[]): string[] {
     if (this.opts.pinholeSource === 'any') return local.map(() => '');
     const fam = ipFamily(d.publicIp);
     const usable = (ip: string | undefined) => (ip && !isUnspecified(ip) && ipFamily(ip) === fam ? ip : undefined);
     return local.map((m, i) => {
-      const r = usable(d.remote?.[m.index]?.ip);
+      const far = d.remote?.[m.index];
+      const r = usable(far?.ip);
       if (r && sameAddress(r, d.publicIp)) {
+        const h = this.ports.holder(far!.port);
+        if (h) return h.ip;
         for (const o of this.dialogs.values()) if (o !== d && o.callId === d.callId && o.privateIp !== d.privateIp) return o.privateIp;
         return '';
       }
@@ -750,6 +754,7 @@ export class DialogTable {
     d.anchor = anchor;
     d.pinnedAt = now;
     d.pinCheckedAt = now;
+    const before = d.sources;
     d.sources = sources;
     d.settled = [];
     if (refused) this.counters.inc('h|refused_low_port', refused);
@@ -770,6 +775,36 @@ export class DialogTable {
     d.pinFailed = failed.length;
     if (!failed.length) d.pinRetries = 0;
     this.finishHandOver(given, now);
+    local.forEach((m, i) => {
+      if (sources[i] && sources[i] !== before[i]) this.clearEarlyHairpinMedia(d, m);
+    });
+  }
+
+  /**
+   * A hairpin call's media that reached this router before its pinhole admitted the other phone
+   * (that phone answered and sent RTP while its answer was still on its way round through the
+   * provider): the kernel confirmed an entry other phone -> our public port delivered to the router
+   * itself, and every later packet of that stream follows it rather than the pinhole, so the phone
+   * would never hear the other one. Such an entry goes once the pinhole admits the other phone; the
+   * next packet then meets the pinhole. One lookup per media line, only when its source changes.
+   */
+  private clearEarlyHairpinMedia(d: Dialog, m: SdpMediaMapping): void {
+    const far = d.remote?.[m.index];
+    if (!far || !sameAddress(far.ip, d.publicIp)) return;
+    const h = this.ports.holder(far.port);
+    if (!h) return;
+    const phone = m.privateIp ?? d.privateIp;
+    for (const [sport, dport, priv] of [[h.port, m.publicPort, m.privatePort], [h.port + 1, m.rtcpPublicPort, m.rtcpPrivatePort]] as const) {
+      const t: Tuple = { src: h.ip, sport, dst: d.publicIp, dport, proto: IPPROTO_UDP };
+      try {
+        const c = this.ct.get(t);
+        // one the pinhole made is DNATed to this phone: it stays
+        if (!c || (sameAddress(c.reply.src, phone) && c.reply.sport === priv)) continue;
+        this.ct.delete(t);
+        this.counters.inc('f|replaced');
+        log('info', 'early hairpin media entry removed: the pinhole takes the stream now', { callId: d.callId, flow: anchorKey(t) });
+      } catch { /* gone already, or the kernel is busy: the stream stays as it is */ }
+    }
   }
 
   /**

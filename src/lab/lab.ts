@@ -174,9 +174,19 @@ export class Lab {
   }
 
   /** Starts Kamailio as registrar/proxy in the provider namespace. */
-  async startKamailio(): Promise<ChildProcess> {
+  /**
+   * Kamailio on the provider (src/lab/kamailio.cfg). `answerDelayMs` holds every 2xx to an INVITE
+   * that long before relaying it (cfgutils usleep in onreply_route): a slow provider, so that a
+   * callee's media can reach the router before its answer has come back round to the caller.
+   */
+  async startKamailio(opts: { answerDelayMs?: number } = {}): Promise<ChildProcess> {
     const cfg = join(this.dir, 'kamailio.cfg');
-    writeFileSync(cfg, readFileSync(join(SRC_LAB, 'kamailio.cfg'), 'utf8'));
+    let text = readFileSync(join(SRC_LAB, 'kamailio.cfg'), 'utf8');
+    if (opts.answerDelayMs) {
+      text = text.replace('loadmodule "tm.so"', 'loadmodule "tm.so"\nloadmodule "cfgutils.so"');
+      text += `\nonreply_route {\n  if ($rs =~ "^2" && $rm == "INVITE") usleep(${Math.round(opts.answerDelayMs * 1000)});\n}\n`;
+    }
+    writeFileSync(cfg, text);
     const p = this.start(this.provider, 'kamailio', ['-f', cfg, '-DD', '-E', '-m', '64', '-M', '8', '-Y', this.dir, '-w', this.dir]);
     await Lab.waitFor(p, /INFO: <core> \[main\.c:\d+\]: main\(\): processes \(at least\)|\bprocesses \(at least\)|ready to process|init_tcp|Listening on/, 15000, 'kamailio');
     // Kamailio prints its socket list before it binds the sockets (main_loop binds them), so the log

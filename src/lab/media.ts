@@ -15,6 +15,12 @@ export function count(pcap: string, filter: string): number {
   const r = spawnSync('tshark', ['-r', pcap, '-Y', filter, '-T', 'fields', '-e', 'frame.number'], { encoding: 'utf8', maxBuffer: 64 << 20 });
   return r.stdout.split('\n').filter(Boolean).length;
 }
+/** Epoch seconds of the first frame of `pcap` that matches `filter`, or undefined. */
+export function firstTime(pcap: string, filter: string): number | undefined {
+  const r = spawnSync('tshark', ['-r', pcap, '-Y', filter, '-T', 'fields', '-e', 'frame.time_epoch'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const t = Number.parseFloat(r.stdout.trim().split('\n')[0] ?? '');
+  return Number.isFinite(t) ? t : undefined;
+}
 export const expectations = (lab: Lab) => lab.conntrack(['-L', 'expect']).split('\n').filter((l) => /^\d+ proto=17/.test(l.trim())).length;
 export const anchors = (lab: Lab) => lab.conntrack(['-L']).split('\n').filter((l) => /dst=127\.1\.\d+\.1 /.test(l)).length;
 

@@ -6,16 +6,17 @@
  */
 import { join } from 'node:path';
 import { phoneIp, PROVIDER_IP, SRC_LAB } from './lab';
-import { count, prepare, type Mode } from './media';
+import { count, firstTime, prepare, type Mode } from './media';
 import { startBaresip, tone, type Baresip } from './baresip';
 import { mkdirSync, writeFileSync } from 'node:fs';
 
-export type PhoneScenario = 'out' | 'in' | 'hairpin' | 'reinvite' | 'hold' | 'transfer' | 'silence' | 'linphone';
-export const PHONE_SCENARIOS: PhoneScenario[] = ['out', 'in', 'hairpin', 'reinvite', 'hold', 'transfer', 'silence', 'linphone'];
+export type PhoneScenario = 'out' | 'in' | 'hairpin' | 'hairpin-late' | 'reinvite' | 'hold' | 'transfer' | 'silence' | 'linphone';
+export const PHONE_SCENARIOS: PhoneScenario[] = ['out', 'in', 'hairpin', 'hairpin-late', 'reinvite', 'hold', 'transfer', 'silence', 'linphone'];
 export const SCENARIO_LABEL: Record<PhoneScenario, string> = {
   out: 'phone → WAN party (SIPp)',
   in: 'WAN party → phone, through its registration (Kamailio)',
   hairpin: 'phone ↔ phone through the provider (both legs through the router)',
+  'hairpin-late': 'phone ↔ phone through a slow provider (the answer held 500 ms): the callee\'s audio reaches the router before its answer reaches the caller',
   reinvite: 'far end re-INVITEs 8 s into the call (seed 000): audio after it',
   hold: 'phone puts a WAN phone (baresip) on hold and resumes: audio both ways after the resume',
   transfer: 'WAN phone A transfers the phone to WAN phone B (REFER, RFC 3515): audio between the phone and B',
@@ -36,6 +37,8 @@ export interface PhoneResult {
   /** what each count is */
   what: string;
   note: string;
+  /** hairpin-late: RTP packets phone 2 sent before its answer reached phone 1 (the race the scenario sets up) */
+  early?: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -142,7 +145,7 @@ export async function phoneScenario(prefix: string, scenario: PhoneScenario, mod
       callOk = r.code === 0;
       if (!callOk) note = (r.stdout + r.stderr).split('\n').filter((l) => /error|fail|timeout|unexpected|404|408|480/i.test(l)).slice(-1)[0]?.trim() ?? `sipp exit ${r.code}`;
     } else {
-      await lab.startKamailio();
+      await lab.startKamailio({ answerDelayMs: scenario === 'hairpin-late' ? 500 : 0 });
       const p1 = await startBaresip(lab, lab.phone(1), { ip: phoneIp(1), user: 'phone1', registrar: PROVIDER_IP, register: true, ctrlPort: 4444 });
       const p2 = await startBaresip(lab, lab.phone(2), { ip: phoneIp(2), user: 'phone2', registrar: PROVIDER_IP, register: true, ctrlPort: 4444 });
       phones.push(p1, p2);
@@ -156,8 +159,15 @@ export async function phoneScenario(prefix: string, scenario: PhoneScenario, mod
     }
     await sleep(500);
     const [c1, c2, w] = await Promise.all(caps.map((c) => c.stop()));
-    if (scenario === 'hairpin') {
-      return { scenario, mode, callOk, rxA: count(c1!, rtpTo(phoneIp(1))), rxB: count(c2!, rtpTo(phoneIp(2))), what: 'RTP at phone 1 / at phone 2 (7 s: ~350 each)', note };
+    if (scenario === 'hairpin' || scenario === 'hairpin-late') {
+      const res: PhoneResult = { scenario, mode, callOk, rxA: count(c1!, rtpTo(phoneIp(1))), rxB: count(c2!, rtpTo(phoneIp(2))), what: 'RTP at phone 1 / at phone 2 (7 s: ~350 each)', note };
+      if (scenario === 'hairpin-late') {
+        // the answer's arrival at phone 1 on its own wire; phone 2's RTP sent before it
+        const answered = firstTime(c1!, 'sip.Status-Code == 200 && sip.CSeq.method == "INVITE"');
+        res.early = answered === undefined ? 0 : count(c2!, `ip.src==${phoneIp(2)} && (udp.length==180 || udp.length==260) && frame.time_epoch < ${answered.toFixed(6)}`);
+        res.note = [res.note, `phone 2 sent ${res.early} RTP packets before its answer reached phone 1`].filter(Boolean).join('; ');
+      }
+      return res;
     }
     if (scenario === 'hold' || scenario === 'transfer') {
       // the hold and the resume crossed the WAN as re-INVITEs (RFC 3264 §8.4: a=sendonly, then sendrecv)

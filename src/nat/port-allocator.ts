@@ -3,7 +3,34 @@
  * even/odd port pair (RTP even, RTCP odd: RFC 3550 §11), claimed with Atomics.compareExchange so
  * worker threads never hand out the same pair. Leases (which private endpoint holds which pair)
  * are per worker: a phone's signaling flows are balanced to one queue, so one worker sees its SDP.
+ * Beside each pair's owner the buffer holds the private IPv4 endpoint it maps to (the holder), so
+ * any worker can tell which phone behind this router a public port belongs to: the two legs of a
+ * call between two phones behind this router (hairpin) may be balanced to different workers.
  */
+
+/** pairs of ports 0-65535 */
+const PAIRS = 32768;
+
+/** A private media endpoint: the phone (or media server) behind this router holding a public pair. */
+export interface Holder {
+  ip: string;
+  /** its private RTP port */
+  port: number;
+}
+
+function ipv4ToInt(ip: string): number {
+  const p = ip.split('.');
+  if (p.length !== 4) return 0;
+  let v = 0;
+  for (const x of p) {
+    const n = Number(x);
+    if (!(n >= 0 && n <= 255) || x === '') return 0;
+    v = v * 256 + n;
+  }
+  return v | 0;
+}
+
+const intToIpv4 = (v: number) => `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
 
 export interface Lease {
   publicPort: number; // even: RTP; +1 is RTCP
@@ -12,6 +39,9 @@ export interface Lease {
 
 export class PortAllocator {
   private readonly slots: Int32Array;
+  /** per pair: the holder's private IPv4 address (0: none known, or IPv6) and RTP port */
+  private readonly holderIp: Int32Array;
+  private readonly holderPort: Int32Array;
   private readonly leases = new Map<string, Lease>();
   private cursor: number;
 
@@ -20,12 +50,37 @@ export class PortAllocator {
    * @param owner non-zero id of this worker, stored in the slots it holds
    */
   constructor(shared: SharedArrayBuffer, private readonly owner: number, private readonly min: number, private readonly max: number, private readonly leaseMs: number) {
-    this.slots = new Int32Array(shared);
+    this.slots = new Int32Array(shared, 0, PAIRS);
+    this.holderIp = new Int32Array(shared, PAIRS * 4, PAIRS);
+    this.holderPort = new Int32Array(shared, PAIRS * 8, PAIRS);
     this.cursor = this.firstPair() + ((owner * 7919) % Math.max(1, this.pairCount()));
   }
 
   static createShared(): SharedArrayBuffer {
-    return new SharedArrayBuffer(32768 * 4);
+    return new SharedArrayBuffer(PAIRS * 4 * 3);
+  }
+
+  /**
+   * The private endpoint that public RTP or RTCP port `publicPort` maps to, whichever worker holds
+   * it; undefined when the pair is free or its holder is not an IPv4 endpoint.
+   */
+  holder(publicPort: number): Holder | undefined {
+    const pair = publicPort >> 1;
+    if (pair < 0 || pair >= PAIRS || Atomics.load(this.slots, pair) === 0) return undefined;
+    const ip = Atomics.load(this.holderIp, pair);
+    return ip === 0 ? undefined : { ip: intToIpv4(ip), port: Atomics.load(this.holderPort, pair) };
+  }
+
+  private hold(pair: number, ip: string, port: number): void {
+    Atomics.store(this.holderIp, pair, ipv4ToInt(ip));
+    Atomics.store(this.holderPort, pair, port);
+  }
+
+  /** Gives pair up if this worker holds it (its holder first: a reader never sees our owner with another holder). */
+  private free(pair: number): void {
+    if (Atomics.load(this.slots, pair) !== this.owner) return;
+    Atomics.store(this.holderIp, pair, 0);
+    Atomics.compareExchange(this.slots, pair, this.owner, 0);
   }
 
   private firstPair(): number { return (this.min + 1) >> 1; }
@@ -63,6 +118,7 @@ export class PortAllocator {
       }
     }
     if (pair < 0) return undefined;
+    this.hold(pair, ip, port);
     this.leases.set(key, { publicPort: pair * 2, lastSeen: now });
     return pair * 2;
   }
@@ -77,6 +133,7 @@ export class PortAllocator {
     const pair = publicPort >> 1;
     const was = Atomics.compareExchange(this.slots, pair, 0, this.owner);
     if (was !== 0 && was !== this.owner) return false;
+    this.hold(pair, ip, port);
     this.leases.set(key, { publicPort: pair * 2, lastSeen: now });
     return true;
   }
@@ -86,7 +143,7 @@ export class PortAllocator {
     const key = `${ip}:${port}`;
     const l = this.leases.get(key);
     if (!l) return;
-    Atomics.compareExchange(this.slots, l.publicPort >> 1, this.owner, 0);
+    this.free(l.publicPort >> 1);
     this.leases.delete(key);
   }
 
@@ -108,7 +165,7 @@ export class PortAllocator {
       seen++;
       const [key, l] = r.value;
       if (now - l.lastSeen < this.leaseMs) continue;
-      Atomics.compareExchange(this.slots, l.publicPort >> 1, this.owner, 0);
+      this.free(l.publicPort >> 1);
       this.leases.delete(key);
       freed++;
     }
@@ -120,7 +177,7 @@ export class PortAllocator {
 
   /** Releases every pair this worker holds (worker shutdown). */
   releaseAll(): void {
-    for (const l of this.leases.values()) Atomics.compareExchange(this.slots, l.publicPort >> 1, this.owner, 0);
+    for (const l of this.leases.values()) this.free(l.publicPort >> 1);
     this.leases.clear();
   }
 

@@ -178,6 +178,38 @@ test('pinhole-source any opens to any source (explicit key); a hairpin call admi
   assert.deepEqual(src('10.77.0.12'), ['10.77.0.11', '10.77.0.11'], 'phone 2 admits phone 1');
 });
 
+test('hairpin across workers: each leg admits the other phone (the shared port table names who holds the port its SDP names); media that reached the router before the pinhole admitted it is removed, so the stream meets the pinhole', () => {
+  const ct = new KernelModel();
+  const counters = { n: new Map<string, number>(), inc(k: string, by = 1) { this.n.set(k, (this.n.get(k) ?? 0) + by); } };
+  const shared = PortAllocator.createShared();
+  const p1 = new PortAllocator(shared, 1, 10000, 60999, 1e9), p2 = new PortAllocator(shared, 2, 10000, 60999, 1e9);
+  const opts = { retainOnHold: true, graceMs: 5000, idleMs: 3600000 };
+  // the two legs balanced to two workers: one table each, one kernel
+  const w1 = new DialogTable(ct as unknown as Ctnetlink, p1, 0, opts, counters), w2 = new DialogTable(ct as unknown as Ctnetlink, p2, 1, opts, counters);
+  const pub1 = p1.allocate('10.77.0.11', 6000, 0)!; // what the rewriter does for phone 1's offer
+  w1.observe(ev({ callId: 'hx', method: 'INVITE', local: media(6000, pub1) }), 0);
+  const src = (ip: string) => ct.exps.filter((x) => x.spec.privateIp === ip).map((x) => x.spec.remoteIp);
+  assert.deepEqual(src('10.77.0.11'), [PEER, PEER], 'before the answer: the signaling peer');
+  w2.observe(ev({ callId: 'hx', privateIp: '10.77.0.12', dir: 'in', method: 'INVITE', remote: remote('203.0.113.1', pub1) }), 10);
+  const pub2 = p2.allocate('10.77.0.12', 7000, 20)!;
+  w2.observe(ev({ callId: 'hx', privateIp: '10.77.0.12', status: 200, cseqMethod: 'INVITE', toTag: 'y', local: media(7000, pub2) }), 20);
+  assert.deepEqual(src('10.77.0.12'), ['10.77.0.11', '10.77.0.11'], 'phone 2 admits phone 1 (another worker\'s leg)');
+  // phone 2 sends at once: its RTP reaches the router before its answer has come back round through
+  // the provider, phone 1's pinhole admits the provider only, and the kernel delivers it to the router itself
+  const early: Tuple = { src: '10.77.0.12', sport: 7000, dst: '203.0.113.1', dport: pub1, proto: 17 };
+  ct.flows.set(key(early), { t: early, port: pub1, status: 0 });
+  w1.observe(ev({ callId: 'hx', dir: 'in', status: 200, cseqMethod: 'INVITE', toTag: 'y', remote: remote('203.0.113.1', pub2) }), 30);
+  assert.deepEqual(src('10.77.0.11'), ['10.77.0.12', '10.77.0.12'], 'phone 1 admits phone 2, not any source');
+  assert.equal(ct.flows.has(key(early)), false, 'the entry that took phone 2\'s stream to the router is gone');
+  assert.equal(ct.admits('10.77.0.12', 7000, pub1), 'pinhole', 'phone 2\'s next packet meets phone 1\'s pinhole');
+  assert.equal(counters.n.get('f|replaced'), 1);
+  assert.equal(ct.admits('198.51.100.66', 4000, pub1), undefined, 'a stranger is not admitted');
+  // the leases go with their dialogs: the holder is no longer known
+  p1.release('10.77.0.11', 6000);
+  assert.equal(p2.holder(pub1), undefined);
+  assert.deepEqual(p1.holder(pub2 + 1), { ip: '10.77.0.12', port: 7000 });
+});
+
 test('counts are what the kernel holds: a pinhole whose flow carried the far end\'s media is removed (retired), a used one is counted as used, `sip-alg calls` and the gauge follow', () => {
   const { ct, table, n } = make();
   call(table, 'c', 0);

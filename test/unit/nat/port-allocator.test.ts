@@ -37,3 +37,23 @@ test('a sweep with a budget looks at that many leases and goes on from there nex
   assert.equal(a.sweep(2000, 4), 2, 'the rest; the round ends');
   assert.equal(a.active, 0);
 });
+
+test('holder: any worker reads which private IPv4 endpoint a public pair maps to; none for a free pair or an IPv6 endpoint', () => {
+  const shared = PortAllocator.createShared();
+  const w1 = new PortAllocator(shared, 1, 10000, 10099, 1000);
+  const w2 = new PortAllocator(shared, 2, 10000, 10099, 1000);
+  const pub = w1.allocate('192.168.1.20', 40000, 0)!;
+  assert.deepEqual(w2.holder(pub), { ip: '192.168.1.20', port: 40000 }, 'another worker sees it');
+  assert.deepEqual(w2.holder(pub + 1), { ip: '192.168.1.20', port: 40000 }, 'by its RTCP port too');
+  const v6 = w2.allocate('fd00::20', 40000, 0)!;
+  assert.equal(w1.holder(v6), undefined, 'IPv6 holders are not kept');
+  assert.equal(w1.holder(10098), undefined, 'a free pair');
+  assert.equal(w1.holder(70000), undefined, 'outside the port space');
+  w1.release('192.168.1.20', 40000);
+  assert.equal(w2.holder(pub), undefined, 'released');
+  const again = w2.allocate('10.0.0.255', 10010, 5)!;
+  assert.equal(w1.sweep(5000), 0, 'one worker\'s sweep leaves the other\'s pair');
+  assert.deepEqual(w1.holder(again), { ip: '10.0.0.255', port: 10010 });
+  w2.sweep(5000);
+  assert.equal(w1.holder(again), undefined, 'swept with its lease');
+});
