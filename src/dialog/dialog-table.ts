@@ -133,8 +133,22 @@ export interface Dialog {
   /** the source each media line's pinholes admit ('' = any), as pinned */
   sources: string[];
   /** a taken-over call's far-end media addresses per media line, read back from the kernel, until its next SDP */
-  sourceHint?: string[];
+  sourceHint: string[] | undefined;
   pinCheckedAt: number;
+}
+
+/**
+ * A new dialog, every field present and in one order: the dialogs of a table then share one hidden
+ * class whether they were created by a phone's offer, taken over from a router pair's peer or read
+ * back from the state file (JSON leaves undefined fields out), so the packet path's property loads
+ * on them stay monomorphic.
+ */
+function newDialog(callId: string, privateIp: string, publicIp: string, now: number): Dialog {
+  return {
+    callId, privateIp, publicIp, anchor: undefined, pinnedAt: 0, local: [], remote: undefined, mediaCts: [], mapCts: [], confirmed: false, winnerTag: '',
+    created: now, lastSeen: now, endAt: 0, sessionMs: 0, refreshedAt: now, mediaPackets: 0, mediaSeenAt: now, mediaCheckedAt: now, flow: undefined, flowKeptAt: 0,
+    pinholes: 0, settled: [], pinFailed: 0, pinRetries: 0, sources: [], sourceHint: undefined, pinCheckedAt: now,
+  };
 }
 
 const SOURCE_SLOTS = 4096;
@@ -197,7 +211,7 @@ export function anchorMark(key: string): number {
   return (h >>> 0) || 1;
 }
 
-type PinState = 'pinholes' | 'settled' | 'pinFailed' | 'pinRetries' | 'sources' | 'pinCheckedAt' | 'mapCts';
+type PinState = 'pinholes' | 'settled' | 'pinFailed' | 'pinRetries' | 'sources' | 'pinCheckedAt' | 'mapCts' | 'sourceHint';
 /** A dialog as stored in the state file (files of earlier versions keyed the media flows: [key, tuple] pairs, and had no pinhole accounting). */
 export type PersistedDialog = Omit<Dialog, 'mediaCts' | PinState> & Partial<Pick<Dialog, PinState>> & { mediaCts: Tuple[] | [string, Tuple][] };
 
@@ -320,7 +334,32 @@ export class DialogTable {
         continue;
       }
       // state files of earlier versions lack the pinhole accounting: their pinholes count as pending
-      const d: Dialog = { ...p, pinholes: p.pinholes ?? (p.anchor ? p.local.length * 2 : 0), settled: p.settled ?? [], pinFailed: p.pinFailed ?? 0, pinRetries: p.pinRetries ?? 0, sources: p.sources ?? [], pinCheckedAt: p.pinCheckedAt ?? 0, mapCts: p.mapCts ?? [], mediaCts: p.mediaCts.map((x) => (Array.isArray(x) ? x[1] : x)) };
+      const d = newDialog(p.callId, p.privateIp, p.publicIp, now);
+      d.anchor = p.anchor;
+      d.pinnedAt = p.pinnedAt;
+      d.local = p.local;
+      d.remote = p.remote;
+      d.mediaCts = p.mediaCts.map((x) => (Array.isArray(x) ? x[1] : x));
+      d.mapCts = p.mapCts ?? [];
+      d.confirmed = p.confirmed;
+      d.winnerTag = p.winnerTag;
+      d.created = p.created;
+      d.lastSeen = p.lastSeen;
+      d.endAt = p.endAt;
+      d.sessionMs = p.sessionMs;
+      d.refreshedAt = p.refreshedAt;
+      d.mediaPackets = p.mediaPackets;
+      d.mediaSeenAt = p.mediaSeenAt;
+      d.mediaCheckedAt = p.mediaCheckedAt;
+      d.flow = p.flow;
+      d.flowKeptAt = p.flowKeptAt;
+      d.pinholes = p.pinholes ?? (p.anchor ? p.local.length * 2 : 0);
+      d.settled = p.settled ?? [];
+      d.pinFailed = p.pinFailed ?? 0;
+      d.pinRetries = p.pinRetries ?? 0;
+      d.sources = p.sources ?? [];
+      d.sourceHint = p.sourceHint;
+      d.pinCheckedAt = p.pinCheckedAt ?? 0;
       const key = d.anchor ? anchorKey(d.anchor) : '';
       if (d.anchor && liveAnchors.has(key)) {
         adopted.add(key);
@@ -395,7 +434,15 @@ export class DialogTable {
     const taken = !d && this.foreign.size ? this.takeForeign(dialogKey(e.info.callId, e.privateIp), e.privateIp) : undefined;
     if (taken) {
       // a call the router pair's peer set up: its anchor and media conntracks are in our table
-      d = { callId: e.info.callId, privateIp: e.privateIp, publicIp: e.publicIp, anchor: taken.anchor, pinnedAt: now, local: [], remote: undefined, mediaCts: taken.media, mapCts: taken.maps, confirmed: true, winnerTag: e.info.toTag, created: now, lastSeen: now, endAt: 0, sessionMs: 0, refreshedAt: now, mediaPackets: 0, mediaSeenAt: now, mediaCheckedAt: now, flow: e.flow, flowKeptAt: 0, pinholes: 0, settled: [], pinFailed: 0, pinRetries: 0, sources: [], sourceHint: taken.sources, pinCheckedAt: now };
+      d = newDialog(e.info.callId, e.privateIp, e.publicIp, now);
+      d.anchor = taken.anchor;
+      d.pinnedAt = now;
+      d.mediaCts = taken.media;
+      d.mapCts = taken.maps;
+      d.confirmed = true;
+      d.winnerTag = e.info.toTag;
+      d.flow = e.flow;
+      d.sourceHint = taken.sources;
       this.dialogs.set(dialogKey(d.callId, d.privateIp), d);
       this.count(d, 1);
       this.counters.inc('d|taken_over');
@@ -423,7 +470,7 @@ export class DialogTable {
         // a new call over the limit is refused; anything else passes without media state
         return !(e.isRequest && e.method === 'INVITE' && !e.info.toTag);
       }
-      d = { callId: e.info.callId, privateIp: e.privateIp, publicIp: e.publicIp, anchor: undefined, pinnedAt: 0, local: [], remote: undefined, mediaCts: [], mapCts: [], confirmed: false, winnerTag: '', created: now, lastSeen: now, endAt: 0, sessionMs: 0, refreshedAt: now, mediaPackets: 0, mediaSeenAt: now, mediaCheckedAt: now, flow: undefined, flowKeptAt: 0, pinholes: 0, settled: [], pinFailed: 0, pinRetries: 0, sources: [], pinCheckedAt: now };
+      d = newDialog(e.info.callId, e.privateIp, e.publicIp, now);
       this.dialogs.set(dialogKey(d.callId, d.privateIp), d);
       this.count(d, 1);
       this.counters.inc('d|created');

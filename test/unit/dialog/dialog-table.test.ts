@@ -4,7 +4,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { anchorKey, anchorMark, DialogTable, dialogKey, type DialogOptions, type SipEvent } from '../../../src/dialog/dialog-table';
+import v8 from 'node:v8';
+import { anchorKey, anchorMark, DialogTable, dialogKey, type DialogOptions, type PersistedDialog, type SipEvent } from '../../../src/dialog/dialog-table';
 import { PortAllocator } from '../../../src/nat/port-allocator';
 import type { Ctnetlink, PinholeSpec, Tuple } from '../../../src/conntrack/ctnetlink';
 import { NetlinkError } from '../../../src/errors';
@@ -458,4 +459,19 @@ test('restart of a router pair\'s daemon: a saved dialog whose anchor is gone wh
   const other = { ...saved, callId: 'mine' };
   table.adopt([saved, other], new Set(), 0, new Set([anchorMark(key)]));
   assert.deepEqual(table.snapshot(0).map((s) => s.callId), ['mine'], 'only the dialog no other anchor claims');
+});
+
+test('dialogs share one hidden class whether made by a phone\'s offer or read back from the state file (JSON leaves undefined fields out): the packet path\'s loads on them stay monomorphic', () => {
+  v8.setFlagsFromString('--allow-natives-syntax');
+  const sameMap = new Function('a', 'b', 'return %HaveSameMap(a, b)') as (a: object, b: object) => boolean;
+  const { table } = make();
+  table.observe(ev({ callId: 'new', method: 'INVITE', local: media(6000) }), 0);
+  const saved = JSON.parse(JSON.stringify(table.export())) as PersistedDialog[];
+  saved[0]!.callId = 'restored';
+  saved[0]!.privateIp = '10.77.0.12';
+  const { table: other } = make();
+  other.adopt(saved, new Set(), 0);
+  const made = table.dialogs.get(dialogKey('new', '10.77.0.11'))!, restored = other.dialogs.get(dialogKey('restored', '10.77.0.12'))!;
+  assert.ok(sameMap(made, restored), 'one map for a new and a restored dialog');
+  assert.deepEqual(Object.keys(restored), Object.keys(made), 'the same fields, in the same order');
 });
