@@ -27,7 +27,7 @@ const LABEL: Record<SetupId, string> = { none: 'plain NAT', kernel: 'kernel help
 const ALG_FLAGS = ['--invite-rate-per-source', '0', '--register-rate-per-source', '0', '--max-dialogs-per-source', '0', '--max-dialogs', '0', '--max-idle-dialogs', '0',
   '--invite-failure-threshold', '0', '--media-port-min', '1024', '--media-port-max', '65535'];
 /** extra addresses of phone 1 the load comes from (one signaling flow each) */
-const CANDIDATE_IPS = Array.from({ length: 24 }, (_, i) => `10.77.0.${101 + i}`);
+export const CANDIDATE_IPS = Array.from({ length: 24 }, (_, i) => `10.77.0.${101 + i}`);
 
 export interface RouterBenchOptions {
   /** shorter trials and coarser search (smoke test) */
@@ -258,8 +258,8 @@ export interface CpuSample {
  * CPU per message (issue 12): `rate` msg/s of one kind for `seconds`; exact per-process CPU of the
  * senders and the daemon. What a set-up adds over plain NAT for the same traffic is its cost.
  */
-async function cpuTrial(s: Setup, kind: 'invite' | 'register' | 'mix', rate: number, seconds: number, ips: string[], warm = 0): Promise<CpuSample> {
-  await s.reset();
+export async function cpuTrial(s: Setup, kind: 'invite' | 'register' | 'mix', rate: number, seconds: number, ips: string[], warm = 0, daemonFlags: string[] = []): Promise<CpuSample> {
+  await s.reset(daemonFlags);
   const run = ++runSeq;
   const uas = await s.uas(run, kind === 'mix');
   await sleep(700); // the new daemon's start-up work is done

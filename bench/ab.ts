@@ -1,0 +1,55 @@
+/**
+ * Interleaved A/B of the daemon's CPU per message (one worker), for a change that is a flag of node
+ * or of the daemon: variant A, B (, C ...) take turns trial after trial on the same lab, so that the
+ * box's drift (this VM's speed moves by 20-30% between runs minutes apart: the load generator's own
+ * CPU per message moves with it) falls on every variant alike. bench/router.ts measures each set-up
+ * in a block of its own; a difference between two of its runs is not a result (BENCHMARKS.md, stop 30).
+ *
+ *   node dist/bench/ab.js [invite|register|mix] [rounds] 'NAME=node flags|daemon flags' ...
+ *   e.g. node dist/bench/ab.js invite 4 'default=--interrupt-budget=67584|' 'budget16k=--interrupt-budget=16384|'
+ *
+ * Prints each trial and the median of each variant. Root; sets the conntrack limits as router.ts does.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { CANDIDATE_IPS, cpuTrial, Setup } from './router';
+
+interface Variant { name: string; nodeFlags: string; daemonFlags: string[] }
+
+function parseVariant(s: string): Variant {
+  const eq = s.indexOf('=');
+  if (eq <= 0) throw new Error(`variant '${s}': expected NAME=node flags|daemon flags`);
+  const [nodeFlags = '', daemonFlags = ''] = s.slice(eq + 1).split('|');
+  return { name: s.slice(0, eq), nodeFlags: nodeFlags.trim(), daemonFlags: daemonFlags.split(' ').filter(Boolean) };
+}
+
+async function main(): Promise<void> {
+  const kind = (['invite', 'register', 'mix'] as const).find((k) => k === process.argv[2]) ?? 'invite';
+  const rounds = Number(process.argv[3] ?? 4);
+  const variants = process.argv.slice(4).map(parseVariant);
+  if (variants.length < 2) throw new Error('give at least two variants');
+  const path = (k: string) => `/proc/sys/net/netfilter/${k}`;
+  const saved = ['nf_conntrack_max', 'nf_conntrack_expect_max'].map((k) => [k, readFileSync(path(k), 'utf8').trim()] as const);
+  // the kernel's default of 4096 expectations fills within 2 s at 1500 INVITE/s (pinholes pend 180 s):
+  // refused pinholes and their retries would double the daemon's CPU (router.ts raises them alike)
+  writeFileSync(path('nf_conntrack_max'), '524288');
+  writeFileSync(path('nf_conntrack_expect_max'), '262144');
+  const s = await Setup.create('alg1', 'abb');
+  const got = new Map<string, number[]>();
+  try {
+    for (let r = 0; r < rounds; r++) {
+      for (const v of variants) {
+        process.env.SIPALG_NODE_FLAGS = v.nodeFlags;
+        const t = await cpuTrial(s, kind, 1500, 6, CANDIDATE_IPS.slice(0, 8), 0, v.daemonFlags);
+        got.set(v.name, [...(got.get(v.name) ?? []), t.daemon]);
+        console.log(`round ${r + 1} ${v.name}: daemon ${t.daemon.toFixed(1)} µs/msg, senders ${t.senders.toFixed(1)}`);
+      }
+    }
+  } finally {
+    await s.close();
+    for (const [k, v] of saved) writeFileSync(path(k), v);
+  }
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  for (const v of variants) console.log(`${v.name}: median ${med(got.get(v.name)!).toFixed(1)} µs per ${kind} (${got.get(v.name)!.map((x) => x.toFixed(0)).join(', ')})`);
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });
