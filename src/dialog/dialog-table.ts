@@ -686,8 +686,8 @@ export class DialogTable {
    * where its media comes from; until it is known, the signaling peer (nf_conntrack_sip with
    * sip_direct_media=1 does the same). A hairpin call's far end is another phone behind this router
    * whose SDP names our public address: its media arrives from the private address holding the
-   * public port the SDP names (the shared port table: the other leg may be another worker's), or,
-   * for IPv6, from the other leg when it is a dialog of this table; otherwise that pinhole admits any source.
+   * public port the SDP names (the shared port table: the other leg may be another worker's), or
+   * from the other leg when it is a dialog of this table; otherwise that pinhole admits any source.
    */
   private sourcesOf(d: Dialog, local: readonly SdpMediaMapping[]): string[] {
     if (this.opts.pinholeSource === 'any') return local.map(() => '');
@@ -698,7 +698,7 @@ export class DialogTable {
       const r = usable(far?.ip);
       if (r && sameAddress(r, d.publicIp)) {
         const h = this.ports.holder(far!.port);
-        if (h) return h.ip;
+        if (h && ipFamily(h.ip) === fam) return h.ip;
         for (const o of this.dialogs.values()) if (o !== d && o.callId === d.callId && o.privateIp !== d.privateIp) return o.privateIp;
         return '';
       }

@@ -3,13 +3,17 @@
  * even/odd port pair (RTP even, RTCP odd: RFC 3550 §11), claimed with Atomics.compareExchange so
  * worker threads never hand out the same pair. Leases (which private endpoint holds which pair)
  * are per worker: a phone's signaling flows are balanced to one queue, so one worker sees its SDP.
- * Beside each pair's owner the buffer holds the private IPv4 endpoint it maps to (the holder), so
- * any worker can tell which phone behind this router a public port belongs to: the two legs of a
- * call between two phones behind this router (hairpin) may be balanced to different workers.
+ * Beside each pair's owner the buffer holds the private endpoint it maps to (the holder, IPv4 or
+ * IPv6), so any worker can tell which phone behind this router a public port belongs to: the two
+ * legs of a call between two phones behind this router (hairpin) may be balanced to different workers.
  */
+import { formatIpv6, ipFamily, writeIpv6 } from '../packet/addr';
 
 /** pairs of ports 0-65535 */
 const PAIRS = 32768;
+/** per pair, Int32 words of the holder's record: a sequence (odd while its writer writes), the address family (0: none), the RTP port */
+const META = 4;
+const M_SEQ = 0, M_FAMILY = 1, M_PORT = 2;
 
 /** A private media endpoint: the phone (or media server) behind this router holding a public pair. */
 export interface Holder {
@@ -18,19 +22,17 @@ export interface Holder {
   port: number;
 }
 
-function ipv4ToInt(ip: string): number {
+/** Writes dotted-quad `ip` at out[o..o+4); false when it is not one. */
+function writeIpv4(ip: string, out: Uint8Array, o: number): boolean {
   const p = ip.split('.');
-  if (p.length !== 4) return 0;
-  let v = 0;
-  for (const x of p) {
-    const n = Number(x);
-    if (!(n >= 0 && n <= 255) || x === '') return 0;
-    v = v * 256 + n;
+  if (p.length !== 4) return false;
+  for (let i = 0; i < 4; i++) {
+    const x = p[i]!, n = Number(x);
+    if (x === '' || !(n >= 0 && n <= 255)) return false;
+    out[o + i] = n;
   }
-  return v | 0;
+  return true;
 }
-
-const intToIpv4 = (v: number) => `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
 
 export interface Lease {
   publicPort: number; // even: RTP; +1 is RTCP
@@ -39,9 +41,9 @@ export interface Lease {
 
 export class PortAllocator {
   private readonly slots: Int32Array;
-  /** per pair: the holder's private IPv4 address (0: none known, or IPv6) and RTP port */
-  private readonly holderIp: Int32Array;
-  private readonly holderPort: Int32Array;
+  /** per pair: the holder's record (META words) and its address (16 octets; an IPv4 address in the first 4) */
+  private readonly meta: Int32Array;
+  private readonly addr: Uint8Array;
   private readonly leases = new Map<string, Lease>();
   private cursor: number;
 
@@ -51,35 +53,48 @@ export class PortAllocator {
    */
   constructor(shared: SharedArrayBuffer, private readonly owner: number, private readonly min: number, private readonly max: number, private readonly leaseMs: number) {
     this.slots = new Int32Array(shared, 0, PAIRS);
-    this.holderIp = new Int32Array(shared, PAIRS * 4, PAIRS);
-    this.holderPort = new Int32Array(shared, PAIRS * 8, PAIRS);
+    this.meta = new Int32Array(shared, PAIRS * 4, PAIRS * META);
+    this.addr = new Uint8Array(shared, PAIRS * 4 * (1 + META), PAIRS * 16);
     this.cursor = this.firstPair() + ((owner * 7919) % Math.max(1, this.pairCount()));
   }
 
   static createShared(): SharedArrayBuffer {
-    return new SharedArrayBuffer(PAIRS * 4 * 3);
+    return new SharedArrayBuffer(PAIRS * 4 * (1 + META) + PAIRS * 16);
   }
 
   /**
    * The private endpoint that public RTP or RTCP port `publicPort` maps to, whichever worker holds
-   * it; undefined when the pair is free or its holder is not an IPv4 endpoint.
+   * it; undefined when the pair is free (or its record is being rewritten: a seqlock, retried).
    */
   holder(publicPort: number): Holder | undefined {
     const pair = publicPort >> 1;
-    if (pair < 0 || pair >= PAIRS || Atomics.load(this.slots, pair) === 0) return undefined;
-    const ip = Atomics.load(this.holderIp, pair);
-    return ip === 0 ? undefined : { ip: intToIpv4(ip), port: Atomics.load(this.holderPort, pair) };
+    if (pair < 0 || pair >= PAIRS) return undefined;
+    const m = pair * META, o = pair * 16, a = this.addr;
+    for (let tries = 0; tries < 4; tries++) {
+      const seq = Atomics.load(this.meta, m + M_SEQ);
+      if (seq & 1) continue;
+      if (Atomics.load(this.slots, pair) === 0) return undefined;
+      const family = Atomics.load(this.meta, m + M_FAMILY), port = Atomics.load(this.meta, m + M_PORT);
+      const ip = family === 4 ? `${a[o]}.${a[o + 1]}.${a[o + 2]}.${a[o + 3]}` : family === 6 ? formatIpv6(a, o) : undefined;
+      if (Atomics.load(this.meta, m + M_SEQ) === seq) return ip === undefined ? undefined : { ip, port };
+    }
+    return undefined;
   }
 
   private hold(pair: number, ip: string, port: number): void {
-    Atomics.store(this.holderIp, pair, ipv4ToInt(ip));
-    Atomics.store(this.holderPort, pair, port);
+    const m = pair * META, o = pair * 16;
+    Atomics.add(this.meta, m + M_SEQ, 1);
+    const fam = ipFamily(ip);
+    const ok = fam === 4 ? writeIpv4(ip, this.addr, o) : fam === 6 ? writeIpv6(ip, this.addr, o) : false;
+    Atomics.store(this.meta, m + M_FAMILY, ok ? fam! : 0);
+    Atomics.store(this.meta, m + M_PORT, port);
+    Atomics.add(this.meta, m + M_SEQ, 1);
   }
 
-  /** Gives pair up if this worker holds it (its holder first: a reader never sees our owner with another holder). */
+  /** Gives pair up if this worker holds it (its record first: a reader never sees our claim with another's record). */
   private free(pair: number): void {
     if (Atomics.load(this.slots, pair) !== this.owner) return;
-    Atomics.store(this.holderIp, pair, 0);
+    Atomics.store(this.meta, pair * META + M_FAMILY, 0);
     Atomics.compareExchange(this.slots, pair, this.owner, 0);
   }
 

@@ -38,15 +38,19 @@ test('a sweep with a budget looks at that many leases and goes on from there nex
   assert.equal(a.active, 0);
 });
 
-test('holder: any worker reads which private IPv4 endpoint a public pair maps to; none for a free pair or an IPv6 endpoint', () => {
+test('holder: any worker reads which private endpoint (IPv4 or IPv6) a public pair maps to; none for a free pair', () => {
   const shared = PortAllocator.createShared();
   const w1 = new PortAllocator(shared, 1, 10000, 10099, 1000);
   const w2 = new PortAllocator(shared, 2, 10000, 10099, 1000);
   const pub = w1.allocate('192.168.1.20', 40000, 0)!;
   assert.deepEqual(w2.holder(pub), { ip: '192.168.1.20', port: 40000 }, 'another worker sees it');
   assert.deepEqual(w2.holder(pub + 1), { ip: '192.168.1.20', port: 40000 }, 'by its RTCP port too');
-  const v6 = w2.allocate('fd00::20', 40000, 0)!;
-  assert.equal(w1.holder(v6), undefined, 'IPv6 holders are not kept');
+  const v6 = w2.allocate('fd00:0:0::20', 40000, 0)!;
+  assert.deepEqual(w1.holder(v6), { ip: 'fd00::20', port: 40000 }, 'an IPv6 holder, in RFC 5952 text');
+  const odd = w1.allocate('not-an-address', 40002, 0)!;
+  assert.equal(typeof odd, 'number');
+  assert.equal(w2.holder(odd), undefined, 'a holder that is no address is not named');
+  w1.release('not-an-address', 40002);
   assert.equal(w1.holder(10098), undefined, 'a free pair');
   assert.equal(w1.holder(70000), undefined, 'outside the port space');
   w1.release('192.168.1.20', 40000);
