@@ -267,8 +267,10 @@ export class DialogTable {
   private readonly anchorAddr: [[string, string], [string, string]];
   private readonly endpointRefs = new Map<string, number>();
   private readonly global: Int32Array;
-  /** bumped on every change of dialog state: the worker persists the table when it moved */
+  /** bumped on every change of dialog state */
   version = 0;
+  /** the dialogs changed since the state file last took them (takeChanges): each is written to its journal once */
+  private readonly changed = new Set<Dialog>();
   /** the far end's offers (inbound INVITEs with SDP) of dialogs not tracked yet, oldest first; bounded */
   private readonly offers = new Map<string, { remote: (RemoteMedia | undefined)[]; at: number }>();
   /** anchors this worker's peer made (router pair, synced by conntrackd), by their mark, and the media conntracks marked alike */
@@ -316,6 +318,36 @@ export class DialogTable {
   /** The table as plain data, for the state file (timers are absolute times, so they survive a restart). */
   export(): PersistedDialog[] {
     return [...this.dialogs.values()];
+  }
+
+  /**
+   * A dialog's state changed (a message of it, a pin, its release): the state file's journal
+   * writes it at its next append. Times the sweep moves alone (the media counters' last reading,
+   * the next check) are written with the dialog's next change: a restart reads them again from the
+   * kernel.
+   */
+  private touch(d: Dialog): void {
+    this.version++;
+    this.changed.add(d);
+  }
+
+  /** How many dialogs changed since the last takeChanges. */
+  get pendingChanges(): number {
+    return this.changed.size;
+  }
+
+  /** The dialogs changed since the last call, by key: the dialog as it is, or undefined when it went (the state file's journal). */
+  takeChanges(): [string, Dialog | undefined][] {
+    const out: [string, Dialog | undefined][] = [];
+    for (const d of this.changed) {
+      const key = dialogKey(d.callId, d.privateIp);
+      const live = this.dialogs.get(key);
+      // a dialog replaced under its key (the same Call-ID again) is written as its successor, which changed too
+      if (live === d) out.push([key, d]);
+      else if (!live) out.push([key, undefined]);
+    }
+    this.changed.clear();
+    return out;
   }
 
   /**
@@ -482,7 +514,7 @@ export class DialogTable {
     }
     d.lastSeen = now;
     if (!d.flow && e.flow) d.flow = e.flow;
-    this.version++;
+    this.touch(d);
     const otherBranch = !e.isRequest && d.winnerTag !== '' && e.info.toTag !== d.winnerTag && e.dir === 'in';
     // RFC 3261 §13.2.2.4: the first 2xx establishes the dialog; later 2xx of other forks do not move media
     if (!e.isRequest && e.info.cseqMethod === 'INVITE' && e.status >= 200 && e.status < 300 && !d.winnerTag) {
@@ -665,6 +697,7 @@ export class DialogTable {
     for (const d of this.dialogs.values()) {
       for (const m of d.local) this.unref(m.privateIp ?? d.privateIp, m.privatePort);
       this.count(d, -1);
+      this.touch(d);
     }
     this.dialogs.clear();
     this.foreign.clear();
@@ -915,7 +948,7 @@ export class DialogTable {
     for (const { o, lines } of given) {
       o.local = o.local.filter((m) => !lines.includes(m));
       for (const m of lines) this.unref(m.privateIp ?? o.privateIp, m.privatePort);
-      this.version++;
+      this.touch(o);
       if (o.local.length && !o.endAt) {
         try { this.pin(o, o.local, now); } catch { /* counted and logged by pin; retried by the sweep */ }
       }
@@ -1014,6 +1047,7 @@ export class DialogTable {
 
   /** Deletes the anchor (and with it every pending pinhole); optionally the media flows too. */
   private unpin(d: Dialog, releasePorts: boolean): void {
+    this.changed.add(d); // and pin(), which starts here: the anchor, pinholes and ports move
     if (d.anchor) {
       try {
         this.ct.delete(d.anchor);
@@ -1040,7 +1074,7 @@ export class DialogTable {
     if (cutMedia) for (const t of d.mediaCts) try { this.ct.delete(t); } catch { /* gone already */ }
     this.dialogs.delete(dialogKey(d.callId, d.privateIp));
     this.count(d, -1);
-    this.version++;
+    this.touch(d);
     this.counters.inc(`d|${why}`);
   }
 
@@ -1154,7 +1188,7 @@ export class DialogTable {
       else return;
       d.settled.push(spec.publicPort);
       d.pinholes = Math.max(0, d.pinholes - 1);
-      this.version++;
+      this.touch(d);
     });
   }
 
@@ -1278,9 +1312,9 @@ export class DialogTable {
       d.publicIp = now;
       d.flow = undefined;
       d.pinFailed = 0;
+      this.touch(d);
       n++;
     }
-    if (n) this.version++;
     return n;
   }
 

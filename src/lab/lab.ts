@@ -112,7 +112,8 @@ export class Lab {
    * a fixed time.
    */
   async waitStateSaved(dir = this.dir, timeoutMs = 15000): Promise<void> {
-    const saved = () => readdirSync(dir).some((n) => /^state-.*\.json$/.test(n) && readFileSync(join(dir, n), 'utf8').includes('"dialogs":[{'));
+    // a call is in a snapshot's dialogs or on a line of its journal
+    const saved = () => readdirSync(dir).some((n) => (/^state-.*\.json$/.test(n) && readFileSync(join(dir, n), 'utf8').includes('"dialogs":[{')) || (/^state-.*\.journal$/.test(n) && readFileSync(join(dir, n), 'utf8').includes('"v":{"callId"')));
     for (const deadline = Date.now() + timeoutMs; !saved();) {
       if (Date.now() > deadline) throw new Error(`no state file in ${dir} holds a call after ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 200));

@@ -49,6 +49,12 @@ export interface Registration {
   refreshedAt: number;
 }
 
+/** the AoR of a registration taken over from a router pair's peer (the kernel does not carry it) */
+export const TAKEN_OVER = '(taken over)';
+
+/** A registration's key in its table: the phone's flow and the AoR (none for one taken over: the phone's next REGISTER replaces it). */
+export const registrationKey = (r: Pick<Registration, 'aor' | 'flow'>) => `${r.flow.src}:${r.flow.sport}|${r.aor === TAKEN_OVER ? '' : r.aor}`;
+
 export interface RegistrationOptions {
   /** seconds added to the remaining lifetime when the flow's timeout is raised */
   marginSec: number;
@@ -63,8 +69,29 @@ export interface RegistrationOptions {
 
 export class RegistrationTable {
   readonly entries = new Map<string, Registration>();
-  /** bumped on every change: the worker persists the table when it moved */
+  /** bumped on every change */
   version = 0;
+  /** keys of the registrations changed since the state file last took them (takeChanges) */
+  private readonly changed = new Set<string>();
+
+  /** A registration changed (made, refreshed, gone): the state file's journal writes it at its next append. */
+  private touch(key: string): void {
+    this.version++;
+    this.changed.add(key);
+  }
+
+  /** How many registrations changed since the last takeChanges. */
+  get pendingChanges(): number {
+    return this.changed.size;
+  }
+
+  /** The registrations changed since the last call, by key: as they are now, or undefined when gone (the state file's journal). */
+  takeChanges(): [string, Registration | undefined][] {
+    const out: [string, Registration | undefined][] = [];
+    for (const k of this.changed) out.push([k, this.entries.get(k)]);
+    this.changed.clear();
+    return out;
+  }
   /** register pinholes by the phone's flow (src:sport): one per binding, whatever AoRs share it */
   private readonly pinholes = new Map<string, RegisterPinhole>();
   private anchorSeq = 0;
@@ -201,15 +228,19 @@ export class RegistrationTable {
 
   /** A 2xx to a REGISTER crossed WAN→LAN: `expiresSec` is our contact's lifetime, 0 when removed. */
   confirmed(aor: string, flow: Tuple, publicIp: string, publicPort: number, expiresSec: number, now: number): void {
-    const key = `${flow.src}:${flow.sport}|${aor}`;
-    this.version++;
+    const key = registrationKey({ aor, flow });
+    this.touch(key);
     if (expiresSec <= 0) {
       if (this.entries.delete(key)) this.counters.inc('g|removed');
       this.syncPinholes(now);
       return;
     }
     // the phone's own REGISTER replaces what a takeover inferred for its flow
-    if (this.entries.delete(`${flow.src}:${flow.sport}|`)) this.counters.inc('g|taken_over_confirmed');
+    const taken = `${flow.src}:${flow.sport}|`;
+    if (this.entries.delete(taken)) {
+      this.touch(taken);
+      this.counters.inc('g|taken_over_confirmed');
+    }
     const had = this.entries.has(key);
     const r: Registration = { aor, flow, publicIp, publicPort, expiresAt: now + expiresSec * 1000, refreshedAt: 0 };
     this.entries.set(key, r);
@@ -255,7 +286,8 @@ export class RegistrationTable {
   adopt(saved: Registration[], now: number): void {
     for (const r of saved) {
       if (now >= r.expiresAt) continue;
-      this.entries.set(`${r.flow.src}:${r.flow.sport}|${r.aor}`, { ...r, refreshedAt: 0 });
+      // (the key of one taken over is its flow's alone, as when it was taken over: the phone's next REGISTER replaces it)
+      this.entries.set(registrationKey(r), { ...r, refreshedAt: 0 });
       this.counters.inc('g|restored');
     }
     this.syncPinholes(now);
@@ -284,11 +316,12 @@ export class RegistrationTable {
       if (f.proto !== IPPROTO_UDP || !sipPorts.includes(f.dport) || e.reply.dst !== publicIp || f.src === publicIp || e.timeout <= callFlowSec + this.opts.marginSec) continue;
       if (known.has(`${f.src}:${f.sport}`)) continue;
       known.add(`${f.src}:${f.sport}`);
-      this.entries.set(`${f.src}:${f.sport}|`, { aor: '(taken over)', flow: f, publicIp, publicPort: e.reply.dport, expiresAt: now + (e.timeout - this.opts.marginSec) * 1000, refreshedAt: now });
+      const r: Registration = { aor: TAKEN_OVER, flow: f, publicIp, publicPort: e.reply.dport, expiresAt: now + (e.timeout - this.opts.marginSec) * 1000, refreshedAt: now };
+      this.entries.set(registrationKey(r), r);
+      this.touch(registrationKey(r));
       this.counters.inc('g|taken_over');
       n++;
     }
-    if (n) this.version++;
     this.syncPinholes(now);
     return n;
   }
@@ -296,9 +329,9 @@ export class RegistrationTable {
   /** A router pair's switch to standby: the peer keeps the flows alive now; forgotten without touching the kernel. */
   standby(): number {
     const n = this.entries.size;
+    for (const k of this.entries.keys()) this.touch(k);
     this.entries.clear();
     this.pinholes.clear(); // their anchors are the peer's to keep (conntrackd keeps both tables in step)
-    this.version++;
     return n;
   }
 
@@ -310,7 +343,7 @@ export class RegistrationTable {
     for (const [key, r] of this.entries) {
       if (now >= r.expiresAt) {
         this.entries.delete(key);
-        this.version++;
+        this.touch(key);
         this.counters.inc('g|expired');
       } else if (now - r.refreshedAt >= this.opts.refreshMs) {
         r.refreshedAt = now;
@@ -342,13 +375,11 @@ export class RegistrationTable {
     for (const [k, r] of this.entries) {
       if (r.publicIp !== old) continue;
       this.entries.delete(k);
+      this.touch(k);
       n++;
     }
     for (const [k, p] of this.pinholes) if (p.publicIp === old) this.closePinhole(k);
-    if (n) {
-      this.version++;
-      this.counters.inc('g|readdressed', n);
-    }
+    if (n) this.counters.inc('g|readdressed', n);
     return n;
   }
 

@@ -1,43 +1,76 @@
 /**
- * A worker's dialogs and registrations on disk (state-dir/state-<instance>.json), so a daemon killed with
- * -9 or a crashed worker comes back with its calls: the kernel still holds the anchors, pinholes and
- * media flows, the file says which call owns them. Written atomically (temp file + rename) at most
- * every `intervalMs` when the tables changed; a clean stop releases everything and writes it empty.
- * /run is the right default: conntrack state does not survive a reboot either.
+ * A worker's dialogs and registrations on disk, so a daemon killed with -9 or a crashed worker comes
+ * back with its calls: the kernel still holds the anchors, pinholes and media flows, the file says
+ * which call owns them. /run is the right default: conntrack state does not survive a reboot either.
+ *
+ * Two parts (issue 21: nothing that grows with the table runs per change):
+ * - a snapshot, state-<instance>.json: every record, written in slices to a temporary file renamed
+ *   into place; it names the journal generation that follows it;
+ * - a journal, state-<instance>.json.<generation>.journal: one JSON line per record that changed
+ *   since (`{"d":key,"v":dialog}`, `{"d":key}` when it went; `r` for registrations), appended at
+ *   most every `intervalMs`. A change costs one record written, not the whole table.
+ * A process's first save is a snapshot of a new generation (the journals of earlier runs are
+ * replayed by `load` once, then superseded); a snapshot is written again when the journal holds
+ * more lines than twice the table (at least COMPACT_MIN), so a change costs at most ~1.5 records
+ * written in all. Reading: the snapshot, then every journal line of its generation or later, in
+ * order; a torn last line (a crash mid-append) is skipped. A clean stop releases everything and
+ * writes an empty snapshot.
  * The file belongs to one instance: the network namespace (its conntrack table holds the anchors
  * the file names), the WAN interface and the queue. Daemons in other namespaces sharing the same
  * state-dir have other files, and a file whose recorded instance is not ours is refused.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, readlinkSync, renameSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
-import type { PersistedDialog } from '../dialog/dialog-table';
-import type { Registration } from '../registration/registration-table';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { dialogKey, type PersistedDialog } from '../dialog/dialog-table';
+import { registrationKey, type Registration } from '../registration/registration-table';
 
 export interface WorkerState {
   version: 1;
   /** whose state this is (instanceKey); files written before it existed have none and are refused */
   instance?: string;
   savedAt: number;
+  /** the journal generation that follows this snapshot (files written before journals: none) */
+  journal?: number;
   dialogs: PersistedDialog[];
   registrations: Registration[];
 }
 
+/** A record that changed: its key, and the record as it is now (undefined: it went). */
+export type Change = { kind: 'd'; key: string; value: PersistedDialog | undefined } | { kind: 'r'; key: string; value: Registration | undefined };
+
+/** What the worker's tables give the state file. */
+export interface StateSource {
+  /** every record now, for a snapshot */
+  snapshot(): { dialogs: PersistedDialog[]; registrations: Registration[] };
+  /** how many records changed since the last takeChanges */
+  pending(): number;
+  /** the records changed since the last call, each once; the tables forget them */
+  takeChanges(): Change[];
+  /** records in the tables now */
+  size(): number;
+}
+
+/** a snapshot is written again once the journal holds more lines than this, or twice the table */
+const COMPACT_MIN = 4096;
+
 export class StateFile {
   readonly path: string;
   private lastSaved = 0;
-  private lastKey = '';
   /** the save in slices now running (begin/step) */
   private slices: Generator<void, void, void> | undefined;
-  private busyNs = 0n;
-  /** at least this long between saves: 20 times the CPU time of the last save in slices */
-  private minGapMs = 0;
+  /** this process wrote a snapshot: changes go to its journal; until then, the first save is a snapshot */
+  private snapshotted = false;
+  private generation = 0;
+  /** lines in the current generation's journal, and its descriptor (opened at the first append) */
+  private journalLines = 0;
+  private journalFd: number | undefined;
 
   constructor(dir: string, readonly instance: string, private readonly intervalMs = 2000) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.path = join(dir, `state-${instance}.json`);
   }
 
-  /** The saved state, or an empty one when there is none or it cannot be read (logged by the caller). */
+  /** The saved state (snapshot and journals), or an empty one when there is none or it cannot be read (logged by the caller). */
   load(): { state: WorkerState; error?: string } {
     const empty: WorkerState = { version: 1, savedAt: 0, dialogs: [], registrations: [] };
     let text: string;
@@ -46,86 +79,176 @@ export class StateFile {
     } catch {
       return { state: empty };
     }
+    let s: WorkerState;
     try {
-      const s = JSON.parse(text) as WorkerState;
-      if (s.version !== 1 || !Array.isArray(s.dialogs) || !Array.isArray(s.registrations)) return { state: empty, error: 'unknown format' };
-      if (s.instance !== this.instance) return { state: empty, error: `it belongs to instance ${JSON.stringify(s.instance ?? 'unknown')}, not ${this.instance}` };
-      return { state: s };
+      s = JSON.parse(text) as WorkerState;
     } catch (e) {
       return { state: empty, error: (e as Error).message };
     }
+    if (s.version !== 1 || !Array.isArray(s.dialogs) || !Array.isArray(s.registrations)) return { state: empty, error: 'unknown format' };
+    if (s.instance !== this.instance) return { state: empty, error: `it belongs to instance ${JSON.stringify(s.instance ?? 'unknown')}, not ${this.instance}` };
+    const journals = this.journals().filter((g) => g >= (s.journal ?? Infinity));
+    if (!journals.length) return { state: s };
+    const dialogs = new Map(s.dialogs.map((d) => [dialogKey(d.callId, d.privateIp), d]));
+    const registrations = new Map(s.registrations.map((r) => [registrationKey(r), r]));
+    let bad = 0;
+    for (const g of journals) {
+      let lines: string[];
+      try {
+        lines = readFileSync(this.journalPath(g), 'utf8').split('\n');
+      } catch {
+        continue;
+      }
+      // the text after the last newline is a torn append (or nothing)
+      for (let i = 0; i < lines.length - 1; i++) {
+        try {
+          const c = JSON.parse(lines[i]!) as { d?: string; r?: string; v?: unknown };
+          if (typeof c.d === 'string') {
+            if (c.v) dialogs.set(c.d, c.v as PersistedDialog);
+            else dialogs.delete(c.d);
+          } else if (typeof c.r === 'string') {
+            if (c.v) registrations.set(c.r, c.v as Registration);
+            else registrations.delete(c.r);
+          } else bad++;
+        } catch {
+          bad++;
+        }
+      }
+    }
+    const state = { ...s, dialogs: [...dialogs.values()], registrations: [...registrations.values()] };
+    return bad ? { state, error: `${bad} journal line(s) unreadable, skipped` } : { state };
   }
 
-  /**
-   * Saves at once, whole, when `key` (the tables' versions) moved and the interval passed, or when
-   * forced (a clean stop); a save in slices still running is abandoned first.
-   */
-  maybeSave(key: string, now: number, build: () => WorkerState, force = false): boolean {
-    if (!force && !this.due(key, now)) return false;
+  /** Writes a whole snapshot at once (a clean stop, a standby); a save in slices still running is abandoned first. */
+  saveAll(now: number, source: StateSource): void {
     this.abandon();
-    const w = this.open(key, now, { ...build(), instance: this.instance });
+    source.takeChanges();
+    const w = this.snapshot(now, source);
     while (!w.next().done) { /* all slices now */ }
-    return true;
   }
 
   /**
-   * Starts a save in slices when one is due (same rule as maybeSave): the caller runs step() between
-   * packets until it returns true. Each slice writes CHUNK records (~0.25 ms for 64 dialogs), so the
-   * packet thread is never held for the whole table (a 20k-dialog table took ~50 ms in one piece,
-   * which showed as p99 latency). Records are taken as they are when their slice is written; a
-   * change during the save reaches the next one. To bound the cost of big tables, the next save
-   * waits at least 20 times the CPU time the last one took.
+   * Starts a save in slices when one is due: the first of this process, or changes and the interval
+   * passed. It is a snapshot when this process has none yet or the journal outgrew the table, else
+   * an append of the changes. The caller runs step() between packets until it returns true. Each
+   * slice writes CHUNK records (~0.25 ms for 64 dialogs), so the packet thread is never held long.
+   * Records are serialised as they are when their slice is written; a change during the save is
+   * written by the next one.
    */
-  begin(key: string, now: number, build: () => WorkerState): boolean {
-    if (this.slices || !this.due(key, now)) return false;
-    this.slices = this.open(key, now, { ...build(), instance: this.instance });
-    this.busyNs = 0n;
+  begin(now: number, source: StateSource): boolean {
+    if (this.slices) return false;
+    if (this.snapshotted && !(source.pending() && now - this.lastSaved >= this.intervalMs)) return false;
+    if (!this.snapshotted || this.journalLines >= Math.max(COMPACT_MIN, 2 * source.size())) {
+      source.takeChanges(); // the snapshot reads every record as it is when written
+      this.slices = this.snapshot(now, source);
+    } else this.slices = this.append(now, source.takeChanges());
     return true;
   }
 
   /** Writes the next slice of the running save; true when there is nothing left to write. */
   step(): boolean {
     if (!this.slices) return true;
-    const t0 = process.hrtime.bigint();
     let done = false;
     try {
       done = this.slices.next().done === true;
     } catch (e) {
       this.abandon();
       throw e;
-    } finally {
-      this.busyNs += process.hrtime.bigint() - t0;
     }
-    if (done) {
-      this.slices = undefined;
-      this.minGapMs = Number(this.busyNs / 1000000n) * 20;
-    }
+    if (done) this.slices = undefined;
     return done;
   }
 
-  private due(key: string, now: number): boolean {
-    return key !== this.lastKey && now - this.lastSaved >= Math.max(this.intervalMs, this.minGapMs);
+  /** The generations of the journals in the directory, ascending. */
+  private journals(): number[] {
+    const prefix = `${basename(this.path)}.`;
+    const gens: number[] = [];
+    for (const n of readdirSync(dirname(this.path))) {
+      if (!n.startsWith(prefix) || !n.endsWith('.journal')) continue;
+      const g = Number(n.slice(prefix.length, -'.journal'.length));
+      if (Number.isSafeInteger(g) && g >= 0) gens.push(g);
+    }
+    return gens.sort((a, b) => a - b);
   }
 
-  /** A save of `state` as a sequence of slices; the file is renamed into place after the last. */
-  private *open(key: string, now: number, state: WorkerState): Generator<void, void, void> {
+  private journalPath(g: number): string {
+    return `${this.path}.${g}.journal`;
+  }
+
+  /** A snapshot of a new generation, as a sequence of slices; renamed into place after the last, then the older journals go. */
+  private *snapshot(now: number, source: StateSource): Generator<void, void, void> {
+    let g = this.generation + 1;
+    let old: number[] = [];
+    try {
+      old = this.journals();
+    } catch { /* the directory is unreadable: the write below says so */ }
+    if (!this.snapshotted) {
+      // a new process: past every generation on disk (an earlier run's, or a crash's leftovers)
+      let prev = -1;
+      try {
+        prev = (JSON.parse(readFileSync(this.path, 'utf8')) as WorkerState).journal ?? -1;
+      } catch { /* none, or unreadable */ }
+      g = Math.max(g, prev + 1, (old.at(-1) ?? -1) + 1);
+    }
+    this.closeJournal();
+    // from here on, appends wait for this snapshot (one save at a time): a crash before the rename
+    // leaves the previous snapshot and its journal, complete
+    const { dialogs, registrations } = source.snapshot();
     const tmp = `${this.path}.tmp`;
     const fd = openSync(tmp, 'w', 0o600);
     try {
-      yield* writeState(fd, state);
+      yield* writeState(fd, { version: 1, instance: this.instance, savedAt: now, journal: g, dialogs, registrations });
     } finally {
       closeSync(fd);
     }
     renameSync(tmp, this.path);
+    this.generation = g;
+    this.snapshotted = true;
+    this.journalLines = 0;
     this.lastSaved = now;
-    this.lastKey = key;
+    for (const o of old) if (o < g) rmSync(this.journalPath(o), { force: true });
+  }
+
+  /** The changes appended to the journal, CHUNK records a slice. */
+  private *append(now: number, changes: Change[]): Generator<void, void, void> {
+    this.lastSaved = now;
+    if (this.journalFd === undefined) this.journalFd = openSync(this.journalPath(this.generation), 'a', 0o600);
+    for (let i = 0; i < changes.length; i += CHUNK) {
+      let text = '';
+      for (let j = i; j < Math.min(changes.length, i + CHUNK); j++) {
+        const c = changes[j]!;
+        text += `{"${c.kind}":${JSON.stringify(c.key)}${c.value ? `,"v":${JSON.stringify(c.value)}` : ''}}\n`;
+      }
+      try {
+        writeSync(this.journalFd, text);
+      } catch (e) {
+        // a short or failed write may have left half a line: the next save is a whole snapshot
+        this.snapshotted = false;
+        this.closeJournal();
+        throw e;
+      }
+      this.journalLines += Math.min(CHUNK, changes.length - i);
+      yield;
+    }
+  }
+
+  private closeJournal(): void {
+    if (this.journalFd === undefined) return;
+    try { closeSync(this.journalFd); } catch { /* closed */ }
+    this.journalFd = undefined;
   }
 
   private abandon(): void {
     if (!this.slices) return;
     const s = this.slices;
     this.slices = undefined;
-    s.return(); // closes the file; the previous complete file stays in place
+    s.return(); // closes the file; the previous complete snapshot (and its journal) stay in place
+  }
+
+  /** Closes the journal (a clean stop). */
+  close(): void {
+    this.abandon();
+    this.closeJournal();
   }
 }
 
@@ -137,7 +260,7 @@ const CHUNK = 64;
 
 /** JSON of `s`, written in chunks of records (the same text as JSON.stringify(s)), yielding after each. */
 function* writeState(fd: number, s: WorkerState): Generator<void, void, void> {
-  writeSync(fd, `{"version":${s.version},"instance":${JSON.stringify(s.instance ?? '')},"savedAt":${s.savedAt}`);
+  writeSync(fd, `{"version":${s.version},"instance":${JSON.stringify(s.instance ?? '')},"savedAt":${s.savedAt},"journal":${s.journal ?? 0}`);
   for (const key of ['dialogs', 'registrations'] as const) {
     const rows: readonly unknown[] = s[key];
     writeSync(fd, `,"${key}":[`);

@@ -12,6 +12,15 @@ import type { Config } from '../config/schema';
 import type { ToWorker, WanLink, WorkerInit, WorkerMessage } from './worker';
 import type { TapFilter, TapRecord } from '../capture/tap';
 
+/**
+ * A worker's young generation (V8's new space, semi-spaces of a third of it): 96 MB is
+ * `--max-semi-space-size=32`, twice node's default. Every packet's short-lived objects die there;
+ * with more room between scavenges fewer of them are still alive (and copied) when one runs.
+ * Interleaved A/B (bench/ab.ts, 6 rounds of 1500 INVITE/s): 218 against 232 µs of daemon CPU per
+ * INVITE (BENCHMARKS.md, stop 31). Committed only as the heap grows into it.
+ */
+const WORKER_YOUNG_GENERATION_MB = 96;
+
 interface Pending {
   waiting: Set<number>;
   rows: unknown[];
@@ -91,7 +100,7 @@ export class WorkerPool {
 
   private spawn(queue: number, index: number, restarts: number): Promise<void> {
     const init: WorkerInit = { config: this.config, queue, index, links: this.links, publicIp6: this.publicIp6, ports: this.ports, dialogCount: this.dialogCount };
-    const w = new Worker(join(__dirname, 'worker.js'), { workerData: init });
+    const w = new Worker(join(__dirname, 'worker.js'), { workerData: init, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
     this.workers.set(index, w);
     return new Promise((resolve, reject) => {
       let started = false;

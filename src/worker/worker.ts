@@ -14,7 +14,7 @@ import { Processor } from '../alg/processor';
 import { TcpAlg, type TcpResult } from '../tcp/tcp-alg';
 import { isTcp } from '../packet/tcp';
 import { anchorAddresses, anchorKey, DialogTable, isAnchorSource, SIGNALING_TIMEOUT_SEC } from '../dialog/dialog-table';
-import { instanceKey, StateFile } from '../state/state-file';
+import { type Change, instanceKey, StateFile, type StateSource } from '../state/state-file';
 import type { Tuple } from '../conntrack/ctnetlink';
 import { RegistrationTable } from '../registration/registration-table';
 import { Protection } from '../policy/protection';
@@ -146,15 +146,24 @@ function main(): void {
   } catch (e) {
     log('warn', 'start-up state recovery failed', { err: e as Error });
   }
-  // the state file is written in slices between packets (StateFile.begin/step); a clean stop writes it whole
+  // the state file is written in slices between packets (StateFile.begin/step): the records changed
+  // since the last save appended to its journal, now and then a whole snapshot; a clean stop writes it whole
+  const source: StateSource = {
+    snapshot: () => ({ dialogs: dialogs.export(), registrations: [...registrations.entries.values()] }),
+    pending: () => dialogs.pendingChanges + registrations.pendingChanges,
+    size: () => dialogs.size + registrations.size,
+    takeChanges: () => {
+      const out: Change[] = [];
+      for (const [key, value] of dialogs.takeChanges()) out.push({ kind: 'd', key, value });
+      for (const [key, value] of registrations.takeChanges()) out.push({ kind: 'r', key, value });
+      return out;
+    },
+  };
   const persist = (force = false) => {
     if (!stateFile) return;
-    const now = Date.now();
-    const key = `${dialogs.version}|${registrations.version}`;
-    const build = () => ({ version: 1 as const, savedAt: now, dialogs: dialogs.export(), registrations: [...registrations.entries.values()] });
     try {
-      if (force) stateFile.maybeSave(key, now, build, true);
-      else if (stateFile.begin(key, now, build)) setImmediate(slice);
+      if (force) stateFile.saveAll(Date.now(), source);
+      else if (stateFile.begin(Date.now(), source)) setImmediate(slice);
     } catch (e) {
       log('warn', 'cannot save state', { path: stateFile.path, err: e as Error });
     }
@@ -391,6 +400,7 @@ function main(): void {
     try { dialogs.closeAll(); } catch { /* best effort at shutdown */ }
     try { registrations.closeAll(); } catch { /* best effort at shutdown */ }
     persist(true); // a clean stop leaves nothing to adopt
+    stateFile?.close();
     ports.releaseAll();
     ct.close();
     port.postMessage({ type: 'stats', stats: stats.flush(0, 0, 0, 0) } satisfies WorkerMessage);

@@ -475,3 +475,28 @@ test('dialogs share one hidden class whether made by a phone\'s offer or read ba
   assert.ok(sameMap(made, restored), 'one map for a new and a restored dialog');
   assert.deepEqual(Object.keys(restored), Object.keys(made), 'the same fields, in the same order');
 });
+
+test('state journal: each dialog changed since the last take is given once, as it is now; a released one by its key alone; a Call-ID used again is its successor', () => {
+  const { table } = make(true, { graceMs: 0 });
+  assert.deepEqual(table.takeChanges(), []);
+  table.observe(ev({ method: 'INVITE', local: media(6000) }), 0);
+  table.observe(ev({ dir: 'in', status: 180, cseqMethod: 'INVITE', toTag: 't1' }), 5);
+  table.observe(ev({ method: 'INVITE', local: media(6100), callId: 'c2' }), 10);
+  assert.equal(table.pendingChanges, 2);
+  const first = table.takeChanges();
+  assert.deepEqual(first.map(([k, d]) => [k, d?.callId]), [[dialogKey('c1', '10.77.0.11'), 'c1'], [dialogKey('c2', '10.77.0.11'), 'c2']]);
+  assert.equal(table.pendingChanges, 0, 'taken: forgotten');
+  table.sweep(20);
+  assert.deepEqual(table.takeChanges(), [], 'a sweep that changes nothing writes nothing');
+  // c1 ends: CANCEL's path (a failure final response) releases the early dialog
+  table.observe(ev({ dir: 'in', status: 486, cseqMethod: 'INVITE', toTag: 't1' }), 30);
+  table.sweep(40);
+  assert.equal(table.size, 1);
+  // the same Call-ID again (a new call from the same phone) before the journal took the end of the first
+  table.observe(ev({ method: 'INVITE', local: media(6200) }), 50);
+  const second = table.takeChanges();
+  assert.equal(second.length, 1, 'the ended dialog and its successor share a key: one line, the live one');
+  assert.equal(second[0]![1]!.local[0]!.privatePort, 6200);
+  table.closeAll();
+  assert.deepEqual(table.takeChanges().map(([k, d]) => [k, d]).sort(), [[dialogKey('c1', '10.77.0.11'), undefined], [dialogKey('c2', '10.77.0.11'), undefined]]);
+});

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RegistrationTable } from '../../../src/registration/registration-table';
+import { type Registration, RegistrationTable, registrationKey } from '../../../src/registration/registration-table';
 import type { Conntrack, Ctnetlink, PinholeSpec, Tuple } from '../../../src/conntrack/ctnetlink';
 
 class FakeCt {
@@ -131,4 +131,23 @@ test('the WAN address changes: registrations of the old address and their regist
   assert.equal(table.readdress('203.0.113.1'), 1);
   assert.deepEqual(table.snapshot(0).map((r) => r.public), ['198.51.107.1:5060']);
   assert.deepEqual(ct.specs.map((s) => s.publicIp), ['198.51.107.1'], 'the old address\'s pinhole went');
+});
+
+test('state journal: the registrations changed since the last take, each once, by the key the table uses; one taken over keeps its flow-only key through a restart, so the phone\'s next REGISTER still replaces it', () => {
+  const { table } = make();
+  table.confirmed('sip:a@x', flow('10.77.0.11', 5060), '203.0.113.1', 5060, 3600, 0);
+  table.confirmed('sip:a@x', flow('10.77.0.11', 5060), '203.0.113.1', 5060, 3600, 10);
+  table.takeover([entry(flow('10.77.0.12', 5060), 3654)], '203.0.113.1', [5060], 300, 20);
+  const got = table.takeChanges();
+  assert.deepEqual(got.map(([k, r]) => [k, r?.aor]), [['10.77.0.11:5060|sip:a@x', 'sip:a@x'], ['10.77.0.12:5060|', '(taken over)']]);
+  assert.deepEqual(got.map(([k, r]) => registrationKey(r!) === k), [true, true], 'registrationKey gives the table\'s key');
+  assert.deepEqual(table.takeChanges(), []);
+  // restart: the saved registrations read back; the taken-over one is replaced by the phone's REGISTER
+  const { table: next } = make();
+  next.adopt(got.map(([, r]) => JSON.parse(JSON.stringify(r)) as Registration), 30);
+  next.confirmed('sip:b@x', flow('10.77.0.12', 5060), '203.0.113.1', 5060, 1800, 40);
+  assert.deepEqual(next.snapshot(40).map((r) => r.aor).sort(), ['sip:a@x', 'sip:b@x']);
+  assert.deepEqual(next.takeChanges().map(([k, r]) => [k, r?.aor]), [['10.77.0.12:5060|sip:b@x', 'sip:b@x'], ['10.77.0.12:5060|', undefined]]);
+  next.sweep(4e6);
+  assert.deepEqual(next.takeChanges().map(([k, r]) => [k, r]), [['10.77.0.11:5060|sip:a@x', undefined], ['10.77.0.12:5060|sip:b@x', undefined]], 'expired: gone');
 });
