@@ -454,64 +454,89 @@ export class DialogTable {
   observe(e: SipEvent, now: number): boolean {
     const cseqMethod = e.isRequest ? e.method : e.info.cseqMethod;
     if (!TRACKED.has(cseqMethod)) return true;
-    let d = this.dialogs.get(dialogKey(e.info.callId, e.privateIp));
-    // direct media (seed 002, MikroTik sip-direct-media): an in-dialog offer from the WAN that moves media elsewhere
-    if (d && this.opts.directMedia === 'block' && e.dir === 'in' && e.isRequest && (e.method === 'INVITE' || e.method === 'UPDATE') && d.confirmed && e.remote && d.remote) {
-      const was = new Set(d.remote.filter((r) => r).map((r) => r!.ip));
-      if (e.remote.some((r) => r && !was.has(r.ip))) {
-        this.counters.inc('d|direct_media_blocked');
-        return false;
-      }
-    }
-    const taken = !d && this.foreign.size ? this.takeForeign(dialogKey(e.info.callId, e.privateIp), e.privateIp) : undefined;
-    if (taken) {
-      // a call the router pair's peer set up: its anchor and media conntracks are in our table
-      d = newDialog(e.info.callId, e.privateIp, e.publicIp, now);
-      d.anchor = taken.anchor;
-      d.pinnedAt = now;
-      d.mediaCts = taken.media;
-      d.mapCts = taken.maps;
-      d.confirmed = true;
-      d.winnerTag = e.info.toTag;
-      d.flow = e.flow;
-      d.sourceHint = taken.sources;
-      this.dialogs.set(dialogKey(d.callId, d.privateIp), d);
-      this.count(d, 1);
-      this.counters.inc('d|taken_over');
-      // the call becomes ours: its pinholes move to an anchor of this router (the peer's goes, and
-      // with it the peer's claim: a peer that restarts finds its anchor gone and leaves the call
-      // alone), on the same public ports, so the SDP the phone's next message carries is unchanged
-      if (taken.local.length && !(e.isRequest && (e.method === 'BYE' || e.method === 'CANCEL'))) {
-        try {
-          this.pin(d, taken.local, now);
-        } catch {
-          d.anchor = taken.anchor; // pinholes stay under the peer's anchor; ours at the next SDP
-        }
-      }
-    }
+    // the rare paths (a blocked media move, a router pair's call, a new dialog) are functions of
+    // their own: this one stays small, so V8 optimises it early and keeps it optimised
+    const key = dialogKey(e.info.callId, e.privateIp);
+    let d = this.dialogs.get(key);
+    if (d && this.opts.directMedia === 'block' && this.movesMediaAway(d, e)) return false;
+    if (!d && this.foreign.size) d = this.takeOver(key, e, now);
     if (!d) {
       if (!e.local?.length) {
         // a dialog is tracked once the LAN side has offered or answered media; the far end's offer
         // before that (an inbound INVITE) is kept for it, so its answer's pinholes admit only that far end
-        if (e.dir === 'in' && e.remote && MEDIA_METHODS.has(cseqMethod)) this.rememberOffer(dialogKey(e.info.callId, e.privateIp), e.remote, now);
+        if (e.dir === 'in' && e.remote && MEDIA_METHODS.has(cseqMethod)) this.rememberOffer(key, e.remote, now);
         return true;
       }
-      const limit = this.admit(e.privateIp);
-      if (limit) {
-        this.counters.inc(`d|${limit}`);
-        // a new call over the limit is refused; anything else passes without media state
-        return !(e.isRequest && e.method === 'INVITE' && !e.info.toTag);
-      }
-      d = newDialog(e.info.callId, e.privateIp, e.publicIp, now);
-      this.dialogs.set(dialogKey(d.callId, d.privateIp), d);
-      this.count(d, 1);
-      this.counters.inc('d|created');
-      const offer = this.offers.get(dialogKey(d.callId, d.privateIp));
-      if (offer) {
-        d.remote = offer.remote;
-        this.offers.delete(dialogKey(d.callId, d.privateIp));
+      d = this.create(key, e, now);
+      // a new call over the limit is refused; anything else passes without media state
+      if (!d) return !(e.isRequest && e.method === 'INVITE' && !e.info.toTag);
+    }
+    this.update(d, e, cseqMethod, now);
+    return true;
+  }
+
+  /**
+   * Direct media blocked (seed 002, MikroTik sip-direct-media): an in-dialog offer from the WAN
+   * that moves the call's media to another address is refused (counted).
+   */
+  private movesMediaAway(d: Dialog, e: SipEvent): boolean {
+    if (!(e.dir === 'in' && e.isRequest && (e.method === 'INVITE' || e.method === 'UPDATE') && d.confirmed && e.remote && d.remote)) return false;
+    const was = new Set(d.remote.filter((r) => r).map((r) => r!.ip));
+    if (!e.remote.some((r) => r && !was.has(r.ip))) return false;
+    this.counters.inc('d|direct_media_blocked');
+    return true;
+  }
+
+  /** A call the router pair's peer set up (its anchor and media conntracks are in our table): ours from its next message. */
+  private takeOver(key: string, e: SipEvent, now: number): Dialog | undefined {
+    const taken = this.takeForeign(key, e.privateIp);
+    if (!taken) return undefined;
+    const d = newDialog(e.info.callId, e.privateIp, e.publicIp, now);
+    d.anchor = taken.anchor;
+    d.pinnedAt = now;
+    d.mediaCts = taken.media;
+    d.mapCts = taken.maps;
+    d.confirmed = true;
+    d.winnerTag = e.info.toTag;
+    d.flow = e.flow;
+    d.sourceHint = taken.sources;
+    this.dialogs.set(key, d);
+    this.count(d, 1);
+    this.counters.inc('d|taken_over');
+    // the call becomes ours: its pinholes move to an anchor of this router (the peer's goes, and
+    // with it the peer's claim: a peer that restarts finds its anchor gone and leaves the call
+    // alone), on the same public ports, so the SDP the phone's next message carries is unchanged
+    if (taken.local.length && !(e.isRequest && (e.method === 'BYE' || e.method === 'CANCEL'))) {
+      try {
+        this.pin(d, taken.local, now);
+      } catch {
+        d.anchor = taken.anchor; // pinholes stay under the peer's anchor; ours at the next SDP
       }
     }
+    return d;
+  }
+
+  /** A new dialog for the LAN side's first offer or answer, unless a limit refuses it (counted). */
+  private create(key: string, e: SipEvent, now: number): Dialog | undefined {
+    const limit = this.admit(e.privateIp);
+    if (limit) {
+      this.counters.inc(`d|${limit}`);
+      return undefined;
+    }
+    const d = newDialog(e.info.callId, e.privateIp, e.publicIp, now);
+    this.dialogs.set(key, d);
+    this.count(d, 1);
+    this.counters.inc('d|created');
+    const offer = this.offers.get(key);
+    if (offer) {
+      d.remote = offer.remote;
+      this.offers.delete(key);
+    }
+    return d;
+  }
+
+  /** What a message of dialog `d` changes: its state, timers, media and pinholes. */
+  private update(d: Dialog, e: SipEvent, cseqMethod: string, now: number): void {
     d.lastSeen = now;
     if (!d.flow && e.flow) d.flow = e.flow;
     this.touch(d);
@@ -544,7 +569,6 @@ export class DialogTable {
     if (e.isRequest && (e.method === 'BYE' || e.method === 'CANCEL')) d.endAt = d.endAt ? Math.min(d.endAt, now + TERMINATION_TIMEOUT_MS) : now + TERMINATION_TIMEOUT_MS;
     else if (!e.isRequest && (cseqMethod === 'BYE' || cseqMethod === 'CANCEL') && e.status >= 200) d.endAt = now + this.opts.graceMs;
     else if (!e.isRequest && cseqMethod === 'INVITE' && e.status >= 300 && !d.confirmed) d.endAt = now + this.opts.graceMs;
-    return true;
   }
 
   /**

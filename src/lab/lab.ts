@@ -135,9 +135,10 @@ export class Lab {
 
   /** Starts the real daemon in the router namespace and waits until every worker is bound. */
   async startDaemon(args: string[] = []): Promise<ChildProcess & { log: () => string }> {
-    // SIPALG_NODE_FLAGS: node options for the daemon (bench/profile.ts: --perf-basic-prof)
+    // SIPALG_NODE_FLAGS: node options for the daemon (bench/profile.ts: --perf-basic-prof);
+    // SIPALG_DAEMON_ROOT: another build of the project to run as the daemon (bench/ab.ts: code A/B)
     const nodeFlags = (process.env.SIPALG_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-    const p = this.start(this.router, process.execPath, [...nodeFlags, join(ROOT, 'bin/sip-alg'), 'run', '--wan', 'wan0', '--control-socket', this.controlSocket, '--state-dir', this.dir, ...args]);
+    const p = this.start(this.router, process.execPath, [...nodeFlags, join(process.env.SIPALG_DAEMON_ROOT || ROOT, 'bin/sip-alg'), 'run', '--wan', 'wan0', '--control-socket', this.controlSocket, '--state-dir', this.dir, ...args]);
     let log = '';
     p.stderr?.on('data', (d: Buffer) => (log += d.toString()));
     await Lab.waitFor(p, /msg="sip-alg running"/, 15000, 'sip-alg');
