@@ -215,6 +215,7 @@ type PinState = 'pinholes' | 'settled' | 'pinFailed' | 'pinRetries' | 'sources' 
 /** A dialog as stored in the state file (files of earlier versions keyed the media flows: [key, tuple] pairs, and had no pinhole accounting). */
 export type PersistedDialog = Omit<Dialog, 'mediaCts' | PinState> & Partial<Pick<Dialog, PinState>> & { mediaCts: Tuple[] | [string, Tuple][] };
 
+const NO_RECORDS: readonly Tuple[] = [];
 const sameFlow = (a: Tuple, b: Tuple) => a.sport === b.sport && a.dport === b.dport && a.src === b.src && a.dst === b.dst;
 
 export interface DialogSnapshot {
@@ -831,7 +832,9 @@ export class DialogTable {
     d.local = local;
     const timeoutSec = Math.ceil(this.opts.idleMs / 1000) + 3600;
     const mark = anchorMark(dialogKey(d.callId, d.privateIp));
-    const records = this.mappingRecords(d, local);
+    // a router alone (node-id 0) has no standby to read the mapping back: no records, one conntrack
+    // entry and one kernel create fewer per call
+    const records = this.opts.node ? this.mappingRecords(d, local) : NO_RECORDS;
     const newRecords: SnatFlow[] = [];
     for (const t of records) if (!d.mapCts.some((x) => sameFlow(x, t))) newRecords.push({ t, publicIp: d.publicIp, timeoutSec, port: t.dport, mark });
     // the anchor, its pinholes and the new mapping records in one ctnetlink batch: one sendmsg,
@@ -918,6 +921,7 @@ export class DialogTable {
    * there for conntrackd, which syncs conntrack entries faithfully (tuples, NAT, mark) but
    * expectations without their NAT and class: a router pair's standby reads the call's media
    * mapping back from them at a takeover even while the call has no media conntrack yet (ringing).
+   * Made only in a router pair (node-id set).
    */
   private mappingRecords(d: Dialog, local: readonly SdpMediaMapping[]): Tuple[] {
     const dst = MAPPING_TARGET[ipFamily(d.publicIp) === 6 ? 6 : 4];

@@ -7,7 +7,7 @@
  * IPv6), so any worker can tell which phone behind this router a public port belongs to: the two
  * legs of a call between two phones behind this router (hairpin) may be balanced to different workers.
  */
-import { formatIpv6, ipFamily, writeIpv6 } from '../packet/addr';
+import { formatIpv6, writeIpv4, writeIpv6 } from '../packet/addr';
 
 /** pairs of ports 0-65535 */
 const PAIRS = 32768;
@@ -23,17 +23,6 @@ export interface Holder {
 }
 
 /** Writes dotted-quad `ip` at out[o..o+4); false when it is not one. */
-function writeIpv4(ip: string, out: Uint8Array, o: number): boolean {
-  const p = ip.split('.');
-  if (p.length !== 4) return false;
-  for (let i = 0; i < 4; i++) {
-    const x = p[i]!, n = Number(x);
-    if (x === '' || !(n >= 0 && n <= 255)) return false;
-    out[o + i] = n;
-  }
-  return true;
-}
-
 export interface Lease {
   publicPort: number; // even: RTP; +1 is RTCP
   lastSeen: number;
@@ -84,9 +73,8 @@ export class PortAllocator {
   private hold(pair: number, ip: string, port: number): void {
     const m = pair * META, o = pair * 16;
     Atomics.add(this.meta, m + M_SEQ, 1);
-    const fam = ipFamily(ip);
-    const ok = fam === 4 ? writeIpv4(ip, this.addr, o) : fam === 6 ? writeIpv6(ip, this.addr, o) : false;
-    Atomics.store(this.meta, m + M_FAMILY, ok ? fam! : 0);
+    const fam = writeIpv4(ip, this.addr, o) ? 4 : writeIpv6(ip, this.addr, o) ? 6 : 0;
+    Atomics.store(this.meta, m + M_FAMILY, fam);
     Atomics.store(this.meta, m + M_PORT, port);
     Atomics.add(this.meta, m + M_SEQ, 1);
   }

@@ -4,9 +4,8 @@
  * sdp-transform's reading of the same lines (its grammar's regular expressions, its integer rule)
  * is the reference: remoteMediaReference below, which the unit tests hold this one to.
  */
-import { isIPv4 } from 'node:net';
 import * as sdpTransform from 'sdp-transform';
-import { canonicalIpv6 } from '../packet/addr';
+import { canonicalIpv6, isIpv4Text } from '../packet/addr';
 import { isSpaceLatin1 as isSpace } from '../packet/latin1';
 
 export interface RemoteMedia {
@@ -103,7 +102,7 @@ function media(b: Buffer, s: number, e: number, family: 4 | 6, port: number, rtc
   let a = s;
   while (a < e && b[a] !== 47) a++;
   const text = b.toString('latin1', s, a);
-  const ip = family === 6 ? canonicalIpv6(text) : isIPv4(text) ? text : undefined;
+  const ip = family === 6 ? canonicalIpv6(text) : isIpv4Text(text) ? text : undefined;
   if (ip === undefined) return undefined;
   return { ip, port, rtcpPort: rtcpPort > 0 ? rtcpPort : port + 1 };
 }
@@ -122,7 +121,7 @@ function fromLines(c: Connection | undefined, port: unknown, rtcpPort: unknown, 
   if (!c || c.version !== family || typeof port !== 'number' || port < 1 || port > 65535) return undefined;
   // c=IN IP4 <addr>[/ttl][/n], c=IN IP6 <addr>[/n] (RFC 4566 §5.7)
   const text = String(c.ip).split('/')[0]!;
-  const ip = family === 6 ? canonicalIpv6(text) : isIPv4(text) ? text : undefined;
+  const ip = family === 6 ? canonicalIpv6(text) : isIpv4Text(text) ? text : undefined;
   if (ip === undefined) return undefined;
   const rtcp = typeof rtcpPort === 'number' && rtcpPort > 0 && rtcpPort <= 65535 ? rtcpPort : port + 1;
   return { ip, port, rtcpPort: rtcp };

@@ -165,3 +165,17 @@ test('a media flow is made on the advertised port even when the far end\'s media
   assert.equal(n('f|replaced'), 1, 'the pinhole\'s entry stays');
   assert.equal(ct.deliver(FAR, 7010, 30010), 6010);
 });
+
+test('a router alone (node-id 0) makes no mapping records: its pinholes and media flows only; a router of a pair makes one per media line', () => {
+  for (const node of [0, 1]) {
+    const r = router(node);
+    r.table.observe(ev({ method: 'INVITE', local: media(6000, 25838) }), 0);
+    r.table.observe(ev(answer), 10);
+    const records = r.ct.entries.filter((e) => e.orig.dst === MAPPING_TARGET[4]);
+    assert.equal(records.length, node ? 1 : 0, `node-id ${node}`);
+    assert.equal(r.table.dialogs.get('ringing\n' + PHONE)!.mapCts.length, node ? 1 : 0);
+    assert.equal(r.ct.entries.filter((e) => e.orig.dst === FAR).length, 2, `node-id ${node}: the RTP and RTCP flows to the far end`);
+    r.table.closeAll();
+    assert.deepEqual(r.ct.entries.filter((e) => e.orig.dst === MAPPING_TARGET[4]), [], 'no record left at a clean stop (the media flows stay: the call goes on)');
+  }
+});

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { canonicalIp, canonicalIpv6, formatIpv6, ipFamily, parseIpv6, sameAddress, unbracket, writeIpv6 } from '../../../src/packet/addr';
+import { isIPv4 } from 'node:net';
+import { canonicalIp, canonicalIpv6, formatIpv6, ipFamily, isIpv4Text, parseIpv6, sameAddress, unbracket, writeIpv4, writeIpv6 } from '../../../src/packet/addr';
 
 test('RFC 5952 §2.1: every way of writing 2001:db8::1:0:0:1 has the one canonical text', () => {
   const forms = [
@@ -89,4 +90,30 @@ test('unbracket and ipFamily', () => {
   assert.equal(ipFamily('[2001:db8::1]'), 6);
   assert.equal(ipFamily('2001:DB8::1'), 6);
   assert.equal(ipFamily('pbx.example'), undefined);
+});
+
+test('isIpv4Text is node:net isIPv4 without the regular expression; writeIpv4 writes the 4 bytes of what it admits', () => {
+  const fixed = ['0.0.0.0', '255.255.255.255', '10.77.0.11', '256.1.1.1', '01.2.3.4', '1.2.3', '1.2.3.4.', '.1.2.3.4', '1..2.3', '1.2.3.4 ', ' 1.2.3.4', '1.2.3.04', '1.2.3.4.5', '１.2.3.4', '1.2.3.255', '1.2.3.0255', '', '::1', '00.1.1.1', '0.0.0.00', '199.199.199.199', '249.250.251.252'];
+  for (const t of fixed) assert.equal(isIpv4Text(t), isIPv4(t), JSON.stringify(t));
+  // a million random strings from the characters that matter, lengths around a dotted quad's
+  const alphabet = '0123456789.....2555a :';
+  let seed = 1;
+  const rnd = (n: number) => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed % n; };
+  let valid = 0;
+  for (let k = 0; k < 1_000_000; k++) {
+    let t = '';
+    for (let i = 0, n = 5 + rnd(13); i < n; i++) t += alphabet[rnd(alphabet.length)];
+    const want = isIPv4(t);
+    if (isIpv4Text(t) !== want) assert.fail(`isIpv4Text(${JSON.stringify(t)}) !== ${want}`);
+    if (want) {
+      valid++;
+      const b = new Uint8Array(6);
+      assert.ok(writeIpv4(t, b, 1));
+      assert.deepEqual([...b.subarray(1, 5)], t.split('.').map(Number));
+    }
+  }
+  assert.ok(valid > 1000, `the random strings hold valid addresses too (${valid})`);
+  const b = new Uint8Array(4);
+  assert.equal(writeIpv4('1.2.3.256', b), false);
+  assert.deepEqual([...b], [0, 0, 0, 0], 'nothing written');
 });
