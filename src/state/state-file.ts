@@ -206,13 +206,23 @@ export class StateFile {
     this.snapshotted = true;
     this.journalLines = 0;
     this.lastSaved = now;
-    for (const o of old) if (o < g) rmSync(this.journalPath(o), { force: true });
+    // superseded: best effort (load reads only the snapshot's generation and later)
+    for (const o of old) {
+      if (o < g) try { rmSync(this.journalPath(o), { force: true }); } catch { /* left: never read again */ }
+    }
   }
 
   /** The changes appended to the journal, CHUNK records a slice. */
   private *append(now: number, changes: Change[]): Generator<void, void, void> {
     this.lastSaved = now;
-    if (this.journalFd === undefined) this.journalFd = openSync(this.journalPath(this.generation), 'a', 0o600);
+    if (this.journalFd === undefined) {
+      try {
+        this.journalFd = openSync(this.journalPath(this.generation), 'a', 0o600);
+      } catch (e) {
+        this.snapshotted = false; // the changes taken are not lost: the next save writes every record
+        throw e;
+      }
+    }
     for (let i = 0; i < changes.length; i += CHUNK) {
       let text = '';
       for (let j = i; j < Math.min(changes.length, i + CHUNK); j++) {
@@ -222,7 +232,8 @@ export class StateFile {
       try {
         writeSync(this.journalFd, text);
       } catch (e) {
-        // a short or failed write may have left half a line: the next save is a whole snapshot
+        // a short or failed write may have left half a line, and the rest of the changes taken are
+        // not written: the next save is a whole snapshot
         this.snapshotted = false;
         this.closeJournal();
         throw e;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Change, instanceKey, StateFile, type StateSource } from '../../../src/state/state-file';
@@ -185,4 +185,22 @@ test('state file: one file per instance (namespace, WAN, queue); a file of anoth
   writeFileSync(theirs.path, JSON.stringify({ version: 1, savedAt: 1, dialogs: [], registrations: state.registrations }));
   assert.match(theirs.load().error ?? '', /belongs to instance "unknown"/);
   assert.equal(mine.load().state.registrations.length, 2, 'ours is read back');
+}));
+
+test('state file: a journal that cannot be opened or written loses nothing: the error reaches the caller and the next save is a whole snapshot', () => withDir((dir) => {
+  const f = new StateFile(dir, 'i0', 0);
+  const t = new Tables();
+  t.setReg(regs(1, 'a')[0]!);
+  f.begin(1, t);
+  drain(f);
+  const gen = JSON.parse(readFileSync(f.path, 'utf8')).journal as number;
+  mkdirSync(join(dir, `state-i0.json.${gen}.journal`)); // the journal's path taken by a directory
+  t.setReg(regs(2, 'b')[1]!);
+  assert.ok(f.begin(2, t));
+  assert.throws(() => drain(f), /EISDIR/);
+  assert.ok(f.begin(3, t), 'nothing changed since, yet a save is due: the changes taken were not written');
+  drain(f);
+  const s = JSON.parse(readFileSync(f.path, 'utf8'));
+  assert.equal(s.journal, gen + 1, 'a snapshot of a new generation');
+  assert.deepEqual(s.registrations.map((r: Registration) => r.aor).sort(), ['sip:a0@x', 'sip:b1@x']);
 }));
