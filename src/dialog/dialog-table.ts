@@ -268,8 +268,6 @@ export class DialogTable {
   private readonly anchorAddr: [[string, string], [string, string]];
   private readonly endpointRefs = new Map<string, number>();
   private readonly global: Int32Array;
-  /** bumped on every change of dialog state */
-  version = 0;
   /** the dialogs changed since the state file last took them (takeChanges): each is written to its journal once */
   private readonly changed = new Set<Dialog>();
   /** the far end's offers (inbound INVITEs with SDP) of dialogs not tracked yet, oldest first; bounded */
@@ -328,7 +326,6 @@ export class DialogTable {
    * kernel.
    */
   private touch(d: Dialog): void {
-    this.version++;
     this.changed.add(d);
   }
 
@@ -406,7 +403,6 @@ export class DialogTable {
       this.count(d, 1);
       this.counters.inc('d|restored');
     }
-    this.version++;
     return adopted;
   }
 
@@ -726,7 +722,6 @@ export class DialogTable {
     }
     this.dialogs.clear();
     this.foreign.clear();
-    this.version++;
     if (n) this.counters.inc('d|handed_to_peer', n);
     return n;
   }

@@ -69,14 +69,11 @@ export interface RegistrationOptions {
 
 export class RegistrationTable {
   readonly entries = new Map<string, Registration>();
-  /** bumped on every change */
-  version = 0;
   /** keys of the registrations changed since the state file last took them (takeChanges) */
   private readonly changed = new Set<string>();
 
   /** A registration changed (made, refreshed, gone): the state file's journal writes it at its next append. */
   private touch(key: string): void {
-    this.version++;
     this.changed.add(key);
   }
 
