@@ -22,7 +22,6 @@ export interface Holder {
   port: number;
 }
 
-/** Writes dotted-quad `ip` at out[o..o+4); false when it is not one. */
 export interface Lease {
   publicPort: number; // even: RTP; +1 is RTCP
   lastSeen: number;
