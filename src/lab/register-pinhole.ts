@@ -6,6 +6,7 @@
  * read off its own capture, what crossed the WAN off the router's; `conntrack -L expect` after the
  * registration ends.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { count, prepare, type Mode } from './media';
@@ -31,6 +32,10 @@ export interface RegisterPinholeResult {
   /** SIP messages the router sent on the WAN that name a private address */
   privateOnWan: number;
   registrationsCli: string;
+  /** every UDP stream the phone sent from its media port, "dst:port count" (a failure's diagnosis: where its audio went) */
+  phoneMediaSent: string[];
+  /** what the phone's SIPp UAS wrote on stderr (its errors) */
+  phoneUasErrors: string;
 }
 
 export async function registerPinhole(prefix: string, mode: Mode, daemonArgs: string[] = [], kernelDirectSignalling?: 0 | 1): Promise<{ lab: Lab; log: () => string; run: () => Promise<RegisterPinholeResult> }> {
@@ -62,6 +67,8 @@ export async function registerPinhole(prefix: string, mode: Mode, daemonArgs: st
     const registrationsCli = mode === 'alg' ? lab.cli(['registrations']).stdout : '';
     // the phone answers with audio (uas-rtp: RTP right after its 200) on its registered port
     const uas = lab.start(lab.phone(1), 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uas-rtp.xml'), '-i', phoneIp(1), '-p', '5060', '-mp', '6000', '-m', '3', '-nostdin', '-nr']);
+    let phoneUasErrors = '';
+    uas.stderr?.on('data', (d: Buffer) => { if (phoneUasErrors.length < 4000) phoneUasErrors += d.toString(); });
     await lab.waitListening(lab.phone(1), [5060]);
     const calls = {} as RegisterPinholeResult['calls'];
     const callers: [keyof RegisterPinholeResult['calls'], string, string[]][] = [
@@ -89,7 +96,11 @@ export async function registerPinhole(prefix: string, mode: Mode, daemonArgs: st
     }
     // Call-ID is opaque (RFC 3261 §8.1.1.4: SIPp writes …@<its address>); every other header and the SDP must not name the LAN
     const privateOnWan = readSip(w).filter((m) => m.src === ROUTER_WAN_IP && /10\.77\.0\.\d+/.test(m.text.replace(/^Call-ID:.*$/gim, ''))).length;
-    return { registered: reg.code === 0 && unreg.code === 0 && binding !== '', binding, calls, pinholesRegistered, pinholesAfter, privateOnWan, registrationsCli };
+    const sent = spawnSync('tshark', ['-r', p, '-Y', `ip.src==${phoneIp(1)} && udp.srcport==6000`, '-T', 'fields', '-e', 'ip.dst', '-e', 'udp.dstport'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    const streams = new Map<string, number>();
+    for (const l of sent.stdout.split('\n').filter(Boolean)) streams.set(l.replace('\t', ':'), (streams.get(l.replace('\t', ':')) ?? 0) + 1);
+    const phoneMediaSent = [...streams].map(([k, n]) => `${k} ${n}`).concat(sent.status === 0 ? [] : [`tshark exit ${sent.status}: ${sent.stderr.slice(0, 300)}`]);
+    return { registered: reg.code === 0 && unreg.code === 0 && binding !== '', binding, calls, pinholesRegistered, pinholesAfter, privateOnWan, registrationsCli, phoneMediaSent, phoneUasErrors };
   };
   return { lab, log, run };
 }

@@ -20,7 +20,7 @@ test('inbound-signaling-from a provider range: INVITEs from the registrar and fr
       const c = r.calls[who];
       assert.ok(c.ok, `the call from the ${who} completed: ${JSON.stringify(c)}\n${log().slice(-2000)}`);
       assert.equal(c.invitesAtPhone, 1, `the ${who}'s INVITE reached the phone`);
-      assert.ok(c.rtpAtPhone >= 230 && c.rtpFromPhone >= 230, `audio both ways with the ${who}: ${c.rtpAtPhone} / ${c.rtpFromPhone}`);
+      assert.ok(c.rtpAtPhone >= 230 && c.rtpFromPhone >= 230, `audio both ways with the ${who}: ${c.rtpAtPhone} / ${c.rtpFromPhone}; the phone's media port sent ${r.phoneMediaSent.join(', ')}; its SIPp's stderr: ${r.phoneUasErrors.slice(-1000)}\n${log().slice(-3000)}`);
     }
     assert.equal(r.calls.outsider.invitesAtPhone, 0, `an INVITE from ${OUTSIDER_IP}, outside the range, must not reach the phone`);
     assert.equal(r.calls.outsider.ok, false);
