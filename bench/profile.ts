@@ -5,6 +5,7 @@
  * (cpu-clock: these machines have no hardware PMU), then the report by symbol, children included.
  *
  *   node dist/bench/profile.js [invite|register|mix] [rate/s] [seconds]      (root; writes /tmp/sipalg-profile.txt)
+ *   SIPALG_PROFILE_WARMUP=15 …   records after 15 s of load instead of 2 (steady state, JIT compiles done)
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -26,8 +27,9 @@ async function main(): Promise<void> {
     if (cc.status !== 0) throw new Error(`cannot compile bench/loadgen.c: ${cc.stderr}`);
     const uas = lab.start(lab.provider, LOADGEN, ['uas', '--bind', `${PROVIDER_IP}:5080`, '--run', '7', '--respond']);
     await Lab.waitFor(uas, /ready/, 10000, 'loadgen uas');
-    const load = lab.runAsync(lab.phone(1), LOADGEN, ['uac', '--ips', phoneIp(1), '--dst', `${PROVIDER_IP}:5080`, '--kind', kind, '--rate', String(rate), '--duration', String(seconds + 4), '--run', '7'], (seconds + 30) * 1000);
-    await new Promise((r) => setTimeout(r, 2000)); // warm up
+    const load = lab.runAsync(lab.phone(1), LOADGEN, ['uac', '--ips', phoneIp(1), '--dst', `${PROVIDER_IP}:5080`, '--kind', kind, '--rate', String(rate), '--duration', String(seconds + 4 + Number(process.env.SIPALG_PROFILE_WARMUP ?? 2)), '--run', '7'], (seconds + 30) * 1000);
+    const warm = Number(process.env.SIPALG_PROFILE_WARMUP ?? 2); // seconds of load before recording (JIT compiles happen in the first ~10)
+    await new Promise((r) => setTimeout(r, warm * 1000));
     const data = '/tmp/sipalg-perf.data';
     const rec = spawnSync('perf', ['record', '-F', '1999', '-g', '-o', data, '-p', String(daemon!.pid), '--', 'sleep', String(seconds)], { encoding: 'utf8' });
     if (rec.status !== 0) throw new Error(`perf record: ${rec.stderr}`);

@@ -32,6 +32,8 @@ export class PortAllocator {
   /** per pair: the holder's record (META words) and its address (16 octets; an IPv4 address in the first 4) */
   private readonly meta: Int32Array;
   private readonly addr: Uint8Array;
+  /** [0]: pairs of [min, max] claimed by all workers, so that an exhausted range is answered at once, not by a scan of every pair */
+  private readonly claimed: Int32Array;
   private readonly leases = new Map<string, Lease>();
   private cursor: number;
 
@@ -43,11 +45,12 @@ export class PortAllocator {
     this.slots = new Int32Array(shared, 0, PAIRS);
     this.meta = new Int32Array(shared, PAIRS * 4, PAIRS * META);
     this.addr = new Uint8Array(shared, PAIRS * 4 * (1 + META), PAIRS * 16);
+    this.claimed = new Int32Array(shared, PAIRS * 4 * (1 + META) + PAIRS * 16, 1);
     this.cursor = this.firstPair() + ((owner * 7919) % Math.max(1, this.pairCount()));
   }
 
   static createShared(): SharedArrayBuffer {
-    return new SharedArrayBuffer(PAIRS * 4 * (1 + META) + PAIRS * 16);
+    return new SharedArrayBuffer(PAIRS * 4 * (1 + META) + PAIRS * 16 + 4);
   }
 
   /**
@@ -82,15 +85,24 @@ export class PortAllocator {
   private free(pair: number): void {
     if (Atomics.load(this.slots, pair) !== this.owner) return;
     Atomics.store(this.meta, pair * META + M_FAMILY, 0);
-    Atomics.compareExchange(this.slots, pair, this.owner, 0);
+    if (Atomics.compareExchange(this.slots, pair, this.owner, 0) === this.owner && this.inRange(pair)) Atomics.sub(this.claimed, 0, 1);
   }
 
   private firstPair(): number { return (this.min + 1) >> 1; }
   private lastPair(): number { return (this.max - 1) >> 1; }
   private pairCount(): number { return this.lastPair() - this.firstPair() + 1; }
+  private inRange(pair: number): boolean { return pair >= this.firstPair() && pair <= this.lastPair(); }
 
+  /** claims a free pair of the range for this worker */
   private claim(pair: number): boolean {
-    return Atomics.compareExchange(this.slots, pair, 0, this.owner) === 0;
+    if (Atomics.compareExchange(this.slots, pair, 0, this.owner) !== 0) return false;
+    Atomics.add(this.claimed, 0, 1);
+    return true;
+  }
+
+  /** pairs of the range claimed by all workers (a worker's add may lag its claim by a few instructions) */
+  get claimedPairs(): number {
+    return Atomics.load(this.claimed, 0);
   }
 
   /**
@@ -110,6 +122,9 @@ export class PortAllocator {
     if ((port & 1) === 0 && port >= this.min && port + 1 <= this.max && this.claim(own)) pair = own;
     else {
       const first = this.firstPair(), n = this.pairCount();
+      // every pair taken: answered without looking at each (a flood of calls that exhausts the range
+      // must not make each further INVITE cost a walk of 25k pairs)
+      if (Atomics.load(this.claimed, 0) >= n) return undefined;
       for (let i = 0; i < n; i++) {
         const p = first + ((this.cursor - first + i) % n);
         if (this.claim(p)) {
@@ -135,6 +150,7 @@ export class PortAllocator {
     const pair = publicPort >> 1;
     const was = Atomics.compareExchange(this.slots, pair, 0, this.owner);
     if (was !== 0 && was !== this.owner) return false;
+    if (was === 0 && this.inRange(pair)) Atomics.add(this.claimed, 0, 1);
     this.hold(pair, ip, port);
     this.leases.set(key, { publicPort: pair * 2, lastSeen: now });
     return true;

@@ -28,6 +28,37 @@ test('exhaustion returns undefined; sweep and releaseAll return pairs', () => {
   assert.equal(a.active, 0);
 });
 
+test('an exhausted range is answered without a walk of its pairs; the count of claimed pairs follows claims, releases and adoptions across workers', () => {
+  const shared = PortAllocator.createShared();
+  const w1 = new PortAllocator(shared, 1, 10000, 59999, 60000); // 25000 pairs
+  const w2 = new PortAllocator(shared, 2, 10000, 59999, 60000);
+  for (let i = 0; i < 25000; i++) assert.notEqual((i & 1 ? w2 : w1).allocate(`10.0.${i >> 8}.${i & 255}`, 5000, 0), undefined);
+  assert.equal(w1.claimedPairs, 25000);
+  const cas = Atomics.compareExchange;
+  let calls = 0;
+  (Atomics as { compareExchange: typeof cas }).compareExchange = ((...a: Parameters<typeof cas>) => { calls++; return cas(...a); }) as typeof cas;
+  try {
+    assert.equal(w1.allocate('10.1.0.1', 5000, 0), undefined);
+    assert.equal(w2.allocate('10.1.0.2', 20000, 0), undefined, 'its own port taken too');
+  } finally {
+    (Atomics as { compareExchange: typeof cas }).compareExchange = cas;
+  }
+  assert.ok(calls <= 2, `at most the own port is tried: ${calls} compare-exchanges (the old scan made 25000 per call)`);
+  w2.release('10.0.0.1', 5000); // i = 1: w2's
+  assert.equal(w1.claimedPairs, 24999);
+  assert.notEqual(w1.allocate('10.1.0.1', 5000, 0), undefined, 'the pair another worker gave back is found');
+  assert.equal(w2.claimedPairs, 25000);
+  w1.releaseAll();
+  w2.releaseAll();
+  assert.equal(w1.claimedPairs, 0);
+  const w3 = new PortAllocator(shared, 3, 10000, 59999, 60000);
+  assert.equal(w3.adopt('10.0.0.1', 5000, 20000, 0), true);
+  assert.equal(w3.adopt('10.0.0.2', 5000, 8000, 0), true, 'a pair outside the range (an older configuration) is adopted, not counted');
+  assert.equal(w3.claimedPairs, 1);
+  w3.releaseAll();
+  assert.equal(w3.claimedPairs, 0);
+});
+
 test('a sweep with a budget looks at that many leases and goes on from there next time', () => {
   const a = new PortAllocator(PortAllocator.createShared(), 1, 10000, 10999, 1000);
   for (let i = 0; i < 10; i++) a.allocate('10.77.0.11', 20000 + 2 * i, 0);
