@@ -47,6 +47,10 @@ static napi_value throw_errno(napi_env env, const char *what) {
  */
 #define RX_BATCH 256
 #define DESC_FIELDS 5
+/* after the batch's descriptors, when the caller's array has room: [count, seq, errno, seq, errno, ...]
+ * of the NLMSG_ERRORs this wake-up read (ctnetlink requests JS put in the verdict datagram: queueRequest) */
+#define ERR_MAX 64
+#define ERR_WORDS (1 + 2 * ERR_MAX)
 #define TX_SIZE (1 << 20)
 #define MAX_PAYLOAD 65535
 
@@ -66,6 +70,7 @@ typedef struct {
   char *buf;        /* recv buffer */
   uint8_t *rx; size_t rx_len; size_t rx_used;
   uint32_t *desc; uint32_t count;
+  uint32_t *errs;   /* NULL when the caller's desc has no room for them */
   char *tx; size_t tx_used; uint32_t tx_msgs;
   uint32_t seq;
 } queue_t;
@@ -99,7 +104,7 @@ static int tx_append(queue_t *q, uint32_t id, uint32_t verdict, const void *data
   nlh->nlmsg_len = (uint32_t)need;
   nlh->nlmsg_type = (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_VERDICT;
   nlh->nlmsg_flags = NLM_F_REQUEST;
-  nlh->nlmsg_seq = ++q->seq;
+  nlh->nlmsg_seq = ++q->seq & 0x3fffffff; /* JS numbers its queueRequest messages from 0x40000000 */
   struct nfgenmsg *g = (struct nfgenmsg *)NLMSG_DATA(nlh);
   g->nfgen_family = AF_UNSPEC;
   g->version = NFNETLINK_V0;
@@ -138,7 +143,10 @@ static uint32_t tx_flush(queue_t *q, uint32_t *failed, uint32_t max) {
   if (tx_send(q, q->tx, q->tx_used) < 0) {
     for (size_t off = 0; off < q->tx_used;) {
       struct nlmsghdr *nlh = (struct nlmsghdr *)(q->tx + off);
-      if (tx_send(q, nlh, nlh->nlmsg_len) < 0 && nfail < max) {
+      if ((nlh->nlmsg_type >> 8) != NFNL_SUBSYS_QUEUE) {
+        /* a queueRequest message: tried alone, its failure is not a packet's */
+        tx_send(q, nlh, nlh->nlmsg_len);
+      } else if (tx_send(q, nlh, nlh->nlmsg_len) < 0 && nfail < max) {
         struct nfqnl_msg_verdict_hdr vh;
         memcpy(&vh, (char *)NLMSG_DATA(nlh) + NLMSG_ALIGN(sizeof(struct nfgenmsg)) + NLA_HDRLEN, sizeof vh);
         failed[nfail++] = ntohl(vh.id);
@@ -171,6 +179,7 @@ static void call_js(queue_t *q) {
   if (!q->closed && q->tx_used) { uint32_t ignored[1]; tx_flush(q, ignored, 0); }
   q->count = 0;
   q->rx_used = 0;
+  if (q->errs) q->errs[0] = 0;
 }
 
 static void on_readable(uv_poll_t *h, int status, int events) {
@@ -184,10 +193,21 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   for (int i = 0; i < RX_BATCH && !q->closed; i++) {
     ssize_t n = recv(fd, q->buf, 262144, MSG_DONTWAIT);
     if (n < 0) break; /* EAGAIN, or ENOBUFS (counted by the kernel) */
+    struct nlmsghdr *nlh = (struct nlmsghdr *)q->buf;
+    if ((size_t)n >= NLMSG_HDRLEN + sizeof(struct nlmsgerr) && nlh->nlmsg_type == NLMSG_ERROR) {
+      /* the answer to a request that failed (queueRequest's have no NLM_F_ACK: only failures answer) */
+      struct nlmsgerr *e = NLMSG_DATA(nlh);
+      if (q->errs && e->error && q->errs[0] < ERR_MAX) {
+        uint32_t k = q->errs[0]++;
+        q->errs[1 + 2 * k] = e->msg.nlmsg_seq;
+        q->errs[2 + 2 * k] = (uint32_t)(-e->error);
+      }
+      continue;
+    }
     nfq_handle_packet(q->h, q->buf, (int)n);
     if (q->count >= RX_BATCH || q->rx_used + MAX_PAYLOAD + 8 > q->rx_len) call_js(q);
   }
-  if (q->count && !q->closed) call_js(q);
+  if ((q->count || (q->errs && q->errs[0])) && !q->closed) call_js(q);
   napi_close_handle_scope(q->env, scope);
 }
 
@@ -254,6 +274,8 @@ static napi_value queue_open(napi_env env, napi_callback_info info) {
   q->tx = malloc(TX_SIZE);
   q->rx = rx; q->rx_len = rx_len;
   q->desc = desc;
+  q->errs = dlen >= RX_BATCH * DESC_FIELDS + ERR_WORDS ? (uint32_t *)desc + RX_BATCH * DESC_FIELDS : NULL;
+  if (q->errs) q->errs[0] = 0;
   q->h = nfq_open();
   if (!q->h) { free_mem(q); return throw_errno(env, "nfq_open"); }
   nfq_bind_pf(q->h, AF_INET); /* no-op on kernels >= 3.8, needed before */
@@ -314,6 +336,35 @@ static napi_value queue_verdict(napi_env env, napi_callback_info info) {
   }
   if (nfq_set_verdict(q->qh, id, verdict, (uint32_t)len, data) < 0) return throw_errno(env, "nfq_set_verdict");
   return NULL;
+}
+
+/*
+ * queueRequest(q, msgs) -> bool: during cb(count), netlink messages of another nfnetlink subsystem
+ * (ctnetlink: the queue's socket is a NETLINK_NETFILTER one) join the batch's datagram, in the
+ * order given among its verdicts (net/netfilter/nfnetlink.c dispatches each by subsystem, in order);
+ * their failures come back as NLMSG_ERRORs, reported after the descriptors at the next wake-up.
+ * false outside a batch, or when they do not fit: the caller sends them itself.
+ */
+static napi_value queue_request(napi_env env, napi_callback_info info) {
+  size_t argc = 2; napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  queue_t *q = get_queue(env, argv[0]);
+  napi_value r;
+  void *data = NULL; size_t len = 0;
+  bool ok = false;
+  if (q && !q->closed && q->in_batch && q->errs && argc > 1 && napi_get_buffer_info(env, argv[1], &data, &len) == napi_ok && len >= NLMSG_HDRLEN && len <= 65536) {
+    size_t need = NLMSG_ALIGN(len);
+    if (q->tx_used + need > TX_SIZE) { uint32_t ignored[1]; tx_flush(q, ignored, 0); }
+    if (q->tx_used + need <= TX_SIZE) {
+      memset(q->tx + q->tx_used, 0, need);
+      memcpy(q->tx + q->tx_used, data, len);
+      q->tx_used += need;
+      q->tx_msgs++;
+      ok = true;
+    }
+  }
+  napi_get_boolean(env, ok, &r);
+  return r;
 }
 
 /* queueFlush(q) -> Uint32Array of the ids whose verdict could not be sent, or null */
@@ -447,6 +498,7 @@ NAPI_MODULE_INIT() {
     { "queueClose", NULL, queue_close, NULL, NULL, NULL, napi_default, NULL },
     { "netlinkOpen", NULL, nl_open, NULL, NULL, NULL, napi_default, NULL },
     { "netlinkSend", NULL, nl_send, NULL, NULL, NULL, napi_default, NULL },
+    { "queueRequest", NULL, queue_request, NULL, NULL, NULL, napi_default, NULL },
     { "netlinkRecv", NULL, nl_recv, NULL, NULL, NULL, napi_default, NULL },
     { "netlinkTransact", NULL, nl_transact, NULL, NULL, NULL, napi_default, NULL },
     { "netlinkClose", NULL, nl_close, NULL, NULL, NULL, napi_default, NULL },

@@ -6,7 +6,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { ENOENT, NetlinkError } from '../errors';
 import { formatIpv6, parseIpv6 } from '../packet/addr';
-import { type Attr, decodeAttrs, NetlinkSocket, type NlMessage, type NlWriter, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, u16be, u32be, u8 } from './netlink';
+import { type Attr, decodeAttrs, NetlinkSocket, type NlMessage, NlWriter, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, u16be, u32be, u8 } from './netlink';
 
 const SUBSYS_CTNETLINK = 1;
 const SUBSYS_CTNETLINK_EXP = 2;
@@ -404,10 +404,64 @@ function dumpFamily(family: 4 | 6 | undefined): number {
   return family === 4 ? AF_INET : family === 6 ? AF_INET6 : AF_UNSPEC;
 }
 
+/**
+ * A datagram that is leaving anyway and may carry ctnetlink requests: the NFQUEUE verdicts of the
+ * current batch (NfQueue.request). `request` returns false when it cannot take them now.
+ */
+export interface RequestRider {
+  request(msg: Buffer): boolean;
+}
+
+/** requests in flight on a rider, by sequence number (a failure comes back within the next wake-up) */
+const RIDE_SLOTS = 4096;
+/** rider sequence numbers: 0x40000000 and up (the queue numbers its verdicts below) */
+const RIDE_SEQ_BASE = 0x40000000;
+
 export class Ctnetlink {
   private readonly sock: NetlinkSocket;
+  private rider: RequestRider | undefined;
+  private readonly rideOut = new NlWriter();
+  private rideSeq = 0;
+  private readonly riding: (((errno: number) => void) | undefined)[] = new Array(RIDE_SLOTS).fill(undefined);
+  private readonly ridingSeq = new Uint32Array(RIDE_SLOTS);
   constructor(timeoutMs = 200) {
     this.sock = new NetlinkSocket(undefined, timeoutMs);
+  }
+
+  /** Requests that need no answer before the packet goes on may ride `r` (undefined: never). */
+  attachRider(r: RequestRider | undefined): void {
+    this.rider = r;
+  }
+
+  /**
+   * Sets the timeout of the existing entry holding `t` without a round trip of its own: the request
+   * joins the datagram the rider sends anyway (no NLM_F_ACK: only a failure is answered, and
+   * `onFailed` gets its errno when settle() reads it, ENOENT when there is no such entry).
+   * Returns false when no rider took it: the caller uses setTimeout().
+   */
+  setTimeoutRiding(t: Tuple, timeoutSec: number, onFailed: (errno: number) => void): boolean {
+    const r = this.rider;
+    if (!r) return false;
+    const m = setTimeoutMessage(t, timeoutSec);
+    const seq = RIDE_SEQ_BASE + this.rideSeq;
+    this.rideOut.reset().message(m.type, m.flags & ~NLM_F_ACK, seq, m.family, m.attrs);
+    if (!r.request(this.rideOut.view())) return false;
+    const slot = this.rideSeq % RIDE_SLOTS;
+    this.riding[slot] = onFailed;
+    this.ridingSeq[slot] = seq;
+    this.rideSeq = (this.rideSeq + 1) & 0x3fffffff;
+    return true;
+  }
+
+  /** A failure the rider's socket answered (sequence number, errno): to the request it belongs to; false when none is known. */
+  settle(seq: number, errno: number): boolean {
+    if (seq < RIDE_SEQ_BASE) return false;
+    const slot = (seq - RIDE_SEQ_BASE) % RIDE_SLOTS;
+    const f = this.riding[slot];
+    if (!f || this.ridingSeq[slot] !== seq) return false;
+    this.riding[slot] = undefined;
+    f(errno);
+    return true;
   }
 
   /** The entry holding `t` in either direction, or undefined when there is none (ENOENT). */

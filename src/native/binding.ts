@@ -12,6 +12,8 @@ export interface NativeBinding {
   queueVerdict(q: object, id: number, verdict: number, payload?: Buffer | null): void;
   /** sends the queued verdicts; the ids whose verdict could not be sent, or null */
   queueFlush(q: object): Uint32Array | null;
+  /** during cb: netlink messages (another nfnetlink subsystem's) join the batch's datagram; false otherwise */
+  queueRequest(q: object, msgs: Buffer): boolean;
   queueClose(q: object): void;
   netlinkOpen(protocol: number): number;
   netlinkSend(fd: number, msg: Buffer): number;

@@ -15,6 +15,8 @@ import { native, type NativeBinding } from './binding';
 /** packets one call can carry (native RX_BATCH) and the fields of each (native DESC_FIELDS) */
 const RX_BATCH = 256;
 const FIELDS = 5;
+/** after the descriptors (native ERR_WORDS): [count, seq, errno, ...] of the failed requests read this wake-up */
+const ERR_MAX = 64;
 
 export interface QueueOptions {
   /** NFQA_CFG_F_FAIL_OPEN: the kernel accepts packets unrewritten when the queue is full */
@@ -31,7 +33,7 @@ export class NfQueue {
   /** every packet of a batch, back to back (8-byte aligned) */
   private readonly rx = Buffer.allocUnsafeSlow(1 << 20);
   /** [id, offset, length, indev, outdev] per packet of the batch */
-  private readonly desc = new Uint32Array(RX_BATCH * FIELDS);
+  private readonly desc = new Uint32Array(RX_BATCH * FIELDS + 1 + 2 * ERR_MAX);
 
   constructor(readonly num: number, opts: QueueOptions, onBatch: (count: number) => void) {
     this.nb = native();
@@ -72,6 +74,30 @@ export class NfQueue {
     } catch (e) {
       throw new QueueError('SIPALG_ERR_QUEUE_VERDICT', `verdict for packet ${id} on NFQUEUE ${this.num}: ${(e as Error).message}`, (e as { errno?: number }).errno);
     }
+  }
+
+  /**
+   * During onBatch: netlink requests of another nfnetlink subsystem (ctnetlink) that need no answer
+   * before the packet goes on join this batch's datagram, in order among its verdicts; false when
+   * they cannot (outside a batch, closed): the caller sends them itself. Their failures are read
+   * with failedRequests() in a later onBatch.
+   */
+  request(msgs: Buffer): boolean {
+    if (!this.handle) return false;
+    return this.nb.queueRequest(this.handle, msgs);
+  }
+
+  /** During onBatch: how many failed requests (NLMSG_ERRORs) this wake-up read; failedSeq(k), failedErrno(k) each. */
+  get failedRequests(): number {
+    return this.desc[RX_BATCH * FIELDS]!;
+  }
+
+  failedSeq(k: number): number {
+    return this.desc[RX_BATCH * FIELDS + 1 + 2 * k]!;
+  }
+
+  failedErrno(k: number): number {
+    return this.desc[RX_BATCH * FIELDS + 2 + 2 * k]!;
   }
 
   /**

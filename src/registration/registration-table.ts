@@ -22,6 +22,7 @@
 import type { Conntrack, Ctnetlink, PinholeSpec, Tuple } from '../conntrack/ctnetlink';
 import { IPPROTO_UDP } from '../conntrack/ctnetlink';
 import { anchorAddresses, isAnchorSource, type DialogCounters } from '../dialog/dialog-table';
+import { ENOENT } from '../errors';
 import { ipFamily } from '../packet/addr';
 import { log } from '../log';
 
@@ -267,9 +268,18 @@ export class RegistrationTable {
     return Math.ceil((r.expiresAt - now) / 1000) + this.opts.marginSec;
   }
 
+  private readonly onKeepAliveFailed = (errno: number): void => this.counters.inc(errno === ENOENT ? 'g|flow_gone' : 'g|keepalive_failed');
+
   private keepAlive(r: Registration, now: number): void {
     // TCP: the connection is the binding, and its established timeout (5 days) is longer already
     if (r.flow.proto !== IPPROTO_UDP) return;
+    // during a queue batch the update rides the verdicts' datagram (no round trip per REGISTER);
+    // kept_alive then counts the requests, flow_gone / keepalive_failed the kernel's refusals
+    if (this.ct.setTimeoutRiding(r.flow, this.flowTimeout(r, now), this.onKeepAliveFailed)) {
+      this.counters.inc('g|kept_alive');
+      r.refreshedAt = now;
+      return;
+    }
     try {
       if (this.ct.setTimeout(r.flow, this.flowTimeout(r, now))) this.counters.inc('g|kept_alive');
       else this.counters.inc('g|flow_gone');

@@ -263,6 +263,9 @@ function main(): void {
   const dirs: ('in' | 'out')[] = [];
   const onBatch = (count: number): void => {
     const queue = q!;
+    // ctnetlink requests that rode an earlier batch's datagram and failed (their NLMSG_ERRORs; the
+    // kernel's answers to failed verdicts come here too, with sequence numbers no request has)
+    for (let k = 0, n = queue.failedRequests; k < n; k++) ct.settle(queue.failedSeq(k), queue.failedErrno(k));
     for (let i = 0; i < count; i++) {
       const t0 = performance.now();
       const id = queue.id(i);
@@ -303,6 +306,9 @@ function main(): void {
     // queue full while bound: leak-policy drop = the kernel drops (counted in queue_dropped, the
     // sender retransmits); pass = NFQA_CFG_F_FAIL_OPEN, the kernel accepts it unrewritten
     q = new NfQueue(init.queue, { failOpen: init.config.leakPolicy === 'pass', maxLen: init.config.queueMaxlen }, onBatch);
+    // requests that need no answer before the packet goes on (a registration's flow timeout) ride the verdicts' datagram
+    const queue = q;
+    ct.attachRider({ request: (m) => queue.request(m) });
   } catch (e) {
     port.postMessage({ type: 'fatal', message: (e as Error).message } satisfies WorkerMessage);
     return;

@@ -22,9 +22,12 @@ test('a burst arrives in batches; every verdict of a batch reaches its packet; c
     run(['ip', 'netns', 'exec', NS, 'ip', 'link', 'set', 'lo', 'up']);
     const rule = run(['ip', 'netns', 'exec', NS, 'iptables', '-A', 'OUTPUT', '-p', 'udp', '-d', '127.0.0.1', '--dport', '9999', '-j', 'NFQUEUE', '--queue-num', '9']);
     assert.equal(rule.status, 0, rule.stderr);
+    // a conntrack match: the namespace tracks connections only once a rule needs it (the riding requests update the burst's entry)
+    const ctRule = run(['ip', 'netns', 'exec', NS, 'iptables', '-A', 'INPUT', '-m', 'conntrack', '--ctstate', 'NEW,ESTABLISHED', '-j', 'ACCEPT']);
+    assert.equal(ctRule.status, 0, ctRule.stderr);
     const r = run(['ip', 'netns', 'exec', NS, process.execPath, join(ROOT, 'dist/src/lab/queue-probe.js'), '9', '9999', '300']);
     assert.equal(r.status, 0, r.stderr);
-    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { batches: number[]; handled: number; received: string[]; second: string; closeTwice: string; afterClose: string };
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { batches: number[]; handled: number; received: string[]; second: string; closeTwice: string; afterClose: string; riding: { flow: { rode: boolean; errno: number }; nowhere: { rode: boolean; errno: number }; failedReadBack: number }; flowTimeout: number; outsideBatch: boolean };
     assert.equal(out.handled, 300, 'every packet reached JS once');
     assert.equal(out.batches.reduce((a, b) => a + b, 0), 300);
     assert.ok(Math.max(...out.batches) > 1, `one call into JS carried several packets (batches: ${out.batches.join(',')})`);
@@ -34,6 +37,13 @@ test('a burst arrives in batches; every verdict of a batch reaches its packet; c
     assert.equal(out.second, 'SIPALG_ERR_QUEUE_OPEN', 'a second bind of a bound queue');
     assert.equal(out.closeTwice, 'ok');
     assert.equal(out.afterClose, 'SIPALG_ERR_QUEUE_CLOSED');
+    // ctnetlink requests in the verdicts' datagram: applied by the kernel, a failure read back and given to its request
+    assert.ok(out.riding.flow.rode && out.riding.nowhere.rode, 'both requests joined the batch');
+    assert.ok(out.flowTimeout > 3000, `the burst's flow got the timeout that rode the datagram: ${out.flowTimeout}`);
+    assert.equal(out.riding.flow.errno, 0, 'no failure for the existing flow');
+    assert.equal(out.riding.nowhere.errno, 2, 'ENOENT for the flow that does not exist, back on the queue socket');
+    assert.equal(out.riding.failedReadBack, 1, 'one failure read back');
+    assert.equal(out.outsideBatch, false, 'outside a batch nothing rides (the caller sends it itself)');
   } finally {
     run(['ip', 'netns', 'del', NS]);
   }

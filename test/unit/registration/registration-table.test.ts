@@ -12,6 +12,13 @@ class FakeCt {
   batches = 0;
   setTimeout(t: Tuple, sec: number) { this.timeouts.push([`${t.src}:${t.sport}`, sec]); return true; }
   setTimeouts(ts: Tuple[], secs: number[]) { this.batches++; return ts.map((t, i) => this.setTimeout(t, secs[i]!)); }
+  /** no rider by default (outside a queue batch); riding: requests taken, their failure callbacks kept */
+  riding: [string, number, (errno: number) => void][] | undefined;
+  setTimeoutRiding(t: Tuple, sec: number, onFailed: (errno: number) => void) {
+    if (!this.riding) return false;
+    this.riding.push([`${t.src}:${t.sport}`, sec, onFailed]);
+    return true;
+  }
 }
 const counters = { n: new Map<string, number>(), inc(k: string, by = 1) { this.n.set(k, (this.n.get(k) ?? 0) + by); } };
 const make = () => {
@@ -30,6 +37,24 @@ test('a confirmed registration raises its flow\'s timeout to the remaining lifet
   assert.deepEqual(ct.timeouts[1], ['10.77.0.11:5060', 3640]);
   table.confirmed('sip:a@x', flow('10.77.0.11', 5060), '203.0.113.1', 5060, 0, 21000);
   assert.equal(table.size, 0);
+});
+
+test('during a queue batch the flow timeout rides the verdicts\' datagram: no round trip of its own; the kernel\'s refusal, read later, is counted', () => {
+  const { ct, table } = make();
+  ct.riding = [];
+  counters.n.clear();
+  table.confirmed('sip:a@x', flow('10.77.0.11', 5060), '203.0.113.1', 5060, 3600, 0);
+  table.confirmed('sip:b@x', flow('10.77.0.12', 5060), '203.0.113.1', 5062, 600, 0);
+  assert.deepEqual(ct.timeouts, [], 'no synchronous request');
+  assert.deepEqual(ct.riding.map(([k, s]) => [k, s]), [['10.77.0.11:5060', 3660], ['10.77.0.12:5060', 660]]);
+  assert.equal(counters.n.get('g|kept_alive'), 2);
+  ct.riding[1]![2](2); // ENOENT: the kernel had no entry for b's flow
+  ct.riding[0]![2](105); // ENOBUFS
+  assert.equal(counters.n.get('g|flow_gone'), 1);
+  assert.equal(counters.n.get('g|keepalive_failed'), 1);
+  ct.riding = undefined; // outside a batch (a timer): the synchronous request
+  table.confirmed('sip:a@x', flow('10.77.0.11', 5060), '203.0.113.1', 5060, 3600, 1000);
+  assert.deepEqual(ct.timeouts, [['10.77.0.11:5060', 3660]]);
 });
 
 test('the sweep keeps each due flow alive once, for the longest of its registrations, all flows in one batch', () => {
