@@ -66,7 +66,7 @@ export async function registerPinhole(prefix: string, mode: Mode, daemonArgs: st
     const pinholesRegistered = pinholeLines();
     const registrationsCli = mode === 'alg' ? lab.cli(['registrations']).stdout : '';
     // the phone answers with audio (uas-rtp: RTP right after its 200) on its registered port
-    const uas = lab.start(lab.phone(1), 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uas-rtp.xml'), '-i', phoneIp(1), '-p', '5060', '-mp', '6000', '-m', '3', '-nostdin', '-nr']);
+    const uas = lab.start(lab.phone(1), 'sipp', ['-sf', join(SRC_LAB, 'scenarios/uas-rtp.xml'), '-i', phoneIp(1), '-p', '5060', '-mp', '6000', '-m', '3', '-nostdin', '-nr', '-trace_err', '-error_file', 'phone-uas-errors.log']);
     let phoneUasErrors = '';
     uas.stderr?.on('data', (d: Buffer) => { if (phoneUasErrors.length < 4000) phoneUasErrors += d.toString(); });
     await lab.waitListening(lab.phone(1), [5060]);
@@ -100,6 +100,9 @@ export async function registerPinhole(prefix: string, mode: Mode, daemonArgs: st
     const streams = new Map<string, number>();
     for (const l of sent.stdout.split('\n').filter(Boolean)) streams.set(l.replace('\t', ':'), (streams.get(l.replace('\t', ':')) ?? 0) + 1);
     const phoneMediaSent = [...streams].map(([k, n]) => `${k} ${n}`).concat(sent.status === 0 ? [] : [`tshark exit ${sent.status}: ${sent.stderr.slice(0, 300)}`]);
+    // SIPp's own error log (-trace_err): why it aborted a call, when it did
+    const errFile = join(lab.dir, 'phone-uas-errors.log');
+    if (existsSync(errFile)) phoneUasErrors += `\n--- phone-uas-errors.log ---\n${readFileSync(errFile, 'latin1').slice(-3000)}`;
     return { registered: reg.code === 0 && unreg.code === 0 && binding !== '', binding, calls, pinholesRegistered, pinholesAfter, privateOnWan, registrationsCli, phoneMediaSent, phoneUasErrors };
   };
   return { lab, log, run };

@@ -18,7 +18,7 @@ test('inbound-signaling-from a provider range: INVITEs from the registrar and fr
     assert.ok(r.registered, log().slice(-2000));
     for (const who of ['registrar', 'other proxy'] as const) {
       const c = r.calls[who];
-      assert.ok(c.ok, `the call from the ${who} completed: ${JSON.stringify(c)}\n${log().slice(-2000)}`);
+      assert.ok(c.ok, `the call from the ${who} completed: ${JSON.stringify(c)}; the phone's media port sent ${r.phoneMediaSent.join(', ')}; its SIPp's stderr: ${r.phoneUasErrors.slice(-3000)}\n${log().slice(-2000)}`);
       assert.equal(c.invitesAtPhone, 1, `the ${who}'s INVITE reached the phone`);
       assert.ok(c.rtpAtPhone >= 230 && c.rtpFromPhone >= 230, `audio both ways with the ${who}: ${c.rtpAtPhone} / ${c.rtpFromPhone}; the phone's media port sent ${r.phoneMediaSent.join(', ')}; its SIPp's stderr: ${r.phoneUasErrors.slice(-1000)}\n${log().slice(-3000)}`);
     }
