@@ -36,6 +36,8 @@ export interface RouterBenchOptions {
   only?: string[];
   /** CPU trials: seconds of the same load before each trial, then the daemon's tables emptied (a settled JIT; 0: a fresh daemon) */
   warm?: number;
+  /** only these set-ups (default all: plain NAT, kernel helper, sip-alg 1 and 2 workers) */
+  setups?: SetupId[];
 }
 
 function buildLoadgen(): void {
@@ -119,7 +121,8 @@ export class Setup {
   async uac(args: string[], timeoutMs = 120000): Promise<Record<string, any>> {
     const r = await this.lab.runAsync(this.lab.phone(1), LOADGEN, ['uac', ...args], timeoutMs);
     const j = lastJson(r.stdout);
-    if (!j) throw new Error(`loadgen uac failed (${r.code}): ${r.stderr.slice(-300)}`);
+    // what the load generator printed is kept in the error: a run that ended without its report (seen once, exit 0) says why
+    if (!j) throw new Error(`loadgen uac failed (${r.code}): stdout ${JSON.stringify(r.stdout.slice(-300))} stderr ${r.stderr.slice(-300)}`);
     return j;
   }
 
@@ -537,7 +540,7 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
   let ipNote = '';
   let mem: { rows: [string, string][]; log: string[] } | undefined;
   const details: string[] = [];
-  const order: SetupId[] = ['alg2', 'alg1', 'kernel', 'none'];
+  const order = (['alg2', 'alg1', 'kernel', 'none'] as SetupId[]).filter((id) => !opts.setups || opts.setups.includes(id));
   try {
     for (const id of order) {
       const s = await Setup.create(id, `bn${id[0]}${id.slice(-1)}`);
@@ -672,5 +675,6 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
 if (require.main === module) {
   const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
   const warm = Number(process.argv.find((a) => a.startsWith('--warm='))?.slice(7) ?? 0);
-  routerBench((s) => console.log(s), { quick: process.argv.includes('--quick'), only, warm }).catch((e) => { console.error(e); process.exit(1); });
+  const setups = process.argv.find((a) => a.startsWith('--setups='))?.slice(9).split(',') as SetupId[] | undefined;
+  routerBench((s) => console.log(s), { quick: process.argv.includes('--quick'), only, warm, setups }).catch((e) => { console.error(e); process.exit(1); });
 }

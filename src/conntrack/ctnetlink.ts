@@ -6,7 +6,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { ENOENT, NetlinkError } from '../errors';
 import { formatIpv6, parseIpv6 } from '../packet/addr';
-import { type Attr, decodeAttrs, NetlinkSocket, type NlMessage, NlWriter, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, u16be, u32be, u8 } from './netlink';
+import { type Attr, decodeAttrs, NetlinkSocket, type NlMessage, type NlReply, NlWriter, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, u16be, u32be, u8 } from './netlink';
 
 const SUBSYS_CTNETLINK = 1;
 const SUBSYS_CTNETLINK_EXP = 2;
@@ -410,6 +410,8 @@ function dumpFamily(family: 4 | 6 | undefined): number {
  */
 export interface RequestRider {
   request(msg: Buffer): boolean;
+  /** sends what rode so far now (a synchronous request must not overtake it) */
+  flush(): void;
 }
 
 /** requests in flight on a rider, by sequence number (a failure comes back within the next wake-up) */
@@ -424,8 +426,18 @@ export class Ctnetlink {
   private rideSeq = 0;
   private readonly riding: (((errno: number) => void) | undefined)[] = new Array(RIDE_SLOTS).fill(undefined);
   private readonly ridingSeq = new Uint32Array(RIDE_SLOTS);
+  /** requests rode the rider since its last flush by us */
+  private rode = false;
   constructor(timeoutMs = 200) {
     this.sock = new NetlinkSocket(undefined, timeoutMs);
+    // order: what rode leaves before any synchronous request (a redial's pinholes after the old call's deletions)
+    this.sock.beforeSend = () => {
+      if (this.rode) {
+        this.rode = false;
+        this.rider?.flush();
+      }
+      if (this.pendingDeletes.length) this.flushDeletes();
+    };
   }
 
   /** Requests that need no answer before the packet goes on may ride `r` (undefined: never). */
@@ -442,10 +454,48 @@ export class Ctnetlink {
   setTimeoutRiding(t: Tuple, timeoutSec: number, onFailed: (errno: number) => void): boolean {
     const r = this.rider;
     if (!r) return false;
-    const m = setTimeoutMessage(t, timeoutSec);
+    return this.ride(r, setTimeoutMessage(t, timeoutSec), onFailed);
+  }
+
+  /**
+   * Deletes the entry holding `t` (with an anchor, its pending pinholes too) when nothing waits on
+   * the answer: during a queue batch it rides the verdicts' datagram; otherwise it joins the
+   * deletions sent together by flushDeletes() (a sweep's releases: one sendmsg for all, not a round
+   * trip each), at the latest before the next synchronous request, so the kernel sees every request
+   * in call order. `onFailed` gets a failure other than ENOENT (already gone).
+   */
+  deleteSoon(t: Tuple, onFailed: (errno: number) => void): void {
+    const r = this.rider;
+    if (r && this.ride(r, deleteMessage(t), (errno) => { if (errno !== ENOENT) onFailed(errno); })) return;
+    this.pendingDeletes.push({ t, onFailed });
+    if (this.pendingDeletes.length >= 512) this.flushDeletes();
+  }
+
+  /** Sends the deletions deleteSoon() holds, in one batch; each failure (but ENOENT) to its caller. */
+  flushDeletes(): void {
+    if (!this.pendingDeletes.length) return;
+    const list = this.pendingDeletes.splice(0);
+    let replies: NlReply[];
+    try {
+      replies = this.sock.requestBatch(list.map((d) => deleteMessage(d.t)));
+    } catch (e) {
+      const errno = (e as { errno?: number }).errno ?? 5;
+      for (const d of list) d.onFailed(errno);
+      return;
+    }
+    for (let i = 0; i < list.length; i++) {
+      const err = replies[i]?.error;
+      if (err && err.errno !== ENOENT) list[i]!.onFailed(err.errno);
+    }
+  }
+
+  private readonly pendingDeletes: { t: Tuple; onFailed: (errno: number) => void }[] = [];
+
+  private ride(r: RequestRider, m: NlMessage, onFailed: (errno: number) => void): boolean {
     const seq = RIDE_SEQ_BASE + this.rideSeq;
     this.rideOut.reset().message(m.type, m.flags & ~NLM_F_ACK, seq, m.family, m.attrs);
     if (!r.request(this.rideOut.view())) return false;
+    this.rode = true;
     const slot = this.rideSeq % RIDE_SLOTS;
     this.riding[slot] = onFailed;
     this.ridingSeq[slot] = seq;

@@ -310,6 +310,9 @@ export class NetlinkSocket {
     this.timeoutMs = timeoutMs;
   }
 
+  /** runs before each request leaves (Ctnetlink: requests that rode another datagram go first, so the kernel sees them in call order) */
+  beforeSend: (() => void) | undefined;
+
   private nextSeq(): number {
     return (this.seq = (this.seq + 1) & 0x7fffffff);
   }
@@ -320,6 +323,7 @@ export class NetlinkSocket {
    */
   request(type: number, flags: number, family: number, attrs: readonly Attr[] | AttrWriter): Buffer[] {
     if (this.fd < 0) throw new NetlinkError(9, 'netlink socket closed');
+    this.beforeSend?.();
     const seq = this.nextSeq();
     this.out.reset().message(type, flags, seq, family, attrs);
     const nl = native();
@@ -366,6 +370,7 @@ export class NetlinkSocket {
    */
   requestBatch(msgs: readonly NlMessage[]): NlReply[] {
     if (this.fd < 0) throw new NetlinkError(9, 'netlink socket closed');
+    this.beforeSend?.();
     const nl = native();
     const replies: NlReply[] = [];
     for (let from = 0; from < msgs.length; from += MAX_BATCH) {

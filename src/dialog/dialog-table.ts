@@ -26,6 +26,9 @@ import type { SdpMediaMapping } from '../sdp/rewrite';
 import type { RemoteMedia } from '../sdp/remote-media';
 import type { DialogInfo } from '../sip/dialog-info';
 
+/** a media flow that could not be deleted expires with its timeout */
+const IGNORE_ERRNO = (_errno: number): void => undefined;
+
 export interface SipEvent {
   dir: 'in' | 'out';
   isRequest: boolean;
@@ -1072,12 +1075,11 @@ export class DialogTable {
   private unpin(d: Dialog, releasePorts: boolean): void {
     this.changed.add(d); // and pin(), which starts here: the anchor, pinholes and ports move
     if (d.anchor) {
-      try {
-        this.ct.delete(d.anchor);
-        if (d.pinholes) this.counters.inc('h|removed', d.pinholes);
-      } catch (e) {
-        log('warn', 'anchor not deleted: its pinholes expire with their timeout', { callId: d.callId, err: e as Error });
-      }
+      // no round trip of its own: in the verdicts' datagram during a queue batch, with the other
+      // releases of a sweep otherwise (Ctnetlink.deleteSoon); its pinholes go with it
+      const callId = d.callId;
+      this.ct.deleteSoon(d.anchor, (errno) => log('warn', 'anchor not deleted: its pinholes expire with their timeout', { callId, errno: errnoName(errno) }));
+      if (d.pinholes) this.counters.inc('h|removed', d.pinholes);
       d.anchor = undefined;
       d.pinholes = 0;
       d.settled = [];
@@ -1094,7 +1096,7 @@ export class DialogTable {
 
   private release(d: Dialog, cutMedia: boolean, why: string = cutMedia ? 'ended' : 'expired'): void {
     this.unpin(d, true);
-    if (cutMedia) for (const t of d.mediaCts) try { this.ct.delete(t); } catch { /* gone already */ }
+    if (cutMedia) for (const t of d.mediaCts) this.ct.deleteSoon(t, IGNORE_ERRNO);
     this.dialogs.delete(dialogKey(d.callId, d.privateIp));
     this.count(d, -1);
     this.touch(d);
@@ -1247,6 +1249,8 @@ export class DialogTable {
       this.sweepOne(r.value, now, keep);
     }
     this.keepFlows(keep, now);
+    // the slice's releases leave together (Ctnetlink.deleteSoon), not a round trip each
+    this.ct.flushDeletes();
     // a whole sweep (tests, a clean stop) checks what it found due at once; a sweep in slices leaves
     // it to checkPinholesSlice between packets
     if (budget === Infinity) while (this.checkPinholesSlice(now, Infinity)) { /* all */ }
@@ -1258,6 +1262,7 @@ export class DialogTable {
     if (o.maxIdleDialogs && this.dialogs.size > o.maxIdleDialogs) {
       const byIdle = [...this.dialogs.values()].sort((a, b) => a.lastSeen - b.lastSeen);
       for (const d of byIdle.slice(0, this.dialogs.size - o.maxIdleDialogs)) this.release(d, false, 'evicted');
+      this.ct.flushDeletes();
     }
   }
 
@@ -1344,5 +1349,6 @@ export class DialogTable {
   /** Releases everything (shutdown): pinholes go, established media keeps flowing in the kernel. */
   closeAll(): void {
     for (const d of [...this.dialogs.values()]) this.release(d, false);
+    this.ct.flushDeletes();
   }
 }

@@ -63,7 +63,7 @@ const onBatch = (n: number): void => {
   if (failed) process.stderr.write(`verdicts not sent: ${failed.join(',')}\n`);
 };
 q = new NfQueue(num, { failOpen: false, maxLen: 4096 }, onBatch);
-ct.attachRider({ request: (m) => q.request(m) });
+ct.attachRider({ request: (m) => q.request(m), flush: () => q.sendNow() });
 const second = codeOf(() => new NfQueue(num, { failOpen: false, maxLen: 0 }, () => undefined));
 
 const rx = createSocket('udp4');

@@ -106,8 +106,26 @@ export class NfQueue {
    */
   flush(): Uint32Array | undefined {
     if (!this.handle) return undefined;
-    return this.nb.queueFlush(this.handle) ?? undefined;
+    const failed = this.nb.queueFlush(this.handle) ?? undefined;
+    const early = this.early;
+    if (!early) return failed;
+    this.early = undefined;
+    return failed ? Uint32Array.from([...early, ...failed]) : early;
   }
+
+  /**
+   * During onBatch: sends what the batch's datagram holds so far now (verdicts given, requests that
+   * rode), e.g. before a synchronous ctnetlink request that must not overtake them; ids whose verdict
+   * could not be sent are kept for flush() to return.
+   */
+  sendNow(): void {
+    if (!this.handle) return;
+    const failed = this.nb.queueFlush(this.handle);
+    if (failed) this.early = this.early ? Uint32Array.from([...this.early, ...failed]) : failed;
+  }
+
+  /** verdicts sendNow() could not hand over, for flush() */
+  private early: Uint32Array | undefined;
 
   /** Unbinds the queue (its packets go to the kernel's default); a second call does nothing. */
   close(): void {

@@ -308,7 +308,7 @@ function main(): void {
     q = new NfQueue(init.queue, { failOpen: init.config.leakPolicy === 'pass', maxLen: init.config.queueMaxlen }, onBatch);
     // requests that need no answer before the packet goes on (a registration's flow timeout) ride the verdicts' datagram
     const queue = q;
-    ct.attachRider({ request: (m) => queue.request(m) });
+    ct.attachRider({ request: (m) => queue.request(m), flush: () => queue.sendNow() });
   } catch (e) {
     port.postMessage({ type: 'fatal', message: (e as Error).message } satisfies WorkerMessage);
     return;

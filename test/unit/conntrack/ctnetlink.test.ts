@@ -5,12 +5,12 @@
  * nf_conntrack_netlink.c parses every tuple of the message). The expected bytes are written here
  * from the netlink layout (netlink(7): nlmsghdr in host order, nfgenmsg, nlattr {len, type} padded
  * to 4, NLA_F_NESTED on nests), addresses by the test helper's own parser. No socket: a recording
- * one stands in for the kernel.
+ * one stands in for the kernel (the deleteSoon test builds a Ctnetlink, whose real socket sends nothing).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NetlinkError } from '../../../src/errors';
-import { type Attr, type AttrWriter, type NlMessage, NlWriter } from '../../../src/conntrack/netlink';
+import { type Attr, type AttrWriter, type NetlinkSocket, type NlMessage, NlWriter } from '../../../src/conntrack/netlink';
 import {
   conntrackStatus, AF_INET, AF_INET6, AF_UNSPEC, addressFamily, anchorMessage, Ctnetlink, deleteMessage, dumpMessage, expectationDeleteMessage, expectationMessage, getMessage,
   parseConntrack, parseExpectation, prefixMask, type PinholeSpec, setTimeoutMessage, snatMessage, tcpLiberalMessage, type Tuple, tupleFamily,
@@ -309,4 +309,31 @@ test('conntrackStatus reads CTA_STATUS past the other attributes, without decodi
   assert.equal(conntrackStatus(msg), 0x18e);
   assert.equal(conntrackStatus(Buffer.concat([nfgen, attr(7, u32(120))])), undefined);
   assert.equal(conntrackStatus(Buffer.concat([nfgen, Buffer.from([200, 0, 3, 0])])), undefined, 'a length past the end stops the scan');
+});
+
+test('deleteSoon outside a queue batch: held, then sent in one batch before the next synchronous request (the kernel sees call order); ENOENT is not a failure, other errors reach their caller', () => {
+  const ct = new Ctnetlink();
+  try {
+    const sock = (ct as unknown as { sock: NetlinkSocket }).sock;
+    const sent: string[] = [];
+    // the socket's sends, recorded (each runs the socket's beforeSend first, as the real ones do)
+    sock.requestBatch = (msgs: readonly NlMessage[]) => {
+      sock.beforeSend?.();
+      sent.push(`batch of ${msgs.length}`);
+      return msgs.map((_m, i) => ({ error: new NetlinkError(i === 0 ? 2 : 1, 'delete'), payloads: [], done: true }));
+    };
+    sock.request = () => { sock.beforeSend?.(); sent.push('request'); return []; };
+    const failed: [string, number][] = [];
+    const t = (port: number): Tuple => ({ src: '10.77.0.11', sport: port, dst: '198.51.100.7', dport: 7000, proto: 17 });
+    ct.deleteSoon(t(6000), (e) => failed.push(['a', e]));
+    ct.deleteSoon(t(6001), (e) => failed.push(['b', e]));
+    assert.deepEqual(sent, [], 'held');
+    ct.setTimeout(t(5060), 100);
+    assert.deepEqual(sent, ['batch of 2', 'request'], 'the held deletions leave first, together');
+    assert.deepEqual(failed, [['b', 1]], 'ENOENT (already gone) is no failure; EPERM is');
+    ct.flushDeletes();
+    assert.deepEqual(sent, ['batch of 2', 'request'], 'nothing left to send');
+  } finally {
+    ct.close();
+  }
 });

@@ -18,11 +18,21 @@ class FakeCt {
   createAnchor(t: Tuple) { this.anchors.set(this.key(t), 0); }
   createExpectation(a: Tuple, _e?: PinholeSpec) { this.anchors.set(this.key(a), (this.anchors.get(this.key(a)) ?? 0) + 1); }
   /** as the kernel handles the batch: the anchor, then each expectation in order */
-  createAnchorWithExpectations(a: Tuple, _timeoutSec: number, exps: readonly PinholeSpec[]) { this.createAnchor(a); return exps.map((e) => { this.createExpectation(a, e); return undefined; }); }
+  createAnchorWithExpectations(a: Tuple, _timeoutSec: number, exps: readonly PinholeSpec[]) { this.flushDeletes(); this.createAnchor(a); return exps.map((e) => { this.createExpectation(a, e); return undefined; }); }
   createSnat(t: Tuple) { this.flows.add(this.key(t)); }
   batches = 0;
-  createSnatBatch(flows: readonly { t: Tuple }[]) { this.batches++; return flows.map((f) => { this.createSnat(f.t); return undefined; }); }
+  createSnatBatch(flows: readonly { t: Tuple }[]) { this.flushDeletes(); this.batches++; return flows.map((f) => { this.createSnat(f.t); return undefined; }); }
   delete(t: Tuple) { return this.anchors.delete(this.key(t)) || this.flows.delete(this.key(t)); }
+  /**
+   * deleteSoon: applied at once by default (during a queue batch the deletion rides the datagram that
+   * leaves when the message is handled); with `hold`, held until flushDeletes or the next request, as
+   * Ctnetlink holds them outside a batch (a sweep)
+   */
+  hold = false;
+  soon: Tuple[] = [];
+  flushes = 0;
+  deleteSoon(t: Tuple) { if (this.hold) this.soon.push(t); else this.delete(t); }
+  flushDeletes() { if (this.soon.length) this.flushes++; for (const t of this.soon.splice(0)) this.delete(t); }
   packets = 0;
   get(t: Tuple) { return this.flows.has(this.key(t)) ? { packets: this.packets } : undefined; }
   get pinholes() { let n = 0; for (const v of this.anchors.values()) n += v; return n; }
@@ -60,6 +70,23 @@ test('an offer opens RTP+RTCP pinholes; the answer adds the symmetric media flow
   assert.equal(table.size, 1, 'grace not over');
   table.sweep(7001);
   assert.deepEqual([table.size, ct.pinholes, ct.anchors.size, ct.flows.size], [0, 0, 0, 0]);
+});
+
+test('a sweep\'s releases delete their anchors and media flows together (one batch), not a round trip each', () => {
+  const { ct, table } = make();
+  for (const c of ['a', 'b', 'c']) {
+    table.observe(ev({ callId: c, method: 'INVITE', local: media(c === 'a' ? 6000 : c === 'b' ? 6010 : 6020) }), 0);
+    table.observe(ev({ callId: c, dir: 'in', status: 200, cseqMethod: 'INVITE', toTag: 't', remote }), 10);
+    table.observe(ev({ callId: c, method: 'BYE', cseqMethod: 'BYE', toTag: 't' }), 1000);
+    table.observe(ev({ callId: c, dir: 'in', status: 200, cseqMethod: 'BYE', toTag: 't' }), 1010);
+  }
+  assert.equal(ct.anchors.size, 3);
+  ct.flushes = 0;
+  ct.hold = true;
+  table.sweep(7000);
+  assert.equal(table.size, 0);
+  assert.deepEqual([ct.anchors.size, ct.pinholes, ct.flows.size, ct.soon.length], [0, 0, 0, 0], 'anchors, pinholes and media flows deleted');
+  assert.equal(ct.flushes, 1, 'in one batch at the end of the sweep');
 });
 
 test('re-INVITE: the same media keeps its pinholes, a new port re-pins (RFC 3264 §8)', () => {

@@ -46,6 +46,9 @@ class KernelModel {
       return undefined;
     });
   }
+  /** Ctnetlink.deleteSoon, applied at once (the order of requests is what matters here) */
+  deleteSoon(t: Tuple) { this.delete(t); }
+  flushDeletes() { /* nothing held */ }
   delete(t: Tuple) {
     if (this.anchors.delete(key(t))) {
       this.exps = this.exps.filter((x) => x.anchor !== key(t));

@@ -59,6 +59,9 @@ class Kernel {
   hasExpectation(_a: Tuple, e: PinholeSpec) { return this.exps.some((x) => x.tuple.dport === e.publicPort); }
   get(t: Tuple) { return this.find(t); }
   pinholeStates(items: readonly { anchor: Tuple; spec: PinholeSpec; flow: Tuple | undefined }[]) { return items.map((x) => ({ pending: this.hasExpectation(x.anchor, x.spec), ct: x.flow ? this.get(x.flow) : undefined })); }
+  /** Ctnetlink.deleteSoon, applied at once (the order of requests is what matters here) */
+  deleteSoon(t: Tuple) { this.delete(t); }
+  flushDeletes() { /* nothing held */ }
   delete(t: Tuple) {
     const e = this.find(t);
     if (!e) return false;
