@@ -151,7 +151,7 @@ export class Setup {
   }
 }
 
-interface Trial {
+export interface Trial {
   rate: number;
   ok: boolean;
   why: string;
@@ -261,6 +261,11 @@ export interface CpuSample {
  * CPU per message (issue 12): `rate` msg/s of one kind for `seconds`; exact per-process CPU of the
  * senders and the daemon. What a set-up adds over plain NAT for the same traffic is its cost.
  */
+/** The latency trial of routerBench (INVITE with SDP at `rate`, 1 generator, 1 s of the same load first), for bench/latency-probe.ts. */
+export function latencyTrial(s: Setup, rate: number, seconds: number, ips: string[], warmup = 1): Promise<Trial> {
+  return trial(s, 'invite', rate, seconds, ips, 1, warmup);
+}
+
 export async function cpuTrial(s: Setup, kind: 'invite' | 'register' | 'mix', rate: number, seconds: number, ips: string[], warm = 0, daemonFlags: string[] = []): Promise<CpuSample> {
   await s.reset(daemonFlags);
   const run = ++runSeq;

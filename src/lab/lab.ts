@@ -141,6 +141,8 @@ export class Lab {
     const p = this.start(this.router, process.execPath, [...nodeFlags, join(process.env.SIPALG_DAEMON_ROOT || ROOT, 'bin/sip-alg'), 'run', '--wan', 'wan0', '--control-socket', this.controlSocket, '--state-dir', this.dir, ...args]);
     let log = '';
     p.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+    // stdout too (node's --trace-gc and the like write there): read, so a full pipe never blocks the daemon
+    p.stdout?.on('data', (d: Buffer) => (log += d.toString()));
     await Lab.waitFor(p, /msg="sip-alg running"/, 15000, 'sip-alg');
     return Object.assign(p, { log: () => log });
   }

@@ -11,6 +11,7 @@
  * Fail open (conntrack-tools cthelper habit): an internal error accepts the packet unchanged,
  * unless that would send the phone's private address to the WAN (leak-policy=drop).
  */
+import { readFileSync } from 'node:fs';
 import { Reason } from '../errors';
 import { NF_ACCEPT, NF_DROP } from '../native/binding';
 import type { Processor, Outcome } from '../alg/processor';
@@ -61,6 +62,17 @@ export interface PipelinePolicy {
   debug: boolean;
 }
 
+/** SIPALG_STALL_MS=N (diagnosis): a datagram whose steps took N ms or longer is logged with each step's share */
+const STALL_MS = Number(process.env.SIPALG_STALL_MS ?? 0);
+/** this thread's time waiting for a CPU while runnable, ms (/proc/thread-self/schedstat, second field, ns): preemption */
+function waitedMs(): number {
+  try {
+    return Number(readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ')[1]) / 1e6;
+  } catch {
+    return NaN;
+  }
+}
+
 export class PacketPipeline {
   private readonly d = new Decision();
 
@@ -72,8 +84,11 @@ export class PacketPipeline {
     const d = this.d.reset();
     try {
       const moved = resolver.stats.moved;
+      const w0 = STALL_MS ? waitedMs() : 0;
+      const t0 = STALL_MS ? performance.now() : 0;
       // parse + rewrite
       const o = proc.process(payload, dir, now);
+      const t1 = STALL_MS ? performance.now() : 0;
       d.out = o.packet;
       if (!o.accept) d.verdict = NF_DROP;
       d.reason = o.reason;
@@ -87,8 +102,13 @@ export class PacketPipeline {
       if (o.event && !this.observe(o, now) && d.verdict === NF_ACCEPT) {
         this.refuse(d, o, o.event.isRequest && o.event.method === 'INVITE' && !o.event.info.toTag ? Reason.DIALOG_LIMIT : Reason.DIRECT_MEDIA_BLOCKED);
       }
+      const t2 = STALL_MS ? performance.now() : 0;
       // registration: a 2xx to REGISTER that passes keeps the phone's binding
       if (d.verdict === NF_ACCEPT) this.register(o, now);
+      if (STALL_MS) {
+        const t3 = performance.now();
+        if (t3 - t0 >= STALL_MS) log('warn', 'slow datagram', { message: o.message, preemptedMs: +(waitedMs() - w0).toFixed(2), processMs: +(t1 - t0).toFixed(2), protectAndDialogMs: +(t2 - t1).toFixed(2), registrationMs: +(t3 - t2).toFixed(2) });
+      }
       // leak guard
       if (dir === 'out' && d.verdict === NF_ACCEPT && !d.out && this.leaks(d.reason, payload)) d.verdict = NF_DROP;
       // count

@@ -23,6 +23,21 @@ import { Reason } from '../errors';
 import { WorkerStats } from '../metrics/worker-stats';
 import { log, setLogContext, setLogLevel } from '../log';
 import { tapMatches, viewPacket, type TapFilter, type TapRecord } from '../capture/tap';
+
+/**
+ * SIPALG_STALL_MS=N (diagnosis, off by default): every timer, slice and batch of the worker that runs
+ * N ms or longer is logged with its name, so a latency tail can be matched to what held the thread.
+ */
+const STALL_MS = Number(process.env.SIPALG_STALL_MS ?? 0);
+function timed<A extends unknown[]>(what: string, f: (...a: A) => void): (...a: A) => void {
+  if (!STALL_MS) return f;
+  return (...a: A) => {
+    const t0 = performance.now();
+    f(...a);
+    const ms = performance.now() - t0;
+    if (ms >= STALL_MS) log('warn', 'worker stall', { what, ms: Number(ms.toFixed(2)), args: a.length ? String(a[0]) : undefined });
+  };
+}
 import { signalingSources, type Config } from '../config/schema';
 
 /** One WAN link as it is now: its interface index (0: missing) and IPv4 address ('': none yet). */
@@ -168,13 +183,13 @@ function main(): void {
       log('warn', 'cannot save state', { path: stateFile.path, err: e as Error });
     }
   };
-  const slice = () => {
+  const slice = timed('state file slice', () => {
     try {
       if (!stateFile!.step()) setImmediate(slice);
     } catch (e) {
       log('warn', 'cannot save state', { path: stateFile!.path, err: e as Error });
     }
-  };
+  });
 
   let q: NfQueue | undefined;
   const NO_FIELDS: string[] = [];
@@ -261,7 +276,7 @@ function main(): void {
   /** The packets of one wake-up: each through the pipeline, their verdicts in one sendto (NfQueue.flush). */
   const ids = new Uint32Array(256);
   const dirs: ('in' | 'out')[] = [];
-  const onBatch = (count: number): void => {
+  const onBatch = timed('batch', (count: number): void => {
     const queue = q!;
     // ctnetlink requests that rode an earlier batch's datagram and failed (their NLMSG_ERRORs; the
     // kernel's answers to failed verdicts come here too, with sequence numbers no request has)
@@ -301,7 +316,7 @@ function main(): void {
       const i = ids.subarray(0, count).indexOf(id);
       verdictFailed(id, i >= 0 ? dirs[i]! : 'in', i >= 0 ? queue.payload(i) : undefined, 'sendto failed');
     }
-  };
+  });
   try {
     // queue full while bound: leak-policy drop = the kernel drops (counted in queue_dropped, the
     // sender retransmits); pass = NFQA_CFG_F_FAIL_OPEN, the kernel accepts it unrewritten
@@ -314,13 +329,13 @@ function main(): void {
     return;
   }
   // segments held for the rest of their message are released when it times out
-  const tcpTimer = setInterval(() => {
+  const tcpTimer = setInterval(timed('tcp sweep', () => {
     if (!tcp.size) return;
     try { applyTcp(tcp.sweep(Date.now()), Date.now()); } catch (e) { log('warn', 'tcp sweep failed', { err: e as Error }); }
-  }, 100);
+  }), 100);
   // the pinhole checks the sweep found due, a few dialogs at a time between packets
   let pinSlices = false;
-  const pinSlice = () => {
+  const pinSlice = timed('pinhole checks slice', () => {
     let more = false;
     try {
       more = dialogs.checkPinholesSlice(Date.now());
@@ -329,11 +344,11 @@ function main(): void {
     }
     if (more && q && !q.closed) setImmediate(pinSlice);
     else pinSlices = false;
-  };
+  });
   // the dialogs (and the media port leases) are swept in slices: a tenth of the table (at least 500)
   // every 100 ms, so a round takes about a second whatever the size and no tick stalls the packets
   // behind it for long
-  const sweepTimer = setInterval(() => {
+  const sweepTimer = setInterval(timed('dialog sweep', () => {
     try {
       dialogs.sweep(Date.now(), Math.max(500, Math.ceil(dialogs.size / 10)));
       ports.sweep(Date.now(), Math.max(1000, Math.ceil(ports.active / 10)));
@@ -344,8 +359,8 @@ function main(): void {
     } catch (e) {
       log('warn', 'dialog sweep failed', { err: e as Error });
     }
-  }, 100);
-  const timer = setInterval(() => {
+  }), 100);
+  const timer = setInterval(timed('1 s timer', () => {
     protection.sweep(Date.now());
     try {
       registrations.sweep(Date.now());
@@ -354,7 +369,7 @@ function main(): void {
     }
     persist();
     port.postMessage({ type: 'stats', stats: stats.flush(ports.active, dialogs.size, registrations.size, dialogs.pinholes) } satisfies WorkerMessage);
-  }, 1000);
+  }), 1000);
   port.on('message', (m: ToWorker) => {
     if (m.type === 'query') {
       const now = Date.now();
