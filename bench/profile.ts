@@ -6,12 +6,14 @@
  *
  *   node dist/bench/profile.js [invite|register|mix] [rate/s] [seconds]      (root; writes /tmp/sipalg-profile.txt)
  *   SIPALG_PROFILE_WARMUP=15 …   records after 15 s of load instead of 2 (steady state, JIT compiles done)
+ *   SIPALG_PROFILE_STRACE=1 …    counts the daemon's system calls (strace -c -f) instead (/tmp/sipalg-strace.txt)
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { prepare } from '../src/lab/media';
 import { Lab, PROVIDER_IP, phoneIp, ROOT } from '../src/lab/lab';
+import { ALG_FLAGS } from './router';
 
 const LOADGEN = '/tmp/sipalg-bench/loadgen';
 
@@ -19,7 +21,8 @@ async function main(): Promise<void> {
   const kind = ['register', 'mix'].includes(process.argv[2] ?? '') ? process.argv[2]! : 'invite';
   const rate = Number(process.argv[3] ?? 1500), seconds = Number(process.argv[4] ?? 8);
   process.env.SIPALG_NODE_FLAGS = '--perf-basic-prof --interpreted-frames-native-stack';
-  const { lab, daemon } = await prepare('sprof', 1, 'alg', (process.env.SIPALG_PROFILE_STATE ? [] : ['--state-dir', 'off']), '0:0', ['--source-rate', '0']);
+  // the router bench's daemon flags (per-source limits off: the load comes from one address)
+  const { lab, daemon } = await prepare('sprof', 1, 'alg', [...ALG_FLAGS, ...(process.env.SIPALG_PROFILE_STATE ? [] : ['--state-dir', 'off'])], '0:0', ['--source-rate', '0']);
   try {
     // bench/loadgen.c, as bench/router.ts runs it: unique Call-IDs and media ports, the UAS answers
     mkdirSync('/tmp/sipalg-bench', { recursive: true });
@@ -30,6 +33,14 @@ async function main(): Promise<void> {
     const load = lab.runAsync(lab.phone(1), LOADGEN, ['uac', '--ips', phoneIp(1), '--dst', `${PROVIDER_IP}:5080`, '--kind', kind, '--rate', String(rate), '--duration', String(seconds + 4 + Number(process.env.SIPALG_PROFILE_WARMUP ?? 2)), '--run', '7'], (seconds + 30) * 1000);
     const warm = Number(process.env.SIPALG_PROFILE_WARMUP ?? 2); // seconds of load before recording (JIT compiles happen in the first ~10)
     await new Promise((r) => setTimeout(r, warm * 1000));
+    if (process.env.SIPALG_PROFILE_STRACE) {
+      // system calls instead of samples: `strace -c -f` of the daemon's threads for the same window
+      const st = spawnSync('timeout', ['-s', 'INT', String(seconds), 'strace', '-c', '-f', '-p', String(daemon!.pid)], { encoding: 'utf8', maxBuffer: 64 << 20 });
+      writeFileSync('/tmp/sipalg-strace.txt', st.stderr);
+      await load;
+      console.log(`${kind} at ${rate}/s for ${seconds} s: ${rate * seconds} messages sent (mix: and as many responses); /tmp/sipalg-strace.txt`);
+      return;
+    }
     const data = '/tmp/sipalg-perf.data';
     const rec = spawnSync('perf', ['record', '-F', '1999', '-g', '-o', data, '-p', String(daemon!.pid), '--', 'sleep', String(seconds)], { encoding: 'utf8' });
     if (rec.status !== 0) throw new Error(`perf record: ${rec.stderr}`);

@@ -24,7 +24,7 @@ type SetupId = 'none' | 'kernel' | 'alg1' | 'alg2';
 const SETUPS: SetupId[] = ['none', 'kernel', 'alg1', 'alg2'];
 const LABEL: Record<SetupId, string> = { none: 'plain NAT', kernel: 'kernel helper', alg1: 'sip-alg 1 worker', alg2: 'sip-alg 2 workers' };
 /** per-source protections and limits off: the load comes from a handful of addresses */
-const ALG_FLAGS = ['--invite-rate-per-source', '0', '--register-rate-per-source', '0', '--max-dialogs-per-source', '0', '--max-dialogs', '0', '--max-idle-dialogs', '0',
+export const ALG_FLAGS = ['--invite-rate-per-source', '0', '--register-rate-per-source', '0', '--max-dialogs-per-source', '0', '--max-dialogs', '0', '--max-idle-dialogs', '0',
   '--invite-failure-threshold', '0', '--media-port-min', '1024', '--media-port-max', '65535'];
 /** extra addresses of phone 1 the load comes from (one signaling flow each) */
 export const CANDIDATE_IPS = Array.from({ length: 24 }, (_, i) => `10.77.0.${101 + i}`);
