@@ -465,19 +465,28 @@ export class Ctnetlink {
    * in call order. `onFailed` gets a failure other than ENOENT (already gone).
    */
   deleteSoon(t: Tuple, onFailed: (errno: number) => void): void {
+    this.soon(deleteMessage(t), onFailed);
+  }
+
+  /** Deletes the pinhole `e` under `anchor` as deleteSoon deletes an entry (a retired pinhole: nothing waits on it). */
+  deleteExpectationSoon(anchor: Tuple, e: PinholeSpec, onFailed: (errno: number) => void): void {
+    this.soon(expectationDeleteMessage(anchor, e), onFailed);
+  }
+
+  private soon(m: NlMessage, onFailed: (errno: number) => void): void {
     const r = this.rider;
-    if (r && this.ride(r, deleteMessage(t), (errno) => { if (errno !== ENOENT) onFailed(errno); })) return;
-    this.pendingDeletes.push({ t, onFailed });
+    if (r && this.ride(r, m, (errno) => { if (errno !== ENOENT) onFailed(errno); })) return;
+    this.pendingDeletes.push({ m, onFailed });
     if (this.pendingDeletes.length >= 512) this.flushDeletes();
   }
 
-  /** Sends the deletions deleteSoon() holds, in one batch; each failure (but ENOENT) to its caller. */
+  /** Sends the deletions deleteSoon() and deleteExpectationSoon() hold, in one batch; each failure (but ENOENT) to its caller. */
   flushDeletes(): void {
     if (!this.pendingDeletes.length) return;
     const list = this.pendingDeletes.splice(0);
     let replies: NlReply[];
     try {
-      replies = this.sock.requestBatch(list.map((d) => deleteMessage(d.t)));
+      replies = this.sock.requestBatch(list.map((d) => d.m));
     } catch (e) {
       const errno = (e as { errno?: number }).errno ?? 5;
       for (const d of list) d.onFailed(errno);
@@ -489,7 +498,7 @@ export class Ctnetlink {
     }
   }
 
-  private readonly pendingDeletes: { t: Tuple; onFailed: (errno: number) => void }[] = [];
+  private readonly pendingDeletes: { m: NlMessage; onFailed: (errno: number) => void }[] = [];
 
   private ride(r: RequestRider, m: NlMessage, onFailed: (errno: number) => void): boolean {
     const seq = RIDE_SEQ_BASE + this.rideSeq;

@@ -26,7 +26,7 @@ import type { SdpMediaMapping } from '../sdp/rewrite';
 import type { RemoteMedia } from '../sdp/remote-media';
 import type { DialogInfo } from '../sip/dialog-info';
 
-/** a media flow that could not be deleted expires with its timeout */
+/** a media flow or retired pinhole that could not be deleted expires with its timeout */
 const IGNORE_ERRNO = (_errno: number): void => undefined;
 
 export interface SipEvent {
@@ -1205,9 +1205,8 @@ export class DialogTable {
     items.forEach(({ d, anchor, spec }, i) => {
       const { pending, ct } = states[i]!;
       if (ct && ct.status & IPS_SEEN_REPLY) {
-        if (pending) {
-          try { this.ct.deleteExpectation(anchor, spec); } catch { /* it expires with its timeout */ }
-        }
+        // (with the slice's other retirements in one batch: it expires with its timeout if that fails)
+        if (pending) this.ct.deleteExpectationSoon(anchor, spec, IGNORE_ERRNO);
         this.counters.inc('h|retired');
       } else if (!pending) this.counters.inc('h|used');
       else return;
@@ -1215,6 +1214,7 @@ export class DialogTable {
       d.pinholes = Math.max(0, d.pinholes - 1);
       this.touch(d);
     });
+    this.ct.flushDeletes();
   }
 
   /** Where the sweep goes on from (sweep with a budget): a live iterator over the table, which sees what is added and skips what is gone. */

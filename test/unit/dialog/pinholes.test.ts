@@ -66,6 +66,8 @@ class KernelModel {
   }
   hasExpectation(a: Tuple, e: PinholeSpec) { return this.find(a, e) >= 0; }
   pinholeStates(items: readonly { anchor: Tuple; spec: PinholeSpec; flow: Tuple | undefined }[]) { return items.map((x) => ({ pending: this.hasExpectation(x.anchor, x.spec), ct: x.flow ? this.get(x.flow) : undefined })); }
+  /** Ctnetlink.deleteExpectationSoon, applied at once */
+  deleteExpectationSoon(a: Tuple, e: PinholeSpec) { this.deleteExpectation(a, e); }
   deleteExpectation(a: Tuple, e: PinholeSpec) {
     const i = this.find(a, e);
     if (i >= 0) this.exps.splice(i, 1);

@@ -51,6 +51,8 @@ class Kernel {
     const err = this.createExp(a, e);
     if (err) throw err;
   }
+  /** Ctnetlink.deleteExpectationSoon, applied at once */
+  deleteExpectationSoon(a: Tuple, e: PinholeSpec) { this.deleteExpectation(a, e); }
   deleteExpectation(_a: Tuple, e: PinholeSpec) {
     const n = this.exps.length;
     this.exps = this.exps.filter((x) => !(x.tuple.dport === e.publicPort && x.tuple.dst === e.publicIp && x.tuple.src === (e.remoteIp ?? '0.0.0.0')));
