@@ -111,11 +111,25 @@ export class Lab {
    * it starts, later on a loaded machine; a test that kills the daemon waits for the file, not for
    * a fixed time.
    */
-  async waitStateSaved(dir = this.dir, timeoutMs = 15000): Promise<void> {
-    // a call is in a snapshot's dialogs or on a line of its journal
-    const saved = () => readdirSync(dir).some((n) => (/^state-.*\.json$/.test(n) && readFileSync(join(dir, n), 'utf8').includes('"dialogs":[{')) || (/^state-.*\.journal$/.test(n) && readFileSync(join(dir, n), 'utf8').includes('"v":{"callId"')));
+  /** The Call-IDs the state files in `dir` hold (snapshots and journals, whatever became of the calls since). */
+  savedCallIds(dir = this.dir): Set<string> {
+    const ids = new Set<string>();
+    for (const n of readdirSync(dir)) {
+      if (!/^state-.*\.(json|journal)$/.test(n)) continue;
+      for (const m of readFileSync(join(dir, n), 'utf8').matchAll(/"callId":"((?:[^"\\]|\\.)*)"/g)) ids.add(m[1]!);
+    }
+    return ids;
+  }
+
+  /**
+   * Waits until a state file in `dir` holds a call (a snapshot's dialogs or a journal line) other than
+   * those in `known`: a daemon that adopted an earlier call keeps it in its journal after that call
+   * ended, so a test that saves a second call passes what it saw before.
+   */
+  async waitStateSaved(dir = this.dir, timeoutMs = 15000, known: ReadonlySet<string> = new Set()): Promise<void> {
+    const saved = () => [...this.savedCallIds(dir)].some((id) => !known.has(id));
     for (const deadline = Date.now() + timeoutMs; !saved();) {
-      if (Date.now() > deadline) throw new Error(`no state file in ${dir} holds a call after ${timeoutMs} ms`);
+      if (Date.now() > deadline) throw new Error(`no state file in ${dir} holds a new call after ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 200));
     }
   }
