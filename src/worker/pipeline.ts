@@ -11,8 +11,8 @@
  * Fail open (conntrack-tools cthelper habit): an internal error accepts the packet unchanged,
  * unless that would send the phone's private address to the WAN (leak-policy=drop).
  */
-import { readFileSync } from 'node:fs';
 import { Reason } from '../errors';
+import { STALL_MS, waitedMs } from './stall';
 import { NF_ACCEPT, NF_DROP } from '../native/binding';
 import type { Processor, Outcome } from '../alg/processor';
 import type { BindingResolver } from '../nat/binding-resolver';
@@ -62,16 +62,6 @@ export interface PipelinePolicy {
   debug: boolean;
 }
 
-/** SIPALG_STALL_MS=N (diagnosis): a datagram whose steps took N ms or longer is logged with each step's share */
-const STALL_MS = Number(process.env.SIPALG_STALL_MS ?? 0);
-/** this thread's time waiting for a CPU while runnable, ms (/proc/thread-self/schedstat, second field, ns): preemption */
-function waitedMs(): number {
-  try {
-    return Number(readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ')[1]) / 1e6;
-  } catch {
-    return NaN;
-  }
-}
 
 export class PacketPipeline {
   private readonly d = new Decision();

@@ -8,6 +8,7 @@ import { Ctnetlink } from '../conntrack/ctnetlink';
 import { NF_ACCEPT, NF_DROP } from '../native/binding';
 import { NfQueue } from '../native/queue';
 import { PacketPipeline } from './pipeline';
+import { timed } from './stall';
 import { BindingResolver } from '../nat/binding-resolver';
 import { PortAllocator } from '../nat/port-allocator';
 import { Processor } from '../alg/processor';
@@ -24,20 +25,6 @@ import { WorkerStats } from '../metrics/worker-stats';
 import { log, setLogContext, setLogLevel } from '../log';
 import { tapMatches, viewPacket, type TapFilter, type TapRecord } from '../capture/tap';
 
-/**
- * SIPALG_STALL_MS=N (diagnosis, off by default): every timer, slice and batch of the worker that runs
- * N ms or longer is logged with its name, so a latency tail can be matched to what held the thread.
- */
-const STALL_MS = Number(process.env.SIPALG_STALL_MS ?? 0);
-function timed<A extends unknown[]>(what: string, f: (...a: A) => void): (...a: A) => void {
-  if (!STALL_MS) return f;
-  return (...a: A) => {
-    const t0 = performance.now();
-    f(...a);
-    const ms = performance.now() - t0;
-    if (ms >= STALL_MS) log('warn', 'worker stall', { what, ms: Number(ms.toFixed(2)), args: a.length ? String(a[0]) : undefined });
-  };
-}
 import { signalingSources, type Config } from '../config/schema';
 
 /** One WAN link as it is now: its interface index (0: missing) and IPv4 address ('': none yet). */
@@ -321,7 +308,8 @@ function main(): void {
     // queue full while bound: leak-policy drop = the kernel drops (counted in queue_dropped, the
     // sender retransmits); pass = NFQA_CFG_F_FAIL_OPEN, the kernel accepts it unrewritten
     q = new NfQueue(init.queue, { failOpen: init.config.leakPolicy === 'pass', maxLen: init.config.queueMaxlen }, onBatch);
-    // requests that need no answer before the packet goes on (a registration's flow timeout) ride the verdicts' datagram
+    // ctnetlink requests that need no answer before the packet goes on (a registration's flow timeout,
+    // a released call's deletions) ride the verdicts' datagram
     const queue = q;
     ct.attachRider({ request: (m) => queue.request(m), flush: () => queue.sendNow() });
   } catch (e) {

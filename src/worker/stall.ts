@@ -1,0 +1,31 @@
+/**
+ * Latency diagnosis, off by default: with SIPALG_STALL_MS=N the worker logs every timer, slice or
+ * batch that held its thread N ms or longer (timed), and the pipeline every datagram whose steps took
+ * that long, with the time its thread waited for a CPU (waitedMs): a latency tail can then be matched
+ * to what held the thread, or to the scheduler (bench/latency-probe.ts).
+ */
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { log } from '../log';
+
+export const STALL_MS = Number(process.env.SIPALG_STALL_MS ?? 0);
+
+/** `f`, timed and logged when it runs STALL_MS or longer; `f` itself when the diagnosis is off */
+export function timed<A extends unknown[]>(what: string, f: (...a: A) => void): (...a: A) => void {
+  if (!STALL_MS) return f;
+  return (...a: A) => {
+    const t0 = performance.now();
+    f(...a);
+    const ms = performance.now() - t0;
+    if (ms >= STALL_MS) log('warn', 'worker stall', { what, ms: Number(ms.toFixed(2)), args: a.length ? String(a[0]) : undefined });
+  };
+}
+
+/** this thread's time waiting for a CPU while runnable, ms (/proc/thread-self/schedstat, second field, ns): preemption */
+export function waitedMs(): number {
+  try {
+    return Number(readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ')[1]) / 1e6;
+  } catch {
+    return NaN;
+  }
+}
