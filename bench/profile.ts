@@ -7,6 +7,7 @@
  *   node dist/bench/profile.js [invite|register|mix] [rate/s] [seconds]      (root; writes /tmp/sipalg-profile.txt)
  *   SIPALG_PROFILE_WARMUP=15 …   records after 15 s of load instead of 2 (steady state, JIT compiles done)
  *   SIPALG_PROFILE_STRACE=1 …    counts the daemon's system calls (strace -c -f) instead (/tmp/sipalg-strace.txt)
+ *   SIPALG_PROFILE_FLAGS='--media-port-max 1999' …   more daemon flags (after the bench's: a later value wins)
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -22,7 +23,7 @@ async function main(): Promise<void> {
   const rate = Number(process.argv[3] ?? 1500), seconds = Number(process.argv[4] ?? 8);
   process.env.SIPALG_NODE_FLAGS = '--perf-basic-prof --interpreted-frames-native-stack';
   // the router bench's daemon flags (per-source limits off: the load comes from one address)
-  const { lab, daemon } = await prepare('sprof', 1, 'alg', [...ALG_FLAGS, ...(process.env.SIPALG_PROFILE_STATE ? [] : ['--state-dir', 'off'])], '0:0', ['--source-rate', '0']);
+  const { lab, daemon } = await prepare('sprof', 1, 'alg', [...ALG_FLAGS, ...(process.env.SIPALG_PROFILE_STATE ? [] : ['--state-dir', 'off']), ...(process.env.SIPALG_PROFILE_FLAGS ?? '').split(' ').filter(Boolean)], '0:0', ['--source-rate', '0']);
   try {
     // bench/loadgen.c, as bench/router.ts runs it: unique Call-IDs and media ports, the UAS answers
     mkdirSync('/tmp/sipalg-bench', { recursive: true });

@@ -32,7 +32,7 @@ export const CANDIDATE_IPS = Array.from({ length: 24 }, (_, i) => `10.77.0.${101
 export interface RouterBenchOptions {
   /** shorter trials and coarser search (smoke test) */
   quick?: boolean;
-  /** only these parts: rate, latency, cps, rtp, memory */
+  /** only these parts: rate, latency, cps, rtp, memory, cpu, growth */
   only?: string[];
   /** CPU trials: seconds of the same load before each trial, then the daemon's tables emptied (a settled JIT; 0: a fresh daemon) */
   warm?: number;
@@ -503,6 +503,51 @@ async function memory(s: Setup, rate: number): Promise<{ rows: [string, string][
   return { rows, log };
 }
 
+interface GrowthPoint { live: number; exps: number; calls: number; daemon: number; senders: number }
+
+/**
+ * CPU per call set-up (INVITE with SDP, 180, 200 with SDP) measured at a small and at large tables
+ * of live calls (issue 21: no growth of CPU per message between 1k and 50k live dialogs). The calls
+ * stay up (answered, no BYE, no provisional expiry); each window is 3 s of 1500 INVITE/s whose
+ * private media endpoints no live call holds, until the last point: one public address has ~32k
+ * RTP/RTCP port pairs (--media-port-min/max 1024-65535), so beyond that new calls share an endpoint
+ * with a live one (a redial's hand-over). For the kernel helper the senders' CPU carries its work.
+ */
+async function growth(s: Setup, ips: string[], quick: boolean): Promise<{ points: GrowthPoint[]; log: string[] }> {
+  await s.reset(['--provisional-invite-expiry-seconds', '3600']);
+  const run = ++runSeq;
+  const uas = await s.uas(run, true);
+  const points: GrowthPoint[] = [], log: string[] = [];
+  let next = 0; // the next call's index: its Call-ID and (mod 32000) its private media port
+  const calls = (n: number, rate: number, timeoutMs = 120000) => {
+    const args = ['--ips', ips.join(','), '--kind', 'invite', '--rate', String(rate), '--count', String(n), '--seq0', String(next), '--mslot', String(next % 32000), '--mports', '32000', '--mbase', '1024', '--run', String(run), '--linger', '500'];
+    next += n;
+    return s.uac(args, timeoutMs);
+  };
+  const live = () => (s.mode === 'alg' ? s.metric('sipalg_dialogs_active') : next);
+  const exps = () => Number(s.lab.conntrack(['-C', 'expect']).trim());
+  const window = quick ? 1500 : 4500;
+  try {
+    for (const target of quick ? [1000, 10000] : [1000, 25000, 50000]) {
+      const have = next;
+      if (target > have) await calls(target - have, 2000, 300000);
+      await sleep(2000);
+      const at = live(), e = exps();
+      const d0 = processCpuUs(s.daemon?.pid);
+      const u = await calls(window, 1500);
+      const d1 = processCpuUs(s.daemon?.pid);
+      const setups = u.resp_2xx ?? 0;
+      log.push(`${target}: live ${at}, expectations ${e}, window sent ${u.sent} INVITEs, 200 OK back ${setups}`);
+      points.push({ live: at, exps: e, calls: u.sent ?? 0, daemon: s.daemon ? (d1 - d0) / Math.max(1, u.sent ?? 0) : NaN, senders: (u.cpu_us ?? NaN) / Math.max(1, u.sent ?? 0) });
+    }
+  } finally {
+    const w = await uas.stop();
+    log.push(`uas: ${JSON.stringify(w)}`);
+  }
+  // the UAS's CPU is not per window: the senders' figure is the UAC's (its sends carry the router's softirq work)
+  return { points, log };
+}
+
 const mb = (b: number) => (Number.isFinite(b) ? `${(b / 1048576).toFixed(1)} MB` : 'n/a');
 const fmt = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? 'n/a' : n >= 100 ? String(Math.round(n)) : n.toFixed(1));
 const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined || !b || !Number.isFinite(a) || !Number.isFinite(b) ? 'n/a' : (a / b).toFixed(2));
@@ -540,7 +585,7 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
   setSysctl('nf_conntrack_expect_max', String(Math.max(Number(saved.nf_conntrack_expect_max), 262144)));
   out(`conntrack limits for the run: nf_conntrack_max ${sysctl('nf_conntrack_max')}, nf_conntrack_expect_max ${sysctl('nf_conntrack_expect_max')} (restored to ${saved.nf_conntrack_max} / ${saved.nf_conntrack_expect_max} afterwards)`);
 
-  const res: Record<SetupId, Partial<{ invite: Search; mix: Search; lat1k: Trial; lat5k: Trial; cps: { rate: number; log: string[] }; rtp: { pps: number; log: string[] }; cpu: Record<CpuSample['kind'], CpuSample> }>> = { none: {}, kernel: {}, alg1: {}, alg2: {} };
+  const res: Record<SetupId, Partial<{ invite: Search; mix: Search; lat1k: Trial; lat5k: Trial; cps: { rate: number; log: string[] }; rtp: { pps: number; log: string[] }; cpu: Record<CpuSample['kind'], CpuSample>; growth: GrowthPoint[] }>> = { none: {}, kernel: {}, alg1: {}, alg2: {} };
   let ips = CANDIDATE_IPS.slice(0, 8);
   let ipNote = '';
   let mem: { rows: [string, string][]; log: string[] } | undefined;
@@ -581,6 +626,11 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
           const two = [ips[0]!, ips[1]!];
           res[id].cps = await cpsSearch(s, quick ? 2 : 4, two, quick);
           details.push(`${LABEL[id]}, SIPp calls/s: ${res[id].cps!.log.join('; ')}`);
+        }
+        if (want('growth') && (id === 'alg1' || id === 'kernel')) {
+          const g = await growth(s, ips, quick);
+          res[id].growth = g.points;
+          details.push(`${LABEL[id]}, growth: ${g.log.join('; ')}`);
         }
         if (id === 'alg2' && want('memory')) {
           const r = res.alg2.invite?.rate;
@@ -643,6 +693,18 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
       const pi = per(inv, none.invite), pm = per(mix, none.mix);
       out('');
       out(`On paper, from the 1-worker figures (one worker per core, each core doing only its worker's share): a core handles ~${Math.round(1e6 / pi)} INVITE/s or ~${Math.round(1e6 / pm)} mix messages/s; 8 cores ~${Math.round(8e6 / pi)} INVITE/s (${Math.round(8e6 / pm)} mix msg/s), 16 cores ~${Math.round(16e6 / pi)} INVITE/s (${Math.round(16e6 / pm)} mix msg/s), as nothing serialises the workers (thread-scaling table of npm run bench).`);
+    }
+  }
+  if (res.alg1.growth || res.kernel.growth) {
+    out('');
+    out('CPU per call set-up (INVITE with SDP, 180, 200 with SDP) against the number of live calls (3 s windows at 1500 INVITE/s; calls stay up): sip-alg 1 worker daemon CPU, and the load generator\'s UAC (whose sends carry the router\'s softirq work, the kernel helper\'s included).');
+    out('');
+    out('| live calls at the window\'s start | kernel expectations | sip-alg daemon µs per set-up | sip-alg UAC µs | kernel helper: calls set up / expectations | kernel helper UAC µs |');
+    out('|---|---|---|---|---|---|');
+    const a = res.alg1.growth ?? [], k2 = res.kernel.growth ?? [];
+    for (let i = 0; i < Math.max(a.length, k2.length); i++) {
+      const x = a[i], y = k2[i];
+      out(`| ${x?.live ?? 'n/a'} | ${x?.exps ?? 'n/a'} | ${fmt(x?.daemon)} | ${fmt(x?.senders)} | ${y ? `${y.live} / ${y.exps}` : 'n/a'} | ${fmt(y?.senders)} |`);
     }
   }
   if (mem) {

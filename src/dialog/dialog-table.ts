@@ -264,12 +264,39 @@ function sameMedia(a: SdpMediaMapping[], b: SdpMediaMapping[]): boolean {
   return a.length === b.length && a.every((x, i) => x.index === b[i]!.index && x.privatePort === b[i]!.privatePort && x.publicPort === b[i]!.publicPort && x.rtcpPrivatePort === b[i]!.rtcpPrivatePort && x.privateIp === b[i]!.privateIp);
 }
 
+const NO_DIALOGS: readonly Dialog[] = [];
+
+/** Adds one entry `d` under `k`. */
+function listAdd<K>(m: Map<K, Dialog[]>, k: K, d: Dialog): void {
+  const l = m.get(k);
+  if (l) l.push(d);
+  else m.set(k, [d]);
+}
+
+/** Removes one entry under `k` (`d`'s, or another when `d` has none there); true while `k` still has entries. */
+function listRemove<K>(m: Map<K, Dialog[]>, k: K, d: Dialog): boolean {
+  const l = m.get(k);
+  if (!l) return false;
+  const i = l.indexOf(d);
+  l.splice(i >= 0 ? i : l.length - 1, 1);
+  if (l.length) return true;
+  m.delete(k);
+  return false;
+}
+
 export class DialogTable {
   readonly dialogs = new Map<string, Dialog>();
   private anchorSeq = 0;
   /** this worker's anchor addresses (IPv4, IPv6): one string each, shared by every anchor tuple */
   private readonly anchorAddr: [[string, string], [string, string]];
-  private readonly endpointRefs = new Map<string, number>();
+  /**
+   * The dialogs holding each private media endpoint (`ip:port` of a line's RTP), one entry per
+   * media line: the endpoint's port lease lives while any does, and a redial's hand-over looks at
+   * these dialogs only, not at the whole table (a trunk has tens of thousands)
+   */
+  private readonly holders = new Map<string, Dialog[]>();
+  /** the dialogs whose media lines name each public RTP port, one entry per line (hand-over by public port) */
+  private readonly byPublicPort = new Map<number, Dialog[]>();
   private readonly global: Int32Array;
   /** the dialogs changed since the state file last took them (takeChanges): each is written to its journal once */
   private readonly changed = new Set<Dialog>();
@@ -400,7 +427,8 @@ export class DialogTable {
       } else d.anchor = undefined;
       for (const m of d.local) {
         this.ports.adopt(m.privateIp ?? d.privateIp, m.privatePort, m.publicPort, now);
-        this.ref(m.privateIp ?? d.privateIp, m.privatePort);
+        this.ref(d, m.privateIp ?? d.privateIp, m.privatePort);
+        listAdd(this.byPublicPort, m.publicPort, d);
       }
       this.dialogs.set(dialogKey(d.callId, d.privateIp), d);
       this.count(d, 1);
@@ -719,12 +747,13 @@ export class DialogTable {
   standby(): number {
     const n = this.dialogs.size;
     for (const d of this.dialogs.values()) {
-      for (const m of d.local) this.unref(m.privateIp ?? d.privateIp, m.privatePort);
+      for (const m of d.local) this.unref(d, m.privateIp ?? d.privateIp, m.privatePort);
       this.count(d, -1);
       this.touch(d);
     }
     this.dialogs.clear();
     this.foreign.clear();
+    this.byPublicPort.clear();
     if (n) this.counters.inc('d|handed_to_peer', n);
     return n;
   }
@@ -781,9 +810,14 @@ export class DialogTable {
     }
     // the per-endpoint refs say whether any other dialog holds one of these ports: the scan below
     // runs only then (a redial), never for an ordinary new call (a trunk has thousands of dialogs)
-    const heldElsewhere = local.some((x) => (this.endpointRefs.get(ep(x.privateIp ?? d.privateIp, x.privatePort)) ?? 0) > (d.local.some((m) => m.privatePort === x.privatePort && (m.privateIp ?? d.privateIp) === (x.privateIp ?? d.privateIp)) ? 1 : 0));
+    const heldElsewhere = local.some((x) => (this.holders.get(ep(x.privateIp ?? d.privateIp, x.privatePort))?.length ?? 0) > (d.local.some((m) => m.privatePort === x.privatePort && (m.privateIp ?? d.privateIp) === (x.privateIp ?? d.privateIp)) ? 1 : 0));
     if (!heldElsewhere) return out;
-    for (const o of this.dialogs.values()) {
+    // the dialogs that may give something up: those holding one of these private endpoints or
+    // naming one of these public ports (the indexes, not a walk of the table: a redial on a trunk)
+    const maybe = new Set<Dialog>();
+    for (const k of mine) for (const o of this.holders.get(k) ?? NO_DIALOGS) maybe.add(o);
+    for (const p of pubs) for (const o of this.byPublicPort.get(p) ?? NO_DIALOGS) maybe.add(o);
+    for (const o of maybe) {
       if (o === d || !o.local.length) continue;
       const lines = o.local.filter((m) => mine.has(ep(m.privateIp ?? o.privateIp, m.privatePort)) || (sameAddress(o.publicIp, d.publicIp) && pubs.has(m.publicPort)));
       if (!lines.length) continue;
@@ -825,8 +859,10 @@ export class DialogTable {
     });
     // the ports are this dialog's from here on (refs before the old dialogs' go: the lease stays)
     const same = (a: SdpMediaMapping, b: SdpMediaMapping) => a.privatePort === b.privatePort && a.privateIp === b.privateIp;
-    for (const m of local) if (!d.local.some((x) => same(x, m))) this.ref(m.privateIp ?? d.privateIp, m.privatePort);
-    for (const m of d.local) if (!local.some((x) => same(x, m))) this.unref(m.privateIp ?? d.privateIp, m.privatePort);
+    for (const m of local) if (!d.local.some((x) => same(x, m))) this.ref(d, m.privateIp ?? d.privateIp, m.privatePort);
+    for (const m of d.local) if (!local.some((x) => same(x, m))) this.unref(d, m.privateIp ?? d.privateIp, m.privatePort);
+    for (const m of d.local) listRemove(this.byPublicPort, m.publicPort, d);
+    for (const m of local) listAdd(this.byPublicPort, m.publicPort, d);
     d.local = local;
     const timeoutSec = Math.ceil(this.opts.idleMs / 1000) + 3600;
     const mark = anchorMark(dialogKey(d.callId, d.privateIp));
@@ -973,7 +1009,10 @@ export class DialogTable {
   private finishHandOver(given: { o: Dialog; lines: SdpMediaMapping[] }[], now: number): void {
     for (const { o, lines } of given) {
       o.local = o.local.filter((m) => !lines.includes(m));
-      for (const m of lines) this.unref(m.privateIp ?? o.privateIp, m.privatePort);
+      for (const m of lines) {
+        this.unref(o, m.privateIp ?? o.privateIp, m.privatePort);
+        listRemove(this.byPublicPort, m.publicPort, o);
+      }
       this.touch(o);
       if (o.local.length && !o.endAt) {
         try { this.pin(o, o.local, now); } catch { /* counted and logged by pin; retried by the sweep */ }
@@ -1085,7 +1124,10 @@ export class DialogTable {
       d.settled = [];
     }
     if (releasePorts) {
-      for (const m of d.local) this.unref(m.privateIp ?? d.privateIp, m.privatePort);
+      for (const m of d.local) {
+        this.unref(d, m.privateIp ?? d.privateIp, m.privatePort);
+        listRemove(this.byPublicPort, m.publicPort, d);
+      }
       d.local = [];
       if (d.mapCts.length) {
         try { this.ct.deleteBatch(d.mapCts); } catch { /* they expire with their timeout */ }
@@ -1122,19 +1164,16 @@ export class DialogTable {
     return found ? sum : undefined;
   }
 
-  private ref(ip: string, port: number): void {
-    const k = `${ip}:${port}`;
-    this.endpointRefs.set(k, (this.endpointRefs.get(k) ?? 0) + 1);
+  /** `d` holds private media endpoint ip:port (one of its lines) */
+  private ref(d: Dialog, ip: string, port: number): void {
+    listAdd(this.holders, `${ip}:${port}`, d);
   }
 
-  private unref(ip: string, port: number): void {
+  /** `d` gives up one hold of ip:port; the last hold returns the endpoint's port lease */
+  private unref(d: Dialog, ip: string, port: number): void {
     const k = `${ip}:${port}`;
-    const n = (this.endpointRefs.get(k) ?? 1) - 1;
-    if (n > 0) this.endpointRefs.set(k, n);
-    else {
-      this.endpointRefs.delete(k);
-      this.ports.release(ip, port);
-    }
+    if (listRemove(this.holders, k, d)) return;
+    this.ports.release(ip, port);
   }
 
   /** The pinholes `pin` created for `d` (the RTP and RTCP of each media line, under its source), with the far-end flow each backs up. */

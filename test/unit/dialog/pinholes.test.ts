@@ -134,6 +134,28 @@ test('a redial within the teardown grace from the same RTP port: the new call ta
   assert.deepEqual([table.size, ct.anchors.size, ct.exps.length, ct.flows.size], [0, 0, 0, 0], 'nothing left after both calls');
 });
 
+test('a redial on a trunk of 2000 live calls finds the call that held its port by the endpoint index, not by walking the table', () => {
+  const { ct, table, n } = make();
+  // 2000 live calls from other phones, each its own RTP port
+  for (let i = 0; i < 2000; i++) {
+    const privateIp = `10.77.1.${1 + (i % 200)}`;
+    table.observe(ev({ callId: `live-${i}`, method: 'INVITE', privateIp, local: media(20000 + 2 * i), flow: { ...flow, src: privateIp } }), i);
+  }
+  call(table, 'first', 3000);
+  hangUp(table, 'first', 10000);
+  let walks = 0;
+  const values = table.dialogs.values.bind(table.dialogs);
+  table.dialogs.values = () => { walks++; return values(); };
+  call(table, 'second', 10100); // redial at once from port 6000
+  table.dialogs.values = values;
+  assert.equal(walks, 0, 'the hand-over looked at the dialogs holding port 6000 only');
+  const first = table.dialogs.get('first\n10.77.0.11')!, second = table.dialogs.get('second\n10.77.0.11')!;
+  assert.deepEqual(first.local, [], 'the ending call gave its media line up');
+  assert.equal(second.mediaCts.length, 2, 'the new call owns the RTP and RTCP flows');
+  assert.equal(n('h|handed_over'), 2, 'its RTP and RTCP pinholes were handed over');
+  assert.equal(ct.exps.length, 2 * 2000 + 2, 'the other calls keep their pinholes');
+});
+
 test('an inbound call answered within the grace of the last call takes its ports over too', () => {
   const { ct, table, n } = make();
   call(table, 'first', 0);
