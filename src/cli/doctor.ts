@@ -74,6 +74,24 @@ export function kernelHelperFindings(ports: readonly number[], includeEntries = 
 }
 
 /** The router's checks against `config` (the daemon's, from the same file and flags). */
+/**
+ * The kernel's expectation table is a hash of `buckets` (nf_conntrack.expect_hashsize: fixed at boot
+ * or module load, by default conntrack's hashsize / 256, with nf_conntrack_expect_max 4 times it).
+ * Every new pinhole walks its bucket (ctnetlink_new_expect -> __nf_ct_expect_find, nf_ct_exp_equal
+ * per entry), and so does every new connection's search for its expectation: with many pending
+ * pinholes per bucket each call set-up costs time that grows with them (measured with 1024 buckets:
+ * nf_ct_exp_equal 2.9% of the daemon's CPU at ~6k pending pinholes, 10.9% at ~40k). Raising
+ * nf_conntrack_expect_max alone (the tables check's advice) lengthens the chains.
+ */
+export function expectHashCheck(buckets: number, expMax: number, pending: number): Check {
+  if (!(buckets > 0)) return { name: 'expect-hash', status: 'ok', detail: 'the expectation hash size is not readable (/sys/module/nf_conntrack/parameters/expect_hashsize)' };
+  const full = expMax / buckets, now = pending / buckets;
+  const want = 2 ** Math.ceil(Math.log2(Math.max(buckets, expMax / 4)));
+  const warn = full > 16 || now > 8;
+  const detail = `expectation hash of ${buckets} buckets: ${Number.isFinite(full) ? `${Math.round(full)} pinholes a bucket when nf_conntrack_expect_max (${expMax}) is reached, ` : ''}${now.toFixed(1)} now (${pending} pending)${warn ? ': each new pinhole and each new media flow compares them one by one' : ''}`;
+  return { name: 'expect-hash', status: warn ? 'warn' : 'ok', detail, ...(warn ? { fix: `boot with nf_conntrack.expect_hashsize=${want} (with nf_conntrack as a module: options nf_conntrack expect_hashsize=${want} in /etc/modprobe.d/, then reload it); or keep nf_conntrack_expect_max near ${buckets * 4}` } : {}) };
+}
+
 export async function doctorChecks(config: Config): Promise<Check[]> {
   const checks: Check[] = [];
   const add = (name: string, status: CheckStatus, detail: string, fix?: string) => checks.push({ name, status, detail, ...(status !== 'ok' && fix ? { fix } : {}) });
@@ -152,7 +170,8 @@ export async function doctorChecks(config: Config): Promise<Check[]> {
   const expCount = (read('/proc/net/nf_conntrack_expect') ?? '').split('\n').filter(Boolean).length;
   const ctUse = ctCount / ctMax, expUse = expCount / expMax;
   const worst = Math.max(Number.isFinite(ctUse) ? ctUse : 0, Number.isFinite(expUse) ? expUse : 0);
-  add('tables', worst >= 0.95 ? 'fail' : worst >= 0.8 ? 'warn' : 'ok', `conntrack ${ctCount}/${ctMax}, expectations ${expCount}/${Number.isFinite(expMax) ? expMax : '?'}`, 'raise net.netfilter.nf_conntrack_max and nf_conntrack_expect_max (each call holds up to 4 expectations while it rings)');
+  add('tables', worst >= 0.95 ? 'fail' : worst >= 0.8 ? 'warn' : 'ok', `conntrack ${ctCount}/${ctMax}, expectations ${expCount}/${Number.isFinite(expMax) ? expMax : '?'}`, 'raise net.netfilter.nf_conntrack_max and nf_conntrack_expect_max (each call holds up to 4 expectations while it rings), and the expectation hash with it (expect-hash)');
+  checks.push(expectHashCheck(Number(read('/sys/module/nf_conntrack/parameters/expect_hashsize') ?? NaN), expMax, expCount));
 
   // UDP timeouts against registrations
   const udpStream = Number(read('/proc/sys/net/netfilter/nf_conntrack_udp_timeout_stream') ?? NaN);
