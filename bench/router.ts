@@ -503,48 +503,49 @@ async function memory(s: Setup, rate: number): Promise<{ rows: [string, string][
   return { rows, log };
 }
 
-interface GrowthPoint { live: number; exps: number; calls: number; daemon: number; senders: number }
+interface GrowthPoint { live: number; exps: number; calls: number; daemon: number; senders: number; p50: number; p99: number }
 
 /**
- * CPU per call set-up (INVITE with SDP, 180, 200 with SDP) measured at a small and at large tables
- * of live calls (issue 21: no growth of CPU per message between 1k and 50k live dialogs). The calls
- * stay up (answered, no BYE, no provisional expiry); each window is 3 s of 1500 INVITE/s whose
- * private media endpoints no live call holds, until the last point: one public address has ~32k
- * RTP/RTCP port pairs (--media-port-min/max 1024-65535), so beyond that new calls share an endpoint
- * with a live one (a redial's hand-over). For the kernel helper the senders' CPU carries its work.
+ * CPU per call set-up (INVITE with SDP, 180, 200 with SDP) and the INVITEs' one-way latency,
+ * measured at a small and at large tables of live calls (issue 21: no growth of p99 or CPU per
+ * message between 1k and 50k live dialogs). The calls stay up (answered, no BYE, no provisional
+ * expiry); each window is 3 s of 1500 INVITE/s with a UAS of its own (its latency is the window's).
+ * One public address has ~32k RTP/RTCP port pairs (--media-port-min/max 1024-65535): beyond that
+ * the calls' private media endpoints repeat (each new call shares its endpoint with a live one, as a
+ * phone's redial does, and takes its media over). For the kernel helper the senders' CPU carries its work.
  */
 async function growth(s: Setup, ips: string[], quick: boolean): Promise<{ points: GrowthPoint[]; log: string[] }> {
   await s.reset(['--provisional-invite-expiry-seconds', '3600']);
   const run = ++runSeq;
-  const uas = await s.uas(run, true);
   const points: GrowthPoint[] = [], log: string[] = [];
   let next = 0; // the next call's index: its Call-ID and (mod 32000) its private media port
-  const calls = (n: number, rate: number, timeoutMs = 120000) => {
+  /** `n` calls at `rate`/s, answered by a UAS of their own: the UAC's and the UAS's reports */
+  const calls = async (n: number, rate: number, timeoutMs = 120000) => {
+    const uas = await s.uas(run, true);
     const args = ['--ips', ips.join(','), '--kind', 'invite', '--rate', String(rate), '--count', String(n), '--seq0', String(next), '--mslot', String(next % 32000), '--mports', '32000', '--mbase', '1024', '--run', String(run), '--linger', '500'];
     next += n;
-    return s.uac(args, timeoutMs);
+    let u: Record<string, any>;
+    try {
+      u = await s.uac(args, timeoutMs);
+    } finally {
+      await sleep(200);
+    }
+    return { u, w: await uas.stop() };
   };
   const live = () => (s.mode === 'alg' ? s.metric('sipalg_dialogs_active') : next);
   const exps = () => Number(s.lab.conntrack(['-C', 'expect']).trim());
   const window = quick ? 1500 : 4500;
-  try {
-    for (const target of quick ? [1000, 10000] : [1000, 25000, 50000]) {
-      const have = next;
-      if (target > have) await calls(target - have, 2000, 300000);
-      await sleep(2000);
-      const at = live(), e = exps();
-      const d0 = processCpuUs(s.daemon?.pid);
-      const u = await calls(window, 1500);
-      const d1 = processCpuUs(s.daemon?.pid);
-      const setups = u.resp_2xx ?? 0;
-      log.push(`${target}: live ${at}, expectations ${e}, window sent ${u.sent} INVITEs, 200 OK back ${setups}`);
-      points.push({ live: at, exps: e, calls: u.sent ?? 0, daemon: s.daemon ? (d1 - d0) / Math.max(1, u.sent ?? 0) : NaN, senders: (u.cpu_us ?? NaN) / Math.max(1, u.sent ?? 0) });
-    }
-  } finally {
-    const w = await uas.stop();
-    log.push(`uas: ${JSON.stringify(w)}`);
+  for (const target of quick ? [1000, 10000] : [1000, 25000, 50000]) {
+    if (target > next) await calls(target - next, 2000, 300000);
+    await sleep(2000);
+    const at = live(), e = exps();
+    const d0 = processCpuUs(s.daemon?.pid);
+    const { u, w } = await calls(window, 1500);
+    const d1 = processCpuUs(s.daemon?.pid);
+    const n = Math.max(1, u.sent ?? 0);
+    log.push(`${target}: live ${at}, expectations ${e}, window sent ${u.sent} INVITEs, 200 OK back ${u.resp_2xx}, latency ${JSON.stringify(w.latency)}`);
+    points.push({ live: at, exps: e, calls: u.sent ?? 0, daemon: s.daemon ? (d1 - d0) / n : NaN, senders: (u.cpu_us ?? NaN) / n, p50: w.latency?.p50_us ?? NaN, p99: w.latency?.p99_us ?? NaN });
   }
-  // the UAS's CPU is not per window: the senders' figure is the UAC's (its sends carry the router's softirq work)
   return { points, log };
 }
 
@@ -697,14 +698,14 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
   }
   if (res.alg1.growth || res.kernel.growth) {
     out('');
-    out('CPU per call set-up (INVITE with SDP, 180, 200 with SDP) against the number of live calls (3 s windows at 1500 INVITE/s; calls stay up): sip-alg 1 worker daemon CPU, and the load generator\'s UAC (whose sends carry the router\'s softirq work, the kernel helper\'s included).');
+    out('CPU per call set-up (INVITE with SDP, 180, 200 with SDP) and the INVITEs\' one-way latency against the number of live calls (3 s windows at 1500 INVITE/s; calls stay up): sip-alg 1 worker daemon CPU, and the load generator\'s UAC (whose sends carry the router\'s softirq work, the kernel helper\'s included).');
     out('');
-    out('| live calls at the window\'s start | kernel expectations | sip-alg daemon µs per set-up | sip-alg UAC µs | kernel helper: calls set up / expectations | kernel helper UAC µs |');
-    out('|---|---|---|---|---|---|');
+    out('| live calls at the window\'s start | kernel expectations | sip-alg daemon µs per set-up | sip-alg UAC µs | sip-alg INVITE p50 / p99 µs | kernel helper: calls set up / expectations | kernel helper UAC µs | kernel helper p50 / p99 µs |');
+    out('|---|---|---|---|---|---|---|---|');
     const a = res.alg1.growth ?? [], k2 = res.kernel.growth ?? [];
     for (let i = 0; i < Math.max(a.length, k2.length); i++) {
       const x = a[i], y = k2[i];
-      out(`| ${x?.live ?? 'n/a'} | ${x?.exps ?? 'n/a'} | ${fmt(x?.daemon)} | ${fmt(x?.senders)} | ${y ? `${y.live} / ${y.exps}` : 'n/a'} | ${fmt(y?.senders)} |`);
+      out(`| ${x?.live ?? 'n/a'} | ${x?.exps ?? 'n/a'} | ${fmt(x?.daemon)} | ${fmt(x?.senders)} | ${fmt(x?.p50)} / ${fmt(x?.p99)} | ${y ? `${y.live} / ${y.exps}` : 'n/a'} | ${fmt(y?.senders)} | ${fmt(y?.p50)} / ${fmt(y?.p99)} |`);
     }
   }
   if (mem) {
