@@ -324,7 +324,7 @@ export function expectationGetMessage(anchor: Tuple, e: PinholeSpec): NlMessage 
 /** Ctnetlink.get's IPCTNL_MSG_CT_GET of the entry holding `t`. */
 export function getMessage(t: Tuple): NlMessage {
   const fam = tupleFamily(t);
-  return { type: (SUBSYS_CTNETLINK << 8) | MSG_CT_GET, flags: NLM_F_ACK, family: fam, attrs: [[CTA_TUPLE_ORIG, tupleAttrs(t, fam)]] };
+  return { type: (SUBSYS_CTNETLINK << 8) | MSG_CT_GET, flags: NLM_F_ACK, family: fam, attrs: (w) => writeTuple(w, CTA_TUPLE_ORIG, fam, t.src, t.dst, t.sport, t.dport, t.proto) };
 }
 
 /**
@@ -370,7 +370,15 @@ export function snatMessage(t: Tuple, publicIp: string, timeoutSec: number, port
 /** Ctnetlink.setTimeout's IPCTNL_MSG_CT_NEW (an update: no NLM_F_CREATE) of the entry holding `t`. */
 export function setTimeoutMessage(t: Tuple, timeoutSec: number): NlMessage {
   const fam = tupleFamily(t);
-  return { type: (SUBSYS_CTNETLINK << 8) | MSG_CT_NEW, flags: NLM_F_ACK, family: fam, attrs: [[CTA_TUPLE_ORIG, tupleAttrs(t, fam)], [CTA_TIMEOUT, u32be(timeoutSec)]] };
+  return {
+    type: (SUBSYS_CTNETLINK << 8) | MSG_CT_NEW,
+    flags: NLM_F_ACK,
+    family: fam,
+    attrs: (w) => {
+      writeTuple(w, CTA_TUPLE_ORIG, fam, t.src, t.dst, t.sport, t.dport, t.proto);
+      w.u32be(CTA_TIMEOUT, timeoutSec);
+    },
+  };
 }
 
 /** Ctnetlink.setTcpLiberal's update of the entry holding `t`. */
@@ -391,7 +399,7 @@ export function tcpLiberalMessage(t: Tuple): NlMessage {
 /** Ctnetlink.delete's IPCTNL_MSG_CT_DELETE of the entry holding `t`. */
 export function deleteMessage(t: Tuple): NlMessage {
   const fam = tupleFamily(t);
-  return { type: (SUBSYS_CTNETLINK << 8) | MSG_CT_DELETE, flags: NLM_F_ACK, family: fam, attrs: [[CTA_TUPLE_ORIG, tupleAttrs(t, fam)]] };
+  return { type: (SUBSYS_CTNETLINK << 8) | MSG_CT_DELETE, flags: NLM_F_ACK, family: fam, attrs: (w) => writeTuple(w, CTA_TUPLE_ORIG, fam, t.src, t.dst, t.sport, t.dport, t.proto) };
 }
 
 /** A dump request of the conntrack table (`expectations` false) or the expectation table, of one family or (AF_UNSPEC) all. */

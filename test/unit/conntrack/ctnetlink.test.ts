@@ -179,7 +179,7 @@ test('one family per message: mixed tuples and pinholes are refused with EINVAL 
   assert.equal(addressFamily('::'), AF_INET6);
   // text that only looks like IPv6 is refused (never written as "::"): when an Attr tree is built,
   // or when the NlWriter writes it, either way before the socket sends anything
-  assert.throws(() => getMessage({ ...flow, src: 'fd00::zz' }), einval);
+  assert.throws(() => encode(getMessage({ ...flow, src: 'fd00::zz' }), 1), einval);
   const badExp = expectationMessage(anchor6, { ...pinholes6[0]!, publicIp: '2001:db8::1::2' });
   assert.throws(() => encode(badExp, 1), einval);
 });
