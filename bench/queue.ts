@@ -68,7 +68,7 @@ async function inner(rate: number, mode: Mode): Promise<void> {
   const gen = spawn(LOADGEN, ['uac', '--ips', '127.0.0.1', '--dst', `127.0.0.1:${PORT}`, '--kind', 'register', '--rate', String(rate), '--duration', '3', '--run', '1', '--linger', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   gen.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  await new Promise((r) => gen.once('exit', r));
+  await new Promise((r) => gen.once('close', r)); // 'close': its report may still be in the pipe at 'exit'
   await new Promise((r) => setTimeout(r, 300));
   sink.close();
   w.postMessage('close');

@@ -112,7 +112,7 @@ export class Setup {
     return {
       stop: () => new Promise((res) => {
         const t = setTimeout(() => p.kill('SIGKILL'), 10000);
-        p.once('exit', () => { clearTimeout(t); res(lastJson(out) ?? { error: out.slice(-300) }); });
+        p.once('close', () => { clearTimeout(t); res(lastJson(out) ?? { error: out.slice(-300) }); });
         p.kill('SIGTERM');
       }),
     };

@@ -61,7 +61,9 @@ export class Lab {
       p.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
       p.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
       const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-      p.on('exit', (code, sig) => {
+      // 'close', not 'exit': at 'exit' the child's stdout may still hold unread output (a load
+      // generator's report, its last line, was lost so: "ended without its report", exit 0)
+      p.on('close', (code, sig) => {
         clearTimeout(t);
         resolveRun({ code: code ?? (sig ? 128 : -1), stdout, stderr });
       });
