@@ -808,8 +808,8 @@ export class DialogTable {
       mine.add(ep(x.privateIp ?? d.privateIp, x.rtcpPrivatePort));
       pubs.add(x.publicPort);
     }
-    // the per-endpoint refs say whether any other dialog holds one of these ports: the scan below
-    // runs only then (a redial), never for an ordinary new call (a trunk has thousands of dialogs)
+    // the endpoints' holders say whether any other dialog holds one of these ports: the look below
+    // runs only then (a redial), never for an ordinary new call
     const heldElsewhere = local.some((x) => (this.holders.get(ep(x.privateIp ?? d.privateIp, x.privatePort))?.length ?? 0) > (d.local.some((m) => m.privatePort === x.privatePort && (m.privateIp ?? d.privateIp) === (x.privateIp ?? d.privateIp)) ? 1 : 0));
     if (!heldElsewhere) return out;
     // the dialogs that may give something up: those holding one of these private endpoints or
