@@ -8,13 +8,14 @@
  *   SIPALG_PROFILE_WARMUP=15 …   records after 15 s of load instead of 2 (steady state, JIT compiles done)
  *   SIPALG_PROFILE_STRACE=1 …    counts the daemon's system calls (strace -c -f) instead (/tmp/sipalg-strace.txt)
  *   SIPALG_PROFILE_FLAGS='--media-port-max 1999' …   more daemon flags (after the bench's: a later value wins)
+ *   SIPALG_PROFILE_QUEUES=0:1 …  two workers (the load then comes from 8 phone addresses, which the queues' hash spreads)
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { prepare } from '../src/lab/media';
 import { Lab, PROVIDER_IP, phoneIp, ROOT } from '../src/lab/lab';
-import { ALG_FLAGS } from './router';
+import { ALG_FLAGS, CANDIDATE_IPS } from './router';
 
 const LOADGEN = '/tmp/sipalg-bench/loadgen';
 
@@ -23,7 +24,9 @@ async function main(): Promise<void> {
   const rate = Number(process.argv[3] ?? 1500), seconds = Number(process.argv[4] ?? 8);
   process.env.SIPALG_NODE_FLAGS = '--perf-basic-prof --interpreted-frames-native-stack';
   // the router bench's daemon flags (per-source limits off: the load comes from one address)
-  const { lab, daemon } = await prepare('sprof', 1, 'alg', [...ALG_FLAGS, ...(process.env.SIPALG_PROFILE_STATE ? [] : ['--state-dir', 'off']), ...(process.env.SIPALG_PROFILE_FLAGS ?? '').split(' ').filter(Boolean)], '0:0', ['--source-rate', '0']);
+  const { lab, daemon } = await prepare('sprof', 1, 'alg', [...ALG_FLAGS, ...(process.env.SIPALG_PROFILE_STATE ? [] : ['--state-dir', 'off']), ...(process.env.SIPALG_PROFILE_FLAGS ?? '').split(' ').filter(Boolean)], process.env.SIPALG_PROFILE_QUEUES ?? '0:0', ['--source-rate', '0']);
+  const ips = process.env.SIPALG_PROFILE_QUEUES ? CANDIDATE_IPS.slice(0, 8) : [phoneIp(1)];
+  if (process.env.SIPALG_PROFILE_QUEUES) for (const ip of ips) lab.run(lab.phone(1), 'ip', ['addr', 'add', `${ip}/24`, 'dev', 'eth0']);
   try {
     // bench/loadgen.c, as bench/router.ts runs it: unique Call-IDs and media ports, the UAS answers
     mkdirSync('/tmp/sipalg-bench', { recursive: true });
@@ -31,7 +34,7 @@ async function main(): Promise<void> {
     if (cc.status !== 0) throw new Error(`cannot compile bench/loadgen.c: ${cc.stderr}`);
     const uas = lab.start(lab.provider, LOADGEN, ['uas', '--bind', `${PROVIDER_IP}:5080`, '--run', '7', '--respond']);
     await Lab.waitFor(uas, /ready/, 10000, 'loadgen uas');
-    const load = lab.runAsync(lab.phone(1), LOADGEN, ['uac', '--ips', phoneIp(1), '--dst', `${PROVIDER_IP}:5080`, '--kind', kind, '--rate', String(rate), '--duration', String(seconds + 4 + Number(process.env.SIPALG_PROFILE_WARMUP ?? 2)), '--run', '7'], (seconds + 30) * 1000);
+    const load = lab.runAsync(lab.phone(1), LOADGEN, ['uac', '--ips', ips.join(','), '--dst', `${PROVIDER_IP}:5080`, '--kind', kind, '--rate', String(rate), '--duration', String(seconds + 4 + Number(process.env.SIPALG_PROFILE_WARMUP ?? 2)), '--run', '7'], (seconds + 30) * 1000);
     const warm = Number(process.env.SIPALG_PROFILE_WARMUP ?? 2); // seconds of load before recording (JIT compiles happen in the first ~10)
     await new Promise((r) => setTimeout(r, warm * 1000));
     if (process.env.SIPALG_PROFILE_STRACE) {

@@ -61,12 +61,19 @@ export class Lab {
       p.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
       p.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
       const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-      // 'close', not 'exit': at 'exit' the child's stdout may still hold unread output (a load
-      // generator's report, its last line, was lost so: "ended without its report", exit 0)
-      p.on('close', (code, sig) => {
+      // at 'close', not at 'exit': at 'exit' the child's stdout may still hold unread output (a load
+      // generator's report, its last line, was lost so: "ended without its report", exit 0); 2 s
+      // after 'exit' at the latest (a grandchild that kept the pipe open must not hold the test)
+      let done = false, grace: NodeJS.Timeout | undefined;
+      const finish = (code: number | null, sig: NodeJS.Signals | null) => {
+        if (done) return;
+        done = true;
         clearTimeout(t);
+        clearTimeout(grace);
         resolveRun({ code: code ?? (sig ? 128 : -1), stdout, stderr });
-      });
+      };
+      p.on('exit', (code, sig) => { grace = setTimeout(() => finish(code, sig), 2000); });
+      p.on('close', finish);
     });
   }
 
