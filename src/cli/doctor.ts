@@ -73,7 +73,6 @@ export function kernelHelperFindings(ports: readonly number[], includeEntries = 
   return found;
 }
 
-/** The router's checks against `config` (the daemon's, from the same file and flags). */
 /**
  * The kernel's expectation table is a hash of `buckets` (nf_conntrack.expect_hashsize: fixed at boot
  * or module load, by default conntrack's hashsize / 256, with nf_conntrack_expect_max 4 times it).
@@ -92,6 +91,7 @@ export function expectHashCheck(buckets: number, expMax: number, pending: number
   return { name: 'expect-hash', status: warn ? 'warn' : 'ok', detail, ...(warn ? { fix: `boot with nf_conntrack.expect_hashsize=${want} (with nf_conntrack as a module: options nf_conntrack expect_hashsize=${want} in /etc/modprobe.d/, then reload it); or keep nf_conntrack_expect_max near ${buckets * 4}` } : {}) };
 }
 
+/** The router's checks against `config` (the daemon's, from the same file and flags). */
 export async function doctorChecks(config: Config): Promise<Check[]> {
   const checks: Check[] = [];
   const add = (name: string, status: CheckStatus, detail: string, fix?: string) => checks.push({ name, status, detail, ...(status !== 'ok' && fix ? { fix } : {}) });

@@ -222,6 +222,11 @@ function writeTuple(w: NlWriter, type: number, fam: number, src: string, dst: st
   w.endNest(tuple);
 }
 
+/** `t` as the entry's CTA_TUPLE_ORIG (how an anchor is made, and get, delete and a timeout's update name an entry). */
+function writeOrig(w: NlWriter, fam: number, t: Tuple): void {
+  writeTuple(w, CTA_TUPLE_ORIG, fam, t.src, t.dst, t.sport, t.dport, t.proto);
+}
+
 /** createAnchor's IPCTNL_MSG_CT_NEW, byte for byte, with its attributes written without a tree. */
 export function anchorMessage(t: Tuple, timeoutSec: number, mark = 0): NlMessage {
   const fam = tupleFamily(t);
@@ -230,7 +235,7 @@ export function anchorMessage(t: Tuple, timeoutSec: number, mark = 0): NlMessage
     flags: NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
     family: fam,
     attrs: (w) => {
-      writeTuple(w, CTA_TUPLE_ORIG, fam, t.src, t.dst, t.sport, t.dport, t.proto);
+      writeOrig(w, fam, t);
       writeTuple(w, CTA_TUPLE_REPLY, fam, t.dst, t.src, t.dport, t.sport, t.proto);
       w.u32be(CTA_TIMEOUT, timeoutSec);
       // the dialog's tag, carried to a router pair's peer by conntrackd (and inherited by the media
@@ -324,7 +329,7 @@ export function expectationGetMessage(anchor: Tuple, e: PinholeSpec): NlMessage 
 /** Ctnetlink.get's IPCTNL_MSG_CT_GET of the entry holding `t`. */
 export function getMessage(t: Tuple): NlMessage {
   const fam = tupleFamily(t);
-  return { type: (SUBSYS_CTNETLINK << 8) | MSG_CT_GET, flags: NLM_F_ACK, family: fam, attrs: (w) => writeTuple(w, CTA_TUPLE_ORIG, fam, t.src, t.dst, t.sport, t.dport, t.proto) };
+  return { type: (SUBSYS_CTNETLINK << 8) | MSG_CT_GET, flags: NLM_F_ACK, family: fam, attrs: (w) => writeOrig(w, fam, t) };
 }
 
 /**
@@ -342,7 +347,7 @@ export function snatMessage(t: Tuple, publicIp: string, timeoutSec: number, port
     family: fam,
     // written without a tree, as anchorMessage is (one a media flow and mapping record: per call)
     attrs: (w) => {
-      writeTuple(w, CTA_TUPLE_ORIG, fam, t.src, t.dst, t.sport, t.dport, t.proto);
+      writeOrig(w, fam, t);
       writeTuple(w, CTA_TUPLE_REPLY, fam, t.dst, t.src, t.dport, t.sport, t.proto);
       w.u32be(CTA_TIMEOUT, timeoutSec);
       const nat = w.beginNest(CTA_NAT_SRC);
@@ -375,7 +380,7 @@ export function setTimeoutMessage(t: Tuple, timeoutSec: number): NlMessage {
     flags: NLM_F_ACK,
     family: fam,
     attrs: (w) => {
-      writeTuple(w, CTA_TUPLE_ORIG, fam, t.src, t.dst, t.sport, t.dport, t.proto);
+      writeOrig(w, fam, t);
       w.u32be(CTA_TIMEOUT, timeoutSec);
     },
   };
@@ -399,7 +404,7 @@ export function tcpLiberalMessage(t: Tuple): NlMessage {
 /** Ctnetlink.delete's IPCTNL_MSG_CT_DELETE of the entry holding `t`. */
 export function deleteMessage(t: Tuple): NlMessage {
   const fam = tupleFamily(t);
-  return { type: (SUBSYS_CTNETLINK << 8) | MSG_CT_DELETE, flags: NLM_F_ACK, family: fam, attrs: (w) => writeTuple(w, CTA_TUPLE_ORIG, fam, t.src, t.dst, t.sport, t.dport, t.proto) };
+  return { type: (SUBSYS_CTNETLINK << 8) | MSG_CT_DELETE, flags: NLM_F_ACK, family: fam, attrs: (w) => writeOrig(w, fam, t) };
 }
 
 /** A dump request of the conntrack table (`expectations` false) or the expectation table, of one family or (AF_UNSPEC) all. */
