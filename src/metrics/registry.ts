@@ -64,7 +64,10 @@ export class Metrics {
   }
 
   constructor() {
-    client.collectDefaultMetrics({ register: this.registry, prefix: 'sipalg_' });
+    // the event-loop lag histogram samples the main thread's loop with a libuv timer of this period:
+    // prom-client's default of 10 ms woke the idle daemon 100 times a second (half its idle CPU);
+    // the packets are the workers', the main thread serves the control socket and the scrapes
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'sipalg_', eventLoopMonitoringPrecision: 200 });
     // the series alerts and panels watch exist from the start at 0 (increase()/rate() of a series
     // that appears only with its first failure would miss that failure)
     for (const event of ['created', 'removed', 'failed']) {
