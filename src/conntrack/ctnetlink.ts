@@ -5,8 +5,8 @@
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { ENOENT, NetlinkError } from '../errors';
-import { formatIpv6, parseIpv6 } from '../packet/addr';
-import { type Attr, decodeAttrs, NetlinkSocket, type NlMessage, type NlReply, NlWriter, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, u16be, u32be, u8 } from './netlink';
+import { formatIpv6 } from '../packet/addr';
+import { decodeAttrs, NetlinkSocket, type NlMessage, type NlReply, NlWriter, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL } from './netlink';
 
 const SUBSYS_CTNETLINK = 1;
 const SUBSYS_CTNETLINK_EXP = 2;
@@ -63,17 +63,6 @@ function counterPackets(b: Buffer | undefined): number {
   return p && p.length === 8 ? Number(p.readBigUInt64BE(0)) : 0;
 }
 
-function ip4(addr: string): Buffer {
-  const p = addr.split('.');
-  return Buffer.from([Number(p[0]), Number(p[1]), Number(p[2]), Number(p[3])]);
-}
-
-function ip6(addr: string): Buffer {
-  const b = parseIpv6(addr);
-  if (!b) throw new NetlinkError(EINVAL, `not an IPv6 address: ${JSON.stringify(addr)}`);
-  return b;
-}
-
 /** The nfgenmsg family of an address's text: AF_INET6 for IPv6 text (it has colons), AF_INET otherwise. */
 export function addressFamily(addr: string): typeof AF_INET | typeof AF_INET6 {
   return addr.indexOf(':') >= 0 ? AF_INET6 : AF_INET;
@@ -100,14 +89,6 @@ export function tupleFamily(t: Tuple): typeof AF_INET | typeof AF_INET6 {
   return familyOf('tuple', t.src, t.dst);
 }
 
-/** CTA_TUPLE_IP + CTA_TUPLE_PROTO of `t`; `fam` says whether the addresses are CTA_IP_V4_* or CTA_IP_V6_*. */
-function tupleAttrs(t: Tuple, fam: number = tupleFamily(t)): Attr[] {
-  const ip: Attr[] = fam === AF_INET6 ? [[CTA_IP_V6_SRC, ip6(t.src)], [CTA_IP_V6_DST, ip6(t.dst)]] : [[CTA_IP_V4_SRC, ip4(t.src)], [CTA_IP_V4_DST, ip4(t.dst)]];
-  return [
-    [CTA_TUPLE_IP, ip],
-    [CTA_TUPLE_PROTO, [[CTA_PROTO_NUM, u8(t.proto)], [CTA_PROTO_SRC_PORT, u16be(t.sport)], [CTA_PROTO_DST_PORT, u16be(t.dport)]]],
-  ];
-}
 
 /** src/dst of a CTA_TUPLE_IP: CTA_IP_V4_* (4 bytes) or CTA_IP_V6_* (16 bytes, RFC 5952 text) */
 function parseTupleIp(ip: Map<number, Buffer>): [string, string] | undefined {
@@ -202,7 +183,7 @@ export interface PinholeSpec {
   timeoutSec: number;
 }
 
-/** tupleAttrs() under `type`, written straight into `w` (the same bytes, no tree, no allocation); `fam` as for tupleAttrs. */
+/** CTA_TUPLE_IP + CTA_TUPLE_PROTO under `type`, written straight into `w`; `fam` says whether the addresses are CTA_IP_V4_* or CTA_IP_V6_*. */
 function writeTuple(w: NlWriter, type: number, fam: number, src: string, dst: string, sport: number, dport: number, proto: number): void {
   const tuple = w.beginNest(type);
   const ip = w.beginNest(CTA_TUPLE_IP);
@@ -394,10 +375,15 @@ export function tcpLiberalMessage(t: Tuple): NlMessage {
     type: (SUBSYS_CTNETLINK << 8) | MSG_CT_NEW,
     flags: NLM_F_ACK,
     family: fam,
-    attrs: [
-      [CTA_TUPLE_ORIG, tupleAttrs(t, fam)],
-      [CTA_PROTOINFO, [[CTA_PROTOINFO_TCP, [[CTA_PROTOINFO_TCP_FLAGS_ORIGINAL, flags], [CTA_PROTOINFO_TCP_FLAGS_REPLY, flags]]]]],
-    ],
+    attrs: (w) => {
+      writeOrig(w, fam, t);
+      const info = w.beginNest(CTA_PROTOINFO);
+      const tcp = w.beginNest(CTA_PROTOINFO_TCP);
+      w.bytes(CTA_PROTOINFO_TCP_FLAGS_ORIGINAL, flags);
+      w.bytes(CTA_PROTOINFO_TCP_FLAGS_REPLY, flags);
+      w.endNest(tcp);
+      w.endNest(info);
+    },
   };
 }
 

@@ -427,8 +427,7 @@ export class DialogTable {
       } else d.anchor = undefined;
       for (const m of d.local) {
         this.ports.adopt(m.privateIp ?? d.privateIp, m.privatePort, m.publicPort, now);
-        this.ref(d, m.privateIp ?? d.privateIp, m.privatePort);
-        listAdd(this.byPublicPort, m.publicPort, d);
+        this.holdLine(d, m);
       }
       this.dialogs.set(dialogKey(d.callId, d.privateIp), d);
       this.count(d, 1);
@@ -1009,10 +1008,7 @@ export class DialogTable {
   private finishHandOver(given: { o: Dialog; lines: SdpMediaMapping[] }[], now: number): void {
     for (const { o, lines } of given) {
       o.local = o.local.filter((m) => !lines.includes(m));
-      for (const m of lines) {
-        this.unref(o, m.privateIp ?? o.privateIp, m.privatePort);
-        listRemove(this.byPublicPort, m.publicPort, o);
-      }
+      for (const m of lines) this.dropLine(o, m);
       this.touch(o);
       if (o.local.length && !o.endAt) {
         try { this.pin(o, o.local, now); } catch { /* counted and logged by pin; retried by the sweep */ }
@@ -1124,10 +1120,7 @@ export class DialogTable {
       d.settled = [];
     }
     if (releasePorts) {
-      for (const m of d.local) {
-        this.unref(d, m.privateIp ?? d.privateIp, m.privatePort);
-        listRemove(this.byPublicPort, m.publicPort, d);
-      }
+      for (const m of d.local) this.dropLine(d, m);
       d.local = [];
       if (d.mapCts.length) {
         try { this.ct.deleteBatch(d.mapCts); } catch { /* they expire with their timeout */ }
@@ -1162,6 +1155,18 @@ export class DialogTable {
       sum += c.packets;
     }
     return found ? sum : undefined;
+  }
+
+  /** `d`'s media line `m` is in both indexes (its private endpoint held, its public port named) */
+  private holdLine(d: Dialog, m: SdpMediaMapping): void {
+    this.ref(d, m.privateIp ?? d.privateIp, m.privatePort);
+    listAdd(this.byPublicPort, m.publicPort, d);
+  }
+
+  /** `d` gives its media line `m` up (holdLine undone: the last hold of the endpoint returns its lease) */
+  private dropLine(d: Dialog, m: SdpMediaMapping): void {
+    this.unref(d, m.privateIp ?? d.privateIp, m.privatePort);
+    listRemove(this.byPublicPort, m.publicPort, d);
   }
 
   /** `d` holds private media endpoint ip:port (one of its lines) */

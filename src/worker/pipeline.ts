@@ -62,7 +62,6 @@ export interface PipelinePolicy {
   debug: boolean;
 }
 
-
 export class PacketPipeline {
   private readonly d = new Decision();
 
