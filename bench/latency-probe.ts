@@ -5,7 +5,9 @@
  *
  *   node dist/bench/latency-probe.js [rate/s] [seconds] [daemon flags...]      (root)
  *   SIPALG_PROBE_WARMUP=S   seconds of the same load before the measured ones (default 1, as the bench)
+ *   SIPALG_PROBE_LOG=FILE   the daemon's whole output (its log, and what SIPALG_NODE_FLAGS such as --trace-deopt print) into FILE
  */
+import { writeFileSync } from 'node:fs';
 import { CANDIDATE_IPS, Setup, latencyTrial } from './router';
 
 async function main(): Promise<void> {
@@ -20,6 +22,7 @@ async function main(): Promise<void> {
     const t = await latencyTrial(s, rate, seconds, CANDIDATE_IPS.slice(0, 8), Number(process.env.SIPALG_PROBE_WARMUP ?? 1));
     console.log(JSON.stringify(t.latency));
     const log = s.daemon?.log() ?? '';
+    if (process.env.SIPALG_PROBE_LOG) writeFileSync(process.env.SIPALG_PROBE_LOG, log);
     const pauses = [...log.matchAll(/(Scavenge|Mark-Compact|Mark-sweep)[^\n]*?([\d.]+) \/ ([\d.]+) ms/g)].map((m) => `${m[1]} ${m[2]} ms`);
     console.log(`GC pauses in the daemon (whole life, ${pauses.length}): ${pauses.join(', ')}`);
     const stalls = log.split('\n').filter((l) => l.includes('worker stall') || l.includes('slow datagram')).map((l) => l.replace(/^.*?msg=/, ''));

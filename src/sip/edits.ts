@@ -8,7 +8,17 @@ export interface Edit {
 
 /** The edits sorted by position, without overlaps (of two overlapping edits the first one wins). */
 export function normalizeEdits(edits: Edit[]): Edit[] {
-  edits.sort((a, b) => a.start - b.start);
+  // insertion sort, stable as Array.prototype.sort: the edits come nearly in order (headers, then
+  // the body, then Content-Length), and sort's work array was ~0.9 KB of garbage per INVITE
+  for (let i = 1; i < edits.length; i++) {
+    const e = edits[i]!;
+    let j = i - 1;
+    while (j >= 0 && edits[j]!.start > e.start) {
+      edits[j + 1] = edits[j]!;
+      j--;
+    }
+    edits[j + 1] = e;
+  }
   const out: Edit[] = [];
   let o = -1;
   for (const e of edits) {

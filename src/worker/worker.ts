@@ -348,15 +348,22 @@ function main(): void {
       log('warn', 'dialog sweep failed', { err: e as Error });
     }
   }), 100);
+  // each step timed on its own too (SIPALG_STALL_MS): which one holds the thread
+  const protectionSweep = timed('1 s timer: protection sweep', () => protection.sweep(Date.now()));
+  const registrationSweep = timed('1 s timer: registration sweep', () => registrations.sweep(Date.now()));
+  const persistStep = timed('1 s timer: state file', () => persist());
+  const statsStep = timed('1 s timer: stats', () => {
+    port.postMessage({ type: 'stats', stats: stats.flush(ports.active, dialogs.size, registrations.size, dialogs.pinholes) } satisfies WorkerMessage);
+  });
   const timer = setInterval(timed('1 s timer', () => {
-    protection.sweep(Date.now());
+    protectionSweep();
     try {
-      registrations.sweep(Date.now());
+      registrationSweep();
     } catch (e) {
       log('warn', 'registration sweep failed', { err: e as Error });
     }
-    persist();
-    port.postMessage({ type: 'stats', stats: stats.flush(ports.active, dialogs.size, registrations.size, dialogs.pinholes) } satisfies WorkerMessage);
+    persistStep();
+    statsStep();
   }), 1000);
   port.on('message', (m: ToWorker) => {
     if (m.type === 'query') {
