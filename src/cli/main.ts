@@ -21,7 +21,7 @@ import { controlSocketPath, SCHEMA, type Config } from '../config/schema';
 import { configTable } from '../config/reference';
 import { log, setLogLevel } from '../log';
 import { Metrics } from '../metrics/registry';
-import { WorkerPool } from '../worker/pool';
+import { gcMode, WorkerPool } from '../worker/pool';
 import type { WanLink } from '../worker/worker';
 import { ControlServer } from '../control/server';
 import { controlHandler } from '../control/handler';
@@ -188,7 +188,7 @@ async function run(argv: string[]): Promise<number> {
     links = next;
     pool.wanChanged(links);
   }, 1000);
-  log('info', 'sip-alg running', { wan: config.wan, publicIp: links.map((l) => l.publicIp || '-').join(','), publicIp6: publicIp6 ?? 'none', queues: `${config.queues.first}:${config.queues.last}`, ports: config.ports.join(','), metrics: config.metricsListen, failClosed: config.failClosed });
+  log('info', 'sip-alg running', { wan: config.wan, publicIp: links.map((l) => l.publicIp || '-').join(','), publicIp6: publicIp6 ?? 'none', queues: `${config.queues.first}:${config.queues.last}`, ports: config.ports.join(','), metrics: config.metricsListen, failClosed: config.failClosed, gc: gcMode(process.execArgv) });
   return new Promise<number>(() => undefined); // runs until a signal
 }
 
@@ -254,3 +254,4 @@ main(process.argv.slice(2)).then(
     process.exit(1);
   },
 );
+

@@ -50,7 +50,6 @@ export interface Config {
   controlSocket: string;
   stateDir: string;
   nodeId: number;
-  workerGc: 'single-threaded' | 'concurrent';
 }
 
 type Parser<T> = (raw: unknown) => { ok: true; value: T } | { ok: false; allowed: string };
@@ -209,5 +208,4 @@ export const SCHEMA: KeySpec[] = [
   spec('state-dir', 'stateDir', absPath, '/run/sip-alg', "Where each worker keeps its dialogs and registrations, so a daemon killed or crashed mid-call comes back with its calls and pinholes; 'off' cleans up instead."),
   spec('node-id', 'nodeId', int(0, 255), 0, "A router pair (README 'Running a router pair'): this router's number, different on the two (1 and 2); its conntrack anchors use 127.0.<node-id>.1, so each router's daemon cleans up only its own. 0 = a router alone."),
   spec('metrics-listen', 'metricsListen', listen, '127.0.0.1:9477', "Where /metrics is served (Prometheus text format), or 'off'."),
-  spec('worker-gc', 'workerGc', oneOf('single-threaded', 'concurrent'), 'single-threaded', "How the workers' JavaScript heaps are collected: 'single-threaded' on each worker's own thread (V8's --single-threaded-gc: least CPU per message; on a 2-core router 6% less per INVITE and a 10% lower median latency, BENCHMARKS.md stop 34); 'concurrent' with V8's helper threads marking beside the workers (V8's default: shorter pauses on a router with cores to spare, more CPU in all). The whole daemon's, set at start."),
 ];

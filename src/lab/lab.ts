@@ -9,6 +9,17 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
+/**
+ * node's flags for the daemon, as bin/sip-alg's shebang and packaging/sip-alg.service give them:
+ * V8 collects each worker's heap on the worker's own thread, without helper threads (three
+ * interleaved A/Bs: 1.5-10% less daemon CPU per INVITE; median latency at 1k INVITE/s 169 -> 153 µs;
+ * BENCHMARKS.md stop 34). A command-line flag, not a config key: set at run time (v8.setFlagsFromString)
+ * it reached the workers but crashed the main thread's next full collection (a V8 check in
+ * CppHeap::TraceEpilogue), its heap having started with concurrent marking. A later
+ * `--no-single-threaded-gc` in SIPALG_NODE_FLAGS turns it off (bench/ab.ts).
+ */
+export const DAEMON_NODE_FLAGS: readonly string[] = ['--single-threaded-gc'];
+
 export const ROOT = resolve(__dirname, existsSync(resolve(__dirname, '../../../package.json')) ? '../../..' : '../..');
 export const SRC_LAB = join(ROOT, 'src/lab');
 export const ROUTER_WAN_IP = '203.0.113.1';
@@ -160,7 +171,7 @@ export class Lab {
   async startDaemon(args: string[] = []): Promise<ChildProcess & { log: () => string }> {
     // SIPALG_NODE_FLAGS: node options for the daemon (bench/profile.ts: --perf-basic-prof);
     // SIPALG_DAEMON_ROOT: another build of the project to run as the daemon (bench/ab.ts: code A/B)
-    const nodeFlags = (process.env.SIPALG_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+    const nodeFlags = [...DAEMON_NODE_FLAGS, ...(process.env.SIPALG_NODE_FLAGS ?? '').split(' ').filter(Boolean)];
     const p = this.start(this.router, process.execPath, [...nodeFlags, join(process.env.SIPALG_DAEMON_ROOT || ROOT, 'bin/sip-alg'), 'run', '--wan', 'wan0', '--control-socket', this.controlSocket, '--state-dir', this.dir, ...args]);
     let log = '';
     p.stderr?.on('data', (d: Buffer) => (log += d.toString()));

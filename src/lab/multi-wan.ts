@@ -9,7 +9,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { Lab, ROOT } from './lab';
+import { DAEMON_NODE_FLAGS, Lab, ROOT } from './lab';
 import { checkWan, readSip, type WireMessage } from './wire-check';
 
 export const LINK0 = '198.51.107.1', LINK1 = '198.51.108.1', X = '192.0.2.10', Y = '192.0.2.20';
@@ -64,7 +64,7 @@ export async function multiWan(prefix: string): Promise<MultiWanResult> {
     ex('r', 'ip', 'route', 'add', `${Y}/32`, 'via', '198.51.108.10', 'dev', 'wan1', 'metric', '10');
     ex('r', 'ip', 'route', 'add', `${Y}/32`, 'via', '198.51.107.10', 'dev', 'wan0', 'metric', '20');
     ex('r', 'bash', join(ROOT, 'iptables/sip-alg-rules.sh'), 'install', '--wan', 'wan0,wan1', '--queues', '0:0', '--ports', '5060');
-    const daemon = lab.start(ns('r'), process.execPath, [join(ROOT, 'bin/sip-alg'), 'run', '--wan', 'wan0,wan1', '--queues', '0:0', '--ports', '5060', '--control-socket', join(lab.dir, 'control.sock'), '--state-dir', 'off', '--teardown-grace-seconds', '1']);
+    const daemon = lab.start(ns('r'), process.execPath, [...DAEMON_NODE_FLAGS, join(ROOT, 'bin/sip-alg'), 'run', '--wan', 'wan0,wan1', '--queues', '0:0', '--ports', '5060', '--control-socket', join(lab.dir, 'control.sock'), '--state-dir', 'off', '--teardown-grace-seconds', '1']);
     await Lab.waitFor(daemon, /msg="sip-alg running"/, 15000, 'sip-alg');
     const caps = await Promise.all([lab.capture(ns('r'), 'wan0', 'wan0', 'udp port 5060'), lab.capture(ns('r'), 'wan1', 'wan1', 'udp port 5060')]);
     for (const ip of [X, Y]) lab.start(ns('x'), 'sipp', ['-sn', 'uas', '-i', ip, '-p', '5060', '-nostdin']);

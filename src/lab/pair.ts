@@ -8,7 +8,7 @@
 import { type ChildProcess, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Lab, ROOT, SRC_LAB } from './lab';
+import { DAEMON_NODE_FLAGS, Lab, ROOT, SRC_LAB } from './lab';
 
 export type RouterName = 'a' | 'b';
 
@@ -185,7 +185,7 @@ export class PairLab {
   /** sip-alg on router `r` (node-id 1 on A, 2 on B); startRouter starts it, a test may restart it. */
   async startDaemon(r: RouterName): Promise<void> {
     const dir = join(this.lab.dir, r);
-    const p = this.lab.start(this.ns(r), process.execPath, [join(ROOT, 'bin/sip-alg'), 'run', '--wan', 'wan0', '--public-ip', '203.0.113.1', '--queues', '0:0', '--ports', '5060,5080', '--node-id', r === 'a' ? '1' : '2', '--control-socket', join(dir, 'control.sock'), '--state-dir', join(dir, 'state'), '--teardown-grace-seconds', '2']);
+    const p = this.lab.start(this.ns(r), process.execPath, [...DAEMON_NODE_FLAGS, join(ROOT, 'bin/sip-alg'), 'run', '--wan', 'wan0', '--public-ip', '203.0.113.1', '--queues', '0:0', '--ports', '5060,5080', '--node-id', r === 'a' ? '1' : '2', '--control-socket', join(dir, 'control.sock'), '--state-dir', join(dir, 'state'), '--teardown-grace-seconds', '2']);
     this.daemons.set(r, p);
     await Lab.waitFor(p, /msg="sip-alg running"/, 15000, `sip-alg on ${r}`);
   }

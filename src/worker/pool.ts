@@ -3,7 +3,6 @@
  * aggregation, restart with back-off after a crash. close() is safe to call twice.
  */
 import { Worker } from 'node:worker_threads';
-import { setFlagsFromString } from 'node:v8';
 import { join } from 'node:path';
 import { PortAllocator } from '../nat/port-allocator';
 import { DialogTable } from '../dialog/dialog-table';
@@ -23,13 +22,16 @@ import type { TapFilter, TapRecord } from '../capture/tap';
 const WORKER_YOUNG_GENERATION_MB = 96;
 
 /**
- * worker-gc: 'single-threaded' sets V8's --single-threaded-gc, which a worker's isolate created after
- * it takes up (marking, sweeping and scavenges on the worker's own thread, no helper threads: on a
- * 2-core router, 122 against 130 µs of daemon CPU per INVITE and a 10% lower median latency,
- * BENCHMARKS.md stop 34). V8's flags are the process's: called before the first worker exists.
+ * How V8 collects the workers' heaps, from node's own flags (the last of --single-threaded-gc and
+ * --no-single-threaded-gc wins): bin/sip-alg and the systemd unit start node with the first.
  */
-export function applyWorkerGc(mode: Config['workerGc']): void {
-  if (mode === 'single-threaded') setFlagsFromString('--single-threaded-gc');
+export function gcMode(execArgv: readonly string[]): 'single-threaded' | 'concurrent' {
+  let single = false;
+  for (const a of execArgv) {
+    if (a === '--single-threaded-gc' || a === '--single_threaded_gc') single = true;
+    else if (a === '--no-single-threaded-gc' || a === '--no-single_threaded_gc') single = false;
+  }
+  return single ? 'single-threaded' : 'concurrent';
 }
 
 interface Pending {
@@ -104,9 +106,6 @@ export class WorkerPool {
 
   /** Starts every worker; resolves when all are bound, rejects with the first bind failure. */
   start(): Promise<void> {
-    // V8's flags are the process's: set before the first worker's isolate exists, so every worker's
-    // heap is collected on its own thread (worker-gc; the main thread's little heap follows)
-    applyWorkerGc(this.config.workerGc);
     const all: Promise<void>[] = [];
     for (let q = this.config.queues.first, i = 0; q <= this.config.queues.last; q++, i++) all.push(this.spawn(q, i, 0));
     return Promise.all(all).then(() => undefined);

@@ -12,8 +12,6 @@ test('flags override defaults; booleans accept --flag and --no-flag', () => {
   assert.deepEqual(config.ports, [5060, 5070]);
   assert.equal(config.failClosed, true);
   assert.equal(loadConfig(['--no-fail-closed']).config.failClosed, false);
-  assert.equal(config.workerGc, 'single-threaded');
-  assert.equal(loadConfig(['--worker-gc', 'concurrent']).config.workerGc, 'concurrent');
 });
 
 test('several WAN links: a comma-separated list (or an array in the file), kept in order', () => {
@@ -31,7 +29,6 @@ test('a bad value names the key, the value and what is allowed', () => {
     [['--wan', 'wan0,wan0'], 'wan', /comma-separated for several WAN links/],
     [['--wan', 'wan0,bad name'], 'wan', /interface name/],
     [['--media-port-min', '5000', '--media-port-max', '4000'], 'media-port-max', /above/],
-    [['--worker-gc', 'parallel'], 'worker-gc', /one of single-threaded, concurrent/],
   ];
   for (const [argv, key, allowed] of bad) {
     assert.throws(() => loadConfig(argv), (e: unknown) => e instanceof ConfigError && e.key === key && allowed.test(e.message), argv.join(' '));

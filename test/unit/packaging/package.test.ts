@@ -11,7 +11,7 @@ import { delimiter, dirname, join } from 'node:path';
 import { SCHEMA } from '../../../src/config/schema';
 import { apply, defaults, loadConfig, loadFile } from '../../../src/config/load';
 import { configTable } from '../../../src/config/reference';
-import { ROOT } from '../../../src/lab/lab';
+import { DAEMON_NODE_FLAGS, ROOT } from '../../../src/lab/lab';
 
 const UNIT = join(ROOT, 'packaging', 'sip-alg.service');
 /** node's own directory first: npm and the bin's `#!/usr/bin/env node` find this node */
@@ -84,6 +84,7 @@ test('npm pack ships the bin, the built JS, the native sources, rules, unit, das
   }
   const bin = r.files.find((f) => f.path === 'bin/sip-alg')!;
   assert.ok(bin.mode & 0o111, 'bin/sip-alg is executable');
+  assert.equal(readFileSync(join(ROOT, 'bin/sip-alg'), 'utf8').split('\n')[0], `#!/usr/bin/env -S node ${DAEMON_NODE_FLAGS.join(' ')}`, "the bin starts node with the daemon's flags");
 
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string>; gypfile?: boolean };
   assert.deepEqual(pkg.bin, { 'sip-alg': 'bin/sip-alg' });
@@ -124,12 +125,13 @@ test('the systemd unit installs the rules before start, removes them after stop,
   }
   // the daemon's flags are real config keys, and with the defaults they parse
   const argv = expand(one(svc, 'ExecStart'), env);
-  assert.deepEqual(argv.slice(0, 2), ['/usr/bin/env', 'node']);
-  assert.equal(argv[2], `${env.SIPALG_HOME}/bin/sip-alg`);
-  assert.equal(argv[3], 'run');
+  // node's flags first: each worker's heap collected on its own thread, as bin/sip-alg's shebang and the lab start it (DAEMON_NODE_FLAGS)
+  assert.deepEqual(argv.slice(0, 3), ['/usr/bin/env', 'node', ...DAEMON_NODE_FLAGS]);
+  assert.equal(argv[3], `${env.SIPALG_HOME}/bin/sip-alg`);
+  assert.equal(argv[4], 'run');
   const keys = new Set(['config', ...SCHEMA.map((s) => s.key)]);
-  for (const a of argv.slice(4)) if (a.startsWith('--')) assert.ok(keys.has(a.slice(2)), `${a} is a daemon flag`);
-  const flags = argv.slice(4).filter((_, i, all) => all[i] !== '--config' && all[i - 1] !== '--config');
+  for (const a of argv.slice(5)) if (a.startsWith('--')) assert.ok(keys.has(a.slice(2)), `${a} is a daemon flag`);
+  const flags = argv.slice(5).filter((_, i, all) => all[i] !== '--config' && all[i - 1] !== '--config');
   const { config } = loadConfig(flags);
   assert.equal(config.wan, env.SIPALG_WAN);
   assert.equal(config.failClosed, env.SIPALG_FAIL_CLOSED === 'true');

@@ -1,20 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
+import { DAEMON_NODE_FLAGS } from '../../../src/lab/lab';
+import { gcMode } from '../../../src/worker/pool';
 
 /**
- * worker-gc: the flag applyWorkerGc sets at run time (before the first worker) reaches the workers'
- * heaps. A child process applies the mode, runs a worker that allocates and keeps objects for ~1.5 s
- * (scavenges and full collections), and reports the CPU of its other threads (V8's platform
- * threads, where concurrent marking and parallel scavenges run) once the worker has exited.
+ * CPU ticks of a node process's threads other than its main thread (V8's platform threads: where
+ * concurrent marking and parallel scavenges run) after a worker thread allocated and kept objects
+ * for ~1.5 s (scavenges and full collections) and exited.
  */
-function helperCpuTicks(mode: 'single-threaded' | 'concurrent'): number {
-  const pool = join(__dirname, '../../../src/worker/pool.js');
+function helperCpuTicks(nodeFlags: readonly string[]): number {
   const script = `
     const fs = require('node:fs');
     const { Worker } = require('node:worker_threads');
-    require(${JSON.stringify(pool)}).applyWorkerGc(${JSON.stringify(mode)});
     const w = new Worker(\`
       const keep = []; let x;
       const end = Date.now() + 1500;
@@ -32,15 +30,22 @@ function helperCpuTicks(mode: 'single-threaded' | 'concurrent'): number {
       }
       console.log(ticks);
     });`;
-  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30000 });
+  const r = spawnSync(process.execPath, [...nodeFlags, '-e', script], { encoding: 'utf8', timeout: 30000 });
   assert.equal(r.status, 0, r.stderr);
   return Number(r.stdout.trim());
 }
 
-test("worker-gc 'single-threaded': a worker's heap is collected without V8's helper threads; 'concurrent' uses them", () => {
-  const single = helperCpuTicks('single-threaded');
-  const concurrent = helperCpuTicks('concurrent');
-  // clock ticks (1/100 s) of every thread but the main one, the worker's own gone with it
-  assert.ok(single <= 2, `single-threaded: helper threads ran ${single} ticks`);
-  assert.ok(concurrent >= 10, `concurrent: helper threads ran only ${concurrent} ticks (is V8 still marking concurrently?)`);
+test("the daemon's node flags: a worker's heap is collected without V8's helper threads; without them V8 marks on helper threads", () => {
+  const single = helperCpuTicks(DAEMON_NODE_FLAGS);
+  const concurrent = helperCpuTicks([]);
+  // clock ticks (1/100 s) of every thread but the main one (the worker's own left with it)
+  assert.ok(single <= 2, `with ${DAEMON_NODE_FLAGS.join(' ')}: helper threads ran ${single} ticks`);
+  assert.ok(concurrent >= 10, `without: helper threads ran only ${concurrent} ticks (does V8 still mark concurrently?)`);
+});
+
+test('gcMode reads node\'s flags: the last of --single-threaded-gc and --no-single-threaded-gc wins', () => {
+  assert.equal(gcMode([]), 'concurrent');
+  assert.equal(gcMode(DAEMON_NODE_FLAGS), 'single-threaded');
+  assert.equal(gcMode(['--single-threaded-gc', '--perf-basic-prof', '--no-single-threaded-gc']), 'concurrent');
+  assert.equal(gcMode(['--no-single-threaded-gc', '--single_threaded_gc']), 'single-threaded');
 });
