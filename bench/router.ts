@@ -290,6 +290,9 @@ export async function cpuTrial(s: Setup, kind: 'invite' | 'register' | 'mix', ra
   const d0 = processCpuUs(s.daemon?.pid);
   const u = await s.uac(['--ips', ips.join(','), '--kind', kind, '--rate', String(rate), '--duration', String(seconds), '--run', String(run), '--mslot', '0', '--mslots', '2', '--linger', '300']);
   const d1 = processCpuUs(s.daemon?.pid);
+  // a daemon that died in the trial takes its threads' CPU with it (the sum of the live ones is then
+  // meaningless, negative even): that is a failure of the trial, not a figure
+  if (s.daemon && (s.daemon.exitCode !== null || s.daemon.signalCode !== null)) throw new Error(`the daemon exited during the CPU trial (${s.daemon.signalCode ?? `status ${s.daemon.exitCode}`}): ${s.daemon.log().slice(-2000)}`);
   const w = await uas.stop();
   const messages = kind === 'mix' ? (u.sent ?? 0) + (w.resp_sent ?? 0) : u.sent ?? 0;
   const per = (x: number) => (messages ? x / messages : NaN);
