@@ -8,6 +8,7 @@
  *   SIPALG_PROFILE_WARMUP=15 …   records after 15 s of load instead of 2 (steady state, JIT compiles done)
  *   SIPALG_PROFILE_STRACE=1 …    counts the daemon's system calls (strace -c -f) instead (/tmp/sipalg-strace.txt)
  *   SIPALG_PROFILE_FLAGS='--media-port-max 1999' …   more daemon flags (after the bench's: a later value wins)
+ *   SIPALG_PROFILE_NODE_FLAGS='--trace-deopt' …   more node flags for the daemon (its output: /tmp/sipalg-profile-daemon.log)
  *   SIPALG_PROFILE_QUEUES=0:1 …  two workers (the load then comes from 8 phone addresses, which the queues' hash spreads)
  */
 import { spawnSync } from 'node:child_process';
@@ -22,7 +23,7 @@ const LOADGEN = '/tmp/sipalg-bench/loadgen';
 async function main(): Promise<void> {
   const kind = ['register', 'mix'].includes(process.argv[2] ?? '') ? process.argv[2]! : 'invite';
   const rate = Number(process.argv[3] ?? 1500), seconds = Number(process.argv[4] ?? 8);
-  process.env.SIPALG_NODE_FLAGS = '--perf-basic-prof --interpreted-frames-native-stack';
+  process.env.SIPALG_NODE_FLAGS = `--perf-basic-prof --interpreted-frames-native-stack ${process.env.SIPALG_PROFILE_NODE_FLAGS ?? ''}`.trim();
   // the router bench's daemon flags (per-source limits off: the load comes from one address)
   const { lab, daemon } = await prepare('sprof', 1, 'alg', [...ALG_FLAGS, ...(process.env.SIPALG_PROFILE_STATE ? [] : ['--state-dir', 'off']), ...(process.env.SIPALG_PROFILE_FLAGS ?? '').split(' ').filter(Boolean)], process.env.SIPALG_PROFILE_QUEUES ?? '0:0', ['--source-rate', '0']);
   const ips = process.env.SIPALG_PROFILE_QUEUES ? CANDIDATE_IPS.slice(0, 8) : [phoneIp(1)];
@@ -51,6 +52,7 @@ async function main(): Promise<void> {
     const rep = spawnSync('perf', ['report', '-i', data, '--children', '--sort', 'sym', '-g', 'none', '--stdio'], { encoding: 'utf8', maxBuffer: 256 << 20 });
     const flat = spawnSync('perf', ['report', '-i', data, '--no-children', '--sort', 'sym', '-g', 'none', '--stdio'], { encoding: 'utf8', maxBuffer: 256 << 20 });
     writeFileSync('/tmp/sipalg-profile.txt', `${rep.stdout}\n\n==== flat ====\n${flat.stdout}`);
+    if (process.env.SIPALG_PROFILE_NODE_FLAGS) writeFileSync('/tmp/sipalg-profile-daemon.log', daemon!.log());
     await load;
     console.log(`${kind} at ${rate}/s for ${seconds} s: /tmp/sipalg-profile.txt`);
   } finally {
