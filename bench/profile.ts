@@ -12,7 +12,7 @@
  *   SIPALG_PROFILE_QUEUES=0:1 …  two workers (the load then comes from 8 phone addresses, which the queues' hash spreads)
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { prepare } from '../src/lab/media';
 import { Lab, PROVIDER_IP, phoneIp, ROOT } from '../src/lab/lab';
@@ -47,8 +47,14 @@ async function main(): Promise<void> {
       return;
     }
     const data = '/tmp/sipalg-perf.data';
+    const before = threadCpu(daemon!.pid!);
     const rec = spawnSync('perf', ['record', '-F', '1999', '-g', '-o', data, '-p', String(daemon!.pid), '--', 'sleep', String(seconds)], { encoding: 'utf8' });
     if (rec.status !== 0) throw new Error(`perf record: ${rec.stderr}`);
+    // each thread's on-CPU time in the recorded window (schedstat), beside perf's samples of it
+    const after = threadCpu(daemon!.pid!);
+    const perThread = [...after].map(([tid, ns]) => [tid, (ns - (before.get(tid) ?? 0)) / 1e6] as const).filter(([, ms]) => ms > 0).sort((a, b) => b[1] - a[1]);
+    const total = perThread.reduce((s, [, ms]) => s + ms, 0);
+    console.log(`daemon threads' CPU in the ${seconds} s recorded (schedstat): ${total.toFixed(0)} ms in all, ${(total * 1000 / (rate * seconds)).toFixed(1)} µs per message sent; by thread (ms): ${perThread.map(([t, ms]) => `${t} ${ms.toFixed(0)}`).join(', ')}`);
     const rep = spawnSync('perf', ['report', '-i', data, '--children', '--sort', 'sym', '-g', 'none', '--stdio'], { encoding: 'utf8', maxBuffer: 256 << 20 });
     const flat = spawnSync('perf', ['report', '-i', data, '--no-children', '--sort', 'sym', '-g', 'none', '--stdio'], { encoding: 'utf8', maxBuffer: 256 << 20 });
     writeFileSync('/tmp/sipalg-profile.txt', `${rep.stdout}\n\n==== flat ====\n${flat.stdout}`);
@@ -61,3 +67,14 @@ async function main(): Promise<void> {
 }
 
 main().catch((e) => { console.error(e); process.exit(1); });
+
+/** On-CPU time of each thread of `pid`, ns (/proc/<pid>/task/<tid>/schedstat, first field). */
+function threadCpu(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const t of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      out.set(Number(t), Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]));
+    } catch { /* the thread ended */ }
+  }
+  return out;
+}
