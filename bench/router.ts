@@ -27,6 +27,9 @@ const LABEL: Record<SetupId, string> = { none: 'plain NAT', kernel: 'kernel help
 export const ALG_FLAGS = ['--invite-rate-per-source', '0', '--register-rate-per-source', '0', '--max-dialogs-per-source', '0', '--max-dialogs', '0', '--max-idle-dialogs', '0',
   '--invite-failure-threshold', '0', '--media-port-min', '1024', '--media-port-max', '65535'];
 /** extra addresses of phone 1 the load comes from (one signaling flow each) */
+/** CPU trials' default warm-up (RouterBenchOptions.warm), seconds */
+export const CPU_WARM_S = 6;
+
 export const CANDIDATE_IPS = Array.from({ length: 24 }, (_, i) => `10.77.0.${101 + i}`);
 
 export interface RouterBenchOptions {
@@ -34,7 +37,12 @@ export interface RouterBenchOptions {
   quick?: boolean;
   /** only these parts: rate, latency, cps, rtp, memory, cpu, growth */
   only?: string[];
-  /** CPU trials: seconds of the same load before each trial, then the daemon's tables emptied (a settled JIT; 0: a fresh daemon) */
+  /**
+   * CPU trials: seconds of the same load before each trial, then the daemon's tables emptied (a
+   * settled JIT; 0: a fresh daemon). Default CPU_WARM_S: a fresh daemon's first seconds are the JIT's,
+   * and each worker's isolate tiers up on its own share of the load, so cold trials charged 2 workers
+   * +50-75% per message where warm ones show +15-40% (BENCHMARKS.md stop 34)
+   */
   warm?: number;
   /** only these set-ups (default all: plain NAT, kernel helper, sip-alg 1 and 2 workers) */
   setups?: SetupId[];
@@ -615,7 +623,7 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
         if (want('cpu')) {
           const cpu = {} as Record<CpuSample['kind'], CpuSample>;
           for (const kind of ['invite', 'register', 'mix'] as const) {
-            const m = await cpuMedian(s, kind, CPU_RATE, quick ? 2 : 6, ips, quick ? 1 : 3, opts.warm ?? 0);
+            const m = await cpuMedian(s, kind, CPU_RATE, quick ? 2 : 6, ips, quick ? 1 : 3, quick ? 0 : opts.warm ?? CPU_WARM_S);
             cpu[kind] = m;
             details.push(`${LABEL[id]}, CPU per message at ${CPU_RATE}/s: ${m.log}`);
           }
@@ -680,7 +688,7 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
   if (ipNote) out(`Load: ${ipNote}.`);
   if (SETUPS.some((id) => res[id].cpu)) {
     out('');
-    out(`CPU per message at ${CPU_RATE} msg/s (issue 12), median of ${quick ? 1 : 3} runs of ${quick ? 2 : 6} s${opts.warm ? `, each after ${opts.warm} s of the same load and the daemon's tables emptied (standby, conntrack -F)` : ''}: the load generator's sender and receiver (getrusage: the router's forwarding, NAT and the kernel helper run in softirq inside their sendto and are charged to them) and the sip-alg daemon (schedstat of its threads, its syscalls' kernel work included). Added = the sum minus plain NAT's for the same traffic.`);
+    out(`CPU per message at ${CPU_RATE} msg/s (issue 12), median of ${quick ? 1 : 3} runs of ${quick ? 2 : 6} s${!quick && (opts.warm ?? CPU_WARM_S) ? `, sip-alg's each after ${opts.warm ?? CPU_WARM_S} s of the same load and the daemon's tables emptied (standby, conntrack -F)` : ''}: the load generator's sender and receiver (getrusage: the router's forwarding, NAT and the kernel helper run in softirq inside their sendto and are charged to them) and the sip-alg daemon (schedstat of its threads, its syscalls' kernel work included). Added = the sum minus plain NAT's for the same traffic.`);
     out('');
     const kinds: [CpuSample['kind'], string][] = [['invite', 'INVITE with SDP (LAN→WAN; sip-alg: a dialog, anchor + 2 pinholes)'], ['register', 'REGISTER (LAN→WAN)'], ['mix', 'call mix: REGISTER/200, INVITE/180/200 with SDP, ACK, BYE/200, per message']];
     out('| message | ' + SETUPS.map((id) => `${LABEL[id]}: senders`).join(' | ') + ' | sip-alg daemon 1w / 2w | added µs/msg: kernel helper | added: sip-alg 1w / 2w | sip-alg / kernel (1w, 2w) |');
@@ -745,7 +753,8 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
 
 if (require.main === module) {
   const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
-  const warm = Number(process.argv.find((a) => a.startsWith('--warm='))?.slice(7) ?? 0);
+  const w = process.argv.find((a) => a.startsWith('--warm='))?.slice(7);
+  const warm = w === undefined ? undefined : Number(w);
   const setups = process.argv.find((a) => a.startsWith('--setups='))?.slice(9).split(',') as SetupId[] | undefined;
   routerBench((s) => console.log(s), { quick: process.argv.includes('--quick'), only, warm, setups }).catch((e) => { console.error(e); process.exit(1); });
 }
