@@ -26,10 +26,10 @@ const LABEL: Record<SetupId, string> = { none: 'plain NAT', kernel: 'kernel help
 /** per-source protections and limits off: the load comes from a handful of addresses */
 export const ALG_FLAGS = ['--invite-rate-per-source', '0', '--register-rate-per-source', '0', '--max-dialogs-per-source', '0', '--max-dialogs', '0', '--max-idle-dialogs', '0',
   '--invite-failure-threshold', '0', '--media-port-min', '1024', '--media-port-max', '65535'];
-/** extra addresses of phone 1 the load comes from (one signaling flow each) */
 /** CPU trials' default warm-up (RouterBenchOptions.warm), seconds */
 export const CPU_WARM_S = 6;
 
+/** extra addresses of phone 1 the load comes from (one signaling flow each) */
 export const CANDIDATE_IPS = Array.from({ length: 24 }, (_, i) => `10.77.0.${101 + i}`);
 
 export interface RouterBenchOptions {
@@ -587,6 +587,7 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
   const want = (p: string) => !opts.only || opts.only.includes(p);
   buildLoadgen();
   const seconds = quick ? 1 : 2;
+  const warm = quick ? 0 : opts.warm ?? CPU_WARM_S;
   const cpu = cpus();
   out(`machine: ${cpu.length} x ${cpu[0]?.model ?? '?'} (${cpu.length} cores), ${(totalmem() / 2 ** 30).toFixed(1)} GB RAM; kernel ${release()}; node ${process.version}`);
   // global conntrack limits (nf_conntrack_max and nf_conntrack_expect_max are writable only in the init namespace)
@@ -623,7 +624,7 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
         if (want('cpu')) {
           const cpu = {} as Record<CpuSample['kind'], CpuSample>;
           for (const kind of ['invite', 'register', 'mix'] as const) {
-            const m = await cpuMedian(s, kind, CPU_RATE, quick ? 2 : 6, ips, quick ? 1 : 3, quick ? 0 : opts.warm ?? CPU_WARM_S);
+            const m = await cpuMedian(s, kind, CPU_RATE, quick ? 2 : 6, ips, quick ? 1 : 3, warm);
             cpu[kind] = m;
             details.push(`${LABEL[id]}, CPU per message at ${CPU_RATE}/s: ${m.log}`);
           }
@@ -688,7 +689,7 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
   if (ipNote) out(`Load: ${ipNote}.`);
   if (SETUPS.some((id) => res[id].cpu)) {
     out('');
-    out(`CPU per message at ${CPU_RATE} msg/s (issue 12), median of ${quick ? 1 : 3} runs of ${quick ? 2 : 6} s${!quick && (opts.warm ?? CPU_WARM_S) ? `, sip-alg's each after ${opts.warm ?? CPU_WARM_S} s of the same load and the daemon's tables emptied (standby, conntrack -F)` : ''}: the load generator's sender and receiver (getrusage: the router's forwarding, NAT and the kernel helper run in softirq inside their sendto and are charged to them) and the sip-alg daemon (schedstat of its threads, its syscalls' kernel work included). Added = the sum minus plain NAT's for the same traffic.`);
+    out(`CPU per message at ${CPU_RATE} msg/s (issue 12), median of ${quick ? 1 : 3} runs of ${quick ? 2 : 6} s${warm ? `, sip-alg's each after ${warm} s of the same load and the daemon's tables emptied (standby, conntrack -F)` : ''}: the load generator's sender and receiver (getrusage: the router's forwarding, NAT and the kernel helper run in softirq inside their sendto and are charged to them) and the sip-alg daemon (schedstat of its threads, its syscalls' kernel work included). Added = the sum minus plain NAT's for the same traffic.`);
     out('');
     const kinds: [CpuSample['kind'], string][] = [['invite', 'INVITE with SDP (LAN→WAN; sip-alg: a dialog, anchor + 2 pinholes)'], ['register', 'REGISTER (LAN→WAN)'], ['mix', 'call mix: REGISTER/200, INVITE/180/200 with SDP, ACK, BYE/200, per message']];
     out('| message | ' + SETUPS.map((id) => `${LABEL[id]}: senders`).join(' | ') + ' | sip-alg daemon 1w / 2w | added µs/msg: kernel helper | added: sip-alg 1w / 2w | sip-alg / kernel (1w, 2w) |');
