@@ -89,7 +89,6 @@ export function tupleFamily(t: Tuple): typeof AF_INET | typeof AF_INET6 {
   return familyOf('tuple', t.src, t.dst);
 }
 
-
 /** src/dst of a CTA_TUPLE_IP: CTA_IP_V4_* (4 bytes) or CTA_IP_V6_* (16 bytes, RFC 5952 text) */
 function parseTupleIp(ip: Map<number, Buffer>): [string, string] | undefined {
   const s = ip.get(CTA_IP_V4_SRC), d = ip.get(CTA_IP_V4_DST);
