@@ -163,7 +163,20 @@ typedef struct {
   volatile int done;
   uint64_t rx, rx_ok, rx_by[8];
   samples_t rtt;
+  char bad[400]; /* the first response that came back untranslated */
 } uac_rx_t;
+
+/* the first `sz - 1` bytes of message m as a JSON string's content: line ends as "|", quotes and
+   backslashes and other controls as "." (a sample of what arrived wrong, for the bench's report) */
+static void json_sample(char *out, size_t sz, const char *m, size_t len) {
+  size_t j = 0;
+  for (size_t i = 0; i < len && j + 1 < sz; i++) {
+    unsigned char c = (unsigned char)m[i];
+    if (c == '\r') continue;
+    out[j++] = c == '\n' ? '|' : (c < 32 || c == '"' || c == '\\' || c > 126) ? '.' : (char)c;
+  }
+  out[j] = 0;
+}
 
 static void *uac_receiver(void *arg) {
   uac_rx_t *r = arg;
@@ -187,6 +200,7 @@ static void *uac_receiver(void *arg) {
         /* the top Via must be back on the phone's private address (translated WAN->LAN) */
         char via[512];
         if (header(buf, (size_t)n, "Via", via, sizeof via) && strstr(via, "10.77.0.")) r->rx_ok++;
+        else if (!r->bad[0]) json_sample(r->bad, sizeof r->bad, buf, (size_t)n);
         sample_add(&r->rtt, t - ts);
       }
     }
@@ -347,6 +361,7 @@ static int uac(int argc, char **argv) {
          (unsigned long long)errors, sent ? (double)bytes / (double)sent : 0, elapsed / 1e9, sent / (elapsed / 1e9), late_max / 1e3, behind / 1e3,
          (unsigned long long)rx.rx, (unsigned long long)rx.rx_ok, (unsigned long long)rx.rx_by[1], (unsigned long long)rx.rx_by[2]);
   sample_print(&rx.rtt, "rtt");
+  if (rx.bad[0]) printf(",\"resp_bad\":\"%s\"", rx.bad);
   printf(",\"cpu_us\":%.0f}\n", cpu_us());
   return 0;
 }
@@ -363,6 +378,7 @@ static int uas(int argc, char **argv) {
   printf("ready\n");
   fflush(stdout);
   uint64_t rx = 0, clean = 0, other = 0, by[4] = { 0 }, resp = 0, resp_err = 0;
+  static char bad[1200]; /* the first request that arrived with a private address in it */
   samples_t lat = { 0 };
   enum { B = 64 };
   static char bufs[B][4096];
@@ -394,6 +410,7 @@ static int uas(int argc, char **argv) {
       if (k >= 0) by[k]++;
       /* translated: no private LAN address left anywhere in the message */
       if (!memmem(m, len, "10.77.0.", 8)) clean++;
+      else if (!bad[0]) json_sample(bad, sizeof bad, m, len);
       sample_add(&lat, t - ts);
       if (!respond || k < 0 || k == 2) continue;
       char via[512], fromh[256], to[256], cid[128], cseq[64], contact[256];
@@ -428,6 +445,7 @@ static int uas(int argc, char **argv) {
          (unsigned long long)rx, (unsigned long long)clean, (unsigned long long)by[0], (unsigned long long)by[1], (unsigned long long)by[2], (unsigned long long)by[3],
          (unsigned long long)other, (unsigned long long)resp, (unsigned long long)resp_err);
   sample_print(&lat, "latency");
+  if (bad[0]) printf(",\"unclean\":\"%s\"", bad);
   printf(",\"cpu_us\":%.0f}\n", cpu_us());
   return 0;
 }

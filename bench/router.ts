@@ -38,10 +38,11 @@ export interface RouterBenchOptions {
   /** only these parts: rate, latency, cps, rtp, memory, cpu, growth */
   only?: string[];
   /**
-   * CPU trials: seconds of the same load before each trial, then the daemon's tables emptied (a
-   * settled JIT; 0: a fresh daemon). Default CPU_WARM_S: a fresh daemon's first seconds are the JIT's,
-   * and each worker's isolate tiers up on its own share of the load, so cold trials charged 2 workers
-   * +50-75% per message where warm ones show +15-40% (BENCHMARKS.md stop 34)
+   * sip-alg's trials (zero-loss rate, latency, CPU): seconds of 1500 msg/s of the trial's kind before
+   * each, then the daemon's tables emptied (settle: a settled JIT; 0: a fresh daemon). Default
+   * CPU_WARM_S: a fresh daemon's first seconds are the JIT's, and each worker's isolate tiers up on its
+   * own share of the load, so cold trials charged 2 workers +50-75% per message where warm ones show
+   * +15-40% (BENCHMARKS.md stop 34); a router's daemon runs for days
    */
   warm?: number;
   /** only these set-ups (default all: plain NAT, kernel helper, sip-alg 1 and 2 workers) */
@@ -177,14 +178,43 @@ const KEPT_UP_US = 50000;
 const CPU_RATE = 1500;
 
 /**
+ * A daemon that has run for a while (the bench's `--warm=S`): `seconds` of `rate` msg/s of `kind`,
+ * then its calls and registrations forgotten (`sip-alg standby`) and the kernel's tables flushed, so
+ * that the trial meets a JIT that has settled (V8 tiers the dialog table's larger functions up only
+ * after 7-16 s at this rate, see BENCHMARKS.md) with tables as small as a fresh daemon's. The media
+ * ports it offers are the odd slots of two (`--mslot 1 --mslots 2`): a trial after it takes even ones.
+ * Nothing for plain NAT and the kernel helper (no JIT), or with `seconds` 0.
+ */
+async function settle(s: Setup, kind: 'invite' | 'register' | 'mix', seconds: number, ips: string[], run: number, rate = CPU_RATE): Promise<void> {
+  if (seconds <= 0 || s.mode !== 'alg') return;
+  // its own UAS, answering as the trial's will (the trial's UAS, started after, counts only the trial)
+  const uas = await s.uas(run + 70000, kind === 'mix');
+  try {
+    await s.uac(['--ips', ips.join(','), '--kind', kind, '--rate', String(rate), '--duration', String(seconds), '--run', String(run + 70000), '--seq0', '70000000', '--mslot', '1', '--mslots', '2', '--linger', '300']);
+  } finally {
+    await uas.stop();
+  }
+  const r = s.lab.cli(['standby']);
+  if (r.code !== 0) throw new Error(`sip-alg standby: ${r.stderr}`);
+  s.lab.conntrack(['-F']);
+  s.lab.conntrack(['-F', 'expect']);
+  // the daemon serves a signaling flow's NAT binding from its cache for up to 1 s (BindingResolver's
+  // cacheMs) without asking the kernel, whose entry the flush just removed: the trial's first packets
+  // of the same flows (the phones' addresses, port 5060) would be written with the warm-up's public
+  // ports while the kernel NATs them anew (README, "Known limits": a conntrack flush)
+  await sleep(1200);
+}
+
+/**
  * One trial: `rate` SIP messages/s through the router for `seconds`. invite: INVITEs with SDP
  * LAN→WAN; mix: requests LAN→WAN and the UAS's responses WAN→LAN, `rate` counting both.
  * Zero loss means every message arrived and, with an ALG, arrived translated (a message the ALG
  * let through untranslated, e.g. fail-open on a full queue, counts as lost).
  */
-async function trial(s: Setup, kind: 'invite' | 'mix', rate: number, seconds: number, ips: string[], procs = 2, warmup = 0): Promise<Trial> {
+export async function trial(s: Setup, kind: 'invite' | 'mix', rate: number, seconds: number, ips: string[], procs = 2, warmup = 0, settleS = 0): Promise<Trial> {
   await s.reset();
   const run = ++runSeq;
+  await settle(s, kind, settleS, ips, run);
   const uas = await s.uas(run, kind === 'mix');
   if (warmup) {
     // steady state: the same load for `warmup` seconds first (another run id, other media ports), not measured
@@ -194,16 +224,18 @@ async function trial(s: Setup, kind: 'invite' | 'mix', rate: number, seconds: nu
   const q0 = s.mode === 'alg' ? s.queueStats() : [];
   // `procs` generator processes (one per core), each with its share of the addresses and the rate
   const share = (k: number) => ips.filter((_, i) => Math.floor(i / 2) % procs === k);
-  const slots = warmup ? 2 * procs : procs;
+  // after a warm-up or a settled daemon's load the even media slots (both left the odd ones)
+  const slots = warmup || settleS ? 2 * procs : procs;
   let parts: Record<string, any>[];
   try {
     parts = await Promise.all(Array.from({ length: procs }, (_, k) => s.uac(['--ips', (share(k).length ? share(k) : ips).join(','), '--kind', kind, '--rate', String(rate / procs), '--duration', String(seconds),
-      '--run', String(run), '--seq0', String(k * 10000000), '--mslot', String(warmup ? 2 * k : k), '--mslots', String(slots), '--linger', '700'])));
+      '--run', String(run), '--seq0', String(k * 10000000), '--mslot', String(warmup || settleS ? 2 * k : k), '--mslots', String(slots), '--linger', '700'])));
   } finally {
     await sleep(100);
   }
   const uac: Record<string, any> = {};
   for (const p of parts) for (const [key, v] of Object.entries(p)) if (typeof v === 'number') uac[key] = key === 'behind_us' ? Math.max(uac[key] ?? 0, v) : (uac[key] ?? 0) + v;
+  uac.resp_bad = parts.find((p) => typeof p.resp_bad === 'string')?.resp_bad;
   const w = await uas.stop();
   const check = s.mode !== 'none';
   let lost = uac.sent - w.rx, untranslated = check ? w.rx - w.clean : 0;
@@ -237,7 +269,7 @@ async function trial(s: Setup, kind: 'invite' | 'mix', rate: number, seconds: nu
     }
     if (reasons.size) queues = `${queues ?? ''}; daemon: ${[...reasons].map(([k, v]) => `${k} ${v}`).join(', ')}`;
   }
-  const why = genLimited ? `load generator fell behind (${Math.round(uac.behind_us / 1000)} ms)` : lost ? `${lost} lost` : untranslated ? `${untranslated} untranslated` : backlog ? `zero loss but backlog: p99 ${Math.round(w.latency.p99_us / 1000)} ms` : 'zero loss';
+  const why = genLimited ? `load generator fell behind (${Math.round(uac.behind_us / 1000)} ms)` : lost ? `${lost} lost` : untranslated ? `${untranslated} untranslated${w.unclean ? ` (first at the UAS: ${w.unclean})` : ''}${uac.resp_bad ? ` (first response at the phone: ${uac.resp_bad})` : ''}` : backlog ? `zero loss but backlog: p99 ${Math.round(w.latency.p99_us / 1000)} ms` : 'zero loss';
   return { rate, ok, why, lost, untranslated, latency: w.latency ?? undefined, genLimited, queues };
 }
 
@@ -277,20 +309,9 @@ export function latencyTrial(s: Setup, rate: number, seconds: number, ips: strin
 export async function cpuTrial(s: Setup, kind: 'invite' | 'register' | 'mix', rate: number, seconds: number, ips: string[], warm = 0, daemonFlags: string[] = []): Promise<CpuSample> {
   await s.reset(daemonFlags);
   const run = ++runSeq;
-  const uas = await s.uas(run, kind === 'mix');
   await sleep(700); // the new daemon's start-up work is done
-  if (warm > 0 && s.mode === 'alg') {
-    // a daemon that has run for a while (--warm=S): the same load for S seconds, then its calls and
-    // registrations forgotten (`sip-alg standby`) and the kernel's tables flushed, so that the trial
-    // meets a JIT that has settled (V8 tiers the dialog table's larger functions up only after
-    // 7-16 s at this rate, see BENCHMARKS.md) with tables as small as a fresh daemon's
-    await s.uac(['--ips', ips.join(','), '--kind', kind, '--rate', String(rate), '--duration', String(warm), '--run', String(run + 70000), '--seq0', '70000000', '--mslot', '1', '--mslots', '2', '--linger', '300']);
-    const r = s.lab.cli(['standby']);
-    if (r.code !== 0) throw new Error(`sip-alg standby: ${r.stderr}`);
-    s.lab.conntrack(['-F']);
-    s.lab.conntrack(['-F', 'expect']);
-    await sleep(300);
-  }
+  await settle(s, kind, warm, ips, run, rate);
+  const uas = await s.uas(run, kind === 'mix');
   // steady state: the same load for 1 s first, not measured (another run id, the other half of the
   // media ports), so that the JIT's compilation of the hot path, a one-time cost of a fresh daemon,
   // is not charged to the measured messages (before stop 26 it was: see BENCHMARKS.md)
@@ -322,11 +343,11 @@ interface Search {
 }
 
 /** Highest rate with zero loss: doubling from `start`, then bisection to ~`resolution`. */
-async function zeroLossRate(s: Setup, kind: 'invite' | 'mix', start: number, cap: number, seconds: number, resolution: number, ips: string[]): Promise<Search> {
+async function zeroLossRate(s: Setup, kind: 'invite' | 'mix', start: number, cap: number, seconds: number, resolution: number, ips: string[], settleS = 0): Promise<Search> {
   const log: string[] = [];
   let lo = 0, hi = Infinity, r = start, capped = false;
   for (let i = 0; i < 14; i++) {
-    const t = await trial(s, kind, r, seconds, ips);
+    const t = await trial(s, kind, r, seconds, ips, 2, 0, settleS);
     log.push(`${r}/s: ${t.why}${t.queues ? ` [${t.queues}]` : ''}`);
     if (t.genLimited && !t.lost && !t.untranslated && t.ok === false && !/backlog/.test(t.why)) { capped = true; hi = r; break; }
     if (t.ok) lo = r;
@@ -616,9 +637,9 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
         const start = s.mode === 'alg' ? 1000 : 8000;
         const cap = 64000;
         if (want('rate')) {
-          res[id].invite = await zeroLossRate(s, 'invite', start, cap, seconds, quick ? 1.5 : 1.15, ips);
+          res[id].invite = await zeroLossRate(s, 'invite', start, cap, seconds, quick ? 1.5 : 1.15, ips, warm);
           details.push(`${LABEL[id]}, INVITE zero-loss search: ${res[id].invite!.log.join('; ')}`);
-          res[id].mix = await zeroLossRate(s, 'mix', start, cap, seconds, quick ? 1.5 : 1.15, ips);
+          res[id].mix = await zeroLossRate(s, 'mix', start, cap, seconds, quick ? 1.5 : 1.15, ips, warm);
           details.push(`${LABEL[id]}, mix zero-loss search: ${res[id].mix!.log.join('; ')}`);
         }
         if (want('cpu')) {
@@ -631,8 +652,8 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
           res[id].cpu = cpu;
         }
         if (want('latency')) {
-          res[id].lat1k = await trial(s, 'invite', 1000, quick ? 1 : 3, ips, 1, 1);
-          res[id].lat5k = await trial(s, 'invite', 5000, quick ? 1 : 3, ips, 1, 1);
+          res[id].lat1k = await trial(s, 'invite', 1000, quick ? 1 : 3, ips, 1, 1, warm);
+          res[id].lat5k = await trial(s, 'invite', 5000, quick ? 1 : 3, ips, 1, 1, warm);
           details.push(`${LABEL[id]}, latency: 1k/s ${res[id].lat1k!.why} ${JSON.stringify(res[id].lat1k!.latency)}; 5k/s ${res[id].lat5k!.why} ${JSON.stringify(res[id].lat5k!.latency)}`);
         }
         if (want('cps')) {
@@ -685,7 +706,7 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
   out('|' + rows[0]!.map(() => '---').join('|') + '|');
   for (const r of rows.slice(1)) out('| ' + r.join(' | ') + ' |');
   out('');
-  out('"+": the search reached the load generator\'s limit (the router may go higher). Zero loss = every message arrived, translated by the ALG (untranslated = lost), and p99 one-way latency under 50 ms (no growing queue). Trials of ' + seconds + ' s from a fresh state (conntrack flushed, new daemon).');
+  out('"+": the search reached the load generator\'s limit (the router may go higher). Zero loss = every message arrived, translated by the ALG (untranslated = lost), and p99 one-way latency under 50 ms (no growing queue). Trials of ' + seconds + ' s from a fresh state (conntrack flushed, new daemon' + (warm ? `; sip-alg's settled by ${warm} s of ${CPU_RATE} msg/s of the same kind first, then its tables emptied` : '') + ').');
   if (ipNote) out(`Load: ${ipNote}.`);
   if (SETUPS.some((id) => res[id].cpu)) {
     out('');
