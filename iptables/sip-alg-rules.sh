@@ -3,7 +3,7 @@
 # (mangle SIPALG and SIPALG_LIMIT) and its jump rules, so `remove` leaves the rest of the firewall as it was.
 #
 #   sip-alg-rules.sh install [--wan IF[,IF...]] [--ports 5060,5070] [--tls-ports 5061] [--queues A:B] [--fail-closed]
-#                            [--source-rate N] [--source-burst N] [--iptables CMD] [--no-ipv6]
+#                            [--source-rate N] [--source-burst N] [--fresh-mark MASK] [--iptables CMD] [--no-ipv6]
 #   sip-alg-rules.sh remove  [--wan IF] [--iptables CMD]
 #   sip-alg-rules.sh status  [--iptables CMD]
 #
@@ -21,12 +21,17 @@
 # cannot fill a worker's queue and delay the other phones' SIP. 0 turns the limit off.
 # Several WAN links (--wan wan0,wan1: a primary line and a backup, one provider per line): one rule
 # set with jumps for each, one daemon started with the same list.
+# Fresh flows: a SIP/UDP packet whose conntrack entry is not in the table yet (! --ctstatus CONFIRMED:
+# the first packet of a new flow, or the next one of a flow whose entry vanished, `conntrack -F`) gets
+# the --fresh-mark bits before the queue (default 0x10000000, the daemon's fresh-flow-mark; 0: no
+# rule). The daemon then reads that flow's NAT binding from the kernel instead of its cache, and its
+# verdict clears the bits again: past the queue the packet carries the mark it came with.
 # Works with iptables-nft and iptables-legacy (both speak this syntax).
 set -euo pipefail
 
 die() { echo "sip-alg-rules: $*" >&2; exit 2; }
 action=${1:-}; shift || true
-WAN=wan0; PORTS=5060; TLS_PORTS=5061; QUEUES=0:0; IPV6=1; FAIL_CLOSED=0; IPT=${IPTABLES:-}; SRC_RATE=1000; SRC_BURST=2000
+WAN=wan0; PORTS=5060; TLS_PORTS=5061; QUEUES=0:0; IPV6=1; FAIL_CLOSED=0; IPT=${IPTABLES:-}; SRC_RATE=1000; SRC_BURST=2000; FRESH_MARK=0x10000000
 while [ $# -gt 0 ]; do
   case "$1" in
     --wan) WAN=${2:?--wan needs an interface or a comma-separated list}; shift 2;;
@@ -37,9 +42,10 @@ while [ $# -gt 0 ]; do
     --fail-open) FAIL_CLOSED=0; shift;;
     --source-rate) SRC_RATE=${2:?--source-rate needs packets per second}; shift 2;;
     --source-burst) SRC_BURST=${2:?--source-burst needs a packet count}; shift 2;;
+    --fresh-mark) FRESH_MARK=${2:?--fresh-mark needs a mark mask}; shift 2;;
     --iptables) IPT=${2:?}; shift 2;;
     --no-ipv6) IPV6=0; shift;;
-    *) die "unknown option $1 (allowed: --wan IF[,IF...], --ports LIST, --tls-ports LIST, --queues A:B, --fail-closed, --source-rate N, --source-burst N, --iptables CMD, --no-ipv6)";;
+    *) die "unknown option $1 (allowed: --wan IF[,IF...], --ports LIST, --tls-ports LIST, --queues A:B, --fail-closed, --source-rate N, --source-burst N, --fresh-mark MASK, --iptables CMD, --no-ipv6)";;
   esac
 done
 IFS=, read -r -a WANS <<< "$WAN"
@@ -55,6 +61,8 @@ TCP_PORTS="$PORTS,$TLS_PORTS"
 QA=${BASH_REMATCH[1]}; QB=${BASH_REMATCH[3]:-$QA}
 [ "$QB" -ge "$QA" ] || die "--queues: B must be >= A"
 [[ $SRC_RATE =~ ^[0-9]{1,6}$ ]] && [ "$SRC_RATE" -le 100000 ] || die "--source-rate: '$SRC_RATE' must be packets per second from 0 (off) to 100000"
+[[ $FRESH_MARK =~ ^(0x[0-9a-fA-F]{1,8}|[0-9]{1,10})$ ]] && [ $((FRESH_MARK)) -le 4294967295 ] || die "--fresh-mark: '$FRESH_MARK' must be 0 (off) or a mark mask up to 0xffffffff, decimal or 0x hexadecimal (the daemon's fresh-flow-mark)"
+FRESH_MARK=$(printf '0x%x' $((FRESH_MARK)))
 [[ $SRC_BURST =~ ^[0-9]{1,6}$ ]] && [ "$SRC_BURST" -ge 1 ] && [ "$SRC_BURST" -le 100000 ] || die "--source-burst: '$SRC_BURST' must be a packet count from 1 to 100000"
 if [ -z "$IPT" ]; then
   if command -v iptables >/dev/null; then IPT=iptables; else die "iptables not found"; fi
@@ -117,6 +125,7 @@ install)
   $T -N "$LIMIT" 2>/dev/null || $T -F "$LIMIT"
   limit_rules "$([ "$ipt" = "${TABLES[0]}" ] && echo 4 || echo 6)"
   $T -A "$CHAIN" -p udp -m comment --comment "$COMMENT" -j "$LIMIT"
+  [ "$((FRESH_MARK))" = 0 ] || $T -A "$CHAIN" -p udp -m conntrack ! --ctstatus CONFIRMED -m comment --comment "$COMMENT fresh flow" -j MARK --set-xmark "$FRESH_MARK/$FRESH_MARK"
   $T -A "$CHAIN" -p udp -m comment --comment "$COMMENT" -j NFQUEUE "${QSPEC[@]}"
   $T -A "$CHAIN" -p tcp -m multiport --ports "$TLS_PORTS" --syn -m comment --comment "$COMMENT tls" -j NFQUEUE "${TSPEC[@]}"
   $T -A "$CHAIN" -p tcp -m multiport --ports "$TLS_PORTS" -m comment --comment "$COMMENT tls" -j RETURN
@@ -125,7 +134,7 @@ install)
     # shellcheck disable=SC2086
     $T -I $j -m comment --comment "$COMMENT" -j "$CHAIN"
   done
-  echo "sip-alg rules installed ($ipt): wan=$WAN ports=$PORTS tls-ports=$TLS_PORTS queues=$QA:$QB (tcp: $QA) $([ "$FAIL_CLOSED" = 1 ] && echo fail-closed || echo fail-open) source-limit=$([ "$SRC_RATE" -gt 0 ] && echo "$SRC_RATE/s burst $SRC_BURST" || echo off)"
+  echo "sip-alg rules installed ($ipt): wan=$WAN ports=$PORTS tls-ports=$TLS_PORTS queues=$QA:$QB (tcp: $QA) $([ "$FAIL_CLOSED" = 1 ] && echo fail-closed || echo fail-open) source-limit=$([ "$SRC_RATE" -gt 0 ] && echo "$SRC_RATE/s burst $SRC_BURST" || echo off) fresh-mark=$FRESH_MARK"
   ;;
 remove)
   remove_jumps
@@ -144,7 +153,7 @@ status)
     echo "sip-alg rules: not installed ($ipt)"; rc=3
   fi
   ;;
-*) die "usage: sip-alg-rules.sh install|remove|status [--wan IF[,IF...]] [--ports LIST] [--tls-ports LIST] [--queues A:B] [--fail-closed] [--source-rate N] [--source-burst N] [--iptables CMD] [--no-ipv6]";;
+*) die "usage: sip-alg-rules.sh install|remove|status [--wan IF[,IF...]] [--ports LIST] [--tls-ports LIST] [--queues A:B] [--fail-closed] [--source-rate N] [--source-burst N] [--fresh-mark MASK] [--iptables CMD] [--no-ipv6]";;
 esac
 done
 exit $rc

@@ -38,7 +38,8 @@ static napi_value throw_errno(napi_env env, const char *what) {
 /* ---------------- NFQUEUE ----------------
  * One wake-up, one call into JS: every packet ready on the socket (up to RX_BATCH, while the
  * caller's receive buffer has room) is copied into that buffer and described in the caller's
- * Uint32Array [id, offset, length, indev, outdev] per packet; then cb(count) runs once. The
+ * Uint32Array [id, offset, length, indev, outdev, mark] per packet (mark: the skb's, NFQA_MARK);
+ * then cb(count) runs once. The
  * verdicts JS gives during the call are queued here and leave in one sendto when it returns
  * (several NFQNL_MSG_VERDICT messages, each with its own NFQA_PAYLOAD, in one datagram are handled
  * in order by netlink_rcv_skb: net/netfilter/nfnetlink_queue.c, net/netlink/af_netlink.c). JS may
@@ -46,7 +47,7 @@ static napi_value throw_errno(napi_env env, const char *what) {
  * not be handed, so it can decide what those packets become.
  */
 #define RX_BATCH 256
-#define DESC_FIELDS 5
+#define DESC_FIELDS 6
 /* after the batch's descriptors, when the caller's array has room: [count, seq, errno, seq, errno, ...]
  * of the NLMSG_ERRORs this wake-up read (ctnetlink requests JS put in the verdict datagram: queueRequest) */
 #define ERR_MAX 64
@@ -88,15 +89,19 @@ static int on_packet(struct nfq_q_handle *qh, struct nfgenmsg *m, struct nfq_dat
   d[2] = (uint32_t)len;
   d[3] = nfq_get_indev(nfa);
   d[4] = nfq_get_outdev(nfa);
+  d[5] = nfq_get_nfmark(nfa);
   memcpy(q->rx + q->rx_used, payload, (size_t)len);
   q->rx_used += ((size_t)len + 7) & ~(size_t)7;
   q->count++;
   return 0;
 }
 
-/* appends one verdict message (nf_queue's wire format, as nfq_set_verdict writes it) to tx */
-static int tx_append(queue_t *q, uint32_t id, uint32_t verdict, const void *data, size_t len) {
-  size_t need = NLMSG_ALIGN(NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg)) + NLA_ALIGN(NLA_HDRLEN + sizeof(struct nfqnl_msg_verdict_hdr)) + (data ? NLA_ALIGN(NLA_HDRLEN + len) : 0));
+/*
+ * appends one verdict message (nf_queue's wire format, as nfq_set_verdict2 writes it) to tx; with
+ * set_mark, NFQA_MARK gives the packet the skb mark `mark` (nfqnl_recv_verdict: before the payload)
+ */
+static int tx_append(queue_t *q, uint32_t id, uint32_t verdict, const void *data, size_t len, int set_mark, uint32_t mark) {
+  size_t need = NLMSG_ALIGN(NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg)) + NLA_ALIGN(NLA_HDRLEN + sizeof(struct nfqnl_msg_verdict_hdr)) + (set_mark ? NLA_ALIGN(NLA_HDRLEN + 4) : 0) + (data ? NLA_ALIGN(NLA_HDRLEN + len) : 0));
   if (q->tx_used + need > TX_SIZE) return -1;
   char *p = q->tx + q->tx_used;
   memset(p, 0, need);
@@ -114,6 +119,13 @@ static int tx_append(queue_t *q, uint32_t id, uint32_t verdict, const void *data
   a->nla_len = NLA_HDRLEN + sizeof(struct nfqnl_msg_verdict_hdr);
   struct nfqnl_msg_verdict_hdr vh = { htonl(verdict), htonl(id) };
   memcpy((char *)a + NLA_HDRLEN, &vh, sizeof vh);
+  if (set_mark) {
+    a = (struct nlattr *)((char *)a + NLA_ALIGN(a->nla_len));
+    a->nla_type = NFQA_MARK;
+    a->nla_len = NLA_HDRLEN + 4;
+    uint32_t be = htonl(mark);
+    memcpy((char *)a + NLA_HDRLEN, &be, 4);
+  }
   if (data) {
     a = (struct nlattr *)((char *)a + NLA_ALIGN(a->nla_len));
     a->nla_type = NFQA_PAYLOAD;
@@ -264,7 +276,7 @@ static napi_value queue_open(napi_env env, napi_callback_info info) {
   napi_typedarray_type tt; size_t dlen; void *desc; napi_value ab; size_t boff;
   CHECK(napi_get_typedarray_info(env, argv[5], &tt, &dlen, &desc, &ab, &boff));
   if (tt != napi_uint32_array || dlen < RX_BATCH * DESC_FIELDS || rx_len < MAX_PAYLOAD + 8) {
-    napi_throw_range_error(env, "SIPALG_NATIVE", "queueOpen: rx must hold 65543 bytes, desc must be a Uint32Array of 1280");
+    napi_throw_range_error(env, "SIPALG_NATIVE", "queueOpen: rx must hold 65543 bytes, desc must be a Uint32Array of 1536");
     return NULL;
   }
   queue_t *q = calloc(1, sizeof *q);
@@ -312,11 +324,12 @@ static queue_t *get_queue(napi_env env, napi_value v) {
 }
 
 /*
- * queueVerdict(q, id, verdict, payload|null): during cb(count) it is queued for the batch's one
- * sendto (a full batch buffer is sent first); outside it (timers) it is sent at once.
+ * queueVerdict(q, id, verdict, payload|null, mark?): during cb(count) it is queued for the batch's
+ * one sendto (a full batch buffer is sent first); outside it (timers) it is sent at once. A mark
+ * (a number >= 0) becomes the packet's skb mark (NFQA_MARK).
  */
 static napi_value queue_verdict(napi_env env, napi_callback_info info) {
-  size_t argc = 4; napi_value argv[4];
+  size_t argc = 5; napi_value argv[5];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   queue_t *q = get_queue(env, argv[0]);
   if (!q || q->closed) { napi_throw_error(env, "SIPALG_QUEUE_CLOSED", "queue is closed"); return NULL; }
@@ -328,13 +341,20 @@ static napi_value queue_verdict(napi_env env, napi_callback_info info) {
   if (argc > 3) napi_is_buffer(env, argv[3], &isbuf);
   if (isbuf) CHECK(napi_get_buffer_info(env, argv[3], &data, &len));
   if (len > MAX_PAYLOAD) { errno = EMSGSIZE; return throw_errno(env, "nfq verdict"); }
+  int set_mark = 0; uint32_t mark = 0;
+  napi_valuetype mt = napi_undefined;
+  if (argc > 4) napi_typeof(env, argv[4], &mt);
+  if (mt == napi_number) {
+    int64_t m; CHECK(napi_get_value_int64(env, argv[4], &m));
+    if (m >= 0 && m <= 0xffffffffLL) { set_mark = 1; mark = (uint32_t)m; }
+  }
   if (q->in_batch) {
-    if (tx_append(q, id, verdict, isbuf ? data : NULL, len) == 0) return NULL;
+    if (tx_append(q, id, verdict, isbuf ? data : NULL, len, set_mark, mark) == 0) return NULL;
     /* the batch buffer is full: what it holds leaves now (a failure there is the caller's to see at flush) */
     uint32_t ignored[1]; tx_flush(q, ignored, 0);
-    if (tx_append(q, id, verdict, isbuf ? data : NULL, len) == 0) return NULL;
+    if (tx_append(q, id, verdict, isbuf ? data : NULL, len, set_mark, mark) == 0) return NULL;
   }
-  if (nfq_set_verdict(q->qh, id, verdict, (uint32_t)len, data) < 0) return throw_errno(env, "nfq_set_verdict");
+  if ((set_mark ? nfq_set_verdict2(q->qh, id, verdict, mark, (uint32_t)len, data) : nfq_set_verdict(q->qh, id, verdict, (uint32_t)len, data)) < 0) return throw_errno(env, "nfq_set_verdict");
   return NULL;
 }
 

@@ -91,6 +91,20 @@ export function expectHashCheck(buckets: number, expMax: number, pending: number
   return { name: 'expect-hash', status: warn ? 'warn' : 'ok', detail, ...(warn ? { fix: `boot with nf_conntrack.expect_hashsize=${want} (with nf_conntrack as a module: options nf_conntrack expect_hashsize=${want} in /etc/modprobe.d/, then reload it); or keep nf_conntrack_expect_max near ${buckets * 4}` } : {}) };
 }
 
+/**
+ * The fresh-flow mark: the rules' MARK rule (`-A SIPALG ... ! --ctstatus CONFIRMED ... --set-xmark M/M`,
+ * their --fresh-mark) against the daemon's fresh-flow-mark. A mismatch leaves the rules' bits on the
+ * packets past the queue and the daemon blind to flows whose entry vanished (`conntrack -F`).
+ */
+export function freshMarkCheck(ruleMarks: readonly number[], configMark: number): Check {
+  const hex = (n: number) => `0x${(n >>> 0).toString(16)}`;
+  const fix = `iptables/sip-alg-rules.sh install ... --fresh-mark ${hex(configMark)} (the rules and fresh-flow-mark must agree)`;
+  if (!ruleMarks.length && !configMark) return { name: 'fresh-mark', status: 'ok', detail: 'off (rules and daemon): for a second after a conntrack flush a flow\'s messages may name its old public port' };
+  if (!ruleMarks.length) return { name: 'fresh-mark', status: 'warn', detail: `the daemon expects fresh flows marked ${hex(configMark)}, the rules mark none: after a conntrack flush a flow's messages may name its old public port for a second`, fix };
+  if (ruleMarks.some((m) => m !== configMark >>> 0)) return { name: 'fresh-mark', status: 'fail', detail: `the rules mark fresh flows ${ruleMarks.map(hex).join(',')}, the daemon's fresh-flow-mark is ${hex(configMark)}: the daemon does not clear those bits, packets leave with them`, fix };
+  return { name: 'fresh-mark', status: 'ok', detail: `fresh flows marked ${hex(configMark)} by the rules, cleared by the daemon` };
+}
+
 /** The router's checks against `config` (the daemon's, from the same file and flags). */
 export async function doctorChecks(config: Config): Promise<Check[]> {
   const checks: Check[] = [];
@@ -144,6 +158,8 @@ export async function doctorChecks(config: Config): Promise<Check[]> {
     const bypass = queueRules.every((r) => r.includes('--queue-bypass'));
     if (bypass === config.failClosed) add('fail-mode', 'warn', `rules are ${bypass ? 'fail-open (--queue-bypass)' : 'fail-closed'}, the config says fail-closed=${config.failClosed}`, `reinstall the rules ${config.failClosed ? 'with --fail-closed' : 'without --fail-closed'}`);
     else add('fail-mode', 'ok', bypass ? 'fail-open: SIP passes unchanged while no daemon is bound (--queue-bypass)' : 'fail-closed: SIP is dropped while no daemon is bound');
+    const marks = mangle.filter((r) => /^-A SIPALG .*--ctstatus CONFIRMED .*-j MARK/.test(r)).map((r) => Number(/--set-xmark (0x[0-9a-f]+)/i.exec(r)?.[1] ?? NaN));
+    checks.push(freshMarkCheck(marks, config.freshFlowMark));
   }
 
   // a daemon on every queue

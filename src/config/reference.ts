@@ -2,6 +2,6 @@
 import { SCHEMA } from './schema';
 
 export function configTable(): string {
-  const rows = SCHEMA.map((s) => `| \`${s.key}\` | \`--${s.key}\` | \`${s.default === undefined ? 'auto' : typeof s.default === 'object' && !Array.isArray(s.default) ? `${(s.default as { first: number }).first}:${(s.default as { last: number }).last}` : Array.isArray(s.default) ? s.default.join(',') : String(s.default)}\` | ${s.doc} |`);
+  const rows = SCHEMA.map((s) => `| \`${s.key}\` | \`--${s.key}\` | \`${s.default === undefined ? 'auto' : typeof s.default === 'object' && !Array.isArray(s.default) ? `${(s.default as { first: number }).first}:${(s.default as { last: number }).last}` : Array.isArray(s.default) ? s.default.join(',') : s.key.endsWith('-mark') ? `0x${(s.default as number).toString(16)}` : String(s.default)}\` | ${s.doc} |`);
   return ['| key (JSON file) | flag | default | meaning |', '|---|---|---|---|', ...rows].join('\n');
 }

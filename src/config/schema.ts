@@ -20,6 +20,7 @@ export interface Config {
   maxMessageSize: number;
   malformedPolicy: 'pass' | 'drop';
   firstPacket: 'precreate' | 'pass';
+  freshFlowMark: number;
   mediaPortMin: number;
   mediaPortMax: number;
   mediaLeaseSeconds: number;
@@ -65,6 +66,11 @@ export interface KeySpec<K extends keyof Config = keyof Config> {
 const int = (min: number, max: number): Parser<number> => (raw) => {
   const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : NaN;
   return Number.isInteger(n) && n >= min && n <= max ? { ok: true, value: n } : { ok: false, allowed: `an integer from ${min} to ${max}` };
+};
+/** A packet mark mask (iptables MARK): 0, or 1 to 0xffffffff written in decimal or as 0x hexadecimal. */
+const markMask: Parser<number> = (raw) => {
+  const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^(\d{1,10}|0x[0-9a-fA-F]{1,8})$/.test(raw) ? Number(raw) : NaN;
+  return Number.isInteger(n) && n >= 0 && n <= 0xffffffff ? { ok: true, value: n } : { ok: false, allowed: '0 (off) or a mark mask from 1 to 0xffffffff (decimal or 0x hexadecimal), e.g. 0x10000000' };
 };
 const bool: Parser<boolean> = (raw) => {
   if (raw === true || raw === 'true' || raw === 'yes' || raw === '1') return { ok: true, value: true };
@@ -160,6 +166,9 @@ export function controlSocketPath(value: string, nsLink = '/proc/self/ns/net'): 
 const absPath: Parser<string> = (raw) =>
   typeof raw === 'string' && (raw === 'off' || /^\/[^\0]{1,100}$/.test(raw)) ? { ok: true, value: raw } : { ok: false, allowed: "an absolute path of at most 101 characters, or 'off'" };
 
+/** fresh-flow-mark's default, and the rules' (iptables/sip-alg-rules.sh FRESH_MARK) */
+export const FRESH_FLOW_MARK = 0x10000000;
+
 function spec<K extends keyof Config>(key: string, field: K, parse: Parser<Config[K]>, def: Config[K], doc: string): KeySpec<K> {
   return { key, field, parse, default: def, doc };
 }
@@ -179,6 +188,7 @@ export const SCHEMA: KeySpec[] = [
   spec('max-message-size', 'maxMessageSize', int(512, 65507), 65507, 'Largest SIP message (UDP payload bytes) the ALG rewrites; larger ones are passed unchanged and counted (too_large).'),
   spec('malformed-policy', 'malformedPolicy', oneOf('pass', 'drop'), 'pass', 'What to do with malformed SIP: pass it unchanged (fail-open) or drop it. Both are counted with a reason.'),
   spec('first-packet', 'firstPacket', oneOf('precreate', 'pass'), 'precreate', "First packet of a new LAN→WAN flow: 'precreate' asks the kernel for the NAT binding over ctnetlink before rewriting; 'pass' sends it unchanged."),
+  spec('fresh-flow-mark', 'freshFlowMark', markMask, FRESH_FLOW_MARK, "The packet mark bit(s) the rules (iptables/sip-alg-rules.sh --fresh-mark, the same value) set on a SIP/UDP packet whose conntrack entry is not in the table yet: the first packet of a new flow, or of a flow whose entry vanished (`conntrack -F`). Such a packet's NAT binding is read from the kernel, never from the worker's 1 s cache, and the worker clears the bits in its verdict. Use bits no other rule uses; 0 = off (after a flush a flow's next second of messages may carry its old public port)."),
   spec('media-port-min', 'mediaPortMin', int(1024, 65534), 10000, 'Lowest public port for SDP media (RTP even, RTCP odd).'),
   spec('media-port-max', 'mediaPortMax', int(1025, 65535), 60999, 'Highest public port for SDP media.'),
   spec('media-lease-seconds', 'mediaLeaseSeconds', int(10, 86400), 7200, 'A public media port unused in any SDP for this long is returned to the pool.'),

@@ -59,6 +59,13 @@ export class BindingResolver {
    * down; entries the daemon pre-created carry an explicit SNAT that MASQUERADE leaves alone.
    */
   wanIps: ReadonlySet<string> | undefined;
+  /**
+   * Set per packet by the worker: the packet's conntrack entry is not in the kernel's table yet (the
+   * rules' fresh-flow-mark): a new flow, or one whose entry vanished under the cache (`conntrack -F`,
+   * then the kernel NATs the flow anew, maybe to another port). Its binding is read from the kernel
+   * (and the cache refreshed), never served from the cache.
+   */
+  fresh = false;
 
   constructor(private readonly ct: Ctnetlink, private readonly opts: ResolverOptions) {
     this.cacheMs = opts.cacheMs ?? 1000;
@@ -101,7 +108,7 @@ export class BindingResolver {
 
   private cached(t: Tuple, now: number, ip: string, port: number, mayCreate: boolean): Binding | undefined {
     const key = `${t.src}:${t.sport}>${t.dst}:${t.dport}`;
-    const hit = this.cache.get(key);
+    const hit = this.fresh ? undefined : this.cache.get(key);
     if (hit && hit.until > now) {
       this.stats.cacheHits++;
       return hit.b;

@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 
 export interface NativeBinding {
-  /** one call of cb per wake-up: `count` packets in rx, described in desc ([id, offset, length, indev, outdev] each); see queue.ts */
+  /** one call of cb per wake-up: `count` packets in rx, described in desc ([id, offset, length, indev, outdev, mark] each); see queue.ts */
   queueOpen(num: number, failOpen: number, maxLen: number, copyRange: number, rx: Buffer, desc: Uint32Array, cb: (count: number) => void): object;
-  /** queued during cb for one sendto, sent at once outside it */
-  queueVerdict(q: object, id: number, verdict: number, payload?: Buffer | null): void;
+  /** queued during cb for one sendto, sent at once outside it; a mark >= 0 becomes the packet's skb mark (NFQA_MARK) */
+  queueVerdict(q: object, id: number, verdict: number, payload?: Buffer | null, mark?: number): void;
   /** sends the queued verdicts; the ids whose verdict could not be sent, or null */
   queueFlush(q: object): Uint32Array | null;
   /** during cb: netlink messages (another nfnetlink subsystem's) join the batch's datagram; false otherwise */

@@ -4,7 +4,7 @@
  *
  * Packets arrive in batches: at each wake-up the addon copies every packet that is ready into one
  * reused receive buffer and calls `onBatch(count)` once; packet i is read with id(i), payload(i),
- * indev(i) and outdev(i), valid only during that call (payload(i) is a view of the receive buffer:
+ * indev(i), outdev(i) and mark(i), valid only during that call (payload(i) is a view of the receive buffer:
  * whoever keeps bytes past the call copies them). Verdicts given during the call are sent together
  * in one sendto when flush() runs (or when the call returns); verdicts given outside it (timers)
  * leave at once.
@@ -14,7 +14,7 @@ import { native, type NativeBinding } from './binding';
 
 /** packets one call can carry (native RX_BATCH) and the fields of each (native DESC_FIELDS) */
 const RX_BATCH = 256;
-const FIELDS = 5;
+const FIELDS = 6;
 /** after the descriptors (native ERR_WORDS): [count, seq, errno, ...] of the failed requests read this wake-up */
 const ERR_MAX = 64;
 
@@ -32,7 +32,7 @@ export class NfQueue {
   private readonly nb: NativeBinding;
   /** every packet of a batch, back to back (8-byte aligned) */
   private readonly rx = Buffer.allocUnsafeSlow(1 << 20);
-  /** [id, offset, length, indev, outdev] per packet of the batch */
+  /** [id, offset, length, indev, outdev, mark] per packet of the batch */
   private readonly desc = new Uint32Array(RX_BATCH * FIELDS + 1 + 2 * ERR_MAX);
 
   constructor(readonly num: number, opts: QueueOptions, onBatch: (count: number) => void) {
@@ -66,11 +66,19 @@ export class NfQueue {
     return this.desc[i * FIELDS + 4]!;
   }
 
-  /** NF_ACCEPT / NF_DROP, with the packet's new bytes when it was rewritten */
-  verdict(id: number, verdict: number, payload?: Buffer): void {
+  /** the skb mark packet i carries (NFQA_MARK; 0 when none) */
+  mark(i: number): number {
+    return this.desc[i * FIELDS + 5]!;
+  }
+
+  /**
+   * NF_ACCEPT / NF_DROP, with the packet's new bytes when it was rewritten; `mark` (0..2^32-1) sets
+   * the packet's skb mark (NFQA_MARK), -1 leaves it as it came
+   */
+  verdict(id: number, verdict: number, payload?: Buffer, mark = -1): void {
     if (!this.handle) throw new QueueError('SIPALG_ERR_QUEUE_CLOSED', `NFQUEUE ${this.num} is closed`);
     try {
-      this.nb.queueVerdict(this.handle, id, verdict, payload ?? null);
+      this.nb.queueVerdict(this.handle, id, verdict, payload ?? null, mark);
     } catch (e) {
       throw new QueueError('SIPALG_ERR_QUEUE_VERDICT', `verdict for packet ${id} on NFQUEUE ${this.num}: ${(e as Error).message}`, (e as { errno?: number }).errno);
     }

@@ -91,7 +91,8 @@ function main(): void {
     if (links.length > 1) resolver.wanIps = new Set(links.map((l) => l.publicIp).filter(Boolean));
   };
   const primaryIp = () => (links.find((l) => l.ifindex && l.publicIp) ?? links[0]!).publicIp;
-  const resolver = new BindingResolver(ct, { publicIp: primaryIp(), publicIp6: init.publicIp6, firstPacket: init.config.firstPacket });
+  // SIPALG_BINDING_CACHE_MS: how long a flow's binding is kept (default 1 s), for the lab (test/lab/conntrack-flush.test.ts)
+  const resolver = new BindingResolver(ct, { publicIp: primaryIp(), publicIp6: init.publicIp6, firstPacket: init.config.firstPacket, cacheMs: Number(process.env.SIPALG_BINDING_CACHE_MS) || undefined });
   // each link's address and index follow DHCP/PPPoE (the main thread's watcher, 'wan' message)
   indexLinks();
   const ports = new PortAllocator(init.ports, init.index + 1, init.config.mediaPortMin, init.config.mediaPortMax, init.config.mediaLeaseSeconds * 1000);
@@ -201,9 +202,9 @@ function main(): void {
     log('warn', `verdict failed, packet ${fallback === NF_DROP ? 'dropped' : 'accepted unchanged'}`, { err: err as Error, id });
     try { q?.verdict(id, fallback); } catch { /* the queue is gone: the kernel bypasses */ }
   };
-  const verdictOf = (id: number, dir: string, verdict: number, out: Buffer | undefined, orig?: Buffer) => {
+  const verdictOf = (id: number, dir: string, verdict: number, out: Buffer | undefined, orig?: Buffer, mark = -1) => {
     try {
-      q!.verdict(id, verdict, out);
+      q!.verdict(id, verdict, out, mark);
     } catch (e) {
       verdictFailed(id, dir, orig, e);
     }
@@ -262,6 +263,7 @@ function main(): void {
   };
   /** The packets of one wake-up: each through the pipeline, their verdicts in one sendto (NfQueue.flush). */
   const ids = new Uint32Array(256);
+  const freshMark = init.config.freshFlowMark >>> 0;
   const dirs: ('in' | 'out')[] = [];
   const onBatch = timed('batch', (count: number): void => {
     const queue = q!;
@@ -277,6 +279,11 @@ function main(): void {
       ids[i] = id;
       dirs[i] = dir;
       resolver.linkIp = (inLink ?? byIndex.get(queue.outdev(i)))?.publicIp;
+      // the rules marked a packet whose conntrack entry is not in the table yet (fresh-flow-mark):
+      // its binding comes from the kernel, and the mark goes again in the verdict
+      const mark = queue.mark(i);
+      const fresh = (mark & freshMark) !== 0;
+      resolver.fresh = fresh;
       if (isTcp(view)) {
         // the TCP layer may hold a segment past this batch: it gets its own copy
         const payload = Buffer.from(view);
@@ -292,7 +299,7 @@ function main(): void {
         if (taps.size) {
           try { tap(view, dir, d.verdict, d.out, d.reason, d.message, d.fields); } catch (e) { log('warn', 'tap failed', { err: e as Error }); }
         }
-        verdictOf(id, dir, d.verdict, d.out, view);
+        verdictOf(id, dir, d.verdict, d.out, view, fresh ? (mark & ~freshMark) >>> 0 : -1);
       }
       stats.observe((performance.now() - t0) / 1e3);
     }

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { expectHashCheck } from '../../../src/cli/doctor';
+import { expectHashCheck, freshMarkCheck } from '../../../src/cli/doctor';
 
 test('expect-hash: the kernel defaults (expect_max 4 times the buckets) are ok; an expect_max raised alone is a warning with the boot parameter that fits it', () => {
   assert.equal(expectHashCheck(1024, 4096, 100).status, 'ok');
@@ -21,4 +21,16 @@ test('expect-hash: many pending pinholes a bucket now warn even under a default 
   assert.match(busy.detail, /15\.6 now \(4000 pending\)/);
   assert.equal(expectHashCheck(NaN, 262144, 0).status, 'ok');
   assert.equal(expectHashCheck(NaN, 262144, 0).fix, undefined);
+});
+
+test('fresh-mark: the rules\' MARK rule and the daemon\'s fresh-flow-mark agree, or doctor says what is wrong', () => {
+  assert.equal(freshMarkCheck([0x10000000], 0x10000000).status, 'ok');
+  assert.equal(freshMarkCheck([], 0).status, 'ok', 'off on both sides is a choice');
+  const missing = freshMarkCheck([], 0x10000000);
+  assert.equal(missing.status, 'warn');
+  assert.match(missing.fix ?? '', /--fresh-mark 0x10000000/);
+  const other = freshMarkCheck([0x800000], 0x10000000);
+  assert.equal(other.status, 'fail');
+  assert.match(other.detail, /the rules mark fresh flows 0x800000, the daemon's fresh-flow-mark is 0x10000000/);
+  assert.equal(freshMarkCheck([NaN], 0x10000000).status, 'fail', 'a rule whose mark cannot be read');
 });

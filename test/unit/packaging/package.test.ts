@@ -8,7 +8,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
-import { SCHEMA } from '../../../src/config/schema';
+import { FRESH_FLOW_MARK, SCHEMA } from '../../../src/config/schema';
 import { apply, defaults, loadConfig, loadFile } from '../../../src/config/load';
 import { configTable } from '../../../src/config/reference';
 import { DAEMON_NODE_FLAGS, ROOT } from '../../../src/lab/lab';
@@ -135,11 +135,14 @@ test('the systemd unit installs the rules before start, removes them after stop,
   const { config } = loadConfig(flags);
   assert.equal(config.wan, env.SIPALG_WAN);
   assert.equal(config.failClosed, env.SIPALG_FAIL_CLOSED === 'true');
+  // the rules and the daemon agree on the fresh-flow mark, the schema's default
+  assert.equal(config.freshFlowMark, Number(env.SIPALG_FRESH_MARK));
+  assert.equal(config.freshFlowMark, FRESH_FLOW_MARK);
   assert.equal(argv[argv.indexOf('--config') + 1], '/etc/sip-alg/sip-alg.json');
 
   // the EnvironmentFile sets the same variables
   const defaultsFile = readFileSync(join(ROOT, 'packaging', 'sip-alg.default'), 'utf8');
-  for (const v of ['SIPALG_WAN', 'SIPALG_QUEUES', 'SIPALG_PORTS', 'SIPALG_FAIL_CLOSED', 'SIPALG_SOURCE_RATE', 'SIPALG_SOURCE_BURST']) assert.match(defaultsFile, new RegExp(`^${v}=${env[v]}$`, 'm'));
+  for (const v of ['SIPALG_WAN', 'SIPALG_QUEUES', 'SIPALG_PORTS', 'SIPALG_FAIL_CLOSED', 'SIPALG_SOURCE_RATE', 'SIPALG_SOURCE_BURST', 'SIPALG_FRESH_MARK']) assert.match(defaultsFile, new RegExp(`^${v}=${env[v]}$`, 'm'));
 });
 
 test('the example config holds valid keys at their defaults', () => {
@@ -198,6 +201,8 @@ test('a packed and extracted copy runs: the sip-alg bin and the rules wrapper', 
     // fairness before the queue: UDP meets the per-source limit first, at the file's rate and burst
     assert.match(calls, /-A SIPALG -p udp .*-j SIPALG_LIMIT\n(.*\n)*.*-A SIPALG -p udp .*-j NFQUEUE/);
     assert.match(calls, /-A SIPALG_LIMIT -o wan0 -m hashlimit --hashlimit-mode srcip --hashlimit-above 1000\/sec --hashlimit-burst 2000 .*--hashlimit-name sipalg_out4 .*-j DROP/);
+    // a packet whose conntrack entry is not in the table yet gets the fresh-flow mark before the queue
+    assert.match(calls, /-A SIPALG -p udp -m conntrack ! --ctstatus CONFIRMED .*-j MARK --set-xmark 0x10000000\/0x10000000\n(.*\n)*.*-A SIPALG -p udp .*-j NFQUEUE/);
     // WAN→LAN: what did not leave by a WAN link (-o wan0 returned before it)
     assert.match(calls, /-A SIPALG_LIMIT -o wan0 .*-j RETURN\n.*-A SIPALG_LIMIT -m hashlimit .*--hashlimit-name sipalg_in4 .*-j DROP/);
 
@@ -219,6 +224,13 @@ test('a packed and extracted copy runs: the sip-alg bin and the rules wrapper', 
     w = run({ SIPALG_WAN: 'eth1', SIPALG_SOURCE_RATE: '0' }, 'install');
     assert.equal(w.status, 0, w.stderr);
     assert.doesNotMatch(readFileSync(log, 'utf8'), /hashlimit/, 'rate 0: no limit');
+    rmSync(log);
+    w = run({ SIPALG_WAN: 'eth1', SIPALG_FRESH_MARK: '0' }, 'install');
+    assert.equal(w.status, 0, w.stderr);
+    assert.doesNotMatch(readFileSync(log, 'utf8'), /MARK/, 'fresh mark 0: no mark rule');
+    w = run({ SIPALG_WAN: 'eth1', SIPALG_FRESH_MARK: 'high' }, 'install');
+    assert.equal(w.status, 2, 'a bad SIPALG_FRESH_MARK is refused');
+    assert.match(w.stderr, /--fresh-mark: 'high' must be 0 \(off\) or a mark mask/);
 
     w = run({}, 'remove');
     assert.equal(w.status, 0, w.stderr);
