@@ -10,6 +10,7 @@
  *   SIPALG_PROFILE_FLAGS='--media-port-max 1999' …   more daemon flags (after the bench's: a later value wins)
  *   SIPALG_PROFILE_NODE_FLAGS='--trace-deopt' …   more node flags for the daemon (its output: /tmp/sipalg-profile-daemon.log)
  *   SIPALG_PROFILE_QUEUES=0:1 …  two workers (the load then comes from 8 phone addresses, which the queues' hash spreads)
+ *   SIPALG_PROFILE_NO_ANSWER=1 … the UAS does not answer (INVITE, REGISTER: what the router bench's CPU trials send)
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -33,7 +34,7 @@ async function main(): Promise<void> {
     mkdirSync('/tmp/sipalg-bench', { recursive: true });
     const cc = spawnSync('cc', ['-O2', '-pthread', '-o', LOADGEN, join(ROOT, 'bench/loadgen.c')], { encoding: 'utf8' });
     if (cc.status !== 0) throw new Error(`cannot compile bench/loadgen.c: ${cc.stderr}`);
-    const uas = lab.start(lab.provider, LOADGEN, ['uas', '--bind', `${PROVIDER_IP}:5080`, '--run', '7', '--respond']);
+    const uas = lab.start(lab.provider, LOADGEN, ['uas', '--bind', `${PROVIDER_IP}:5080`, '--run', '7', ...(process.env.SIPALG_PROFILE_NO_ANSWER ? [] : ['--respond'])]);
     await Lab.waitFor(uas, /ready/, 10000, 'loadgen uas');
     const load = lab.runAsync(lab.phone(1), LOADGEN, ['uac', '--ips', ips.join(','), '--dst', `${PROVIDER_IP}:5080`, '--kind', kind, '--rate', String(rate), '--duration', String(seconds + 4 + Number(process.env.SIPALG_PROFILE_WARMUP ?? 2)), '--run', '7'], (seconds + 30) * 1000);
     const warm = Number(process.env.SIPALG_PROFILE_WARMUP ?? 2); // seconds of load before recording (JIT compiles happen in the first ~10)
