@@ -5,27 +5,30 @@
  * CPU per message moves with it) falls on every variant alike. bench/router.ts measures each set-up
  * in a block of its own; a difference between two of its runs is not a result (BENCHMARKS.md, stop 30).
  *
- *   node dist/bench/ab.js [invite|register|mix] [rounds] 'NAME=node flags|daemon flags[|build]' ...
+ *   node dist/bench/ab.js [invite|register|mix] [rounds] 'NAME=node flags|daemon flags[|build[|K=V ...]]' ...
  *   e.g. node dist/bench/ab.js invite 4 'default=--interrupt-budget=67584|' 'budget16k=--interrupt-budget=16384|'
  * A change of code: `build` is the root of another built checkout (a git worktree of the commit to
  * compare, with `npm run build` run in it) whose daemon the variant runs:
  *   git worktree add /tmp/wt-base <commit> && (cd /tmp/wt-base && ln -s /work/main/node_modules && npm run build)
  *   node dist/bench/ab.js invite 6 'base=||/tmp/wt-base' 'new=|'
  *
+ * `K=V ...`: environment variables the variant's daemon starts with (e.g. SIPALG_YOUNG_MB=8).
  * Prints each trial and the median of each variant. Root; sets the conntrack limits as router.ts does.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CANDIDATE_IPS, cpuTrial, Setup } from './router';
 
-interface Variant { name: string; nodeFlags: string; daemonFlags: string[]; root: string }
+interface Variant { name: string; nodeFlags: string; daemonFlags: string[]; root: string; env: [string, string][] }
 
 function parseVariant(s: string): Variant {
   const eq = s.indexOf('=');
   if (eq <= 0) throw new Error(`variant '${s}': expected NAME=node flags|daemon flags`);
-  const [nodeFlags = '', daemonFlags = '', root = ''] = s.slice(eq + 1).split('|');
+  const [nodeFlags = '', daemonFlags = '', root = '', env = ''] = s.slice(eq + 1).split('|');
   if (root && !existsSync(join(root, 'bin/sip-alg'))) throw new Error(`variant '${s}': no bin/sip-alg under ${root}`);
-  return { name: s.slice(0, eq), nodeFlags: nodeFlags.trim(), daemonFlags: daemonFlags.split(' ').filter(Boolean), root: root.trim() };
+  const vars = env.split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)] as [string, string]);
+  if (vars.some(([k]) => !/^[A-Z_][A-Z0-9_]*$/.test(k))) throw new Error(`variant '${s}': environment as K=V K2=V2`);
+  return { name: s.slice(0, eq), nodeFlags: nodeFlags.trim(), daemonFlags: daemonFlags.split(' ').filter(Boolean), root: root.trim(), env: vars };
 }
 
 async function main(): Promise<void> {
@@ -49,7 +52,8 @@ async function main(): Promise<void> {
         const v = variants[(r + k) % variants.length]!;
         process.env.SIPALG_NODE_FLAGS = v.nodeFlags;
         process.env.SIPALG_DAEMON_ROOT = v.root;
-        const t = await cpuTrial(s, kind, 1500, 6, CANDIDATE_IPS.slice(0, 8), 0, v.daemonFlags);
+        for (const [k, x] of v.env) process.env[k] = x;
+        const t = await cpuTrial(s, kind, 1500, 6, CANDIDATE_IPS.slice(0, 8), 0, v.daemonFlags).finally(() => { for (const [k] of v.env) delete process.env[k]; });
         got.set(v.name, [...(got.get(v.name) ?? []), t.daemon]);
         console.log(`round ${r + 1} ${v.name}: daemon ${t.daemon.toFixed(1)} µs/msg, senders ${t.senders.toFixed(1)}, ratio ${(t.daemon / t.senders).toFixed(2)}`);
       }

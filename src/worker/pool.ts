@@ -13,13 +13,17 @@ import type { ToWorker, WanLink, WorkerInit, WorkerMessage } from './worker';
 import type { TapFilter, TapRecord } from '../capture/tap';
 
 /**
- * A worker's young generation (V8's new space, semi-spaces of a third of it): 96 MB is
- * `--max-semi-space-size=32`, twice node's default. Every packet's short-lived objects die there;
- * with more room between scavenges fewer of them are still alive (and copied) when one runs.
- * Interleaved A/B (bench/ab.ts, 6 rounds of 1500 INVITE/s): 218 against 232 µs of daemon CPU per
- * INVITE (BENCHMARKS.md, stop 31). Committed only as the heap grows into it.
+ * A worker's young generation (V8's new space, semi-spaces of a third of it): 4 MB, a nursery that
+ * stays in the cache. What a scavenge pauses the worker for is what survived since the last one (the
+ * calls' dialogs, which live on): a small nursery collects often and briefly, a large one seldom and
+ * long, holding the packets behind it. Measured with the worker collecting on its own thread
+ * (--single-threaded-gc, stop 34), settled, 1k INVITE/s (bench/latency-probe.js, 4 runs each): p99
+ * one-way latency 0.66-1.09 ms with 4 MB against 2.5-3.9 ms with 96 MB (the value of stops 31-34,
+ * chosen then for CPU under concurrent marking); CPU per message in interleaved A/Bs (bench/ab.ts):
+ * INVITE 147 against 151 µs, call mix 130 against 147, REGISTER 60.8 against 57.1 (BENCHMARKS.md,
+ * stop 35). SIPALG_YOUNG_MB overrides it (the benches' A/Bs).
  */
-const WORKER_YOUNG_GENERATION_MB = 96;
+const WORKER_YOUNG_GENERATION_MB = Number(process.env.SIPALG_YOUNG_MB) || 4;
 
 /**
  * How V8 collects the workers' heaps, from node's own flags (the last of --single-threaded-gc and
