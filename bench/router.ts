@@ -198,11 +198,10 @@ async function settle(s: Setup, kind: 'invite' | 'register' | 'mix', seconds: nu
   if (r.code !== 0) throw new Error(`sip-alg standby: ${r.stderr}`);
   s.lab.conntrack(['-F']);
   s.lab.conntrack(['-F', 'expect']);
-  // the daemon serves a signaling flow's NAT binding from its cache for up to 1 s (BindingResolver's
-  // cacheMs) without asking the kernel, whose entry the flush just removed: the trial's first packets
-  // of the same flows (the phones' addresses, port 5060) would be written with the warm-up's public
-  // ports while the kernel NATs them anew (README, "Known limits": a conntrack flush)
-  await sleep(1200);
+  // the trial's flows (the phones' addresses, port 5060) are NATed anew after the flush, maybe to
+  // other ports than the daemon's cached bindings say: the rules mark their first packets fresh and
+  // the daemon reads those bindings from the kernel (fresh-flow-mark; stop 35 met the flush here)
+  await sleep(300);
 }
 
 /**
