@@ -162,6 +162,8 @@ const SOURCE_SLOTS = 4096;
 const PIN_CHECKS_PER_SLICE = 4;
 /** dialogs waiting for their pinhole check at most; beyond it a due dialog waits for the next round */
 const PIN_QUEUE_MAX = 2048;
+/** dialogs re-made per slice after a conntrack flush (repairSlice): a pin and its media flows are ~0.1 ms each */
+const REPAIRS_PER_SLICE = 16;
 /**
  * dialogs whose pinholes are checked per second at most, whatever the call rate (~50 µs of the
  * worker and the kernel each): at 1.5k new calls/s the checks would otherwise cost more than the
@@ -1070,15 +1072,8 @@ export class DialogTable {
     try {
       const c = this.ct.get(f.t);
       if (!c) {
-        // the clash is on the reply side: the far end's media already made an entry to the public
-        // port. One its pinhole made (DNATed to this phone's port) carries the phone's media too;
-        // any other (media that reached this router before the pinhole, a router pair's standby
-        // before its takeover: the packets end on the router) would catch the far end's media for
-        // its whole life: it goes, and the flow is made
-        const inbound: Tuple = { src: f.t.dst, sport: f.t.dport, dst: f.publicIp, dport: f.port, proto: f.t.proto };
-        const r = this.ct.get(inbound);
-        if (!r || (sameAddress(r.reply.src, f.t.src) && r.reply.sport === f.t.sport)) return;
-        this.ct.delete(inbound);
+        // the clash is on the reply side: the far end's media already made an entry to the public port
+        if (!this.dropStrayInbound(f)) return;
         const [err] = this.ct.createSnatBatch([f]);
         if (err) throw err;
         this.counters.inc('f|replaced');
@@ -1088,13 +1083,31 @@ export class DialogTable {
       const byReply = !sameFlow(c.orig, f.t);
       if (byReply ? c.orig.dport === f.port && sameAddress(c.orig.dst, f.publicIp) : c.reply.dport === f.port && sameAddress(c.reply.dst, f.publicIp)) return;
       this.ct.delete(f.t);
-      const [err] = this.ct.createSnatBatch([f]);
+      let [err] = this.ct.createSnatBatch([f]);
+      // the phone's media had been NATed elsewhere (after a conntrack flush: MASQUERADE's own choice)
+      // and the far end's, sent to the announced port, ended on the router meanwhile
+      if (err?.errno === EEXIST && this.dropStrayInbound(f)) [err] = this.ct.createSnatBatch([f]);
       if (err) throw err;
       this.counters.inc('f|replaced');
     } catch (e) {
       this.counters.inc('f|failed');
       log('warn', 'media flow maps to another public port than the SDP says and could not be made again', { callId: d.callId, flow: anchorKey(f.t), port: f.port, err: e as Error });
     }
+  }
+
+  /**
+   * The entry the far end's media made to the public port of flow `f`, unless its pinhole made it
+   * (DNATed to this phone's port: it carries the phone's media too). Any other (media that reached
+   * this router before the pinhole, a router pair's standby before its takeover, media after a
+   * conntrack flush: the packets end on the router) would catch the far end's media for its whole
+   * life: it is deleted. True when one was.
+   */
+  private dropStrayInbound(f: { t: Tuple; publicIp: string; port: number }): boolean {
+    const inbound: Tuple = { src: f.t.dst, sport: f.t.dport, dst: f.publicIp, dport: f.port, proto: f.t.proto };
+    const r = this.ct.get(inbound);
+    if (!r || (sameAddress(r.reply.src, f.t.src) && r.reply.sport === f.t.sport)) return false;
+    this.ct.delete(inbound);
+    return true;
   }
 
   private pruneFlows(d: Dialog): void {
@@ -1265,6 +1278,8 @@ export class DialogTable {
   private cursor: IterableIterator<Dialog> | undefined;
   /** dialogs found due for a pinhole check by the sweep, in order (checkPinholesSlice) */
   private readonly pinQueue = new Set<Dialog>();
+  /** dialogs whose kernel state a conntrack flush removed, re-made a few at a time (repairSlice) */
+  private readonly repairQueue = new Set<Dialog>();
   /** checks left (PIN_CHECK_RATE a second, a tenth of a second's worth at most) and when they were counted */
   private pinTokens = 0;
   private pinTokensAt = 0;
@@ -1388,6 +1403,60 @@ export class DialogTable {
       n++;
     }
     return n;
+  }
+
+  /**
+   * The kernel's conntrack table was flushed (`conntrack -F`, a firewall script; the worker's sentinel
+   * entry says so): every call's anchor, pending pinholes, media flows and mapping records went with
+   * it. The phone's next RTP is then NATed by MASQUERADE to a port of its choosing, not the public
+   * port the call's SDP announced, and the far end's media to that port meets nothing: one-way audio
+   * until a re-INVITE. Each live dialog with media is queued to be made again on the same public
+   * ports (repairSlice). Returns the number queued.
+   */
+  afterFlush(): number {
+    for (const d of this.dialogs.values()) {
+      if (d.endAt || !d.local.length) continue;
+      // what the table says the kernel holds, it no longer does
+      d.anchor = undefined;
+      d.pinholes = 0;
+      d.settled = [];
+      d.mediaCts = [];
+      d.mapCts = [];
+      this.pinQueue.delete(d);
+      this.touch(d);
+      this.repairQueue.add(d);
+    }
+    return this.repairQueue.size;
+  }
+
+  /** Dialogs afterFlush queued and repairSlice has not made again yet. */
+  get repairsPending(): number {
+    return this.repairQueue.size;
+  }
+
+  /**
+   * Makes up to `max` dialogs of the repair queue again: the media flows first (toward the far end's
+   * SDP address, SNATed to the announced ports: claimFlow replaces the entry the phone's RTP made
+   * meanwhile, whose reply tuple would otherwise clash with what the far end's media makes through
+   * a pinhole), then the anchor and pinholes. True while more wait; the worker runs it between packets.
+   */
+  repairSlice(now: number, max = REPAIRS_PER_SLICE): boolean {
+    let n = 0;
+    for (const d of this.repairQueue) {
+      if (n++ >= max) break;
+      this.repairQueue.delete(d);
+      // ended, released or re-pinned by a message of its own since
+      if (d.endAt || d.anchor || !d.local.length || this.dialogs.get(dialogKey(d.callId, d.privateIp)) !== d) continue;
+      try {
+        if (d.remote) this.ensureMediaFlows(d);
+        this.pin(d, d.local, now);
+        this.counters.inc('d|repaired_after_flush');
+      } catch (e) {
+        log('warn', 'call not made again after a conntrack flush: its media waits for its next SDP', { callId: d.callId, phone: d.privateIp, err: e as Error });
+      }
+    }
+    this.ct.flushDeletes();
+    return this.repairQueue.size > 0;
   }
 
   /** Releases everything (shutdown): pinholes go, established media keeps flowing in the kernel. */

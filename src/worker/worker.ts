@@ -16,7 +16,7 @@ import { TcpAlg, type TcpResult } from '../tcp/tcp-alg';
 import { isTcp } from '../packet/tcp';
 import { anchorAddresses, anchorKey, DialogTable, isAnchorSource, SIGNALING_TIMEOUT_SEC } from '../dialog/dialog-table';
 import { type Change, instanceKey, StateFile, type StateSource } from '../state/state-file';
-import type { Tuple } from '../conntrack/ctnetlink';
+import { IPPROTO_UDP, type Tuple } from '../conntrack/ctnetlink';
 import { RegistrationTable } from '../registration/registration-table';
 import { Protection } from '../policy/protection';
 import { writeFileSync } from 'node:fs';
@@ -26,6 +26,9 @@ import { log, setLogContext, setLogLevel } from '../log';
 import { tapMatches, viewPacket, type TapFilter, type TapRecord } from '../capture/tap';
 
 import { signalingSources, type Config } from '../config/schema';
+
+/** the flush watch's sentinel entry lives this long without its re-arm each second (a day) */
+const SENTINEL_TIMEOUT_SEC = 86400;
 
 /** One WAN link as it is now: its interface index (0: missing) and IPv4 address ('': none yet). */
 export interface WanLink { name: string; ifindex: number; publicIp: string }
@@ -328,18 +331,30 @@ function main(): void {
     if (!tcp.size) return;
     try { applyTcp(tcp.sweep(Date.now()), Date.now()); } catch (e) { log('warn', 'tcp sweep failed', { err: e as Error }); }
   }), 100);
-  // the pinhole checks the sweep found due, a few dialogs at a time between packets
-  let pinSlices = false;
-  const pinSlice = timed('pinhole checks slice', () => {
-    let more = false;
-    try {
-      more = dialogs.checkPinholesSlice(Date.now());
-    } catch (e) {
-      log('warn', 'pinhole check failed', { err: e as Error });
-    }
-    if (more && q && !q.closed) setImmediate(pinSlice);
-    else pinSlices = false;
-  });
+  /**
+   * Work done a slice at a time between packets: `step` runs (setImmediate) while it says more waits;
+   * the function returned starts a run unless one is going.
+   */
+  const slices = (name: string, failure: string, step: () => boolean) => {
+    let running = false;
+    const run = timed(name, () => {
+      let more = false;
+      try {
+        more = step();
+      } catch (e) {
+        log('warn', failure, { err: e as Error });
+      }
+      if (more && q && !q.closed) setImmediate(run);
+      else running = false;
+    });
+    return () => {
+      if (running) return;
+      running = true;
+      setImmediate(run);
+    };
+  };
+  // the pinhole checks the sweep found due, a few dialogs at a time
+  const startPinChecks = slices('pinhole checks slice', 'pinhole check failed', () => dialogs.checkPinholesSlice(Date.now()));
   // the dialogs (and the media port leases) are swept in slices: a tenth of the table (at least 500)
   // every 100 ms, so a round takes about a second whatever the size and no tick stalls the packets
   // behind it for long
@@ -347,14 +362,35 @@ function main(): void {
     try {
       dialogs.sweep(Date.now(), Math.max(500, Math.ceil(dialogs.size / 10)));
       ports.sweep(Date.now(), Math.max(1000, Math.ceil(ports.active / 10)));
-      if (dialogs.pinChecksPending && !pinSlices) {
-        pinSlices = true;
-        setImmediate(pinSlice);
-      }
+      if (dialogs.pinChecksPending) startPinChecks();
     } catch (e) {
       log('warn', 'dialog sweep failed', { err: e as Error });
     }
   }), 100);
+  // after a conntrack flush, the calls' pinholes and media flows made again, a few calls at a time
+  const startRepairs = slices('flush repair slice', 'flush repair failed', () => dialogs.repairSlice(Date.now()));
+  // A flush of the kernel's table (`conntrack -F`, a firewall script) takes every call's anchor,
+  // pinholes and media flows with it and sends nothing to the daemon: an entry of this worker's own
+  // that carries no traffic (a sentinel, re-armed each second) is gone after one
+  const sentinel: Tuple = { src: `127.3.${c.nodeId & 255}.${(init.index & 255) + 1}`, sport: 9, dst: `127.3.${c.nodeId & 255}.${(init.index & 255) + 1}`, dport: 9, proto: IPPROTO_UDP };
+  let sentinelMade = false;
+  const flushWatch = timed('1 s timer: flush watch', () => {
+    // there (this daemon's, or a restarted one's predecessor's): re-armed
+    if (ct.setTimeout(sentinel, SENTINEL_TIMEOUT_SEC)) {
+      sentinelMade = true;
+      return;
+    }
+    ct.createAnchor(sentinel, SENTINEL_TIMEOUT_SEC);
+    // the first one of this daemon: nothing was flushed
+    if (!sentinelMade) {
+      sentinelMade = true;
+      return;
+    }
+    const calls = dialogs.afterFlush();
+    stats.inc('d|conntrack_flushed');
+    log('warn', 'the kernel\'s conntrack table was flushed: the calls\' pinholes and media flows are made again', { calls });
+    if (calls) startRepairs();
+  });
   // each step timed on its own too (SIPALG_STALL_MS): which one holds the thread
   const protectionSweep = timed('1 s timer: protection sweep', () => protection.sweep(Date.now()));
   const registrationSweep = timed('1 s timer: registration sweep', () => registrations.sweep(Date.now()));
@@ -371,6 +407,11 @@ function main(): void {
     }
     persistStep();
     statsStep();
+    try {
+      flushWatch();
+    } catch (e) {
+      log('warn', 'flush watch failed', { err: e as Error });
+    }
   }), 1000);
   port.on('message', (m: ToWorker) => {
     if (m.type === 'query') {

@@ -8,11 +8,16 @@
  * (SIPALG_BINDING_CACHE_MS) so that the flush always falls inside it; with the mark ignored
  * (`--fresh-flow-mark 0`) the same scenario writes the stale port: the check can fail. The kernel
  * helper runs the same scenario.
+ * A second scenario flushes during a call with RTP both ways: the flush takes the call's anchor,
+ * pinholes and media flows, and the phone's next RTP is NATed by MASQUERADE to a port of its own
+ * choosing, not the one the SDP announced. The worker's flush watch (a sentinel entry it re-arms
+ * each second) finds the flush and makes the call's flows and pinholes again.
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { phoneIp, PROVIDER_IP, ROOT, ROUTER_WAN_IP } from '../../src/lab/lab';
+import { metricSum, phoneIp, PROVIDER_IP, ROOT, ROUTER_WAN_IP, SRC_LAB } from '../../src/lab/lab';
 import { prepare, type Mode } from '../../src/lab/media';
 
 before(() => assert.equal(process.getuid?.(), 0, 'the lab tests need root'));
@@ -96,4 +101,50 @@ test('after conntrack -F, a phone\'s next message names the port it leaves from 
   const kernel = await scenario('kernel', 'sflk');
   for (const s of kernel.seen) assert.equal(s.via, s.from, `kernel helper: Via names the port the message came from: ${JSON.stringify(kernel.seen)}`);
   console.log(`# sip-alg: ${JSON.stringify(alg.seen)}; sip-alg without the mark: ${JSON.stringify(off.seen)}; kernel helper: ${JSON.stringify(kernel.seen)}`);
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The capture times (s) of the packets `filter` selects. */
+const times = (pcap: string, filter: string) => spawnSync('tshark', ['-r', pcap, '-Y', filter, '-T', 'fields', '-e', 'frame.time_epoch'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
+
+/** A call with 7 s of RTP each way (SIPp, g711a.pcap), `conntrack -F` 2.5 s into it; RTP counted before and after. */
+async function flushDuringCall(mode: Mode, prefix: string): Promise<{ callOk: boolean; phoneBefore: number; phoneAfter: number; providerBefore: number; providerAfter: number; repaired: number; log: string }> {
+  const { lab, log } = await prepare(prefix, 1, mode);
+  try {
+    const phone = await lab.capture(lab.phone(1), 'eth0', 'p1', 'udp and not port 5060');
+    const prov = await lab.capture(lab.provider, 'eth0', 'w', 'udp and not port 5080');
+    const uas = lab.start(lab.provider, 'sipp', ['-sf', join(SRC_LAB, 'scenarios', 'uas-rtp.xml'), '-i', PROVIDER_IP, '-p', '5080', '-mp', '7000', '-m', '1', '-nostdin', '-nr']);
+    const uasDone = new Promise((r) => { uas.once('exit', r); setTimeout(r, 40000); });
+    await lab.waitListening(lab.provider, [5080]);
+    const call = lab.runAsync(lab.phone(1), 'sipp', ['-sf', join(SRC_LAB, 'scenarios', 'uac-rtp.xml'), '-i', phoneIp(1), '-p', '5060', '-mp', '6000', '-m', '1', '-s', 'pbx', `${PROVIDER_IP}:5080`, '-nostdin', '-nr', '-timeout', '40s', '-timeout_error'], 60000);
+    await sleep(2500);
+    const flushAt = Date.now() / 1000;
+    const f = lab.run(lab.router, 'conntrack', ['-F']);
+    assert.equal(f.code, 0, f.stderr);
+    const r = await call;
+    await uasDone;
+    await sleep(1200); // one stats flush
+    const repaired = mode === 'alg' ? metricSum(lab.metrics(), 'sipalg_dialogs_total', { event: 'repaired_after_flush' }) : 0;
+    const p = await phone.stop();
+    const w = await prov.stop();
+    // after the flush, past the flush watch's second and a margin
+    const n = (xs: number[], after: boolean) => xs.filter((t) => (after ? t >= flushAt + 2 : t < flushAt)).length;
+    const rx = times(p, `ip.dst==${phoneIp(1)} && udp.dstport==6000 && udp.srcport==7000`);
+    const tx = times(w, `ip.dst==${PROVIDER_IP} && udp.dstport==7000`);
+    return { callOk: r.code === 0, phoneBefore: n(rx, false), phoneAfter: n(rx, true), providerBefore: n(tx, false), providerAfter: n(tx, true), repaired, log: log().slice(-2000) };
+  } finally {
+    await lab.close();
+  }
+}
+
+test('conntrack -F during a call: the flush watch makes the call\'s media flows and pinholes again, RTP flows both ways after it (the kernel helper\'s figures beside it)', { timeout: 180000 }, async () => {
+  const alg = await flushDuringCall('alg', 'sflc');
+  assert.ok(alg.callOk, `the call completed: ${alg.log}`);
+  assert.ok(alg.phoneBefore > 20 && alg.providerBefore > 20, `RTP both ways before the flush: ${JSON.stringify({ ...alg, log: undefined })}`);
+  assert.equal(alg.repaired, 1, 'the call was made again (sipalg_dialogs_total{event="repaired_after_flush"})');
+  assert.ok(alg.phoneAfter > 20, `the phone hears the far end again after the flush: ${JSON.stringify({ ...alg, log: undefined })}\n${alg.log}`);
+  assert.ok(alg.providerAfter > 20, `the far end hears the phone after the flush: ${JSON.stringify({ ...alg, log: undefined })}`);
+  // the kernel helper, same scenario: reported (on this kernel the phone hears nothing after the flush)
+  const kernel = await flushDuringCall('kernel', 'sflk2');
+  console.log(`# RTP packets before / from 2 s after the flush, phone and provider: sip-alg ${alg.phoneBefore}/${alg.phoneAfter}, ${alg.providerBefore}/${alg.providerAfter}; kernel helper ${kernel.phoneBefore}/${kernel.phoneAfter}, ${kernel.providerBefore}/${kernel.providerAfter} (call ${kernel.callOk ? 'ok' : 'failed'})`);
 });

@@ -527,3 +527,26 @@ test('state journal: each dialog changed since the last take is given once, as i
   table.closeAll();
   assert.deepEqual(table.takeChanges().map(([k, d]) => [k, d]).sort(), [[dialogKey('c1', '10.77.0.11'), undefined], [dialogKey('c2', '10.77.0.11'), undefined]]);
 });
+
+test('after a conntrack flush, live calls get their pinholes and media flows again, a few per slice; ended ones do not', () => {
+  const { ct, table } = make();
+  for (const c of ['a', 'b', 'c']) {
+    table.observe(ev({ callId: c, method: 'INVITE', local: media(c === 'a' ? 6000 : c === 'b' ? 6010 : 6020) }), 0);
+    table.observe(ev({ callId: c, dir: 'in', status: 200, cseqMethod: 'INVITE', toTag: 't', remote }), 10);
+  }
+  // c hangs up: its BYE is answered, it is in its grace when the flush comes
+  table.observe(ev({ callId: 'c', method: 'BYE', cseqMethod: 'BYE', toTag: 't' }), 20);
+  table.observe(ev({ callId: 'c', dir: 'in', status: 200, cseqMethod: 'BYE', toTag: 't' }), 20);
+  const flowsBefore = ct.flows.size;
+  // the kernel's table is flushed
+  ct.anchors.clear();
+  ct.flows.clear();
+  assert.equal(table.afterFlush(), 2, 'the two live calls are queued, the ending one not');
+  assert.equal(table.repairsPending, 2);
+  assert.equal(table.repairSlice(30, 1), true, 'one per slice here: one more waits');
+  assert.equal(table.repairSlice(31, 1), false);
+  assert.equal(ct.anchors.size, 2, 'an anchor each again');
+  assert.equal(ct.pinholes, 4, 'RTP and RTCP pinholes each');
+  assert.equal(ct.flows.size, flowsBefore - 2, 'both live calls\' media flows made again (the ending call\'s not)');
+  assert.equal(table.snapshot(40).find((s) => s.callId === 'a')?.pinholes, 2);
+});
