@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <linux/netlink.h>
 #include <linux/netfilter.h>
@@ -510,6 +511,23 @@ static napi_value nl_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * threadSched(policy, priority) -> 0 or errno: the calling thread's scheduling policy
+ * (sched_setscheduler(0, ...) acts on the calling thread alone on Linux; SCHED_OTHER = 0,
+ * SCHED_FIFO = 1, SCHED_RR = 2, SCHED_BATCH = 3). Returns the errno instead of throwing: the
+ * caller decides whether a refusal (EPERM without CAP_SYS_NICE) matters.
+ */
+static napi_value thread_sched(napi_env env, napi_callback_info info) {
+  size_t argc = 2; napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t policy, prio; CHECK(napi_get_value_int32(env, argv[0], &policy));
+  CHECK(napi_get_value_int32(env, argv[1], &prio));
+  struct sched_param sp = { .sched_priority = prio };
+  int r = sched_setscheduler(0, policy, &sp) == 0 ? 0 : errno;
+  napi_value out; napi_create_int32(env, r, &out);
+  return out;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
     { "queueOpen", NULL, queue_open, NULL, NULL, NULL, napi_default, NULL },
@@ -522,6 +540,7 @@ NAPI_MODULE_INIT() {
     { "netlinkRecv", NULL, nl_recv, NULL, NULL, NULL, napi_default, NULL },
     { "netlinkTransact", NULL, nl_transact, NULL, NULL, NULL, napi_default, NULL },
     { "netlinkClose", NULL, nl_close, NULL, NULL, NULL, napi_default, NULL },
+    { "threadSched", NULL, thread_sched, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

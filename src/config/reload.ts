@@ -2,7 +2,7 @@
 import { SCHEMA, type Config } from './schema';
 
 /** Keys a running daemon cannot change: they need a restart (the rules, sockets and port pool depend on them). */
-export const RESTART_KEYS = new Set(['wan', 'queues', 'public-ip', 'public-ip6', 'fail-closed', 'queue-maxlen', 'leak-policy', 'metrics-listen', 'control-socket', 'state-dir', 'media-port-min', 'media-port-max', 'first-packet', 'fresh-flow-mark', 'node-id']);
+export const RESTART_KEYS = new Set(['wan', 'queues', 'public-ip', 'public-ip6', 'fail-closed', 'queue-maxlen', 'leak-policy', 'metrics-listen', 'control-socket', 'state-dir', 'media-port-min', 'media-port-max', 'first-packet', 'fresh-flow-mark', 'node-id', 'worker-scheduling']);
 
 /** Compares two configs: keys that changed and may apply now, keys that changed but need a restart. */
 export function diffConfig(old: Config, next: Config): { changed: string[]; needRestart: string[]; merged: Config } {

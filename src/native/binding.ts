@@ -21,6 +21,8 @@ export interface NativeBinding {
   /** sendto, then every reply already queued (one recvmmsg, MSG_DONTWAIT), back to back; empty when none */
   netlinkTransact(fd: number, msg: Buffer): Buffer;
   netlinkClose(fd: number): void;
+  /** the calling thread's scheduling policy (sched_setscheduler(0, policy, priority)): 0 or the errno */
+  threadSched(policy: number, priority: number): number;
 }
 
 let cached: NativeBinding | undefined;

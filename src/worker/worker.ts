@@ -5,7 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { Ctnetlink } from '../conntrack/ctnetlink';
-import { NF_ACCEPT, NF_DROP } from '../native/binding';
+import { native, NF_ACCEPT, NF_DROP } from '../native/binding';
 import { NfQueue } from '../native/queue';
 import { PacketPipeline } from './pipeline';
 import { timed } from './stall';
@@ -29,6 +29,8 @@ import { signalingSources, type Config } from '../config/schema';
 
 /** the flush watch's sentinel entry lives this long without its re-arm each second (a day) */
 const SENTINEL_TIMEOUT_SEC = 86400;
+/** sched(7) policies by config worker-scheduling (SCHED_OTHER 0, SCHED_BATCH 3) */
+const SCHED_POLICY = { normal: 0, batch: 3 } as const;
 
 /** One WAN link as it is now: its interface index (0: missing) and IPv4 address ('': none yet). */
 export interface WanLink { name: string; ifindex: number; publicIp: string }
@@ -82,6 +84,11 @@ function main(): void {
   setLogLevel(init.config.logLevel);
   setLogContext(`worker=${init.index} queue=${init.queue}`);
   const stats = new WorkerStats();
+  // config worker-scheduling: SCHED_BATCH (sched(7)) for this thread alone (sched_setscheduler with
+  // pid 0 acts on the calling thread); a refusal is logged and the worker runs as SCHED_OTHER
+  const policy = SCHED_POLICY[init.config.workerScheduling];
+  const schedErr = native().threadSched(policy, 0);
+  if (schedErr) log('warn', 'worker scheduling policy not set: the worker runs as SCHED_OTHER', { policy: init.config.workerScheduling, errno: schedErr });
   const ct = new Ctnetlink();
   // the WAN links by interface index: a packet that arrived on one is WAN→LAN; one leaving by one
   // carries its address (the primary's when the link is not known: a message the kernel routes

@@ -6,7 +6,7 @@
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lab, metricSum, phoneIp, PROVIDER_IP, ROUTER_WAN_IP, SRC_LAB } from '../../src/lab/lab';
@@ -30,6 +30,13 @@ test('during a call: metrics move, calls/pinholes/registrations/stats show it, c
   const { lab, log, daemon } = await prepare('sop1', 1, 'alg', ['--config', cfg]);
   try {
     const m0 = lab.metrics();
+    // config worker-scheduling (default batch): the two workers' threads, and they alone, run as
+    // SCHED_BATCH (policy 3: field 41 of /proc/<pid>/task/<tid>/stat, proc(5))
+    const policies = readdirSync(`/proc/${daemon!.pid}/task`).map((t) => {
+      const st = readFileSync(`/proc/${daemon!.pid}/task/${t}/stat`, 'utf8');
+      return Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[38]);
+    });
+    assert.equal(policies.filter((p) => p === 3).length, 2, `thread policies: ${policies.join(',')}`);
     await lab.startKamailio();
     const dir = lab.dir;
     const cap = lab.start(lab.router, process.execPath, [join(__dirname, '../../../bin/sip-alg'), 'capture', '--before', join(dir, 'before.pcap'), '--after', join(dir, 'after.pcap'), '--wire', join(dir, 'wire.pcap'), '--iface', 'wan0', '--ports', '5060,5080', '--host', phoneIp(1), '--seconds', '25', '--socket', lab.controlSocket]);
