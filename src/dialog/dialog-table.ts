@@ -138,6 +138,8 @@ export interface Dialog {
   /** a taken-over call's far-end media addresses per media line, read back from the kernel, until its next SDP */
   sourceHint: string[] | undefined;
   pinCheckedAt: number;
+  /** its index in the table's list (what the sweep walks); -1 when not in the table */
+  slot: number;
 }
 
 /**
@@ -150,7 +152,7 @@ function newDialog(callId: string, privateIp: string, publicIp: string, now: num
   return {
     callId, privateIp, publicIp, anchor: undefined, pinnedAt: 0, local: [], remote: undefined, mediaCts: [], mapCts: [], confirmed: false, winnerTag: '',
     created: now, lastSeen: now, endAt: 0, sessionMs: 0, refreshedAt: now, mediaPackets: 0, mediaSeenAt: now, mediaCheckedAt: now, flow: undefined, flowKeptAt: 0,
-    pinholes: 0, settled: [], pinFailed: 0, pinRetries: 0, sources: [], sourceHint: undefined, pinCheckedAt: now,
+    pinholes: 0, settled: [], pinFailed: 0, pinRetries: 0, sources: [], sourceHint: undefined, pinCheckedAt: now, slot: -1,
   };
 }
 
@@ -216,7 +218,7 @@ export function anchorMark(key: string): number {
   return (h >>> 0) || 1;
 }
 
-type PinState = 'pinholes' | 'settled' | 'pinFailed' | 'pinRetries' | 'sources' | 'pinCheckedAt' | 'mapCts' | 'sourceHint';
+type PinState = 'pinholes' | 'settled' | 'pinFailed' | 'pinRetries' | 'sources' | 'pinCheckedAt' | 'mapCts' | 'sourceHint' | 'slot';
 /** A dialog as stored in the state file (files of earlier versions keyed the media flows: [key, tuple] pairs, and had no pinhole accounting). */
 export type PersistedDialog = Omit<Dialog, 'mediaCts' | PinState> & Partial<Pick<Dialog, PinState>> & { mediaCts: Tuple[] | [string, Tuple][] };
 
@@ -431,7 +433,7 @@ export class DialogTable {
         this.ports.adopt(m.privateIp ?? d.privateIp, m.privatePort, m.publicPort, now);
         this.holdLine(d, m);
       }
-      this.dialogs.set(dialogKey(d.callId, d.privateIp), d);
+      this.put(dialogKey(d.callId, d.privateIp), d);
       this.count(d, 1);
       this.counters.inc('d|restored');
     }
@@ -529,7 +531,7 @@ export class DialogTable {
     d.winnerTag = e.info.toTag;
     d.flow = e.flow;
     d.sourceHint = taken.sources;
-    this.dialogs.set(key, d);
+    this.put(key, d);
     this.count(d, 1);
     this.counters.inc('d|taken_over');
     // the call becomes ours: its pinholes move to an anchor of this router (the peer's goes, and
@@ -553,7 +555,7 @@ export class DialogTable {
       return undefined;
     }
     const d = newDialog(e.info.callId, e.privateIp, e.publicIp, now);
-    this.dialogs.set(key, d);
+    this.put(key, d);
     this.count(d, 1);
     this.counters.inc('d|created');
     const offer = this.offers.get(key);
@@ -753,6 +755,9 @@ export class DialogTable {
       this.touch(d);
     }
     this.dialogs.clear();
+    for (const d of this.list) d.slot = -1;
+    this.list.length = 0;
+    this.sweepAt = 0;
     this.foreign.clear();
     this.byPublicPort.clear();
     if (n) this.counters.inc('d|handed_to_peer', n);
@@ -1145,7 +1150,7 @@ export class DialogTable {
   private release(d: Dialog, cutMedia: boolean, why: string = cutMedia ? 'ended' : 'expired'): void {
     this.unpin(d, true);
     if (cutMedia) for (const t of d.mediaCts) this.ct.deleteSoon(t, IGNORE_ERRNO);
-    this.dialogs.delete(dialogKey(d.callId, d.privateIp));
+    this.drop(dialogKey(d.callId, d.privateIp));
     this.count(d, -1);
     this.touch(d);
     this.counters.inc(`d|${why}`);
@@ -1274,8 +1279,44 @@ export class DialogTable {
     this.ct.flushDeletes();
   }
 
-  /** Where the sweep goes on from (sweep with a budget): a live iterator over the table, which sees what is added and skips what is gone. */
-  private cursor: IterableIterator<Dialog> | undefined;
+  /**
+   * The table's dialogs again, in an array the sweep walks by index: a Map iterator allocates a
+   * result object per dialog it visits (garbage that sets how often the young generation is
+   * scavenged, each scavenge a pause the packets behind it wait out). Removal swaps the last one
+   * into the hole (put/drop keep it and the map together).
+   */
+  private readonly list: Dialog[] = [];
+  /** where the sweep goes on from (sweep with a budget); what is added meanwhile is seen this round */
+  private sweepAt = 0;
+
+  /** `d` under `key` in the table (and the list), in place of whichever dialog was there */
+  private put(key: string, d: Dialog): void {
+    const old = this.dialogs.get(key);
+    if (old === d) return;
+    if (old) this.unlist(old);
+    this.dialogs.set(key, d);
+    d.slot = this.list.length;
+    this.list.push(d);
+  }
+
+  /** the dialog under `key` out of the table and the list */
+  private drop(key: string): void {
+    const d = this.dialogs.get(key);
+    if (!d) return;
+    this.dialogs.delete(key);
+    this.unlist(d);
+  }
+
+  private unlist(d: Dialog): void {
+    const i = d.slot;
+    if (i < 0 || this.list[i] !== d) return;
+    const last = this.list.pop()!;
+    if (last !== d) {
+      this.list[i] = last;
+      last.slot = i;
+    }
+    d.slot = -1;
+  }
   /** dialogs found due for a pinhole check by the sweep, in order (checkPinholesSlice) */
   private readonly pinQueue = new Set<Dialog>();
   /** dialogs whose kernel state a conntrack flush removed, re-made a few at a time (repairSlice) */
@@ -1296,16 +1337,19 @@ export class DialogTable {
   sweep(now: number, budget = Infinity): void {
     const o = this.opts;
     const keep: Tuple[] = [];
-    if (budget === Infinity || !this.cursor) this.cursor = this.dialogs.values();
+    if (budget === Infinity) this.sweepAt = 0;
+    const list = this.list;
     let seen = 0, finished = false;
     while (seen < budget) {
-      const r = this.cursor.next();
-      if (r.done) {
+      if (this.sweepAt >= list.length) {
         finished = true;
         break;
       }
       seen++;
-      this.sweepOne(r.value, now, keep);
+      const d = list[this.sweepAt]!;
+      this.sweepOne(d, now, keep);
+      // a released dialog's slot now holds the list's last one: it is looked at next
+      if (list[this.sweepAt] === d) this.sweepAt++;
     }
     this.keepFlows(keep, now);
     // the slice's releases leave together (Ctnetlink.deleteSoon), not a round trip each
@@ -1314,7 +1358,7 @@ export class DialogTable {
     // it to checkPinholesSlice between packets
     if (budget === Infinity) while (this.checkPinholesSlice(now, Infinity)) { /* all */ }
     if (!finished) return;
-    this.cursor = undefined;
+    this.sweepAt = 0;
     // once a round: the flows kept longer ago than an interval are due again (one entry per phone flow)
     for (const [k, t] of this.flowsKept) if (now - t >= SIGNALING_REFRESH_MS) this.flowsKept.delete(k);
     // max-idle-dialogs: the longest-idle dialogs beyond N go first (once a round of the table)

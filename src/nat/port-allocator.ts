@@ -25,6 +25,10 @@ export interface Holder {
 export interface Lease {
   publicPort: number; // even: RTP; +1 is RTCP
   lastSeen: number;
+  /** its key in the lease map (`ip:port`) */
+  key: string;
+  /** its index in the sweep's list */
+  slot: number;
 }
 
 export class PortAllocator {
@@ -35,6 +39,14 @@ export class PortAllocator {
   /** [0]: pairs of [min, max] claimed by all workers, so that an exhausted range is answered at once, not by a scan of every pair */
   private readonly claimed: Int32Array;
   private readonly leases = new Map<string, Lease>();
+  /**
+   * the leases again, in an array the sweep walks by index (a Map iterator allocates an entry and
+   * a result object per lease it visits, ~50 B each: garbage that sets how often the worker's young
+   * generation is scavenged); removal swaps the last one into the hole
+   */
+  private readonly list: Lease[] = [];
+  /** where a sweep with a budget goes on from */
+  private sweepAt = 0;
   private cursor: number;
 
   /**
@@ -136,7 +148,7 @@ export class PortAllocator {
     }
     if (pair < 0) return undefined;
     this.hold(pair, ip, port);
-    this.leases.set(key, { publicPort: pair * 2, lastSeen: now });
+    this.addLease(key, pair * 2, now);
     return pair * 2;
   }
 
@@ -152,7 +164,7 @@ export class PortAllocator {
     if (was !== 0 && was !== this.owner) return false;
     if (was === 0 && this.inRange(pair)) Atomics.add(this.claimed, 0, 1);
     this.hold(pair, ip, port);
-    this.leases.set(key, { publicPort: pair * 2, lastSeen: now });
+    this.addLease(key, pair * 2, now);
     return true;
   }
 
@@ -162,7 +174,22 @@ export class PortAllocator {
     const l = this.leases.get(key);
     if (!l) return;
     this.free(l.publicPort >> 1);
-    this.leases.delete(key);
+    this.dropLease(l);
+  }
+
+  private addLease(key: string, publicPort: number, now: number): void {
+    const l: Lease = { publicPort, lastSeen: now, key, slot: this.list.length };
+    this.leases.set(key, l);
+    this.list.push(l);
+  }
+
+  private dropLease(l: Lease): void {
+    this.leases.delete(l.key);
+    const last = this.list.pop()!;
+    if (last !== l) {
+      this.list[l.slot] = last;
+      last.slot = l.slot;
+    }
   }
 
   /** Returns pairs whose lease has not been used for leaseMs. */
@@ -173,30 +200,33 @@ export class PortAllocator {
    */
   sweep(now: number, budget = Infinity): number {
     let freed = 0, seen = 0;
-    if (budget === Infinity || !this.sweepAt) this.sweepAt = this.leases.entries();
+    if (budget === Infinity) this.sweepAt = 0;
+    const list = this.list;
     while (seen < budget) {
-      const r = this.sweepAt.next();
-      if (r.done) {
-        this.sweepAt = undefined;
+      if (this.sweepAt >= list.length) {
+        this.sweepAt = 0;
         break;
       }
       seen++;
-      const [key, l] = r.value;
-      if (now - l.lastSeen < this.leaseMs) continue;
+      const l = list[this.sweepAt]!;
+      if (now - l.lastSeen < this.leaseMs) {
+        this.sweepAt++;
+        continue;
+      }
+      // the last lease moves into this slot: it is looked at next
       this.free(l.publicPort >> 1);
-      this.leases.delete(key);
+      this.dropLease(l);
       freed++;
     }
     return freed;
   }
 
-  /** where a sweep with a budget goes on from */
-  private sweepAt: IterableIterator<[string, Lease]> | undefined;
-
   /** Releases every pair this worker holds (worker shutdown). */
   releaseAll(): void {
-    for (const l of this.leases.values()) this.free(l.publicPort >> 1);
+    for (const l of this.list) this.free(l.publicPort >> 1);
     this.leases.clear();
+    this.list.length = 0;
+    this.sweepAt = 0;
   }
 
   get active(): number {

@@ -4,7 +4,7 @@
  * that long, with the time its thread waited for a CPU (waitedMs): a latency tail can then be matched
  * to what held the thread, or to the scheduler (bench/latency-probe.ts).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { log } from '../log';
 
@@ -28,4 +28,32 @@ export function waitedMs(): number {
   } catch {
     return NaN;
   }
+}
+
+/**
+ * Allocation diagnosis, off by default: with SIPALG_HEAP_SAMPLE=FILE the worker runs V8's sampling
+ * heap profiler (one sample per 1 KiB allocated, objects collected since kept in the profile) from
+ * SIPALG_HEAP_SAMPLE_AFTER_S seconds after its start for SIPALG_HEAP_SAMPLE_S seconds, and writes
+ * the profile to FILE.<worker> (Chrome DevTools' .heapprofile format): what the packet path
+ * allocates per message, which sets how often the young generation is scavenged.
+ */
+export function heapSample(worker: number): void {
+  const file = process.env.SIPALG_HEAP_SAMPLE;
+  if (!file) return;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { Session } = require('node:inspector') as typeof import('node:inspector');
+  const s = new Session();
+  s.connect();
+  const after = Number(process.env.SIPALG_HEAP_SAMPLE_AFTER_S ?? 8) * 1000, span = Number(process.env.SIPALG_HEAP_SAMPLE_S ?? 4) * 1000;
+  setTimeout(() => {
+    s.post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true }, () => {
+      setTimeout(() => {
+        s.post('HeapProfiler.stopSampling', (err, r) => {
+          if (err) log('warn', 'heap sample failed', { err });
+          else writeFileSync(`${file}.${worker}`, JSON.stringify((r as { profile: unknown }).profile));
+          s.disconnect();
+        });
+      }, span).unref();
+    });
+  }, after).unref();
 }

@@ -8,7 +8,7 @@ import { Ctnetlink } from '../conntrack/ctnetlink';
 import { native, NF_ACCEPT, NF_DROP } from '../native/binding';
 import { NfQueue } from '../native/queue';
 import { PacketPipeline } from './pipeline';
-import { timed } from './stall';
+import { heapSample, timed } from './stall';
 import { BindingResolver } from '../nat/binding-resolver';
 import { PortAllocator } from '../nat/port-allocator';
 import { Processor } from '../alg/processor';
@@ -84,6 +84,7 @@ function main(): void {
   setLogLevel(init.config.logLevel);
   setLogContext(`worker=${init.index} queue=${init.queue}`);
   const stats = new WorkerStats();
+  heapSample(init.index);
   // config worker-scheduling: SCHED_BATCH (sched(7)) for this thread alone (sched_setscheduler with
   // pid 0 acts on the calling thread); a refusal is logged and the worker runs as SCHED_OTHER
   const policy = SCHED_POLICY[init.config.workerScheduling];
@@ -362,13 +363,14 @@ function main(): void {
   };
   // the pinhole checks the sweep found due, a few dialogs at a time
   const startPinChecks = slices('pinhole checks slice', 'pinhole check failed', () => dialogs.checkPinholesSlice(Date.now()));
-  // the dialogs (and the media port leases) are swept in slices: a tenth of the table (at least 500)
-  // every 100 ms, so a round takes about a second whatever the size and no tick stalls the packets
-  // behind it for long
+  // the dialogs are swept in slices: a tenth of the table (at least 500) every 100 ms, so a round
+  // takes about a second whatever the size and no tick stalls the packets behind it for long; the
+  // media port leases (media-lease-seconds, 10 s at least, 2 h by default) a hundredth (at least
+  // 100): a round in about 10 s, a lease freed up to that late
   const sweepTimer = setInterval(timed('dialog sweep', () => {
     try {
       dialogs.sweep(Date.now(), Math.max(500, Math.ceil(dialogs.size / 10)));
-      ports.sweep(Date.now(), Math.max(1000, Math.ceil(ports.active / 10)));
+      ports.sweep(Date.now(), Math.max(100, Math.ceil(ports.active / 100)));
       if (dialogs.pinChecksPending) startPinChecks();
     } catch (e) {
       log('warn', 'dialog sweep failed', { err: e as Error });

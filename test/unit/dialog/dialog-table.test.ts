@@ -550,3 +550,22 @@ test('after a conntrack flush, live calls get their pinholes and media flows aga
   assert.equal(ct.flows.size, flowsBefore - 2, 'both live calls\' media flows made again (the ending call\'s not)');
   assert.equal(table.snapshot(40).find((s) => s.callId === 'a')?.pinholes, 2);
 });
+
+test('a budgeted sweep walks the table by index: every ended dialog goes, none still live, however removals reorder it', () => {
+  const { table } = make();
+  for (let i = 0; i < 30; i++) table.observe(ev({ method: 'INVITE', callId: `c${i}`, local: media(6000 + 2 * i) }), 0);
+  // every third call ends (BYE and its 200: released after the 5 s grace)
+  for (let i = 0; i < 30; i += 3) {
+    table.observe(ev({ method: 'BYE', cseqMethod: 'BYE', callId: `c${i}` }), 100);
+    table.observe(ev({ dir: 'in', status: 200, cseqMethod: 'BYE', callId: `c${i}` }), 100);
+  }
+  for (let k = 0; k < 3; k++) table.sweep(6000, 4);
+  assert.ok(table.size < 30 && table.size > 20, `a part of the round: ${table.size}`);
+  for (let k = 0; k < 20; k++) table.sweep(6000, 4);
+  assert.equal(table.size, 20, 'the 10 ended ones, and only them');
+  const left = table.export().map((d) => d.callId).sort();
+  assert.deepEqual(left, Array.from({ length: 30 }, (_, i) => `c${i}`).filter((_, i) => i % 3).sort());
+  // all the rest idle past idle-ms: one whole sweep takes every one (each moved into a freed slot too)
+  table.sweep(3600000 + 200);
+  assert.equal(table.size, 0);
+});

@@ -92,3 +92,25 @@ test('holder: any worker reads which private endpoint (IPv4 or IPv6) a public pa
   w2.sweep(5000);
   assert.equal(w1.holder(again), undefined, 'swept with its lease');
 });
+
+test('a budgeted sweep over live and unused leases frees every unused one and no live one (removal moves the last lease into the hole)', () => {
+  const a = new PortAllocator(PortAllocator.createShared(), 1, 10000, 10999, 1000);
+  // even private ports: used at 1500 (live at 2000); odd-numbered ones at 0 (unused for 2000 ms)
+  const ports = Array.from({ length: 25 }, (_, i) => 20000 + 2 * i);
+  const pubs = ports.map((p, i) => a.allocate('10.77.0.11', p, i % 2 ? 1500 : 0));
+  let freed = 0;
+  for (let round = 0; round < 20; round++) freed += a.sweep(2000, 3);
+  assert.equal(freed, 13, 'the 13 unused ones');
+  assert.equal(a.active, 12);
+  ports.forEach((p, i) => {
+    const pub = a.allocate('10.77.0.11', p, 2000);
+    if (i % 2) assert.equal(pub, pubs[i], `live lease ${p} kept its pair`);
+  });
+  assert.equal(a.sweep(10000), 25, 'one whole sweep frees every one (each moved into a freed slot is looked at too)');
+  assert.equal(a.active, 0);
+  a.allocate('10.77.0.11', 20002, 0);
+  a.release('10.77.0.11', 20002);
+  a.releaseAll();
+  assert.equal(a.active, 0);
+  assert.equal(a.claimedPairs, 0);
+});
