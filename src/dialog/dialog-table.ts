@@ -270,6 +270,15 @@ function sameMedia(a: SdpMediaMapping[], b: SdpMediaMapping[]): boolean {
 
 const NO_DIALOGS: readonly Dialog[] = [];
 
+/** what one dialog gives up to a new one (handOver): its media lines on the new one's ports */
+interface HandOver { o: Dialog; lines: SdpMediaMapping[] }
+const NO_HANDOVER: readonly HandOver[] = [];
+
+/** a private media endpoint's key in the holders index */
+function endpoint(ip: string, port: number): string {
+  return `${ip}:${port}`;
+}
+
 /** Adds one entry `d` under `k`. */
 function listAdd<K>(m: Map<K, Dialog[]>, k: K, d: Dialog): void {
   const l = m.get(k);
@@ -804,9 +813,20 @@ export class DialogTable {
    * private ports move to this dialog, so a conntrack object is owned by exactly one dialog and the
    * old dialog's release never deletes what the new call uses. Returns what each one gives up.
    */
-  private handOver(d: Dialog, local: readonly SdpMediaMapping[]): { o: Dialog; lines: SdpMediaMapping[] }[] {
-    const out: { o: Dialog; lines: SdpMediaMapping[] }[] = [];
-    const ep = (ip: string, port: number) => `${ip}:${port}`;
+  private handOver(d: Dialog, local: readonly SdpMediaMapping[]): readonly HandOver[] {
+    // the endpoints' holders say whether any other dialog holds one of these ports: the rest runs
+    // only then (a redial), never for an ordinary new call, which allocates nothing here
+    let heldElsewhere = false;
+    for (let i = 0; i < local.length && !heldElsewhere; i++) {
+      const x = local[i]!, ip = x.privateIp ?? d.privateIp;
+      const holders = this.holders.get(endpoint(ip, x.privatePort))?.length ?? 0;
+      let mine = 0;
+      for (let k = 0; k < d.local.length; k++) if (d.local[k]!.privatePort === x.privatePort && (d.local[k]!.privateIp ?? d.privateIp) === ip) mine = 1;
+      heldElsewhere = holders > mine;
+    }
+    if (!heldElsewhere) return NO_HANDOVER;
+    const out: HandOver[] = [];
+    const ep = endpoint;
     const mine = new Set<string>();
     const pubs = new Set<number>();
     for (const x of local) {
@@ -814,10 +834,6 @@ export class DialogTable {
       mine.add(ep(x.privateIp ?? d.privateIp, x.rtcpPrivatePort));
       pubs.add(x.publicPort);
     }
-    // the endpoints' holders say whether any other dialog holds one of these ports: the look below
-    // runs only then (a redial), never for an ordinary new call
-    const heldElsewhere = local.some((x) => (this.holders.get(ep(x.privateIp ?? d.privateIp, x.privatePort))?.length ?? 0) > (d.local.some((m) => m.privatePort === x.privatePort && (m.privateIp ?? d.privateIp) === (x.privateIp ?? d.privateIp)) ? 1 : 0));
-    if (!heldElsewhere) return out;
     // the dialogs that may give something up: those holding one of these private endpoints or
     // naming one of these public ports (the indexes, not a walk of the table: a redial on a trunk)
     const maybe = new Set<Dialog>();
@@ -857,12 +873,15 @@ export class DialogTable {
     const sources = this.sourcesOf(d, local);
     const pinholes: PinholeSpec[] = [];
     let refused = 0;
-    local.forEach((m, i) => {
-      for (const [pub, priv] of [[m.publicPort, m.privatePort], [m.rtcpPublicPort, m.rtcpPrivatePort]] as const) {
-        if (priv < 1024 && !this.opts.allowLowMediaPorts) refused++;
-        else pinholes.push({ remoteIp: sources[i] || undefined, publicIp: d.publicIp, publicPort: pub, privateIp: m.privateIp ?? d.privateIp, privatePort: priv, cls: 1, timeoutSec: 180 });
-      }
-    });
+    const low = !this.opts.allowLowMediaPorts;
+    for (let i = 0; i < local.length; i++) {
+      // RTP, then RTCP, of each media line
+      const m = local[i]!, remoteIp = sources[i] || undefined, privateIp = m.privateIp ?? d.privateIp;
+      if (m.privatePort < 1024 && low) refused++;
+      else pinholes.push({ remoteIp, publicIp: d.publicIp, publicPort: m.publicPort, privateIp, privatePort: m.privatePort, cls: 1, timeoutSec: 180 });
+      if (m.rtcpPrivatePort < 1024 && low) refused++;
+      else pinholes.push({ remoteIp, publicIp: d.publicIp, publicPort: m.rtcpPublicPort, privateIp, privatePort: m.rtcpPrivatePort, cls: 1, timeoutSec: 180 });
+    }
     // the ports are this dialog's from here on (refs before the old dialogs' go: the lease stays)
     const same = (a: SdpMediaMapping, b: SdpMediaMapping) => a.privatePort === b.privatePort && a.privateIp === b.privateIp;
     for (const m of local) if (!d.local.some((x) => same(x, m))) this.ref(d, m.privateIp ?? d.privateIp, m.privatePort);
@@ -905,22 +924,22 @@ export class DialogTable {
     d.sources = sources;
     d.settled = [];
     if (refused) this.counters.inc('h|refused_low_port', refused);
-    this.keepRecords(d, records, newRecords, results.slice(pinholes.length));
-    results = results.slice(0, pinholes.length);
+    if (records.length || d.mapCts.length) this.keepRecords(d, records, newRecords, results.slice(pinholes.length));
     let made = 0;
-    const failed: string[] = [];
-    results.forEach((err, i) => {
+    let failed: string[] | undefined;
+    for (let i = 0; i < pinholes.length; i++) {
+      const err = results[i];
       if (!err) made++;
-      else failed.push(`${pinholes[i]!.publicPort}: ${errnoName(err.errno) ?? `errno ${err.errno}`}`);
-    });
+      else (failed ??= []).push(`${pinholes[i]!.publicPort}: ${errnoName(err.errno) ?? `errno ${err.errno}`}`);
+    }
     d.pinholes = made;
     if (made) this.counters.inc('h|created', made);
-    if (failed.length) {
+    if (failed) {
       this.counters.inc('h|failed', failed.length);
       log('warn', 'media pinholes refused by the kernel', { callId: d.callId, phone: d.privateIp, failed: failed.join(', '), retry: d.pinRetries < PIN_RETRIES ? `in ${PIN_RETRY_MS} ms` : 'no more' });
     } else if (d.pinFailed) log('info', 'media pinholes created on retry', { callId: d.callId, phone: d.privateIp, pinholes: made });
-    d.pinFailed = failed.length;
-    if (!failed.length) d.pinRetries = 0;
+    d.pinFailed = failed?.length ?? 0;
+    if (!failed) d.pinRetries = 0;
     this.finishHandOver(given, now);
     local.forEach((m, i) => {
       if (sources[i] && sources[i] !== before[i]) this.clearEarlyHairpinMedia(d, m);
@@ -1012,7 +1031,7 @@ export class DialogTable {
   }
 
   /** The dialogs that gave ports up keep the rest of their media (re-pinned without those lines); their refs on the ports go. */
-  private finishHandOver(given: { o: Dialog; lines: SdpMediaMapping[] }[], now: number): void {
+  private finishHandOver(given: readonly HandOver[], now: number): void {
     for (const { o, lines } of given) {
       o.local = o.local.filter((m) => !lines.includes(m));
       for (const m of lines) this.dropLine(o, m);

@@ -204,3 +204,23 @@ test('state file: a journal that cannot be opened or written loses nothing: the 
   assert.equal(s.journal, gen + 1, 'a snapshot of a new generation');
   assert.deepEqual(s.registrations.map((r: Registration) => r.aor).sort(), ['sip:a0@x', 'sip:b1@x']);
 }));
+
+test('state file: journal records are written as UTF-8 bytes, however long a slice (the reused buffer grows), and read back as they were', () => withDir((dir) => {
+  const f = new StateFile(join(dir, 'run'), 'net1-wan0-q3', 2000);
+  const t = new Tables();
+  t.setReg(regs(1, 'first')[0]!);
+  assert.ok(f.begin(10000, t));
+  drain(f);
+  // 100 changed records of ~3 KB each (a slice of 64 is ~190 KB) with non-ASCII text in key and value
+  const long = `é€😀${'x'.repeat(3000)}`;
+  const many = regs(100, `${long}-`);
+  for (const r of many) t.setReg(r);
+  assert.ok(f.begin(13000, t));
+  drain(f);
+  const lines = readFileSync(join(dir, 'run', journals(join(dir, 'run'))[0]!), 'utf8').trim().split('\n');
+  assert.equal(lines.length, 100);
+  for (const l of lines) JSON.parse(l);
+  const back = f.load().state.registrations;
+  assert.equal(back.length, 101);
+  assert.deepEqual(back.filter((r) => r.aor.includes(long)).map((r) => r.aor).sort(), many.map((r) => r.aor).sort());
+}));
