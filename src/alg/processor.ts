@@ -5,7 +5,7 @@
  */
 import { NetlinkError, Reason } from '../errors';
 import { frameUdp, parseIpUdp } from '../packet/ip';
-import { findHeader, parseSip } from '../sip/message';
+import { findHeader, METHOD_NAMES, parseSip } from '../sip/message';
 import { rewriteSip, type Direction, type Translation } from '../sip/rewrite';
 import type { BindingResolver } from '../nat/binding-resolver';
 import type { PortAllocator } from '../nat/port-allocator';
@@ -77,7 +77,7 @@ export function makeOutcome(accept: boolean, reason: Reason, message: string, fi
 }
 
 // RFC 3261 §27.4 methods and the extensions seen on trunks (RFC 3262, 3265/6665, 3311, 3428, 3515, 3903, 6086)
-export const KNOWN_METHODS = new Set(['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGISTER', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'INFO', 'REFER', 'MESSAGE', 'UPDATE']);
+export const KNOWN_METHODS = new Set(METHOD_NAMES);
 
 const TEARDOWN = new Set(['BYE', 'CANCEL']);
 /** a response's metric label by its status class (parseSip admits 1xx-6xx): one string each, not one per message */

@@ -4,7 +4,7 @@
  * test/unit/sip/dialog-info.test.ts holds the regular expressions this follows as its oracle.
  */
 import { isSpaceLatin1 } from '../packet/latin1';
-import { headerValue, type HeaderField, type SipMessage } from './message';
+import { headerValue, METHOD_NAMES, type HeaderField, type SipMessage } from './message';
 
 export interface DialogInfo {
   callId: string;
@@ -45,12 +45,9 @@ function tagAt(b: Buffer, s: number, e: number): string {
   return '';
 }
 
-/** RFC 3261 §27.4 methods and common extensions, as CSeq names them (one string each, not one per message) */
-const METHODS = ['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGISTER', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'INFO', 'REFER', 'MESSAGE', 'UPDATE'];
-
-/** The letters b[s, e) upper-cased: a known method's constant, another's new string. */
+/** The letters b[s, e) upper-cased (as CSeq's method was read): a known method's constant, another's new string. */
 function methodAt(b: Buffer, s: number, e: number): string {
-  for (const m of METHODS) {
+  for (const m of METHOD_NAMES) {
     if (m.length !== e - s) continue;
     let i = 0;
     while (i < m.length && (b[s + i]! & 0xdf) === m.charCodeAt(i)) i++;

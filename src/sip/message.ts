@@ -132,6 +132,23 @@ export function headerName(b: Buffer, s: number, e: number): string {
   return COMPACT[raw] ?? raw;
 }
 
+/** RFC 3261 §27.4 methods and the common extensions: one string each, not one per message */
+export const METHOD_NAMES = ['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGISTER', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'INFO', 'REFER', 'MESSAGE', 'UPDATE'];
+
+/**
+ * The method token b[s, e): a known method's constant when the bytes are exactly its name (method
+ * names are case-sensitive, RFC 3261 §7.1), a new string otherwise.
+ */
+export function methodName(b: Buffer, s: number, e: number): string {
+  for (const m of METHOD_NAMES) {
+    if (m.length !== e - s) continue;
+    let i = 0;
+    while (i < m.length && b[s + i] === m.charCodeAt(i)) i++;
+    if (i === m.length) return m;
+  }
+  return b.toString('latin1', s, e);
+}
+
 const SIP20 = Buffer.from('SIP/2.0 ');
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const LFLF = Buffer.from('\n\n');
@@ -155,7 +172,7 @@ export function parseSip(b: Buffer, start: number, end: number): SipParse {
     let i = start;
     while (i < le && isTokenChar(b[i]!)) i++;
     if (i === start || i >= le || b[i] !== SP) return { ok: false, reason: Reason.NOT_SIP };
-    method = b.toString('latin1', start, i);
+    method = methodName(b, start, i);
     let lastSp = le - 1;
     while (lastSp > i && b[lastSp] !== SP) lastSp--;
     if (lastSp <= i || le - lastSp - 1 !== 7 || b.compare(SIP20, 0, 7, lastSp + 1, le) !== 0) {

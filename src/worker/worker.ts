@@ -85,11 +85,13 @@ function main(): void {
   setLogContext(`worker=${init.index} queue=${init.queue}`);
   const stats = new WorkerStats();
   heapSample(init.index);
-  // config worker-scheduling: SCHED_BATCH (sched(7)) for this thread alone (sched_setscheduler with
-  // pid 0 acts on the calling thread); a refusal is logged and the worker runs as SCHED_OTHER
-  const policy = SCHED_POLICY[init.config.workerScheduling];
-  const schedErr = native().threadSched(policy, 0);
-  if (schedErr) log('warn', 'worker scheduling policy not set: the worker runs as SCHED_OTHER', { policy: init.config.workerScheduling, errno: schedErr });
+  // config worker-scheduling batch: SCHED_BATCH (sched(7)) for this thread alone (sched_setscheduler
+  // with pid 0 acts on the calling thread); 'normal' leaves the policy the process started with (a
+  // unit's CPUSchedulingPolicy=, chrt). A refusal is logged and the worker runs as it was.
+  if (init.config.workerScheduling !== 'normal') {
+    const schedErr = native().threadSched(SCHED_POLICY[init.config.workerScheduling], 0);
+    if (schedErr) log('warn', 'worker scheduling policy not set: the worker runs as it started', { policy: init.config.workerScheduling, errno: schedErr });
+  }
   const ct = new Ctnetlink();
   // the WAN links by interface index: a packet that arrived on one is WAN→LAN; one leaving by one
   // carries its address (the primary's when the link is not known: a message the kernel routes

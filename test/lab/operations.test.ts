@@ -26,12 +26,12 @@ const TRANSLATED = new Set(['via', 'v', 'contact', 'm', 'from', 'f', 'to', 't', 
 test('during a call: metrics move, calls/pinholes/registrations/stats show it, capture before/after/wire, reload keeps it up', { timeout: 180000 }, async () => {
   const cfgDir = mkdtempSync(join(tmpdir(), 'sipalg-cfg-'));
   const cfg = join(cfgDir, 'sip-alg.json');
-  writeFileSync(cfg, JSON.stringify({ 'log-level': 'info' }));
+  writeFileSync(cfg, JSON.stringify({ 'log-level': 'info', 'worker-scheduling': 'batch' }));
   const { lab, log, daemon } = await prepare('sop1', 1, 'alg', ['--config', cfg]);
   try {
     const m0 = lab.metrics();
-    // config worker-scheduling (default batch): the two workers' threads, and they alone, run as
-    // SCHED_BATCH (policy 3: field 41 of /proc/<pid>/task/<tid>/stat, proc(5))
+    // config worker-scheduling batch (the file above): the two workers' threads, and they alone, run
+    // as SCHED_BATCH (policy 3: field 41 of /proc/<pid>/task/<tid>/stat, proc(5))
     const policies = readdirSync(`/proc/${daemon!.pid}/task`).map((t) => {
       const st = readFileSync(`/proc/${daemon!.pid}/task/${t}/stat`, 'utf8');
       return Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[38]);
@@ -91,11 +91,11 @@ test('during a call: metrics move, calls/pinholes/registrations/stats show it, c
     assert.equal(stats.queues.length, 2);
 
     // reload mid-call: SIGHUP, then the command; a restart-only key is reported, not applied
-    writeFileSync(cfg, JSON.stringify({ 'max-call-seconds': 3600, 'log-level': 'debug' }));
+    writeFileSync(cfg, JSON.stringify({ 'max-call-seconds': 3600, 'log-level': 'debug', 'worker-scheduling': 'batch' }));
     daemon!.kill('SIGHUP');
     await sleep(500);
     assert.match(log(), /msg="config reloaded" changed=max-call-seconds,log-level/);
-    writeFileSync(cfg, JSON.stringify({ 'max-call-seconds': 3600, 'log-level': 'info', 'media-port-min': 20000 }));
+    writeFileSync(cfg, JSON.stringify({ 'max-call-seconds': 3600, 'log-level': 'info', 'media-port-min': 20000, 'worker-scheduling': 'batch' }));
     const rl = lab.cli(['reload']);
     assert.equal(rl.code, 0, rl.stderr);
     assert.match(rl.stdout, /reloaded: log-level; not applied until restart: media-port-min/);

@@ -24,7 +24,7 @@ test('a bad value names the key, the value and what is allowed', () => {
     [['--queues', '5:2'], 'queues', /A:B/],
     [['--ports', '5060,99999'], 'ports', /1 to 65535/],
     [['--malformed-policy', 'maybe'], 'malformed-policy', /one of pass, drop/],
-    [['--worker-scheduling', 'fifo'], 'worker-scheduling', /one of batch, normal/],
+    [['--worker-scheduling', 'fifo'], 'worker-scheduling', /one of normal, batch/],
     [['--public-ip', '300.1.1.1'], 'public-ip', /IPv4/],
     [['--bogus', '1'], 'bogus', /unknown flag/],
     [['--wan', 'wan0,wan0'], 'wan', /comma-separated for several WAN links/],
