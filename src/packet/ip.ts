@@ -22,8 +22,25 @@ export type ParseResult = { ok: true; packet: UdpPacket } | { ok: false; reason:
 
 const IPPROTO_UDP = 17;
 
+/**
+ * The dotted text of the IPv4 addresses last seen, direct-mapped by the address (256 slots): a
+ * router's packets come from and go to a few addresses, so the text is built once per address, not
+ * per packet (five strings each time), and the same string object comes back (its hash computed once
+ * for the Map look-ups keyed by it).
+ */
+const V4_SLOTS = 256;
+const v4Keys = new Uint32Array(V4_SLOTS);
+const v4Text: (string | undefined)[] = new Array<string | undefined>(V4_SLOTS).fill(undefined);
+
 export function ipv4ToString(b: Buffer, o: number): string {
-  return `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
+  const a = ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+  const slot = (a ^ (a >>> 8) ^ (a >>> 16) ^ (a >>> 24)) & (V4_SLOTS - 1);
+  const hit = v4Text[slot];
+  if (hit !== undefined && v4Keys[slot] === a) return hit;
+  const text = `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
+  v4Keys[slot] = a;
+  v4Text[slot] = text;
+  return text;
 }
 
 export function parseIpUdp(buf: Buffer): ParseResult {

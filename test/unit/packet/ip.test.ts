@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseIpUdp, rebuildV4, rebuildV6, rebuildUdp, checksumsOk } from '../../../src/packet/ip';
+import { ipv4ToString, parseIpUdp, rebuildV4, rebuildV6, rebuildUdp, checksumsOk } from '../../../src/packet/ip';
 import { udpPacket, verifyChecksums, payloadOf } from '../../helpers/packet';
 import { padOptions, routingHeader, udp6Checksum, udp6Packet, type Udp6Options } from '../../helpers/packet6';
 
@@ -117,5 +117,18 @@ test('rebuildUdp keeps IPv4 byte for byte as rebuildV4', () => {
   for (const len of [0, 33, 1400]) {
     const payload = Buffer.alloc(len, 0x61);
     assert.deepEqual(rebuildUdp(pkt, r.packet, payload), rebuildV4(pkt, r.packet, payload));
+  }
+});
+
+test('ipv4ToString: the dotted text of any address, from its cache of recent ones or built (colliding slots, 0.0.0.0, 255.255.255.255)', () => {
+  const b = Buffer.alloc(4);
+  const text = (a: number) => `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
+  let x = 12345;
+  const addrs = [0, 0xffffffff, 0x0a4d000b, 0x0b4c010a, 0x0a4d000b];
+  for (let i = 0; i < 3000; i++) addrs.push((x = (Math.imul(x, 1103515245) + 12345) >>> 0));
+  // the same addresses again (hits) and in another order (a slot taken by another address between)
+  for (const a of [...addrs, ...addrs.slice().reverse()]) {
+    b.writeUInt32BE(a, 0);
+    assert.equal(ipv4ToString(b, 0), text(a));
   }
 });
