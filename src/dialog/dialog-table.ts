@@ -138,7 +138,7 @@ export interface Dialog {
   /** a taken-over call's far-end media addresses per media line, read back from the kernel, until its next SDP */
   sourceHint: string[] | undefined;
   pinCheckedAt: number;
-  /** its index in the table's list (what the sweep walks); -1 when not in the table */
+  /** its index in the table's list (what the sweep walks); -1 when not in the table (the state file carries it too: adopt ignores it) */
   slot: number;
 }
 
@@ -1208,13 +1208,12 @@ export class DialogTable {
 
   /** `d` holds private media endpoint ip:port (one of its lines) */
   private ref(d: Dialog, ip: string, port: number): void {
-    listAdd(this.holders, `${ip}:${port}`, d);
+    listAdd(this.holders, endpoint(ip, port), d);
   }
 
   /** `d` gives up one hold of ip:port; the last hold returns the endpoint's port lease */
   private unref(d: Dialog, ip: string, port: number): void {
-    const k = `${ip}:${port}`;
-    if (listRemove(this.holders, k, d)) return;
+    if (listRemove(this.holders, endpoint(ip, port), d)) return;
     this.ports.release(ip, port);
   }
 

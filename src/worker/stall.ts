@@ -1,5 +1,5 @@
 /**
- * Latency diagnosis, off by default: with SIPALG_STALL_MS=N the worker logs every timer, slice or
+ * Latency and allocation diagnosis (heapSample, below), off by default: with SIPALG_STALL_MS=N the worker logs every timer, slice or
  * batch that held its thread N ms or longer (timed), and the pipeline every datagram whose steps took
  * that long, with the time its thread waited for a CPU (waitedMs): a latency tail can then be matched
  * to what held the thread, or to the scheduler (bench/latency-probe.ts).
