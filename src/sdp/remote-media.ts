@@ -6,7 +6,7 @@
  */
 import * as sdpTransform from 'sdp-transform';
 import { canonicalIpv6, isIpv4Text } from '../packet/addr';
-import { isSpaceLatin1 as isSpace } from '../packet/latin1';
+import { isDigitLatin1 as isDigit, isSpaceLatin1 as isSpace } from '../packet/latin1';
 
 export interface RemoteMedia {
   ip: string;
@@ -25,7 +25,6 @@ export function remoteMedia(sdp: string, family: 4 | 6 = 4): (RemoteMedia | unde
 }
 
 const isWord = (c: number) => (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
-const isDigit = (c: number) => c >= 48 && c <= 57;
 
 /**
  * A port as sdp-transform reads it (toIntIfInt: a number only when the digits are exactly its

@@ -3,8 +3,8 @@
  * only the Call-ID and the tags become strings (no header value, no regular expression match).
  * test/unit/sip/dialog-info.test.ts holds the regular expressions this follows as its oracle.
  */
-import { isSpaceLatin1 } from '../packet/latin1';
-import { headerValue, METHOD_NAMES, type HeaderField, type SipMessage } from './message';
+import { isDigitLatin1 as isDigit, isLetterLatin1 as isLetter, isSpaceLatin1 } from '../packet/latin1';
+import { findField as field, headerValue, METHOD_NAMES, type SipMessage } from './message';
 
 export interface DialogInfo {
   callId: string;
@@ -12,11 +12,6 @@ export interface DialogInfo {
   toTag: string;
   cseqMethod: string;
   cseq: number;
-}
-
-function field(msg: SipMessage, name: string): HeaderField | undefined {
-  for (const h of msg.headers) if (h.name === name) return h;
-  return undefined;
 }
 
 const TAG = [0x74, 0x61, 0x67]; // "tag", compared with 0x20 set
@@ -55,9 +50,6 @@ function methodAt(b: Buffer, s: number, e: number): string {
   }
   return b.toString('latin1', s, e).toUpperCase();
 }
-
-const isDigit = (c: number) => c >= 48 && c <= 57;
-const isLetter = (c: number) => ((c | 0x20) >= 97 && (c | 0x20) <= 122);
 
 export function dialogInfo(b: Buffer, msg: SipMessage): DialogInfo | undefined {
   const callId = field(msg, 'call-id');

@@ -248,7 +248,13 @@ export function headerValue(b: Buffer, h: HeaderField): string {
   return b.toString('latin1', h.valueStart, h.valueEnd);
 }
 
-export function findHeader(b: Buffer, msg: SipMessage, name: string): string | undefined {
-  for (const h of msg.headers) if (h.name === name) return headerValue(b, h);
+/** The first header field named `name` (lower-case long form). */
+export function findField(msg: SipMessage, name: string): HeaderField | undefined {
+  for (const h of msg.headers) if (h.name === name) return h;
   return undefined;
+}
+
+export function findHeader(b: Buffer, msg: SipMessage, name: string): string | undefined {
+  const h = findField(msg, name);
+  return h && headerValue(b, h);
 }
