@@ -16,6 +16,7 @@
  * a grace (5 s by default), as do failure final responses to the initial INVITE; forking keeps the
  * far-end media of the first 2xx; an idle dialog is released after dialog-idle-seconds.
  */
+import { SlotList } from '../collections/slot-list';
 import type { Conntrack, Ctnetlink, Expectation, PinholeSpec, SnatFlow, Tuple } from '../conntrack/ctnetlink';
 import { IPPROTO_UDP, IPS_SEEN_REPLY } from '../conntrack/ctnetlink';
 import { ipFamily, sameAddress } from '../packet/addr';
@@ -138,7 +139,7 @@ export interface Dialog {
   /** a taken-over call's far-end media addresses per media line, read back from the kernel, until its next SDP */
   sourceHint: string[] | undefined;
   pinCheckedAt: number;
-  /** its index in the table's list (what the sweep walks); -1 when not in the table (the state file carries it too: adopt ignores it) */
+  /** its index in the table's SlotList (what the sweep walks); -1 when not in the table (the state file carries it too: adopt ignores it) */
   slot: number;
 }
 
@@ -764,9 +765,7 @@ export class DialogTable {
       this.touch(d);
     }
     this.dialogs.clear();
-    for (const d of this.list) d.slot = -1;
-    this.list.length = 0;
-    this.sweepAt = 0;
+    this.list.clear();
     this.foreign.clear();
     this.byPublicPort.clear();
     if (n) this.counters.inc('d|handed_to_peer', n);
@@ -1297,24 +1296,16 @@ export class DialogTable {
     this.ct.flushDeletes();
   }
 
-  /**
-   * The table's dialogs again, in an array the sweep walks by index: a Map iterator allocates a
-   * result object per dialog it visits (garbage that sets how often the young generation is
-   * scavenged, each scavenge a pause the packets behind it wait out). Removal swaps the last one
-   * into the hole (put/drop keep it and the map together).
-   */
-  private readonly list: Dialog[] = [];
-  /** where the sweep goes on from (sweep with a budget); what is added meanwhile is seen this round */
-  private sweepAt = 0;
+  /** the table's dialogs again, for the sweep's walk in slices (put/drop keep it and the map together) */
+  private readonly list = new SlotList<Dialog>();
 
   /** `d` under `key` in the table (and the list), in place of whichever dialog was there */
   private put(key: string, d: Dialog): void {
     const old = this.dialogs.get(key);
     if (old === d) return;
-    if (old) this.unlist(old);
+    if (old) this.list.remove(old);
     this.dialogs.set(key, d);
-    d.slot = this.list.length;
-    this.list.push(d);
+    this.list.add(d);
   }
 
   /** the dialog under `key` out of the table and the list */
@@ -1322,19 +1313,9 @@ export class DialogTable {
     const d = this.dialogs.get(key);
     if (!d) return;
     this.dialogs.delete(key);
-    this.unlist(d);
+    this.list.remove(d);
   }
 
-  private unlist(d: Dialog): void {
-    const i = d.slot;
-    if (i < 0 || this.list[i] !== d) return;
-    const last = this.list.pop()!;
-    if (last !== d) {
-      this.list[i] = last;
-      last.slot = i;
-    }
-    d.slot = -1;
-  }
   /** dialogs found due for a pinhole check by the sweep, in order (checkPinholesSlice) */
   private readonly pinQueue = new Set<Dialog>();
   /** dialogs whose kernel state a conntrack flush removed, re-made a few at a time (repairSlice) */
@@ -1355,20 +1336,7 @@ export class DialogTable {
   sweep(now: number, budget = Infinity): void {
     const o = this.opts;
     const keep: Tuple[] = [];
-    if (budget === Infinity) this.sweepAt = 0;
-    const list = this.list;
-    let seen = 0, finished = false;
-    while (seen < budget) {
-      if (this.sweepAt >= list.length) {
-        finished = true;
-        break;
-      }
-      seen++;
-      const d = list[this.sweepAt]!;
-      this.sweepOne(d, now, keep);
-      // a released dialog's slot now holds the list's last one: it is looked at next
-      if (list[this.sweepAt] === d) this.sweepAt++;
-    }
+    const finished = this.list.walk(budget, (d) => this.sweepOne(d, now, keep));
     this.keepFlows(keep, now);
     // the slice's releases leave together (Ctnetlink.deleteSoon), not a round trip each
     this.ct.flushDeletes();
@@ -1376,7 +1344,6 @@ export class DialogTable {
     // it to checkPinholesSlice between packets
     if (budget === Infinity) while (this.checkPinholesSlice(now, Infinity)) { /* all */ }
     if (!finished) return;
-    this.sweepAt = 0;
     // once a round: the flows kept longer ago than an interval are due again (one entry per phone flow)
     for (const [k, t] of this.flowsKept) if (now - t >= SIGNALING_REFRESH_MS) this.flowsKept.delete(k);
     // max-idle-dialogs: the longest-idle dialogs beyond N go first (once a round of the table)

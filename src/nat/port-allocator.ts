@@ -7,6 +7,7 @@
  * IPv6), so any worker can tell which phone behind this router a public port belongs to: the two
  * legs of a call between two phones behind this router (hairpin) may be balanced to different workers.
  */
+import { SlotList } from '../collections/slot-list';
 import { formatIpv6, writeIpv4, writeIpv6 } from '../packet/addr';
 
 /** pairs of ports 0-65535 */
@@ -27,7 +28,7 @@ export interface Lease {
   lastSeen: number;
   /** its key in the lease map (`ip:port`) */
   key: string;
-  /** its index in the sweep's list */
+  /** its index in the sweep's list (SlotList) */
   slot: number;
 }
 
@@ -39,14 +40,8 @@ export class PortAllocator {
   /** [0]: pairs of [min, max] claimed by all workers, so that an exhausted range is answered at once, not by a scan of every pair */
   private readonly claimed: Int32Array;
   private readonly leases = new Map<string, Lease>();
-  /**
-   * the leases again, in an array the sweep walks by index (a Map iterator allocates an entry and
-   * a result object per lease it visits, ~50 B each: garbage that sets how often the worker's young
-   * generation is scavenged); removal swaps the last one into the hole
-   */
-  private readonly list: Lease[] = [];
-  /** where a sweep with a budget goes on from */
-  private sweepAt = 0;
+  /** the leases again, for the sweep's walk in slices */
+  private readonly list = new SlotList<Lease>();
   private cursor: number;
 
   /**
@@ -178,18 +173,14 @@ export class PortAllocator {
   }
 
   private addLease(key: string, publicPort: number, now: number): void {
-    const l: Lease = { publicPort, lastSeen: now, key, slot: this.list.length };
+    const l: Lease = { publicPort, lastSeen: now, key, slot: -1 };
     this.leases.set(key, l);
-    this.list.push(l);
+    this.list.add(l);
   }
 
   private dropLease(l: Lease): void {
     this.leases.delete(l.key);
-    const last = this.list.pop()!;
-    if (last !== l) {
-      this.list[l.slot] = last;
-      last.slot = l.slot;
-    }
+    this.list.remove(l);
   }
 
   /** Returns pairs whose lease has not been used for leaseMs. */
@@ -199,34 +190,21 @@ export class PortAllocator {
    * never walked in one go. Returns the number freed.
    */
   sweep(now: number, budget = Infinity): number {
-    let freed = 0, seen = 0;
-    if (budget === Infinity) this.sweepAt = 0;
-    const list = this.list;
-    while (seen < budget) {
-      if (this.sweepAt >= list.length) {
-        this.sweepAt = 0;
-        break;
-      }
-      seen++;
-      const l = list[this.sweepAt]!;
-      if (now - l.lastSeen < this.leaseMs) {
-        this.sweepAt++;
-        continue;
-      }
-      // the last lease moves into this slot: it is looked at next
+    let freed = 0;
+    this.list.walk(budget, (l) => {
+      if (now - l.lastSeen < this.leaseMs) return;
       this.free(l.publicPort >> 1);
       this.dropLease(l);
       freed++;
-    }
+    });
     return freed;
   }
 
   /** Releases every pair this worker holds (worker shutdown). */
   releaseAll(): void {
-    for (const l of this.list) this.free(l.publicPort >> 1);
+    for (const l of this.list.values()) this.free(l.publicPort >> 1);
     this.leases.clear();
-    this.list.length = 0;
-    this.sweepAt = 0;
+    this.list.clear();
   }
 
   get active(): number {

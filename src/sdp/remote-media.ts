@@ -6,7 +6,7 @@
  */
 import * as sdpTransform from 'sdp-transform';
 import { canonicalIpv6, isIpv4Text } from '../packet/addr';
-import { isDigitLatin1 as isDigit, isSpaceLatin1 as isSpace } from '../packet/latin1';
+import { isDigitLatin1 as isDigit, isLetterLatin1, isSpaceLatin1 as isSpace } from '../packet/latin1';
 
 export interface RemoteMedia {
   ip: string;
@@ -24,7 +24,7 @@ export function remoteMedia(sdp: string, family: 4 | 6 = 4): (RemoteMedia | unde
   return remoteMediaAt(b, 0, b.length, family);
 }
 
-const isWord = (c: number) => (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
+const isWord = (c: number) => isDigit(c) || isLetterLatin1(c) || c === 95;
 
 /**
  * A port as sdp-transform reads it (toIntIfInt: a number only when the digits are exactly its

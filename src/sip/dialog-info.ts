@@ -4,7 +4,7 @@
  * test/unit/sip/dialog-info.test.ts holds the regular expressions this follows as its oracle.
  */
 import { isDigitLatin1 as isDigit, isLetterLatin1 as isLetter, isSpaceLatin1 } from '../packet/latin1';
-import { findField as field, headerValue, METHOD_NAMES, type SipMessage } from './message';
+import { findField as field, headerValue, methodName, type SipMessage } from './message';
 
 export interface DialogInfo {
   callId: string;
@@ -40,17 +40,6 @@ function tagAt(b: Buffer, s: number, e: number): string {
   return '';
 }
 
-/** The letters b[s, e) upper-cased (as CSeq's method was read): a known method's constant, another's new string. */
-function methodAt(b: Buffer, s: number, e: number): string {
-  for (const m of METHOD_NAMES) {
-    if (m.length !== e - s) continue;
-    let i = 0;
-    while (i < m.length && (b[s + i]! & 0xdf) === m.charCodeAt(i)) i++;
-    if (i === m.length) return m;
-  }
-  return b.toString('latin1', s, e).toUpperCase();
-}
-
 export function dialogInfo(b: Buffer, msg: SipMessage): DialogInfo | undefined {
   const callId = field(msg, 'call-id');
   const cseq = field(msg, 'cseq');
@@ -76,6 +65,6 @@ export function dialogInfo(b: Buffer, msg: SipMessage): DialogInfo | undefined {
     fromTag: from ? tagAt(b, from.valueStart, from.valueEnd) : '',
     toTag: to ? tagAt(b, to.valueStart, to.valueEnd) : '',
     cseq: n,
-    cseqMethod: methodAt(b, m0, i),
+    cseqMethod: methodName(b, m0, i, true),
   };
 }

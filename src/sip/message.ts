@@ -137,16 +137,19 @@ export const METHOD_NAMES = ['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGIS
 
 /**
  * The method token b[s, e): a known method's constant when the bytes are exactly its name (method
- * names are case-sensitive, RFC 3261 §7.1), a new string otherwise.
+ * names are case-sensitive, RFC 3261 §7.1), a new string otherwise. `upper`: letters b[s, e) read in
+ * upper case (as CSeq's method is read, dialog-info.ts).
  */
-export function methodName(b: Buffer, s: number, e: number): string {
+export function methodName(b: Buffer, s: number, e: number, upper = false): string {
+  const fold = upper ? 0xdf : 0xff;
   for (const m of METHOD_NAMES) {
     if (m.length !== e - s) continue;
     let i = 0;
-    while (i < m.length && b[s + i] === m.charCodeAt(i)) i++;
+    while (i < m.length && (b[s + i]! & fold) === m.charCodeAt(i)) i++;
     if (i === m.length) return m;
   }
-  return b.toString('latin1', s, e);
+  const text = b.toString('latin1', s, e);
+  return upper ? text.toUpperCase() : text;
 }
 
 const SIP20 = Buffer.from('SIP/2.0 ');
