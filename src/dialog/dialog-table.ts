@@ -141,6 +141,8 @@ export interface Dialog {
   pinCheckedAt: number;
   /** its index in the table's SlotList (what the sweep walks); -1 when not in the table (the state file carries it too: adopt ignores it) */
   slot: number;
+  /** what it adds to the table's pinholes gauge now (DialogTable.gauge; the state file carries it too: adopt ignores it) */
+  gauged: number;
 }
 
 /**
@@ -153,7 +155,7 @@ function newDialog(callId: string, privateIp: string, publicIp: string, now: num
   return {
     callId, privateIp, publicIp, anchor: undefined, pinnedAt: 0, local: [], remote: undefined, mediaCts: [], mapCts: [], confirmed: false, winnerTag: '',
     created: now, lastSeen: now, endAt: 0, sessionMs: 0, refreshedAt: now, mediaPackets: 0, mediaSeenAt: now, mediaCheckedAt: now, flow: undefined, flowKeptAt: 0,
-    pinholes: 0, settled: [], pinFailed: 0, pinRetries: 0, sources: [], sourceHint: undefined, pinCheckedAt: now, slot: -1,
+    pinholes: 0, settled: [], pinFailed: 0, pinRetries: 0, sources: [], sourceHint: undefined, pinCheckedAt: now, slot: -1, gauged: 0,
   };
 }
 
@@ -219,7 +221,7 @@ export function anchorMark(key: string): number {
   return (h >>> 0) || 1;
 }
 
-type PinState = 'pinholes' | 'settled' | 'pinFailed' | 'pinRetries' | 'sources' | 'pinCheckedAt' | 'mapCts' | 'sourceHint' | 'slot';
+type PinState = 'pinholes' | 'settled' | 'pinFailed' | 'pinRetries' | 'sources' | 'pinCheckedAt' | 'mapCts' | 'sourceHint' | 'slot' | 'gauged';
 /** A dialog as stored in the state file (files of earlier versions keyed the media flows: [key, tuple] pairs, and had no pinhole accounting). */
 export type PersistedDialog = Omit<Dialog, 'mediaCts' | PinState> & Partial<Pick<Dialog, PinState>> & { mediaCts: Tuple[] | [string, Tuple][] };
 
@@ -454,10 +456,29 @@ export class DialogTable {
     return this.dialogs.size;
   }
 
-  /** Pinholes (RTP + RTCP expectations) the table holds now. */
+  /** Pinholes (RTP + RTCP expectations) the table holds now: kept as they change (gauge), not counted per read. */
   get pinholes(): number {
+    return this.pinholeTotal;
+  }
+
+  /** the pinholes gauge: the sum of the dialogs' `gauged` */
+  private pinholeTotal = 0;
+
+  /**
+   * Brings `d`'s share of the pinholes gauge up to date: its pending pinholes while it holds an
+   * anchor and is in the table. Called wherever one of those changes; the stats read the sum once a
+   * second, which was a walk of every dialog (~0.5-0.9 ms at 40k calls, the packets waiting behind it).
+   */
+  private gauge(d: Dialog): void {
+    const n = d.anchor && d.slot >= 0 ? d.pinholes : 0;
+    this.pinholeTotal += n - d.gauged;
+    d.gauged = n;
+  }
+
+  /** The gauge counted again from every dialog (the unit tests' check of gauge's bookkeeping). */
+  countPinholes(): number {
     let n = 0;
-    for (const d of this.dialogs.values()) if (d.anchor) n += d.pinholes;
+    for (const d of this.list.values()) if (d.anchor) n += d.pinholes;
     return n;
   }
 
@@ -763,9 +784,11 @@ export class DialogTable {
       for (const m of d.local) this.unref(d, m.privateIp ?? d.privateIp, m.privatePort);
       this.count(d, -1);
       this.touch(d);
+      d.gauged = 0;
     }
     this.dialogs.clear();
     this.list.clear();
+    this.pinholeTotal = 0;
     this.foreign.clear();
     this.byPublicPort.clear();
     if (n) this.counters.inc('d|handed_to_peer', n);
@@ -932,6 +955,7 @@ export class DialogTable {
       else (failed ??= []).push(`${pinholes[i]!.publicPort}: ${errnoName(err.errno) ?? `errno ${err.errno}`}`);
     }
     d.pinholes = made;
+    this.gauge(d);
     if (made) this.counters.inc('h|created', made);
     if (failed) {
       this.counters.inc('h|failed', failed.length);
@@ -1154,6 +1178,7 @@ export class DialogTable {
       d.anchor = undefined;
       d.pinholes = 0;
       d.settled = [];
+      this.gauge(d);
     }
     if (releasePorts) {
       for (const m of d.local) this.dropLine(d, m);
@@ -1291,6 +1316,7 @@ export class DialogTable {
       else return;
       d.settled.push(spec.publicPort);
       d.pinholes = Math.max(0, d.pinholes - 1);
+      this.gauge(d);
       this.touch(d);
     });
     this.ct.flushDeletes();
@@ -1303,9 +1329,13 @@ export class DialogTable {
   private put(key: string, d: Dialog): void {
     const old = this.dialogs.get(key);
     if (old === d) return;
-    if (old) this.list.remove(old);
+    if (old) {
+      this.list.remove(old);
+      this.gauge(old);
+    }
     this.dialogs.set(key, d);
     this.list.add(d);
+    this.gauge(d);
   }
 
   /** the dialog under `key` out of the table and the list */
@@ -1314,6 +1344,7 @@ export class DialogTable {
     if (!d) return;
     this.dialogs.delete(key);
     this.list.remove(d);
+    this.gauge(d);
   }
 
   /** dialogs found due for a pinhole check by the sweep, in order (checkPinholesSlice) */
@@ -1449,6 +1480,7 @@ export class DialogTable {
       d.anchor = undefined;
       d.pinholes = 0;
       d.settled = [];
+      this.gauge(d);
       d.mediaCts = [];
       d.mapCts = [];
       this.pinQueue.delete(d);

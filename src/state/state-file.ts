@@ -131,7 +131,7 @@ export class StateFile {
    * Starts a save in slices when one is due: the first of this process, or changes and the interval
    * passed. It is a snapshot when this process has none yet or the journal outgrew the table, else
    * an append of the changes. The caller runs step() between packets until it returns true. Each
-   * slice writes CHUNK records (~0.25 ms for 64 dialogs), so the packet thread is never held long.
+   * slice writes CHUNK records (~0.1 ms for 16 dialogs), so the packet thread is never held long.
    * Records are serialised as they are when their slice is written; a change during the save is
    * written by the next one.
    */
@@ -305,10 +305,12 @@ function writeAll(fd: number, b: Buffer, len: number): void {
 }
 
 /**
- * Records per slice (and per write): 50k dialogs never become one giant string, and a slice (~0.25 ms
- * for 64 dialogs) holds the packets behind it little (256 a slice, ~1 ms, showed in p99 latency).
+ * Records per slice (and per write): 50k dialogs never become one giant string, and a slice holds
+ * the packets behind it little: 256 a slice (~1 ms) showed in p99 latency, and so did 64 on a slower
+ * machine (0.5 ms on average, up to 3.5 ms, a few times a second at 1k calls/s: stop 37); 16 is
+ * ~0.1 ms for one more write(2) every 16 records.
  */
-const CHUNK = 64;
+const CHUNK = 16;
 
 /** JSON of `s`, written in chunks of records (the same text as JSON.stringify(s)), yielding after each. */
 function* writeState(fd: number, s: WorkerState): Generator<void, void, void> {

@@ -3,6 +3,7 @@
  * tests run the same code against real conntrack); what is checked is which pinholes exist when.
  */
 import { test } from 'node:test';
+import { gaugeChecks } from './gauge-check';
 import assert from 'node:assert/strict';
 import v8 from 'node:v8';
 import { anchorKey, anchorMark, DialogTable, dialogKey, type DialogOptions, type PersistedDialog, type SipEvent } from '../../../src/dialog/dialog-table';
@@ -70,6 +71,22 @@ test('an offer opens RTP+RTCP pinholes; the answer adds the symmetric media flow
   assert.equal(table.size, 1, 'grace not over');
   table.sweep(7001);
   assert.deepEqual([table.size, ct.pinholes, ct.anchors.size, ct.flows.size], [0, 0, 0, 0]);
+});
+
+test('the pinholes gauge follows pins, re-pins, a standby and releases without walking the table', () => {
+  const { ct, table } = make();
+  const before = gaugeChecks;
+  table.observe(ev({ method: 'INVITE', local: media(6000) }), 0);
+  table.observe(ev({ callId: 'c2', method: 'INVITE', local: media(6100) }), 0);
+  assert.equal(table.pinholes, 4);
+  table.observe(ev({ dir: 'in', status: 200, cseqMethod: 'INVITE', toTag: 't1', remote }), 10);
+  assert.equal(table.pinholes, ct.pinholes, 'the answer re-pinned for its far end: still two each');
+  table.observe(ev({ callId: 'c2', dir: 'in', status: 486, cseqMethod: 'INVITE', toTag: 't2' }), 20);
+  table.sweep(60000);
+  assert.equal(table.pinholes, 2, 'the refused call\'s pinholes left the gauge with it');
+  assert.equal(table.standby(), 1);
+  assert.equal(table.pinholes, 0, 'a standby forgets them all');
+  assert.ok(gaugeChecks - before >= 6, 'gauge-check.ts compared the gauge with a count after each operation');
 });
 
 test('a sweep\'s releases delete their anchors and media flows together (one batch), not a round trip each', () => {

@@ -7,6 +7,7 @@
  * (test/lab/media-pinholes.test.ts) runs the same cases against the real kernel.
  */
 import { test } from 'node:test';
+import './gauge-check';
 import assert from 'node:assert/strict';
 import { DialogTable, type DialogOptions, type SipEvent } from '../../../src/dialog/dialog-table';
 import { PortAllocator } from '../../../src/nat/port-allocator';

@@ -6,6 +6,7 @@
  * ringing call's second pinhole evicts the first on the standby.
  */
 import { test } from 'node:test';
+import './gauge-check';
 import assert from 'node:assert/strict';
 import { DialogTable, MAPPING_TARGET, type SipEvent } from '../../../src/dialog/dialog-table';
 import { PortAllocator } from '../../../src/nat/port-allocator';

@@ -134,7 +134,7 @@ test('state file: the journal outgrowing the table makes a new snapshot generati
   assert.deepEqual(journals(dir), []);
 }));
 
-test('state file: a snapshot is streamed in chunks of 64 records, replaces the file only at its end, and reads back as JSON.stringify of the state; a forced save overtakes it', () => withDir((dir) => {
+test('state file: a snapshot is streamed in chunks of 16 records, replaces the file only at its end, and reads back as JSON.stringify of the state; a forced save overtakes it', () => withDir((dir) => {
   const f = new StateFile(dir, 'i0', 0);
   const t = new Tables();
   for (const r of regs(10, 'a')) t.setReg(r);
@@ -149,7 +149,7 @@ test('state file: a snapshot is streamed in chunks of 64 records, replaces the f
     steps++;
     assert.equal(f2.load().state.registrations.length, 10, 'the previous file stays until the save ends');
   }
-  assert.equal(steps, Math.ceil(1000 / 64), 'one slice per 64 records');
+  assert.equal(steps, Math.ceil(1000 / 16), 'one slice per 16 records');
   const gen = JSON.parse(readFileSync(f2.path, 'utf8')).journal as number;
   assert.equal(readFileSync(f2.path, 'utf8'), JSON.stringify({ version: 1, instance: 'i0', savedAt: 2, journal: gen, dialogs: [], registrations: [...big.regs.values()] }));
   // a clean stop during a save in slices: the forced save wins, the abandoned one leaves no trace
