@@ -7,6 +7,7 @@
  *   node dist/bench/profile.js [invite|register|mix] [rate/s] [seconds]      (root; writes /tmp/sipalg-profile.txt)
  *   SIPALG_PROFILE_WARMUP=15 …   records after 15 s of load instead of 2 (steady state, JIT compiles done)
  *   SIPALG_PROFILE_STRACE=1 …    counts the daemon's system calls (strace -c -f) instead (/tmp/sipalg-strace.txt)
+ *   SIPALG_PROFILE_STRACE=seq …  the daemon's system calls in order, timed (strace -f -tt: /tmp/sipalg-strace-seq.txt)
  *   SIPALG_PROFILE_FLAGS='--media-port-max 1999' …   more daemon flags (after the bench's: a later value wins)
  *   SIPALG_PROFILE_NODE_FLAGS='--trace-deopt' …   more node flags for the daemon (its output: /tmp/sipalg-profile-daemon.log)
  *   SIPALG_PROFILE_QUEUES=0:1 …  two workers (the load then comes from 8 phone addresses, which the queues' hash spreads)
@@ -41,7 +42,7 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, warm * 1000));
     if (process.env.SIPALG_PROFILE_STRACE) {
       // system calls instead of samples: `strace -c -f` of the daemon's threads for the same window
-      const st = spawnSync('timeout', ['-s', 'INT', String(seconds), 'strace', '-c', '-f', '-p', String(daemon!.pid)], { encoding: 'utf8', maxBuffer: 64 << 20 });
+      const st = spawnSync('timeout', ['-s', 'INT', String(seconds), 'strace', ...(process.env.SIPALG_PROFILE_STRACE === 'seq' ? ['-f', '-tt', '-o', '/tmp/sipalg-strace-seq.txt'] : ['-c', '-f']), '-p', String(daemon!.pid)], { encoding: 'utf8', maxBuffer: 64 << 20 });
       writeFileSync('/tmp/sipalg-strace.txt', st.stderr);
       await load;
       console.log(`${kind} at ${rate}/s for ${seconds} s: ${rate * seconds} messages sent (mix: and as many responses); /tmp/sipalg-strace.txt`);
