@@ -261,6 +261,25 @@ test('counts are what the kernel holds: a pinhole whose flow carried the far end
   assert.equal(n('h|removed'), removed, 'nothing counted removed that did not exist');
 });
 
+test('an offer not answered yet (pinholes that admit any source) is compared with the kernel every 30 s, one with a known far end from 1 s on', () => {
+  const { ct, table, n } = make();
+  let asked = 0;
+  const states = ct.pinholeStates.bind(ct);
+  ct.pinholeStates = (items) => { asked += items.length; return states(items); };
+  table.observe(ev({ callId: 'ringing', method: 'INVITE', local: media(6000) }), 0);
+  for (let t = 100; t < 30000; t += 100) table.sweep(t);
+  assert.equal(asked, 0, 'no check in the first 30 s: there is no media flow to retire a pinhole by');
+  // a stranger's packet used the RTCP pinhole meanwhile: the check at 30 s counts it
+  ct.exps = ct.exps.filter((x) => x.spec.publicPort !== 6001);
+  table.sweep(30000);
+  assert.deepEqual([asked, n('h|used'), table.pinholes], [2, 1, 1]);
+  // the far end's answer: pinholes for its address, checked from 1 s on
+  table.observe(ev({ callId: 'ringing', dir: 'in', status: 200, cseqMethod: 'INVITE', toTag: 'x', remote: remote() }), 30100);
+  asked = 0;
+  table.sweep(31200);
+  assert.equal(asked, 2, 'checked 1 s after the answer\'s pin');
+});
+
 test('a pinhole the kernel refuses is logged with its errno and retried by the sweep; the failed count is on the call', () => {
   const { ct, table, n } = make();
   ct.failNext = [16, 16]; // EBUSY
