@@ -212,10 +212,10 @@ static void on_readable(uv_poll_t *h, int status, int events) {
    * reads what is ready in one system call; fewer messages than asked for means the socket was empty
    * then, so no further call only to meet EAGAIN (a recv per message did that once per wake-up:
    * ~1.3 us on a virtual machine whose system calls trap to the hypervisor) */
-  for (int read = 0; read < RX_BATCH && !q->closed;) {
+  for (int got = 0; got < RX_BATCH && !q->closed;) {
     int m = recvmmsg(fd, q->mm, RX_VEC, MSG_DONTWAIT, NULL);
     if (m <= 0) break; /* EAGAIN, or ENOBUFS (counted by the kernel) */
-    for (int k = 0; k < m && !q->closed; k++, read++) {
+    for (int k = 0; k < m && !q->closed; k++, got++) {
       ssize_t n = q->mm[k].msg_len;
       char *b = q->iov[k].iov_base;
       /* a queued packet's message is at most MAX_PAYLOAD and its attributes: a slot always holds it */
