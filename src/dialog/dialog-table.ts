@@ -1377,9 +1377,9 @@ export class DialogTable {
    * due pinholes (one ctnetlink batch) and keeps confirmed calls' signaling flows alive. With a
    * `budget` it looks at that many dialogs and goes on from there at the next call, so that no call
    * costs the worker time that grows with the table (the worker sweeps a tenth of it every 100 ms);
-   * without one it goes through the whole table.
+   * without one it goes through the whole table. True when a round of the table ended.
    */
-  sweep(now: number, budget = Infinity): void {
+  sweep(now: number, budget = Infinity): boolean {
     const o = this.opts;
     const keep: Tuple[] = [];
     const finished = this.list.walk(budget, (d) => this.sweepOne(d, now, keep));
@@ -1389,7 +1389,7 @@ export class DialogTable {
     // a whole sweep (tests, a clean stop) checks what it found due at once; a sweep in slices leaves
     // it to checkPinholesSlice between packets
     if (budget === Infinity) while (this.checkPinholesSlice(now, Infinity)) { /* all */ }
-    if (!finished) return;
+    if (!finished) return false;
     // once a round: the flows kept longer ago than an interval are due again (one entry per phone flow)
     for (const [k, t] of this.flowsKept) if (now - t >= SIGNALING_REFRESH_MS) this.flowsKept.delete(k);
     // max-idle-dialogs: the longest-idle dialogs beyond N go first (once a round of the table)
@@ -1398,6 +1398,7 @@ export class DialogTable {
       for (const d of byIdle.slice(0, this.dialogs.size - o.maxIdleDialogs)) this.release(d, false, 'evicted');
       this.ct.flushDeletes();
     }
+    return true;
   }
 
   private sweepOne(d: Dialog, now: number, keep: Tuple[]): void {
