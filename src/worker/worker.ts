@@ -379,6 +379,7 @@ function main(): void {
     sweepLeft -= n;
     // a round that ended ends the tick's share too (a small table is not walked twice a tick)
     if (dialogs.sweep(Date.now(), n)) sweepLeft = 0;
+    // what this slice found due, and what earlier ones left for lack of check tokens
     if (dialogs.pinChecksPending) startPinChecks();
     return sweepLeft > 0;
   });
@@ -388,7 +389,6 @@ function main(): void {
       sweepLeft = Math.max(500, Math.ceil(dialogs.size / 10));
       startSweep();
       ports.sweep(Date.now(), Math.max(100, Math.ceil(ports.active / 100)));
-      if (dialogs.pinChecksPending) startPinChecks();
     } catch (e) {
       log('warn', 'dialog sweep failed', { err: e as Error });
     }
