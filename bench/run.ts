@@ -60,6 +60,16 @@ console.log(`junk that is not valid SIP (truncated, lying length, NUL, random): 
 
 console.log(`\nSDP translator vs sdp-transform: ${(lib / ours).toFixed(1)}x faster; single-core ceiling of the JS path: ~${Math.round(1e6 / Math.max(a, b))} msgs/s per worker (excluding the kernel round trip and ctnetlink)`);
 
+// issue 21: the JS heap per answered call (its own process: --expose-gc for a full GC before each reading)
+try {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
+  const heap = execFileSync(process.execPath, ['--expose-gc', `${__dirname}/dialog-memory.js`, '20000'], { encoding: 'utf8', timeout: 120000 }).trim();
+  console.log(`\nJS heap per dialog (bench/dialog-memory.ts: parse, rewrite and the dialog table of 20k answered calls in one process, the kernel left out): ${heap}`);
+} catch (e) {
+  console.log(`\nJS heap per dialog: error: ${(e as Error).message}`);
+}
+
 async function lab(): Promise<void> {
   if (process.argv.includes('--no-lab')) return console.log('\n(--no-lab: namespace lab parts skipped)');
   if (process.getuid?.() !== 0) return console.log('\n(run as root for the lab comparison with the kernel SIP helper and the router benchmark)');

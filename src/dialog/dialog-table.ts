@@ -19,7 +19,7 @@
 import { SlotList } from '../collections/slot-list';
 import type { Conntrack, Ctnetlink, Expectation, PinholeSpec, SnatFlow, Tuple } from '../conntrack/ctnetlink';
 import { IPPROTO_UDP, IPS_SEEN_REPLY } from '../conntrack/ctnetlink';
-import { ipFamily, sameAddress } from '../packet/addr';
+import { endpointKey, ipFamily, sameAddress } from '../packet/addr';
 import { EEXIST, errnoName, NetlinkError } from '../errors';
 import { log } from '../log';
 import type { PortAllocator } from '../nat/port-allocator';
@@ -107,7 +107,7 @@ export interface Dialog {
   /** the media conntracks pre-created for this dialog (a few: RTP and RTCP per m= line) */
   mediaCts: Tuple[];
   /** the media mapping records of this dialog's pinholes (mappingRecords): what a router pair's standby reads the mapping back from */
-  mapCts: Tuple[];
+  mapCts: readonly Tuple[];
   confirmed: boolean;
   winnerTag: string;
   created: number;
@@ -130,7 +130,7 @@ export interface Dialog {
    */
   pinholes: number;
   /** public ports (RTP, RTCP) whose pinhole is no longer pending, since the last pin */
-  settled: number[];
+  settled: readonly number[];
   /** pinholes the kernel refused at the last pin (retried by the sweep) and the retries so far */
   pinFailed: number;
   pinRetries: number;
@@ -143,20 +143,83 @@ export interface Dialog {
   slot: number;
   /** what it adds to the table's pinholes gauge now (DialogTable.gauge; the state file carries it too: adopt ignores it) */
   gauged: number;
+  /** what its times count from (DialogClock) */
+  readonly clock: DialogClock;
 }
 
 /**
- * A new dialog, every field present and in one order: the dialogs of a table then share one hidden
+ * The clock of a table's dialogs (issue 21, memory): the times a dialog keeps (created, lastSeen, its
+ * timers) are milliseconds since `base`, not wall-clock milliseconds. A wall-clock time (~1.8e12) is
+ * beyond V8's small integers (31 bits and a sign on 64-bit), so each of a dialog's nine time fields
+ * held a heap number of its own: 16 B each, 127 B of a dialog's heap (bench/dialog-memory.ts). Since
+ * the base they are small integers. A table's clock reads CLOCK_START at the first time it is given
+ * and its base moves forward (DialogTable.rebase) before the clock leaves the small integers. The
+ * times come in and go out as wall-clock times: at the table's methods, and in every JSON of a
+ * dialog (the state file's format is unchanged).
+ */
+export interface DialogClock { base: number }
+/** the table's clock at its first time: a time 0 (never, in the fields that use it so) stays ~12 days in the past */
+const CLOCK_START = 2 ** 30;
+/** the clock is moved back to CLOCK_START when it reaches this (every ~6 days) */
+const CLOCK_REBASE_AT = CLOCK_START + 2 ** 29;
+/**
+ * `t` as a small integer when it is one in value: the difference of two wall-clock times is a heap
+ * number whatever its value, and a field that once holds one keeps every value of every dialog boxed
+ */
+const small = (t: number) => (t >= -0x80000000 && t <= 0x7fffffff ? t | 0 : t);
+/** the dialog times on the clock (0 stays 0: "never") */
+const TIME_FIELDS = ['pinnedAt', 'created', 'lastSeen', 'endAt', 'refreshedAt', 'mediaSeenAt', 'mediaCheckedAt', 'flowKeptAt', 'pinCheckedAt'] as const;
+
+/**
+ * A dialog, every field present and in one order: the dialogs of a table then share one hidden
  * class whether they were created by a phone's offer, taken over from a router pair's peer or read
  * back from the state file (JSON leaves undefined fields out), so the packet path's property loads
  * on them stay monomorphic.
  */
-function newDialog(callId: string, privateIp: string, publicIp: string, now: number): Dialog {
-  return {
-    callId, privateIp, publicIp, anchor: undefined, pinnedAt: 0, local: [], remote: undefined, mediaCts: [], mapCts: [], confirmed: false, winnerTag: '',
-    created: now, lastSeen: now, endAt: 0, sessionMs: 0, refreshedAt: now, mediaPackets: 0, mediaSeenAt: now, mediaCheckedAt: now, flow: undefined, flowKeptAt: 0,
-    pinholes: 0, settled: [], pinFailed: 0, pinRetries: 0, sources: [], sourceHint: undefined, pinCheckedAt: now, slot: -1, gauged: 0,
-  };
+class DialogRecord implements Dialog {
+  anchor: Tuple | undefined = undefined;
+  pinnedAt = 0;
+  local: SdpMediaMapping[] = [];
+  remote: (RemoteMedia | undefined)[] | undefined = undefined;
+  mediaCts: Tuple[] = [];
+  mapCts: readonly Tuple[] = NO_TUPLES;
+  confirmed = false;
+  winnerTag = '';
+  created: number;
+  lastSeen: number;
+  endAt = 0;
+  sessionMs = 0;
+  refreshedAt: number;
+  mediaPackets = 0;
+  mediaSeenAt: number;
+  mediaCheckedAt: number;
+  flow: Tuple | undefined = undefined;
+  flowKeptAt = 0;
+  pinholes = 0;
+  settled: readonly number[] = NO_PORTS;
+  pinFailed = 0;
+  pinRetries = 0;
+  sources: string[] = [];
+  sourceHint: string[] | undefined = undefined;
+  pinCheckedAt: number;
+  slot = -1;
+  gauged = 0;
+
+  constructor(public callId: string, public privateIp: string, public publicIp: string, now: number, readonly clock: DialogClock) {
+    this.created = now;
+    this.lastSeen = now;
+    this.refreshedAt = now;
+    this.mediaSeenAt = now;
+    this.mediaCheckedAt = now;
+    this.pinCheckedAt = now;
+  }
+
+  /** The dialog as the state file keeps it: wall-clock times, no clock. */
+  toJSON(): PersistedDialog {
+    const { clock, ...p } = this;
+    for (const f of TIME_FIELDS) if (p[f] !== 0) p[f] += clock.base;
+    return p;
+  }
 }
 
 const SOURCE_SLOTS = 4096;
@@ -223,7 +286,7 @@ export function anchorMark(key: string): number {
 
 type PinState = 'pinholes' | 'settled' | 'pinFailed' | 'pinRetries' | 'sources' | 'pinCheckedAt' | 'mapCts' | 'sourceHint' | 'slot' | 'gauged';
 /** A dialog as stored in the state file (files of earlier versions keyed the media flows: [key, tuple] pairs, and had no pinhole accounting). */
-export type PersistedDialog = Omit<Dialog, 'mediaCts' | PinState> & Partial<Pick<Dialog, PinState>> & { mediaCts: Tuple[] | [string, Tuple][] };
+export type PersistedDialog = Omit<Dialog, 'mediaCts' | 'clock' | PinState> & Partial<Pick<Dialog, PinState>> & { mediaCts: Tuple[] | [string, Tuple][] };
 
 const NO_RECORDS: readonly Tuple[] = [];
 const sameFlow = (a: Tuple, b: Tuple) => a.sport === b.sport && a.dport === b.dport && a.src === b.src && a.dst === b.dst;
@@ -272,30 +335,67 @@ function sameMedia(a: SdpMediaMapping[], b: SdpMediaMapping[]): boolean {
 }
 
 const NO_DIALOGS: readonly Dialog[] = [];
+/** what an empty list of a dialog points at until it has an entry (one list for all: 32 B a list a dialog saved) */
+const NO_PORTS: readonly number[] = [];
+const NO_TUPLES: readonly Tuple[] = [];
+
+/**
+ * A list a dialog keeps, at its own size. The lists the packet path builds (an SDP's media lines,
+ * the far end's media) grow by push, and V8 gives a list pushed to from empty room for 17 entries
+ * (152 B for one or two): a dialog kept three such lists for the call's life, a fifth of its heap.
+ */
+function exact<T>(l: T[]): T[] {
+  return l.slice();
+}
 
 /** what one dialog gives up to a new one (handOver): its media lines on the new one's ports */
 interface HandOver { o: Dialog; lines: SdpMediaMapping[] }
 const NO_HANDOVER: readonly HandOver[] = [];
 
 /** a private media endpoint's key in the holders index */
-function endpoint(ip: string, port: number): string {
-  return `${ip}:${port}`;
+const endpoint = endpointKey;
+
+/**
+ * An index entry: the one dialog under a key, or the dialogs when several share it (a redial's
+ * hand-over). Nearly every key has one dialog: kept as itself, not in an array of one, it costs
+ * the index nothing beyond the map's slot (two arrays of one were ~110 B of a dialog's heap).
+ */
+type Entries = Dialog | Dialog[];
+
+/** How many dialogs an index entry holds. */
+function entryCount(e: Entries | undefined): number {
+  return e === undefined ? 0 : Array.isArray(e) ? e.length : 1;
+}
+
+/** The dialogs of an index entry, as a list (only the hand-over reads them so). */
+function entryList(e: Entries | undefined): readonly Dialog[] {
+  return e === undefined ? NO_DIALOGS : Array.isArray(e) ? e : [e];
 }
 
 /** Adds one entry `d` under `k`. */
-function listAdd<K>(m: Map<K, Dialog[]>, k: K, d: Dialog): void {
+function listAdd<K>(m: Map<K, Entries>, k: K, d: Dialog): void {
   const l = m.get(k);
-  if (l) l.push(d);
-  else m.set(k, [d]);
+  if (l === undefined) m.set(k, d);
+  else if (Array.isArray(l)) l.push(d);
+  else m.set(k, [l, d]);
 }
 
 /** Removes one entry under `k` (`d`'s, or another when `d` has none there); true while `k` still has entries. */
-function listRemove<K>(m: Map<K, Dialog[]>, k: K, d: Dialog): boolean {
+function listRemove<K>(m: Map<K, Entries>, k: K, d: Dialog): boolean {
   const l = m.get(k);
-  if (!l) return false;
+  if (l === undefined) return false;
+  if (!Array.isArray(l)) {
+    m.delete(k);
+    return false;
+  }
   const i = l.indexOf(d);
   l.splice(i >= 0 ? i : l.length - 1, 1);
-  if (l.length) return true;
+  if (l.length > 1) return true;
+  // one left: kept as itself again
+  if (l.length === 1) {
+    m.set(k, l[0]!);
+    return true;
+  }
   m.delete(k);
   return false;
 }
@@ -310,9 +410,9 @@ export class DialogTable {
    * media line: the endpoint's port lease lives while any does, and a redial's hand-over looks at
    * these dialogs only, not at the whole table (a trunk has tens of thousands)
    */
-  private readonly holders = new Map<string, Dialog[]>();
+  private readonly holders = new Map<string | number, Entries>();
   /** the dialogs whose media lines name each public RTP port, one entry per line (hand-over by public port) */
-  private readonly byPublicPort = new Map<number, Dialog[]>();
+  private readonly byPublicPort = new Map<number, Entries>();
   private readonly global: Int32Array;
   /** the dialogs changed since the state file last took them (takeChanges): each is written to its journal once */
   private readonly changed = new Set<Dialog>();
@@ -320,6 +420,8 @@ export class DialogTable {
   private readonly offers = new Map<string, { remote: (RemoteMedia | undefined)[]; at: number }>();
   /** anchors this worker's peer made (router pair, synced by conntrackd), by their mark, and the media conntracks marked alike */
   private readonly foreign = new Map<number, ForeignCall[]>();
+  /** what the times of this table's dialogs count from (DialogClock); set by the first time given */
+  private readonly clock: DialogClock = { base: NaN };
 
   constructor(
     private readonly ct: Ctnetlink,
@@ -358,6 +460,31 @@ export class DialogTable {
       if (this.offers.size <= MAX_OFFERS && now - o.at < OFFER_KEEP_MS) break;
       this.offers.delete(k);
     }
+  }
+
+  /** A wall-clock time on the table's clock (DialogClock); the first one given sets the clock. */
+  private time(wallNow: number): number {
+    if (this.clock.base !== this.clock.base) this.clock.base = wallNow - CLOCK_START;
+    const now = small(wallNow - this.clock.base);
+    // ahead by ~6 days, or the wall clock set back before the base
+    if (now >= CLOCK_REBASE_AT || now < 0) {
+      this.rebase(now - CLOCK_START);
+      return CLOCK_START;
+    }
+    return now;
+  }
+
+  /**
+   * The clock moves forward by `by` ms: every time the table keeps moves back by as much, so that
+   * times stay small integers (DialogClock). Once every ~6 days it walks the table at once (~50 ns a
+   * dialog: a few ms at 50k dialogs).
+   */
+  private rebase(by: number): void {
+    this.clock.base += by;
+    for (const d of this.dialogs.values()) for (const f of TIME_FIELDS) if (d[f] !== 0) d[f] = small(d[f] - by);
+    for (const o of this.offers.values()) o.at = small(o.at - by);
+    for (const [k, t] of this.flowsKept) this.flowsKept.set(k, small(t - by));
+    this.pinTokensAt = small(this.pinTokensAt - by);
   }
 
   /** The table as plain data, for the state file (timers are absolute times, so they survive a restart). */
@@ -401,7 +528,11 @@ export class DialogTable {
    * A dialog whose anchor is gone while another anchor carries its mark (`liveMarks`) moved to the
    * router pair's peer (it took the call over and made its own anchor): it is the peer's, not restored.
    */
-  adopt(saved: PersistedDialog[], liveAnchors: Set<string>, now: number, liveMarks: Set<number> = new Set()): Set<string> {
+  adopt(saved: PersistedDialog[], liveAnchors: Set<string>, wallNow: number, liveMarks: Set<number> = new Set()): Set<string> {
+    const now = this.time(wallNow);
+    // the file's wall-clock times on the table's clock (0, or none in older files: never), each
+    // stored as a small integer from the start (a field that held a heap number once boxes them all)
+    const at = (t: number | undefined) => (t ? small(t - this.clock.base) : 0);
     const adopted = new Set<string>();
     for (const p of saved) {
       if (this.dialogs.has(dialogKey(p.callId, p.privateIp))) continue;
@@ -410,39 +541,39 @@ export class DialogTable {
         continue;
       }
       // state files of earlier versions lack the pinhole accounting: their pinholes count as pending
-      const d = newDialog(p.callId, p.privateIp, p.publicIp, now);
+      const d = new DialogRecord(p.callId, p.privateIp, p.publicIp, now, this.clock);
       d.anchor = p.anchor;
-      d.pinnedAt = p.pinnedAt;
+      d.pinnedAt = at(p.pinnedAt);
       d.local = p.local;
       d.remote = p.remote;
       d.mediaCts = p.mediaCts.map((x) => (Array.isArray(x) ? x[1] : x));
       d.mapCts = p.mapCts ?? [];
       d.confirmed = p.confirmed;
       d.winnerTag = p.winnerTag;
-      d.created = p.created;
-      d.lastSeen = p.lastSeen;
-      d.endAt = p.endAt;
+      d.created = at(p.created);
+      d.lastSeen = at(p.lastSeen);
+      d.endAt = at(p.endAt);
       d.sessionMs = p.sessionMs;
-      d.refreshedAt = p.refreshedAt;
+      d.refreshedAt = at(p.refreshedAt);
       d.mediaPackets = p.mediaPackets;
-      d.mediaSeenAt = p.mediaSeenAt;
-      d.mediaCheckedAt = p.mediaCheckedAt;
+      d.mediaSeenAt = at(p.mediaSeenAt);
+      d.mediaCheckedAt = at(p.mediaCheckedAt);
       d.flow = p.flow;
-      d.flowKeptAt = p.flowKeptAt;
+      d.flowKeptAt = at(p.flowKeptAt);
       d.pinholes = p.pinholes ?? (p.anchor ? p.local.length * 2 : 0);
       d.settled = p.settled ?? [];
       d.pinFailed = p.pinFailed ?? 0;
       d.pinRetries = p.pinRetries ?? 0;
       d.sources = p.sources ?? [];
       d.sourceHint = p.sourceHint;
-      d.pinCheckedAt = p.pinCheckedAt ?? 0;
+      d.pinCheckedAt = at(p.pinCheckedAt ?? 0);
       const key = d.anchor ? anchorKey(d.anchor) : '';
       if (d.anchor && liveAnchors.has(key)) {
         adopted.add(key);
         this.anchorSeq = Math.max(this.anchorSeq, d.anchor.sport - 1024 + (d.anchor.dport - 1024) * 64000 + 1);
       } else d.anchor = undefined;
       for (const m of d.local) {
-        this.ports.adopt(m.privateIp ?? d.privateIp, m.privatePort, m.publicPort, now);
+        this.ports.adopt(m.privateIp ?? d.privateIp, m.privatePort, m.publicPort, wallNow);
         this.holdLine(d, m);
       }
       this.put(dialogKey(d.callId, d.privateIp), d);
@@ -488,7 +619,8 @@ export class DialogTable {
   }
 
   /** What `sip-alg calls` shows: one plain object per dialog. */
-  snapshot(now: number): DialogSnapshot[] {
+  snapshot(wallNow: number): DialogSnapshot[] {
+    const now = this.time(wallNow);
     return [...this.dialogs.values()].map((d) => ({
       callId: d.callId,
       phone: d.privateIp,
@@ -513,7 +645,8 @@ export class DialogTable {
    * Updates the dialog and its pinholes for one message. Returns false when policy says the
    * message must be dropped (direct-media=block), true otherwise.
    */
-  observe(e: SipEvent, now: number): boolean {
+  observe(e: SipEvent, wallNow: number): boolean {
+    const now = this.time(wallNow);
     const cseqMethod = e.isRequest ? e.method : e.info.cseqMethod;
     if (!TRACKED.has(cseqMethod)) return true;
     // the rare paths (a blocked media move, a router pair's call, a new dialog) are functions of
@@ -553,7 +686,7 @@ export class DialogTable {
   private takeOver(key: string, e: SipEvent, now: number): Dialog | undefined {
     const taken = this.takeForeign(key, e.privateIp);
     if (!taken) return undefined;
-    const d = newDialog(e.info.callId, e.privateIp, e.publicIp, now);
+    const d = new DialogRecord(e.info.callId, e.privateIp, e.publicIp, now, this.clock);
     d.anchor = taken.anchor;
     d.pinnedAt = now;
     d.mediaCts = taken.media;
@@ -585,13 +718,13 @@ export class DialogTable {
       this.counters.inc(`d|${limit}`);
       return undefined;
     }
-    const d = newDialog(e.info.callId, e.privateIp, e.publicIp, now);
+    const d = new DialogRecord(e.info.callId, e.privateIp, e.publicIp, now, this.clock);
     this.put(key, d);
     this.count(d, 1);
     this.counters.inc('d|created');
     const offer = this.offers.get(key);
     if (offer) {
-      d.remote = offer.remote;
+      d.remote = exact(offer.remote);
       this.offers.delete(key);
     }
     return d;
@@ -614,7 +747,7 @@ export class DialogTable {
       if (e.sessionExpires) d.sessionMs = e.sessionExpires * 1000;
     }
     if (e.remote && !otherBranch && MEDIA_METHODS.has(cseqMethod)) {
-      d.remote = e.remote;
+      d.remote = exact(e.remote);
       // the answer that established the dialog decides: media flows set up for other forks' early media go
       if (!e.isRequest && e.status >= 200 && e.status < 300) this.pruneFlows(d);
     }
@@ -841,7 +974,7 @@ export class DialogTable {
     let heldElsewhere = false;
     for (let i = 0; i < local.length && !heldElsewhere; i++) {
       const x = local[i]!, ip = x.privateIp ?? d.privateIp;
-      const holders = this.holders.get(endpoint(ip, x.privatePort))?.length ?? 0;
+      const holders = entryCount(this.holders.get(endpoint(ip, x.privatePort)));
       let mine = 0;
       for (let k = 0; k < d.local.length; k++) if (d.local[k]!.privatePort === x.privatePort && (d.local[k]!.privateIp ?? d.privateIp) === ip) mine = 1;
       heldElsewhere = holders > mine;
@@ -849,7 +982,7 @@ export class DialogTable {
     if (!heldElsewhere) return NO_HANDOVER;
     const out: HandOver[] = [];
     const ep = endpoint;
-    const mine = new Set<string>();
+    const mine = new Set<string | number>();
     const pubs = new Set<number>();
     for (const x of local) {
       mine.add(ep(x.privateIp ?? d.privateIp, x.privatePort));
@@ -859,8 +992,8 @@ export class DialogTable {
     // the dialogs that may give something up: those holding one of these private endpoints or
     // naming one of these public ports (the indexes, not a walk of the table: a redial on a trunk)
     const maybe = new Set<Dialog>();
-    for (const k of mine) for (const o of this.holders.get(k) ?? NO_DIALOGS) maybe.add(o);
-    for (const p of pubs) for (const o of this.byPublicPort.get(p) ?? NO_DIALOGS) maybe.add(o);
+    for (const k of mine) for (const o of entryList(this.holders.get(k))) maybe.add(o);
+    for (const p of pubs) for (const o of entryList(this.byPublicPort.get(p))) maybe.add(o);
     for (const o of maybe) {
       if (o === d || !o.local.length) continue;
       const lines = o.local.filter((m) => mine.has(ep(m.privateIp ?? o.privateIp, m.privatePort)) || (sameAddress(o.publicIp, d.publicIp) && pubs.has(m.publicPort)));
@@ -879,7 +1012,7 @@ export class DialogTable {
       const records = o.mapCts.filter((t) => eps.has(ep(t.src, t.sport)));
       if (records.length) {
         o.mapCts = o.mapCts.filter((t) => !eps.has(ep(t.src, t.sport)));
-        for (const t of records) if (!d.mapCts.some((x) => sameFlow(x, t))) d.mapCts.push(t);
+        d.mapCts = d.mapCts.concat(records.filter((t) => !d.mapCts.some((x) => sameFlow(x, t))));
       }
       this.counters.inc('h|handed_over', lines.length * 2);
       out.push({ o, lines });
@@ -910,7 +1043,7 @@ export class DialogTable {
     for (const m of d.local) if (!local.some((x) => same(x, m))) this.unref(d, m.privateIp ?? d.privateIp, m.privatePort);
     for (const m of d.local) listRemove(this.byPublicPort, m.publicPort, d);
     for (const m of local) listAdd(this.byPublicPort, m.publicPort, d);
-    d.local = local;
+    d.local = exact(local);
     const timeoutSec = Math.ceil(this.opts.idleMs / 1000) + 3600;
     const mark = anchorMark(dialogKey(d.callId, d.privateIp));
     // a router alone (node-id 0) has no standby to read the mapping back: no records, one conntrack
@@ -944,7 +1077,7 @@ export class DialogTable {
     d.pinCheckedAt = now;
     const before = d.sources;
     d.sources = sources;
-    d.settled = [];
+    d.settled = NO_PORTS;
     if (refused) this.counters.inc('h|refused_low_port', refused);
     if (records.length || d.mapCts.length) this.keepRecords(d, records, newRecords, results.slice(pinholes.length));
     let made = 0;
@@ -1099,8 +1232,9 @@ export class DialogTable {
         this.counters.inc('f|failed');
         log('warn', 'media flow not created', { callId: d.callId, flow: anchorKey(f.t), err: e });
       }
-      d.mediaCts.push(f.t);
     });
+    // the list grows once per answer: kept at its size (a list pushed to from empty reserves 17 slots)
+    d.mediaCts = d.mediaCts.length ? d.mediaCts.concat(flows.map((f) => f.t)) : flows.map((f) => f.t);
   }
 
   /**
@@ -1177,7 +1311,7 @@ export class DialogTable {
       if (d.pinholes) this.counters.inc('h|removed', d.pinholes);
       d.anchor = undefined;
       d.pinholes = 0;
-      d.settled = [];
+      d.settled = NO_PORTS;
       this.gauge(d);
     }
     if (releasePorts) {
@@ -1185,7 +1319,7 @@ export class DialogTable {
       d.local = [];
       if (d.mapCts.length) {
         try { this.ct.deleteBatch(d.mapCts); } catch { /* they expire with their timeout */ }
-        d.mapCts = [];
+        d.mapCts = NO_TUPLES;
       }
     }
   }
@@ -1267,7 +1401,11 @@ export class DialogTable {
    * (setImmediate), so a round's checks never hold the queue for long (at 1k calls/s, 32 dialogs in
    * one go held it 1.5-5 ms).
    */
-  checkPinholesSlice(now: number, max = PIN_CHECKS_PER_SLICE): boolean {
+  checkPinholesSlice(wallNow: number, max = PIN_CHECKS_PER_SLICE): boolean {
+    return this.checkSlice(this.time(wallNow), max);
+  }
+
+  private checkSlice(now: number, max: number): boolean {
     const due: Dialog[] = [];
     if (max !== Infinity) {
       this.pinTokens = Math.min(PIN_CHECK_RATE / 10, this.pinTokens + ((now - this.pinTokensAt) * PIN_CHECK_RATE) / 1000);
@@ -1314,7 +1452,7 @@ export class DialogTable {
         this.counters.inc('h|retired');
       } else if (!pending) this.counters.inc('h|used');
       else return;
-      d.settled.push(spec.publicPort);
+      d.settled = d.settled.concat(spec.publicPort);
       d.pinholes = Math.max(0, d.pinholes - 1);
       this.gauge(d);
       this.touch(d);
@@ -1379,7 +1517,8 @@ export class DialogTable {
    * costs the worker time that grows with the table (the worker sweeps a tenth of it every 100 ms);
    * without one it goes through the whole table. True when a round of the table ended.
    */
-  sweep(now: number, budget = Infinity): boolean {
+  sweep(wallNow: number, budget = Infinity): boolean {
+    const now = this.time(wallNow);
     const o = this.opts;
     const keep: Tuple[] = [];
     const finished = this.list.walk(budget, (d) => this.sweepOne(d, now, keep));
@@ -1388,7 +1527,7 @@ export class DialogTable {
     this.ct.flushDeletes();
     // a whole sweep (tests, a clean stop) checks what it found due at once; a sweep in slices leaves
     // it to checkPinholesSlice between packets
-    if (budget === Infinity) while (this.checkPinholesSlice(now, Infinity)) { /* all */ }
+    if (budget === Infinity) while (this.checkSlice(now, Infinity)) { /* all */ }
     if (!finished) return false;
     // once a round: the flows kept longer ago than an interval are due again (one entry per phone flow)
     for (const [k, t] of this.flowsKept) if (now - t >= SIGNALING_REFRESH_MS) this.flowsKept.delete(k);
@@ -1470,7 +1609,7 @@ export class DialogTable {
       // the mapping records name the old address too: made again with the next pin
       if (d.mapCts.length) {
         try { this.ct.deleteBatch(d.mapCts); } catch { /* they expire with their timeout */ }
-        d.mapCts = [];
+        d.mapCts = NO_TUPLES;
       }
       d.publicIp = now;
       d.flow = undefined;
@@ -1495,10 +1634,10 @@ export class DialogTable {
       // what the table says the kernel holds, it no longer does
       d.anchor = undefined;
       d.pinholes = 0;
-      d.settled = [];
+      d.settled = NO_PORTS;
       this.gauge(d);
       d.mediaCts = [];
-      d.mapCts = [];
+      d.mapCts = NO_TUPLES;
       this.pinQueue.delete(d);
       this.touch(d);
       this.repairQueue.add(d);
@@ -1517,7 +1656,8 @@ export class DialogTable {
    * meanwhile, whose reply tuple would otherwise clash with what the far end's media makes through
    * a pinhole), then the anchor and pinholes. True while more wait; the worker runs it between packets.
    */
-  repairSlice(now: number, max = REPAIRS_PER_SLICE): boolean {
+  repairSlice(wallNow: number, max = REPAIRS_PER_SLICE): boolean {
+    const now = this.time(wallNow);
     let n = 0;
     for (const d of this.repairQueue) {
       if (n++ >= max) break;

@@ -8,7 +8,7 @@
  * legs of a call between two phones behind this router (hairpin) may be balanced to different workers.
  */
 import { SlotList } from '../collections/slot-list';
-import { formatIpv6, writeIpv4, writeIpv6 } from '../packet/addr';
+import { endpointKey, formatIpv6, writeIpv4, writeIpv6 } from '../packet/addr';
 
 /** pairs of ports 0-65535 */
 const PAIRS = 32768;
@@ -26,8 +26,8 @@ export interface Holder {
 export interface Lease {
   publicPort: number; // even: RTP; +1 is RTCP
   lastSeen: number;
-  /** its key in the lease map (`ip:port`) */
-  key: string;
+  /** its key in the lease map (endpointKey) */
+  key: string | number;
   /** its index in the sweep's list (SlotList) */
   slot: number;
 }
@@ -39,7 +39,7 @@ export class PortAllocator {
   private readonly addr: Uint8Array;
   /** [0]: pairs of [min, max] claimed by all workers, so that an exhausted range is answered at once, not by a scan of every pair */
   private readonly claimed: Int32Array;
-  private readonly leases = new Map<string, Lease>();
+  private readonly leases = new Map<string | number, Lease>();
   /** the leases again, for the sweep's walk in slices */
   private readonly list = new SlotList<Lease>();
   private cursor: number;
@@ -118,7 +118,7 @@ export class PortAllocator {
    * would), otherwise gets the next free pair. Undefined when the range is exhausted.
    */
   allocate(ip: string, port: number, now: number): number | undefined {
-    const key = `${ip}:${port}`;
+    const key = endpointKey(ip, port);
     const lease = this.leases.get(key);
     if (lease) {
       lease.lastSeen = now;
@@ -152,7 +152,7 @@ export class PortAllocator {
    * is claimed again unless another worker holds it now.
    */
   adopt(ip: string, port: number, publicPort: number, now: number): boolean {
-    const key = `${ip}:${port}`;
+    const key = endpointKey(ip, port);
     if (this.leases.has(key)) return true;
     const pair = publicPort >> 1;
     const was = Atomics.compareExchange(this.slots, pair, 0, this.owner);
@@ -165,14 +165,14 @@ export class PortAllocator {
 
   /** Returns the pair leased to private endpoint ip:port (its dialog ended). */
   release(ip: string, port: number): void {
-    const key = `${ip}:${port}`;
+    const key = endpointKey(ip, port);
     const l = this.leases.get(key);
     if (!l) return;
     this.free(l.publicPort >> 1);
     this.dropLease(l);
   }
 
-  private addLease(key: string, publicPort: number, now: number): void {
+  private addLease(key: string | number, publicPort: number, now: number): void {
     const l: Lease = { publicPort, lastSeen: now, key, slot: -1 };
     this.leases.set(key, l);
     this.list.add(l);

@@ -33,11 +33,15 @@ const v4Keys = new Uint32Array(V4_SLOTS);
 const v4Text: (string | undefined)[] = new Array<string | undefined>(V4_SLOTS).fill(undefined);
 
 export function ipv4ToString(b: Buffer, o: number): string {
-  const a = ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+  return ipv4Text(((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0);
+}
+
+/** The dotted text of IPv4 address `a` (its 32 bits, unsigned), from the cache above when it is there. */
+export function ipv4Text(a: number): string {
   const slot = (a ^ (a >>> 8) ^ (a >>> 16) ^ (a >>> 24)) & (V4_SLOTS - 1);
   const hit = v4Text[slot];
   if (hit !== undefined && v4Keys[slot] === a) return hit;
-  const text = `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
+  const text = `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
   v4Keys[slot] = a;
   v4Text[slot] = text;
   return text;

@@ -5,7 +5,8 @@
  * is the reference: remoteMediaReference below, which the unit tests hold this one to.
  */
 import * as sdpTransform from 'sdp-transform';
-import { canonicalIpv6, isIpv4Text } from '../packet/addr';
+import { canonicalIpv6, ipv4Value, isIpv4Text } from '../packet/addr';
+import { ipv4Text } from '../packet/ip';
 import { isDigitLatin1 as isDigit, isLetterLatin1, isSpaceLatin1 as isSpace } from '../packet/latin1';
 
 export interface RemoteMedia {
@@ -101,7 +102,10 @@ function media(b: Buffer, s: number, e: number, family: 4 | 6, port: number, rtc
   let a = s;
   while (a < e && b[a] !== 47) a++;
   const text = b.toString('latin1', s, a);
-  const ip = family === 6 ? canonicalIpv6(text) : isIpv4Text(text) ? text : undefined;
+  // an IPv4 address's text from the address cache: a dialog keeps the far end's address for the
+  // call's life, and one provider's calls then share one string, not one each (issue 21, memory)
+  const v4 = family === 4 ? ipv4Value(text) : -1;
+  const ip = family === 6 ? canonicalIpv6(text) : v4 >= 0 ? ipv4Text(v4) : undefined;
   if (ip === undefined) return undefined;
   return { ip, port, rtcpPort: rtcpPort > 0 ? rtcpPort : port + 1 };
 }

@@ -112,6 +112,18 @@ export type SdpTranslation =
   | { ok: false; reason: Reason };
 
 /**
+ * The media type of an m= line (RFC 4566 §5.14) as text: the common ones as one shared string each (a
+ * dialog keeps its lines for the call's life: `audio` was a string of its own in every dialog).
+ */
+function mediaName(b: Buffer, s: number, e: number): string {
+  if (e - s === 5) {
+    if (b[s] === 97 && b[s + 1] === 117 && b[s + 2] === 100 && b[s + 3] === 105 && b[s + 4] === 111) return 'audio';
+    if (b[s] === 118 && b[s + 1] === 105 && b[s + 2] === 100 && b[s + 3] === 101 && b[s + 4] === 111) return 'video';
+  }
+  return b.toString('latin1', s, e);
+}
+
+/**
  * The SDP body b[start, end) translated from its bytes: the edits (offsets in b) are pushed to
  * `edits`, one per changed line part, every other byte stays as it is. No string is made of the
  * body; only the addresses that are compared (c=, o=, a=rtcp) and the media names are read as text.
@@ -224,7 +236,7 @@ export function translateSdp(b: Buffer, start: number, end: number, fromIp: stri
         if (port === 0 || conn === undefined || !ours(conn)) break;
         const pub = mapPort(norm(conn), port);
         if (pub === undefined) return { ok: false, reason: Reason.PORTS_EXHAUSTED };
-        current = { index: level, media: b.toString('latin1', o + 2, w), privatePort: port, publicPort: pub, rtcpPrivatePort: port + 1, rtcpPublicPort: pub + 1 };
+        current = { index: level, media: mediaName(b, o + 2, w), privatePort: port, publicPort: pub, rtcpPrivatePort: port + 1, rtcpPublicPort: pub + 1 };
         if (!same(conn, fromIp)) current.privateIp = norm(conn);
         media.push(current);
         if (pub !== port) {

@@ -586,3 +586,49 @@ test('a budgeted sweep walks the table by index: every ended dialog goes, none s
   table.sweep(3600000 + 200);
   assert.equal(table.size, 0);
 });
+
+test('a dialog\'s times are small integers on the table\'s clock (no heap number each), wall-clock times in its JSON; timers and ages stay right across the clock\'s rebase (every ~6 days)', () => {
+  v8.setFlagsFromString('--allow-natives-syntax');
+  const isSmi = new Function('x', 'return %IsSmi(x)') as (x: unknown) => boolean;
+  const DAY = 86400_000, T = Date.now();
+  const { ct, table } = make(true, { idleMs: 7 * DAY, graceMs: 5000 });
+  table.observe(ev({ callId: 'long', method: 'INVITE', local: media(6000) }), T);
+  table.observe(ev({ callId: 'long', dir: 'in', status: 200, cseqMethod: 'INVITE', toTag: 't', remote }), T + 10);
+  const d = table.dialogs.get(dialogKey('long', '10.77.0.11'))!;
+  for (const f of ['created', 'lastSeen', 'refreshedAt', 'mediaSeenAt', 'mediaCheckedAt', 'pinCheckedAt', 'pinnedAt'] as const) assert.ok(isSmi(d[f]), `${f} is a small integer`);
+  const saved = (JSON.parse(JSON.stringify(table.export())) as PersistedDialog[])[0]!;
+  assert.equal(saved.created, T, 'the JSON carries wall-clock times');
+  assert.equal(saved.lastSeen, T + 10);
+  assert.equal(saved.endAt, 0, '0 (never) stays 0');
+  assert.equal((saved as unknown as Record<string, unknown>).clock, undefined, 'and no clock');
+  // 13 days: the clock is rebased twice; the confirmed call's in-dialog messages keep it from idling
+  // out, a second call made on day 3 and silent since idles out exactly 7 days later
+  table.observe(ev({ callId: 'quiet', method: 'INVITE', local: media(6100) }), T + 3 * DAY);
+  for (let h = 1; h <= 13 * 24; h++) {
+    const now = T + h * 3600_000;
+    if (h % 24 === 0) table.observe(ev({ callId: 'long', method: 'ACK', toTag: 't' }), now);
+    table.sweep(now);
+    assert.equal(table.dialogs.has(dialogKey('quiet', '10.77.0.11')), h <= 10 * 24, `hour ${h}: the silent call lives 7 days from day 3`);
+  }
+  const now = T + 13 * DAY;
+  const [snap] = table.snapshot(now);
+  assert.equal(snap!.callId, 'long');
+  assert.equal(snap!.ageSec, 13 * 86400, 'its age across two rebases');
+  assert.equal(snap!.idleSec, 0);
+  for (const f of ['created', 'lastSeen', 'refreshedAt', 'pinCheckedAt'] as const) assert.ok(isSmi(d[f]), `${f} still a small integer after the rebases`);
+  const again = (JSON.parse(JSON.stringify(table.export())) as PersistedDialog[])[0]!;
+  assert.equal(again.created, T, 'its creation, in wall-clock time, unchanged by the rebases');
+  assert.equal(again.lastSeen, now);
+  // read back by a new table (a restart): the same ages and timers
+  const { table: fresh } = make(true, { idleMs: 7 * DAY, graceMs: 5000 });
+  fresh.adopt([again], new Set(), now + 1000);
+  assert.equal(fresh.snapshot(now + 1000)[0]!.ageSec, 13 * 86400 + 1);
+  // BYE and its 200: released after the grace, to the ms, on the rebased clock
+  table.observe(ev({ callId: 'long', method: 'BYE', cseqMethod: 'BYE', toTag: 't' }), now);
+  table.observe(ev({ callId: 'long', dir: 'in', status: 200, cseqMethod: 'BYE', toTag: 't' }), now + 10);
+  table.sweep(now + 5009);
+  assert.equal(table.size, 1, 'in its grace');
+  table.sweep(now + 5010);
+  assert.equal(table.size, 0, 'released when the grace ends');
+  assert.equal(ct.pinholes, 0);
+});

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isIPv4 } from 'node:net';
-import { canonicalIp, canonicalIpv6, formatIpv6, ipFamily, isIpv4Text, parseIpv6, sameAddress, unbracket, writeIpv4, writeIpv6 } from '../../../src/packet/addr';
+import { canonicalIp, canonicalIpv6, endpointKey, formatIpv6, ipFamily, ipv4Value, isIpv4Text, parseIpv6, sameAddress, unbracket, writeIpv4, writeIpv6 } from '../../../src/packet/addr';
 
 test('RFC 5952 §2.1: every way of writing 2001:db8::1:0:0:1 has the one canonical text', () => {
   const forms = [
@@ -110,10 +110,23 @@ test('isIpv4Text is node:net isIPv4 without the regular expression; writeIpv4 wr
       const b = new Uint8Array(6);
       assert.ok(writeIpv4(t, b, 1));
       assert.deepEqual([...b.subarray(1, 5)], t.split('.').map(Number));
-    }
+      if (ipv4Value(t) !== new DataView(b.buffer).getUint32(1)) assert.fail(`ipv4Value(${JSON.stringify(t)})`);
+    } else if (ipv4Value(t) !== -1) assert.fail(`ipv4Value(${JSON.stringify(t)}) !== -1`);
   }
   assert.ok(valid > 1000, `the random strings hold valid addresses too (${valid})`);
   const b = new Uint8Array(4);
   assert.equal(writeIpv4('1.2.3.256', b), false);
   assert.deepEqual([...b], [0, 0, 0, 0], 'nothing written');
+});
+
+test('endpointKey: an IPv4 endpoint is one number (address and port), distinct for every address and port; other endpoints are their text', () => {
+  assert.equal(endpointKey('10.77.0.12', 10000), (((10 * 256 + 77) * 256 + 0) * 256 + 12) * 65536 + 10000);
+  assert.equal(endpointKey('255.255.255.255', 65535), 2 ** 48 - 1, 'within a double\'s exact integers');
+  assert.equal(endpointKey('0.0.0.0', 0), 0);
+  const keys = new Set<string | number>();
+  for (const ip of ['10.77.0.12', '10.77.0.13', '10.77.1.12', '11.77.0.12', '2001:db8::1']) for (const port of [0, 1, 10000, 10001, 65535]) keys.add(endpointKey(ip, port));
+  assert.equal(keys.size, 25);
+  assert.equal(endpointKey('2001:db8::1', 6000), '2001:db8::1:6000');
+  assert.equal(endpointKey('010.1.1.1', 6000), '010.1.1.1:6000', 'not a dotted quad as isIpv4Text reads it: text');
+  assert.equal(endpointKey('10.77.0.12', 6000), endpointKey('10.77.0.12', 6000), 'the same key twice: a map finds it');
 });
