@@ -518,6 +518,7 @@ test('dialogs share one hidden class whether made by a phone\'s offer or read ba
   const made = table.dialogs.get(dialogKey('new', '10.77.0.11'))!, restored = other.dialogs.get(dialogKey('restored', '10.77.0.12'))!;
   assert.ok(sameMap(made, restored), 'one map for a new and a restored dialog');
   assert.deepEqual(Object.keys(restored), Object.keys(made), 'the same fields, in the same order');
+  assert.deepEqual(Object.keys(JSON.parse(JSON.stringify(made)) as object), Object.keys(made).filter((k) => k !== 'clock' && (made as unknown as Record<string, unknown>)[k] !== undefined), 'its JSON (toJSON, field by field) has every field but the clock');
 });
 
 test('state journal: each dialog changed since the last take is given once, as it is now; a released one by its key alone; a Call-ID used again is its successor', () => {
