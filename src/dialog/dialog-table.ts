@@ -499,7 +499,7 @@ export class DialogTable {
     this.pinTokensAt = small(this.pinTokensAt - by);
   }
 
-  /** The table as plain data, for the state file (timers are absolute times, so they survive a restart). */
+  /** The table's dialogs, for the state file: their JSON (toJSON) carries wall-clock times, so their timers survive a restart. */
   export(): PersistedDialog[] {
     return [...this.dialogs.values()];
   }
