@@ -15,9 +15,9 @@
  * `K=V ...`: environment variables the variant's daemon starts with (e.g. SIPALG_YOUNG_MB=8).
  * Prints each trial and the median of each variant. Root; sets the conntrack limits as router.ts does.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { CANDIDATE_IPS, cpuTrial, Setup } from './router';
+import { CANDIDATE_IPS, cpuTrial, raiseConntrackLimits, Setup } from './router';
 
 interface Variant { name: string; nodeFlags: string; daemonFlags: string[]; root: string; env: [string, string][] }
 
@@ -36,12 +36,8 @@ async function main(): Promise<void> {
   const rounds = Number(process.argv[3] ?? 4);
   const variants = process.argv.slice(4).map(parseVariant);
   if (variants.length < 2) throw new Error('give at least two variants');
-  const path = (k: string) => `/proc/sys/net/netfilter/${k}`;
-  const saved = ['nf_conntrack_max', 'nf_conntrack_expect_max'].map((k) => [k, readFileSync(path(k), 'utf8').trim()] as const);
-  // the kernel's default of 4096 expectations fills within 2 s at 1500 INVITE/s (pinholes pend 180 s):
-  // refused pinholes and their retries would double the daemon's CPU (router.ts raises them alike)
-  writeFileSync(path('nf_conntrack_max'), '524288');
-  writeFileSync(path('nf_conntrack_expect_max'), '262144');
+  // refused pinholes and their retries would double the daemon's CPU (raiseConntrackLimits)
+  const limits = raiseConntrackLimits((s) => console.log(s));
   const s = await Setup.create('alg1', 'abb');
   const got = new Map<string, number[]>();
   try {
@@ -60,7 +56,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await s.close();
-    for (const [k, v] of saved) writeFileSync(path(k), v);
+    limits.restore();
   }
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   for (const v of variants) console.log(`${v.name}: median ${med(got.get(v.name)!).toFixed(1)} µs per ${kind} (${got.get(v.name)!.map((x) => x.toFixed(0)).join(', ')})`);

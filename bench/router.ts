@@ -602,6 +602,28 @@ async function balancedIps(s: Setup, perQueue: number): Promise<{ ips: string[];
   return { ips, note: `${ips.length} phone addresses, ${n} per queue (NFQUEUE --queue-balance hashes the address pair)` };
 }
 
+/**
+ * The global conntrack limits every bench of the lab runs with (nf_conntrack_max and
+ * nf_conntrack_expect_max are writable only in the init namespace): the kernel's default of 4096
+ * expectations fills within 2-3 s at 1-1.5k INVITE/s (pinholes pend 180 s), and refused pinholes
+ * and their retries would be measured instead of the calls. Raised to 524288 / 262144 (never
+ * lowered); `restore` puts back what was found.
+ */
+export function raiseConntrackLimits(out: (s: string) => void): { restore(): void } {
+  const sysctl = (k: string) => readFileSync(`/proc/sys/net/netfilter/${k}`, 'utf8').trim();
+  const saved = { nf_conntrack_max: sysctl('nf_conntrack_max'), nf_conntrack_expect_max: sysctl('nf_conntrack_expect_max') };
+  const setSysctl = (k: string, v: string) => { try { writeFileSync(`/proc/sys/net/netfilter/${k}`, v); } catch (e) { out(`cannot set ${k}: ${(e as Error).message}`); } };
+  setSysctl('nf_conntrack_max', String(Math.max(Number(saved.nf_conntrack_max), 524288)));
+  setSysctl('nf_conntrack_expect_max', String(Math.max(Number(saved.nf_conntrack_expect_max), 262144)));
+  out(`conntrack limits for the run: nf_conntrack_max ${sysctl('nf_conntrack_max')}, nf_conntrack_expect_max ${sysctl('nf_conntrack_expect_max')} (restored to ${saved.nf_conntrack_max} / ${saved.nf_conntrack_expect_max} afterwards)`);
+  return {
+    restore() {
+      setSysctl('nf_conntrack_expect_max', saved.nf_conntrack_expect_max);
+      setSysctl('nf_conntrack_max', saved.nf_conntrack_max);
+    },
+  };
+}
+
 export async function routerBench(out: (s: string) => void, opts: RouterBenchOptions = {}): Promise<void> {
   const quick = !!opts.quick;
   const want = (p: string) => !opts.only || opts.only.includes(p);
@@ -610,13 +632,7 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
   const warm = quick ? 0 : opts.warm ?? CPU_WARM_S;
   const cpu = cpus();
   out(`machine: ${cpu.length} x ${cpu[0]?.model ?? '?'} (${cpu.length} cores), ${(totalmem() / 2 ** 30).toFixed(1)} GB RAM; kernel ${release()}; node ${process.version}`);
-  // global conntrack limits (nf_conntrack_max and nf_conntrack_expect_max are writable only in the init namespace)
-  const sysctl = (k: string) => readFileSync(`/proc/sys/net/netfilter/${k}`, 'utf8').trim();
-  const saved = { nf_conntrack_max: sysctl('nf_conntrack_max'), nf_conntrack_expect_max: sysctl('nf_conntrack_expect_max') };
-  const setSysctl = (k: string, v: string) => { try { writeFileSync(`/proc/sys/net/netfilter/${k}`, v); } catch (e) { out(`cannot set ${k}: ${(e as Error).message}`); } };
-  setSysctl('nf_conntrack_max', String(Math.max(Number(saved.nf_conntrack_max), 524288)));
-  setSysctl('nf_conntrack_expect_max', String(Math.max(Number(saved.nf_conntrack_expect_max), 262144)));
-  out(`conntrack limits for the run: nf_conntrack_max ${sysctl('nf_conntrack_max')}, nf_conntrack_expect_max ${sysctl('nf_conntrack_expect_max')} (restored to ${saved.nf_conntrack_max} / ${saved.nf_conntrack_expect_max} afterwards)`);
+  const limits = raiseConntrackLimits(out);
 
   const res: Record<SetupId, Partial<{ invite: Search; mix: Search; lat1k: Trial; lat5k: Trial; cps: { rate: number; log: string[] }; rtp: { pps: number; log: string[] }; cpu: Record<CpuSample['kind'], CpuSample>; growth: GrowthPoint[] }>> = { none: {}, kernel: {}, alg1: {}, alg2: {} };
   let ips = CANDIDATE_IPS.slice(0, 8);
@@ -681,8 +697,7 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
       for (const id of SETUPS) if (r[id] !== undefined) res[id].rtp = { pps: r[id]!, log: [] };
     }
   } finally {
-    setSysctl('nf_conntrack_expect_max', saved.nf_conntrack_expect_max);
-    setSysctl('nf_conntrack_max', saved.nf_conntrack_max);
+    limits.restore();
   }
 
   // ---- the table ----

@@ -21,7 +21,7 @@ import type { Conntrack, Ctnetlink, Expectation, PinholeSpec, SnatFlow, Tuple } 
 import { IPPROTO_UDP, IPS_SEEN_REPLY } from '../conntrack/ctnetlink';
 import { endpointKey, ipFamily, sameAddress } from '../packet/addr';
 import { EEXIST, errnoName, NetlinkError } from '../errors';
-import { log } from '../log';
+import { log, logLimited } from '../log';
 import type { PortAllocator } from '../nat/port-allocator';
 import type { SdpMediaMapping } from '../sdp/rewrite';
 import type { RemoteMedia } from '../sdp/remote-media';
@@ -335,6 +335,13 @@ const PIN_CHECK_MAX_MS = 30000;
 /** a pin the kernel refused is retried this often, at most PIN_RETRIES times */
 const PIN_RETRY_MS = 2000;
 const PIN_RETRIES = 5;
+/**
+ * pins retried per sweep slice at most (each a ctnetlink round trip, ~50-100 µs): with the kernel's
+ * expectation table full every pin fails, and a slice of 256 such dialogs held the worker 2.5-9 ms
+ * at each tick (the latency probe at 1k INVITE/s with nf_conntrack_expect_max 4096: p99 12 ms). The
+ * others stay due for the next slices.
+ */
+const PIN_RETRIES_PER_SLICE = 4;
 /** inbound offers remembered for dialogs not tracked yet: how many, how long (an INVITE rings at most provisional-invite-expiry) */
 const MAX_OFFERS = 4096;
 const OFFER_KEEP_MS = 300000;
@@ -1079,7 +1086,7 @@ export class DialogTable {
         this.counters.inc('h|failed', pinholes.length);
         d.pinFailed = pinholes.length;
         d.pinnedAt = now;
-        log('warn', 'media pinholes not created: anchor refused', { callId: d.callId, phone: d.privateIp, err: e as Error });
+        logLimited('anchor-refused', 1000, 'warn', 'media pinholes not created: anchor refused', { callId: d.callId, phone: d.privateIp, err: e as Error });
         this.finishHandOver(given, now);
         throw e;
       }
@@ -1104,8 +1111,8 @@ export class DialogTable {
     if (made) this.counters.inc('h|created', made);
     if (failed) {
       this.counters.inc('h|failed', failed.length);
-      log('warn', 'media pinholes refused by the kernel', { callId: d.callId, phone: d.privateIp, failed: failed.join(', '), retry: d.pinRetries < PIN_RETRIES ? `in ${PIN_RETRY_MS} ms` : 'no more' });
-    } else if (d.pinFailed) log('info', 'media pinholes created on retry', { callId: d.callId, phone: d.privateIp, pinholes: made });
+      logLimited('pin-refused', 1000, 'warn', 'media pinholes refused by the kernel', { callId: d.callId, phone: d.privateIp, failed: failed.join(', '), retry: d.pinRetries < PIN_RETRIES ? `in ${PIN_RETRY_MS} ms` : 'no more' });
+    } else if (d.pinFailed) logLimited('pin-retried', 1000, 'info', 'media pinholes created on retry', { callId: d.callId, phone: d.privateIp, pinholes: made });
     d.pinFailed = failed?.length ?? 0;
     if (!failed) d.pinRetries = 0;
     this.finishHandOver(given, now);
@@ -1519,6 +1526,8 @@ export class DialogTable {
   /** checks left (PIN_CHECK_RATE a second, a tenth of a second's worth at most) and when they were counted */
   private pinTokens = 0;
   private pinTokensAt = 0;
+  /** pin retries the running sweep slice may still make (PIN_RETRIES_PER_SLICE) */
+  private retriesLeft = 0;
   /** signaling flows raised lately (anchorKey of the flow -> when): one keep-alive per flow and refresh interval, whatever the number of its dialogs */
   private readonly flowsKept = new Map<string, number>();
 
@@ -1533,6 +1542,7 @@ export class DialogTable {
     const now = this.time(wallNow);
     const o = this.opts;
     const keep: Tuple[] = [];
+    this.retriesLeft = budget === Infinity ? Infinity : PIN_RETRIES_PER_SLICE;
     const finished = this.list.walk(budget, (d) => this.sweepOne(d, now, keep));
     this.keepFlows(keep, now);
     // the slice's releases leave together (Ctnetlink.deleteSoon), not a round trip each
@@ -1571,7 +1581,8 @@ export class DialogTable {
     if (d.endAt) return;
     try {
       // a pin the kernel refused (in part) is made again, a few times, then left to the next SDP
-      if (d.pinFailed && d.local.length && d.pinRetries < PIN_RETRIES && now - d.pinnedAt >= PIN_RETRY_MS) {
+      if (d.pinFailed && d.local.length && d.pinRetries < PIN_RETRIES && now - d.pinnedAt >= PIN_RETRY_MS && this.retriesLeft > 0) {
+        this.retriesLeft--;
         d.pinRetries++;
         this.counters.inc('h|retried');
         this.pin(d, d.local, now);

@@ -317,3 +317,25 @@ test('the WAN address changes: every dialog on the old address loses its pinhole
   assert.deepEqual(ct.exps.map((x) => x.spec.publicIp), ['203.0.113.2', '203.0.113.2'], 'pinholes on the new address');
   assert.equal(table.readdress('203.0.113.1', '203.0.113.2'), 0, 'nothing left on the old one');
 });
+
+test('the kernel\'s expectation table full (EMFILE): a sweep slice retries 4 pins at most, the others stay due for the next slices, and every dialog gets its retries', () => {
+  const { ct, table, n } = make();
+  const EMFILE = 24;
+  let anchors = 0;
+  const create = ct.createAnchorWithExpectations.bind(ct);
+  ct.createAnchorWithExpectations = (a, t, exps) => { anchors++; ct.failNext.push(...exps.map(() => EMFILE)); return create(a, t, exps); };
+  for (let i = 0; i < 40; i++) table.observe(ev({ callId: `c${i}`, method: 'INVITE', local: media(6000 + 2 * i) }), 0);
+  assert.equal(anchors, 40, 'each offer tried once');
+  assert.equal(n('h|failed'), 80);
+  anchors = 0;
+  // 2.5 s later every dialog's retry is due: a slice of the whole table (budget 256) retries 4
+  table.sweep(2500, 256);
+  assert.equal(anchors, 4, 'one slice: 4 pin retries, not 40 round trips at once');
+  // the next slices go on with the others
+  for (let k = 0; k < 20; k++) table.sweep(2600 + k, 256);
+  assert.equal(anchors, 40, 'each dialog retried once within the next slices');
+  // a whole sweep (a clean stop, the tests) is not bounded
+  anchors = 0;
+  table.sweep(5000);
+  assert.equal(anchors, 40);
+});
