@@ -38,7 +38,10 @@ async function main(): Promise<void> {
   if (variants.length < 2) throw new Error('give at least two variants');
   // refused pinholes and their retries would double the daemon's CPU (raiseConntrackLimits)
   const limits = raiseConntrackLimits((s) => console.log(s));
-  const s = await Setup.create('alg1', 'abb');
+  const s = await Setup.create('alg1', 'abb').catch((e: Error) => {
+    limits.restore();
+    throw e;
+  });
   const got = new Map<string, number[]>();
   try {
     for (let r = 0; r < rounds; r++) {
