@@ -173,16 +173,12 @@ export function endpointKey(ip: string, port: number): string | number {
  * nothing, when `text` is not one.
  */
 export function writeIpv4(text: string, out: Uint8Array, offset = 0): boolean {
-  if (!isIpv4Text(text)) return false;
-  let v = 0, k = offset;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 46) {
-      out[k++] = v;
-      v = 0;
-    } else v = v * 10 + c - 48;
-  }
-  out[k] = v;
+  const a = ipv4Value(text);
+  if (a < 0) return false;
+  out[offset] = a >>> 24;
+  out[offset + 1] = (a >>> 16) & 255;
+  out[offset + 2] = (a >>> 8) & 255;
+  out[offset + 3] = a & 255;
   return true;
 }
 
