@@ -371,9 +371,6 @@ function exact<T>(l: T[]): T[] {
 interface HandOver { o: Dialog; lines: SdpMediaMapping[] }
 const NO_HANDOVER: readonly HandOver[] = [];
 
-/** a private media endpoint's key in the holders index */
-const endpoint = endpointKey;
-
 /**
  * An index entry: the one dialog under a key, or the dialogs when several share it (a redial's
  * hand-over). Nearly every key has one dialog: kept as itself, not in an array of one, it costs
@@ -425,7 +422,7 @@ export class DialogTable {
   /** this worker's anchor addresses (IPv4, IPv6): one string each, shared by every anchor tuple */
   private readonly anchorAddr: [[string, string], [string, string]];
   /**
-   * The dialogs holding each private media endpoint (`ip:port` of a line's RTP), one entry per
+   * The dialogs holding each private media endpoint (endpointKey of a line's RTP), one entry per
    * media line: the endpoint's port lease lives while any does, and a redial's hand-over looks at
    * these dialogs only, not at the whole table (a trunk has tens of thousands)
    */
@@ -993,14 +990,14 @@ export class DialogTable {
     let heldElsewhere = false;
     for (let i = 0; i < local.length && !heldElsewhere; i++) {
       const x = local[i]!, ip = x.privateIp ?? d.privateIp;
-      const holders = entryCount(this.holders.get(endpoint(ip, x.privatePort)));
+      const holders = entryCount(this.holders.get(endpointKey(ip, x.privatePort)));
       let mine = 0;
       for (let k = 0; k < d.local.length; k++) if (d.local[k]!.privatePort === x.privatePort && (d.local[k]!.privateIp ?? d.privateIp) === ip) mine = 1;
       heldElsewhere = holders > mine;
     }
     if (!heldElsewhere) return NO_HANDOVER;
     const out: HandOver[] = [];
-    const ep = endpoint;
+    const ep = endpointKey;
     const mine = new Set<string | number>();
     const pubs = new Set<number>();
     for (const x of local) {
@@ -1385,12 +1382,12 @@ export class DialogTable {
 
   /** `d` holds private media endpoint ip:port (one of its lines) */
   private ref(d: Dialog, ip: string, port: number): void {
-    listAdd(this.holders, endpoint(ip, port), d);
+    listAdd(this.holders, endpointKey(ip, port), d);
   }
 
   /** `d` gives up one hold of ip:port; the last hold returns the endpoint's port lease */
   private unref(d: Dialog, ip: string, port: number): void {
-    if (listRemove(this.holders, endpoint(ip, port), d)) return;
+    if (listRemove(this.holders, endpointKey(ip, port), d)) return;
     this.ports.release(ip, port);
   }
 
