@@ -624,6 +624,16 @@ test('a dialog\'s times are small integers on the table\'s clock (no heap number
   const { table: fresh } = make(true, { idleMs: 7 * DAY, graceMs: 5000 });
   fresh.adopt([again], new Set(), now + 1000);
   assert.equal(fresh.snapshot(now + 1000)[0]!.ageSec, 13 * 86400 + 1);
+  // the wall clock set back by a month (before the clock's base): the times keep their wall-clock
+  // values, and the call's timers count from them as they did with wall-clock fields
+  const { table: back } = make(true, { idleMs: 7 * DAY, graceMs: 5000 });
+  back.adopt([again], new Set(), now);
+  assert.equal(back.snapshot(now - 30 * DAY)[0]!.ageSec, (13 - 30) * 86400, 'an age read before the call began, as wall-clock times give it');
+  assert.equal((JSON.parse(JSON.stringify(back.export())) as PersistedDialog[])[0]!.created, T, 'its creation unchanged');
+  back.sweep(now + 7 * DAY);
+  assert.equal(back.size, 1, 'idle 7 days to the ms: not yet');
+  back.sweep(now + 7 * DAY + 1);
+  assert.equal(back.size, 0, 'idle past 7 days: released');
   // BYE and its 200: released after the grace, to the ms, on the rebased clock
   table.observe(ev({ callId: 'long', method: 'BYE', cseqMethod: 'BYE', toTag: 't' }), now);
   table.observe(ev({ callId: 'long', dir: 'in', status: 200, cseqMethod: 'BYE', toTag: 't' }), now + 10);
