@@ -15,14 +15,21 @@ import { spawnSync, type ChildProcess } from 'node:child_process';
 import { cpus, release, totalmem } from 'node:os';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Lab, metricSum, PROVIDER_IP, ROOT, SRC_LAB, phoneIp } from '../src/lab/lab';
+import { Lab, metricSum, PROVIDER_IP, ROOT, ROUTER_WAN_IP, SRC_LAB, phoneIp } from '../src/lab/lab';
 import { prepare, type Daemon, type Mode } from '../src/lab/media';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const LOADGEN = '/tmp/sipalg-bench/loadgen';
-type SetupId = 'none' | 'kernel' | 'alg1' | 'alg2';
-const SETUPS: SetupId[] = ['none', 'kernel', 'alg1', 'alg2'];
-const LABEL: Record<SetupId, string> = { none: 'plain NAT', kernel: 'kernel helper', alg1: 'sip-alg 1 worker', alg2: 'sip-alg 2 workers' };
+const FLOOR = '/tmp/sipalg-bench/floor';
+/**
+ * floor: the project's rules and queue with bench/floor.c bound to it instead of the daemon: per
+ * message only the kernel work sip-alg must do (the queue's round trip, an INVITE's anchor and two
+ * pinholes in one ctnetlink batch, the verdict with its payload) and a same-length address
+ * translation in C, no dialogs: a lower bound of any userspace ALG on this kernel
+ */
+type SetupId = 'none' | 'kernel' | 'floor' | 'alg1' | 'alg2';
+const SETUPS: SetupId[] = ['none', 'kernel', 'floor', 'alg1', 'alg2'];
+const LABEL: Record<SetupId, string> = { none: 'plain NAT', kernel: 'kernel helper', floor: 'C floor (queue + pinholes, no SIP logic)', alg1: 'sip-alg 1 worker', alg2: 'sip-alg 2 workers' };
 /** per-source protections and limits off: the load comes from a handful of addresses */
 export const ALG_FLAGS = ['--invite-rate-per-source', '0', '--register-rate-per-source', '0', '--max-dialogs-per-source', '0', '--max-dialogs', '0', '--max-idle-dialogs', '0',
   '--invite-failure-threshold', '0', '--media-port-min', '1024', '--media-port-max', '65535'];
@@ -53,6 +60,18 @@ function buildLoadgen(): void {
   mkdirSync('/tmp/sipalg-bench', { recursive: true });
   const r = spawnSync('cc', ['-O2', '-pthread', '-o', LOADGEN, join(ROOT, 'bench/loadgen.c')], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`cannot compile bench/loadgen.c: ${r.stderr}`);
+  const f = spawnSync('cc', ['-O2', '-o', FLOOR, join(ROOT, 'bench/floor.c'), '-lnetfilter_queue'], { encoding: 'utf8' });
+  if (f.status !== 0) throw new Error(`cannot compile bench/floor.c: ${f.stderr}`);
+}
+
+/** bench/floor.c bound to queue 0 in the router namespace, as a Daemon (its CPU read like the daemon's). */
+async function startFloor(lab: Lab): Promise<Daemon> {
+  const p = lab.start(lab.router, FLOOR, ['--queue', '0', '--wan-ip', ROUTER_WAN_IP]);
+  let log = '';
+  p.stdout?.on('data', (d: Buffer) => (log += d.toString()));
+  p.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+  await Lab.waitFor(p, /floor ready/, 5000, 'bench/floor.c');
+  return Object.assign(p, { log: () => log });
 }
 
 function lastJson(s: string): Record<string, any> | undefined {
@@ -71,15 +90,23 @@ export class Setup {
     this.daemon = daemon;
   }
 
+  /** the floor's mode is 'alg' (the project's rules and queue, translation checked); its process is in `daemon` */
   get mode(): Mode { return this.id === 'none' ? 'none' : this.id === 'kernel' ? 'kernel' : 'alg'; }
-  get queues(): string { return this.id === 'alg1' ? '0:0' : '0:1'; }
+  get queues(): string { return this.id === 'alg2' ? '0:1' : '0:0'; }
+  /** sip-alg's daemon (not the floor) */
+  get isAlg(): boolean { return this.id === 'alg1' || this.id === 'alg2'; }
 
   static async create(id: SetupId, prefix: string): Promise<Setup> {
     const mode: Mode = id === 'none' ? 'none' : id === 'kernel' ? 'kernel' : 'alg';
     let p: Awaited<ReturnType<typeof prepare>>;
     try {
       // the per-source limit in the kernel off too (the rules' default would cap each address at 1000/s)
-      p = await prepare(prefix, 1, mode, ALG_FLAGS, id === 'alg1' ? '0:0' : '0:1', ['--source-rate', '0']);
+      if (id === 'floor') {
+        p = await prepare(prefix, 1, 'none');
+        const r = p.lab.rules('install', ['--wan', 'wan0', '--queues', '0:0', '--source-rate', '0']);
+        if (r.code !== 0) throw new Error(r.stderr);
+        p.daemon = await startFloor(p.lab);
+      } else p = await prepare(prefix, 1, mode, ALG_FLAGS, id === 'alg2' ? '0:1' : '0:0', ['--source-rate', '0']);
     } catch (e) {
       // prepare() built the namespaces (and may have started the daemon) before it failed
       for (const pid of spawnSync('ip', ['netns', 'pids', `${prefix}-r`], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)) try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ }
@@ -109,7 +136,8 @@ export class Setup {
     // the daemon keeps its dialogs in the state dir (Lab passes --state-dir lab.dir) and a new one
     // adopts them: remove them so that every trial starts without dialogs
     for (const f of readdirSync(this.lab.dir)) if (/^state-.*\.json/.test(f)) rmSync(join(this.lab.dir, f), { force: true });
-    if (this.mode === 'alg') this.daemon = await this.lab.startDaemon(['--queues', this.queues, '--teardown-grace-seconds', '2', ...ALG_FLAGS, ...extra]);
+    if (this.id === 'floor') this.daemon = await startFloor(this.lab);
+    else if (this.mode === 'alg') this.daemon = await this.lab.startDaemon(['--queues', this.queues, '--teardown-grace-seconds', '2', ...ALG_FLAGS, ...extra]);
   }
 
   /** Starts the provider's UAS (loadgen uas); stop() returns its report. */
@@ -186,7 +214,7 @@ const CPU_RATE = 1500;
  * Nothing for plain NAT and the kernel helper (no JIT), or with `seconds` 0.
  */
 async function settle(s: Setup, kind: 'invite' | 'register' | 'mix', seconds: number, ips: string[], run: number, rate = CPU_RATE): Promise<void> {
-  if (seconds <= 0 || s.mode !== 'alg') return;
+  if (seconds <= 0 || !s.isAlg) return;
   // its own UAS, answering as the trial's will (the trial's UAS, started after, counts only the trial)
   const uas = await s.uas(run + 70000, kind === 'mix');
   try {
@@ -256,7 +284,7 @@ export async function trial(s: Setup, kind: 'invite' | 'mix', rate: number, seco
   // a backlog shows as one-way latency, so a trial whose p99 exceeds KEPT_UP_US does not pass
   const backlog = (w.latency?.p99_us ?? 0) > KEPT_UP_US;
   const ok = lost === 0 && untranslated === 0 && !genLimited && !backlog;
-  if (s.mode === 'alg' && !ok) {
+  if (s.isAlg && !ok) {
     await sleep(1100); // workers flush their counters every second
     const m = s.lab.metrics();
     const reasons = new Map<string, number>();
@@ -634,12 +662,12 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
   out(`machine: ${cpu.length} x ${cpu[0]?.model ?? '?'} (${cpu.length} cores), ${(totalmem() / 2 ** 30).toFixed(1)} GB RAM; kernel ${release()}; node ${process.version}`);
   const limits = raiseConntrackLimits(out);
 
-  const res: Record<SetupId, Partial<{ invite: Search; mix: Search; lat1k: Trial; lat5k: Trial; cps: { rate: number; log: string[] }; rtp: { pps: number; log: string[] }; cpu: Record<CpuSample['kind'], CpuSample>; growth: GrowthPoint[] }>> = { none: {}, kernel: {}, alg1: {}, alg2: {} };
+  const res: Record<SetupId, Partial<{ invite: Search; mix: Search; lat1k: Trial; lat5k: Trial; cps: { rate: number; log: string[] }; rtp: { pps: number; log: string[] }; cpu: Record<CpuSample['kind'], CpuSample>; growth: GrowthPoint[] }>> = { none: {}, kernel: {}, floor: {}, alg1: {}, alg2: {} };
   let ips = CANDIDATE_IPS.slice(0, 8);
   let ipNote = '';
   let mem: { rows: [string, string][]; log: string[] } | undefined;
   const details: string[] = [];
-  const order = (['alg2', 'alg1', 'kernel', 'none'] as SetupId[]).filter((id) => !opts.setups || opts.setups.includes(id));
+  const order = (['alg2', 'alg1', 'floor', 'kernel', 'none'] as SetupId[]).filter((id) => !opts.setups || opts.setups.includes(id));
   try {
     for (const id of order) {
       const s = await Setup.create(id, `bn${id[0]}${id.slice(-1)}`);
@@ -649,7 +677,7 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
           ips = b.ips;
           ipNote = b.note;
         }
-        const start = s.mode === 'alg' ? 1000 : 8000;
+        const start = s.isAlg ? 1000 : 8000;
         const cap = 64000;
         if (want('rate')) {
           res[id].invite = await zeroLossRate(s, 'invite', start, cap, seconds, quick ? 1.5 : 1.15, ips, warm);
@@ -671,7 +699,7 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
           res[id].lat5k = await trial(s, 'invite', 5000, quick ? 1 : 3, ips, 1, 1, warm);
           details.push(`${LABEL[id]}, latency: 1k/s ${res[id].lat1k!.why} ${JSON.stringify(res[id].lat1k!.latency)}; 5k/s ${res[id].lat5k!.why} ${JSON.stringify(res[id].lat5k!.latency)}`);
         }
-        if (want('cps')) {
+        if (want('cps') && id !== 'floor') {
           const two = [ips[0]!, ips[1]!];
           res[id].cps = await cpsSearch(s, quick ? 2 : 4, two, quick);
           details.push(`${LABEL[id]}, SIPp calls/s: ${res[id].cps!.log.join('; ')}`);
@@ -693,8 +721,9 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
       }
     }
     if (want('rtp')) {
-      const r = await rtpAll(SETUPS, quick ? 1 : 2, quick ? 1 : 5, details);
-      for (const id of SETUPS) if (r[id] !== undefined) res[id].rtp = { pps: r[id]!, log: [] };
+      const withMedia = SETUPS.filter((id) => id !== 'floor');
+      const r = await rtpAll(withMedia, quick ? 1 : 2, quick ? 1 : 5, details);
+      for (const id of withMedia) if (r[id] !== undefined) res[id].rtp = { pps: r[id]!, log: [] };
     }
   } finally {
     limits.restore();
@@ -711,7 +740,7 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
   rows.push(['zero-loss rate, mix REGISTER/INVITE/18x/200/ACK/BYE (msg/s)', ...SETUPS.map((s) => rate(res[s].mix)), `${ratio(num(res.alg1.mix), num(k.mix))}, ${ratio(num(res.alg2.mix), num(k.mix))}`]);
   for (const [key, label] of [['lat1k', '1k'], ['lat5k', '5k']] as const) {
     rows.push([`one-way latency at ${label} INVITE/s, p50 / p99 (µs)`, ...SETUPS.map((s) => `${lat(res[s][key], 'p50_us')} / ${lat(res[s][key], 'p99_us')}`), `${ratio(res.alg1[key]?.latency?.p99_us, k[key]?.latency?.p99_us)}, ${ratio(res.alg2[key]?.latency?.p99_us, k[key]?.latency?.p99_us)} (p99)`]);
-    rows.push([`added over plain NAT at ${label}/s, p50 / p99 (µs)`, '0 / 0', ...(['kernel', 'alg1', 'alg2'] as const).map((s) => `${added(res[s][key], res.none[key], 'p50_us')} / ${added(res[s][key], res.none[key], 'p99_us')}`), '']);
+    rows.push([`added over plain NAT at ${label}/s, p50 / p99 (µs)`, '0 / 0', ...(['kernel', 'floor', 'alg1', 'alg2'] as const).map((s) => `${added(res[s][key], res.none[key], 'p50_us')} / ${added(res[s][key], res.none[key], 'p99_us')}`), '']);
   }
   rows.push(['SIPp calls/s, zero failed calls', ...SETUPS.map((s) => (res[s].cps ? String(res[s].cps!.rate || '< 250') : 'n/a')), `${ratio(res.alg1.cps?.rate, k.cps?.rate)}, ${ratio(res.alg2.cps?.rate, k.cps?.rate)}`]);
   rows.push(['RTP packets/s forwarded during 4 calls (full duplex)', ...SETUPS.map((s) => fmt(res[s].rtp?.pps)), `${ratio(res.alg1.rtp?.pps, k.rtp?.pps)}, ${ratio(res.alg2.rtp?.pps, k.rtp?.pps)}`]);
@@ -727,14 +756,16 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
     out(`CPU per message at ${CPU_RATE} msg/s (issue 12), median of ${quick ? 1 : 3} runs of ${quick ? 2 : 6} s${warm ? `, sip-alg's each after ${warm} s of the same load and the daemon's tables emptied (standby, conntrack -F)` : ''}: the load generator's sender and receiver (getrusage: the router's forwarding, NAT and the kernel helper run in softirq inside their sendto and are charged to them) and the sip-alg daemon (schedstat of its threads, its syscalls' kernel work included). Added = the sum minus plain NAT's for the same traffic.`);
     out('');
     const kinds: [CpuSample['kind'], string][] = [['invite', 'INVITE with SDP (LAN→WAN; sip-alg: a dialog, anchor + 2 pinholes)'], ['register', 'REGISTER (LAN→WAN)'], ['mix', 'call mix: REGISTER/200, INVITE/180/200 with SDP, ACK, BYE/200, per message']];
-    out('| message | ' + SETUPS.map((id) => `${LABEL[id]}: senders`).join(' | ') + ' | sip-alg daemon 1w / 2w | added µs/msg: kernel helper | added: sip-alg 1w / 2w | sip-alg / kernel (1w, 2w) |');
-    out('|---|' + SETUPS.map(() => '---').join('|') + '|---|---|---|---|');
+    out('| message | ' + SETUPS.map((id) => `${LABEL[id]}: senders`).join(' | ') + ' | C floor process / sip-alg daemon 1w / 2w | added µs/msg: kernel helper | added: C floor | added: sip-alg 1w / 2w | sip-alg / kernel (1w, 2w) | sip-alg 1w / C floor |');
+    out('|---|' + SETUPS.map(() => '---').join('|') + '|---|---|---|---|---|---|');
     const total = (x: CpuSample | undefined) => (x ? x.senders + x.daemon : undefined);
     for (const [kind, label] of kinds) {
       const c = (id: SetupId) => res[id].cpu?.[kind];
       const add = (id: SetupId) => (c(id) && c('none') ? total(c(id))! - total(c('none'))! : undefined);
-      out(`| ${label} | ${SETUPS.map((id) => fmt(c(id)?.senders)).join(' | ')} | ${fmt(c('alg1')?.daemon)} / ${fmt(c('alg2')?.daemon)} | ${fmt(add('kernel'))} | ${fmt(add('alg1'))} / ${fmt(add('alg2'))} | ${ratio(add('alg1'), add('kernel'))}, ${ratio(add('alg2'), add('kernel'))} |`);
+      out(`| ${label} | ${SETUPS.map((id) => fmt(c(id)?.senders)).join(' | ')} | ${fmt(c('floor')?.daemon)} / ${fmt(c('alg1')?.daemon)} / ${fmt(c('alg2')?.daemon)} | ${fmt(add('kernel'))} | ${fmt(add('floor'))} | ${fmt(add('alg1'))} / ${fmt(add('alg2'))} | ${ratio(add('alg1'), add('kernel'))}, ${ratio(add('alg2'), add('kernel'))} | ${ratio(add('alg1'), add('floor'))} |`);
     }
+    out('');
+    out('C floor: bench/floor.c on the same rules and queue, doing per message only the kernel work sip-alg must do (the queue round trip, an INVITE\'s or answer\'s anchor and 2 pinholes in one ctnetlink batch, the verdict with its payload) and a same-length address translation, with no dialog or registration state and no deletes: what any userspace ALG on this kernel pays at least.');
     const inv = res.alg1.cpu?.invite, mix = res.alg1.cpu?.mix, none = res.none.cpu;
     if (inv && mix && none) {
       const per = (x: CpuSample, base: CpuSample) => total(x)! - total(base)!;
@@ -772,6 +803,12 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
   const add99 = (id: SetupId) => (res[id].lat5k?.latency && res.none.lat5k?.latency ? res[id].lat5k!.latency!.p99_us - res.none.lat5k!.latency!.p99_us : undefined);
   const a1 = add99('alg1'), a2 = add99('alg2');
   out(`- p99 added latency <= 250 µs at 5k msg/s: 1 worker ${fmt(a1)} µs${res.alg1.lat5k && !res.alg1.lat5k.ok ? ` (${res.alg1.lat5k.why})` : ''}, 2 workers ${fmt(a2)} µs${res.alg2.lat5k && !res.alg2.lat5k.ok ? ` (${res.alg2.lat5k.why})` : ''}: ${verdict(a1 === undefined && a2 === undefined ? undefined : Math.min(a1 ?? Infinity, a2 ?? Infinity) <= 250 && !!(res.alg2.lat5k?.ok || res.alg1.lat5k?.ok))}`);
+  const cpuAdded = (id: SetupId, kind: CpuSample['kind']) => {
+    const x = res[id].cpu?.[kind], b = res.none.cpu?.[kind];
+    return x && b ? x.senders + x.daemon - b.senders - b.daemon : undefined;
+  };
+  const cpuTargets: [CpuSample['kind'], string, number][] = [['invite', 'INVITE', 75], ['register', 'REGISTER', 35], ['mix', 'mix message', 45]];
+  out(`- CPU added per message with 1 worker (issue 21: INVITE <= 75, REGISTER <= 35, mix <= 45 µs): ${cpuTargets.map(([k, l, t]) => `${l} ${fmt(cpuAdded('alg1', k))} (C floor ${fmt(cpuAdded('floor', k))}, kernel helper ${fmt(cpuAdded('kernel', k))}; target ${t})`).join(', ')}: ${verdict(res.alg1.cpu ? cpuTargets.every(([k, , t]) => (cpuAdded('alg1', k) ?? Infinity) <= t) : undefined)}`);
   const c = best(res.alg1.cps?.rate, res.alg2.cps?.rate);
   out(`- >= 1000 SIPp calls/s with zero failures: ${c} calls/s: ${verdict(res.alg1.cps || res.alg2.cps ? c >= 1000 : undefined)}`);
   const rr = res.alg2.rtp && res.none.rtp ? res.alg2.rtp.pps / res.none.rtp.pps : undefined;
