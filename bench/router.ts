@@ -15,7 +15,7 @@ import { spawnSync, type ChildProcess } from 'node:child_process';
 import { cpus, release, totalmem } from 'node:os';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Lab, metricSum, PROVIDER_IP, ROOT, ROUTER_WAN_IP, SRC_LAB, phoneIp } from '../src/lab/lab';
+import { DAEMON_NODE_FLAGS, Lab, metricSum, PROVIDER_IP, ROOT, ROUTER_WAN_IP, SRC_LAB, phoneIp } from '../src/lab/lab';
 import { prepare, type Daemon, type Mode } from '../src/lab/media';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -27,9 +27,11 @@ const FLOOR = '/tmp/sipalg-bench/floor';
  * pinholes in one ctnetlink batch, the verdict with its payload) and a same-length address
  * translation in C, no dialogs: a lower bound of any userspace ALG on this kernel
  */
-type SetupId = 'none' | 'kernel' | 'floor' | 'alg1' | 'alg2';
-const SETUPS: SetupId[] = ['none', 'kernel', 'floor', 'alg1', 'alg2'];
-const LABEL: Record<SetupId, string> = { none: 'plain NAT', kernel: 'kernel helper', floor: 'C floor (queue + pinholes, no SIP logic)', alg1: 'sip-alg 1 worker', alg2: 'sip-alg 2 workers' };
+type SetupId = 'none' | 'kernel' | 'floor' | 'nodefloor' | 'alg1' | 'alg2';
+const SETUPS: SetupId[] = ['none', 'kernel', 'floor', 'nodefloor', 'alg1', 'alg2'];
+const LABEL: Record<SetupId, string> = { none: 'plain NAT', kernel: 'kernel helper', floor: 'C floor (queue + pinholes, no SIP logic)', nodefloor: 'node floor (the same in TypeScript)', alg1: 'sip-alg 1 worker', alg2: 'sip-alg 2 workers' };
+/** the floors: a process of their own on the rules' queue 0 instead of the daemon */
+const isFloor = (id: SetupId) => id === 'floor' || id === 'nodefloor';
 /** per-source protections and limits off: the load comes from a handful of addresses */
 export const ALG_FLAGS = ['--invite-rate-per-source', '0', '--register-rate-per-source', '0', '--max-dialogs-per-source', '0', '--max-dialogs', '0', '--max-idle-dialogs', '0',
   '--invite-failure-threshold', '0', '--media-port-min', '1024', '--media-port-max', '65535'];
@@ -64,9 +66,10 @@ function buildLoadgen(): void {
   if (f.status !== 0) throw new Error(`cannot compile bench/floor.c: ${f.stderr}`);
 }
 
-/** bench/floor.c bound to queue 0 in the router namespace, as a Daemon (its CPU read like the daemon's). */
-async function startFloor(lab: Lab): Promise<Daemon> {
-  const p = lab.start(lab.router, FLOOR, ['--queue', '0', '--wan-ip', ROUTER_WAN_IP]);
+/** bench/floor.c (or with `node` bench/floor-node.ts, with the daemon's node flags) bound to queue 0 in the router namespace, as a Daemon (its CPU read like the daemon's). */
+async function startFloor(lab: Lab, node = false): Promise<Daemon> {
+  const args = ['--queue', '0', '--wan-ip', ROUTER_WAN_IP];
+  const p = node ? lab.start(lab.router, process.execPath, [...DAEMON_NODE_FLAGS, join(__dirname, 'floor-node.js'), ...args]) : lab.start(lab.router, FLOOR, args);
   let log = '';
   p.stdout?.on('data', (d: Buffer) => (log += d.toString()));
   p.stderr?.on('data', (d: Buffer) => (log += d.toString()));
@@ -101,11 +104,11 @@ export class Setup {
     let p: Awaited<ReturnType<typeof prepare>>;
     try {
       // the per-source limit in the kernel off too (the rules' default would cap each address at 1000/s)
-      if (id === 'floor') {
+      if (isFloor(id)) {
         p = await prepare(prefix, 1, 'none');
         const r = p.lab.rules('install', ['--wan', 'wan0', '--queues', '0:0', '--source-rate', '0']);
         if (r.code !== 0) throw new Error(r.stderr);
-        p.daemon = await startFloor(p.lab);
+        p.daemon = await startFloor(p.lab, id === 'nodefloor');
       } else p = await prepare(prefix, 1, mode, ALG_FLAGS, id === 'alg2' ? '0:1' : '0:0', ['--source-rate', '0']);
     } catch (e) {
       // prepare() built the namespaces (and may have started the daemon) before it failed
@@ -136,7 +139,7 @@ export class Setup {
     // the daemon keeps its dialogs in the state dir (Lab passes --state-dir lab.dir) and a new one
     // adopts them: remove them so that every trial starts without dialogs
     for (const f of readdirSync(this.lab.dir)) if (/^state-.*\.json/.test(f)) rmSync(join(this.lab.dir, f), { force: true });
-    if (this.id === 'floor') this.daemon = await startFloor(this.lab);
+    if (isFloor(this.id)) this.daemon = await startFloor(this.lab, this.id === 'nodefloor');
     else if (this.mode === 'alg') this.daemon = await this.lab.startDaemon(['--queues', this.queues, '--teardown-grace-seconds', '2', ...ALG_FLAGS, ...extra]);
   }
 
@@ -662,12 +665,12 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
   out(`machine: ${cpu.length} x ${cpu[0]?.model ?? '?'} (${cpu.length} cores), ${(totalmem() / 2 ** 30).toFixed(1)} GB RAM; kernel ${release()}; node ${process.version}`);
   const limits = raiseConntrackLimits(out);
 
-  const res: Record<SetupId, Partial<{ invite: Search; mix: Search; lat1k: Trial; lat5k: Trial; cps: { rate: number; log: string[] }; rtp: { pps: number; log: string[] }; cpu: Record<CpuSample['kind'], CpuSample>; growth: GrowthPoint[] }>> = { none: {}, kernel: {}, floor: {}, alg1: {}, alg2: {} };
+  const res: Record<SetupId, Partial<{ invite: Search; mix: Search; lat1k: Trial; lat5k: Trial; cps: { rate: number; log: string[] }; rtp: { pps: number; log: string[] }; cpu: Record<CpuSample['kind'], CpuSample>; growth: GrowthPoint[] }>> = { none: {}, kernel: {}, floor: {}, nodefloor: {}, alg1: {}, alg2: {} };
   let ips = CANDIDATE_IPS.slice(0, 8);
   let ipNote = '';
   let mem: { rows: [string, string][]; log: string[] } | undefined;
   const details: string[] = [];
-  const order = (['alg2', 'alg1', 'floor', 'kernel', 'none'] as SetupId[]).filter((id) => !opts.setups || opts.setups.includes(id));
+  const order = (['alg2', 'alg1', 'nodefloor', 'floor', 'kernel', 'none'] as SetupId[]).filter((id) => !opts.setups || opts.setups.includes(id));
   try {
     for (const id of order) {
       const s = await Setup.create(id, `bn${id[0]}${id.slice(-1)}`);
@@ -699,7 +702,7 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
           res[id].lat5k = await trial(s, 'invite', 5000, quick ? 1 : 3, ips, 1, 1, warm);
           details.push(`${LABEL[id]}, latency: 1k/s ${res[id].lat1k!.why} ${JSON.stringify(res[id].lat1k!.latency)}; 5k/s ${res[id].lat5k!.why} ${JSON.stringify(res[id].lat5k!.latency)}`);
         }
-        if (want('cps') && id !== 'floor') {
+        if (want('cps') && !isFloor(id)) {
           const two = [ips[0]!, ips[1]!];
           res[id].cps = await cpsSearch(s, quick ? 2 : 4, two, quick);
           details.push(`${LABEL[id]}, SIPp calls/s: ${res[id].cps!.log.join('; ')}`);
@@ -721,7 +724,7 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
       }
     }
     if (want('rtp')) {
-      const withMedia = SETUPS.filter((id) => id !== 'floor');
+      const withMedia = SETUPS.filter((id) => !isFloor(id));
       const r = await rtpAll(withMedia, quick ? 1 : 2, quick ? 1 : 5, details);
       for (const id of withMedia) if (r[id] !== undefined) res[id].rtp = { pps: r[id]!, log: [] };
     }
@@ -740,7 +743,7 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
   rows.push(['zero-loss rate, mix REGISTER/INVITE/18x/200/ACK/BYE (msg/s)', ...SETUPS.map((s) => rate(res[s].mix)), `${ratio(num(res.alg1.mix), num(k.mix))}, ${ratio(num(res.alg2.mix), num(k.mix))}`]);
   for (const [key, label] of [['lat1k', '1k'], ['lat5k', '5k']] as const) {
     rows.push([`one-way latency at ${label} INVITE/s, p50 / p99 (µs)`, ...SETUPS.map((s) => `${lat(res[s][key], 'p50_us')} / ${lat(res[s][key], 'p99_us')}`), `${ratio(res.alg1[key]?.latency?.p99_us, k[key]?.latency?.p99_us)}, ${ratio(res.alg2[key]?.latency?.p99_us, k[key]?.latency?.p99_us)} (p99)`]);
-    rows.push([`added over plain NAT at ${label}/s, p50 / p99 (µs)`, '0 / 0', ...(['kernel', 'floor', 'alg1', 'alg2'] as const).map((s) => `${added(res[s][key], res.none[key], 'p50_us')} / ${added(res[s][key], res.none[key], 'p99_us')}`), '']);
+    rows.push([`added over plain NAT at ${label}/s, p50 / p99 (µs)`, '0 / 0', ...(['kernel', 'floor', 'nodefloor', 'alg1', 'alg2'] as const).map((s) => `${added(res[s][key], res.none[key], 'p50_us')} / ${added(res[s][key], res.none[key], 'p99_us')}`), '']);
   }
   rows.push(['SIPp calls/s, zero failed calls', ...SETUPS.map((s) => (res[s].cps ? String(res[s].cps!.rate || '< 250') : 'n/a')), `${ratio(res.alg1.cps?.rate, k.cps?.rate)}, ${ratio(res.alg2.cps?.rate, k.cps?.rate)}`]);
   rows.push(['RTP packets/s forwarded during 4 calls (full duplex)', ...SETUPS.map((s) => fmt(res[s].rtp?.pps)), `${ratio(res.alg1.rtp?.pps, k.rtp?.pps)}, ${ratio(res.alg2.rtp?.pps, k.rtp?.pps)}`]);
@@ -756,16 +759,16 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
     out(`CPU per message at ${CPU_RATE} msg/s (issue 12), median of ${quick ? 1 : 3} runs of ${quick ? 2 : 6} s${warm ? `, sip-alg's each after ${warm} s of the same load and the daemon's tables emptied (standby, conntrack -F)` : ''}: the load generator's sender and receiver (getrusage: the router's forwarding, NAT and the kernel helper run in softirq inside their sendto and are charged to them) and the sip-alg daemon (schedstat of its threads, its syscalls' kernel work included). Added = the sum minus plain NAT's for the same traffic.`);
     out('');
     const kinds: [CpuSample['kind'], string][] = [['invite', 'INVITE with SDP (LAN→WAN; sip-alg: a dialog, anchor + 2 pinholes)'], ['register', 'REGISTER (LAN→WAN)'], ['mix', 'call mix: REGISTER/200, INVITE/180/200 with SDP, ACK, BYE/200, per message']];
-    out('| message | ' + SETUPS.map((id) => `${LABEL[id]}: senders`).join(' | ') + ' | C floor process / sip-alg daemon 1w / 2w | added µs/msg: kernel helper | added: C floor | added: sip-alg 1w / 2w | sip-alg / kernel (1w, 2w) | sip-alg 1w / C floor |');
+    out('| message | ' + SETUPS.map((id) => `${LABEL[id]}: senders`).join(' | ') + ' | C floor / node floor / sip-alg daemon 1w / 2w (process µs/msg) | added µs/msg: kernel helper | added: C floor / node floor | added: sip-alg 1w / 2w | sip-alg / kernel (1w, 2w) | sip-alg 1w / C floor, / node floor |');
     out('|---|' + SETUPS.map(() => '---').join('|') + '|---|---|---|---|---|---|');
     const total = (x: CpuSample | undefined) => (x ? x.senders + x.daemon : undefined);
     for (const [kind, label] of kinds) {
       const c = (id: SetupId) => res[id].cpu?.[kind];
       const add = (id: SetupId) => (c(id) && c('none') ? total(c(id))! - total(c('none'))! : undefined);
-      out(`| ${label} | ${SETUPS.map((id) => fmt(c(id)?.senders)).join(' | ')} | ${fmt(c('floor')?.daemon)} / ${fmt(c('alg1')?.daemon)} / ${fmt(c('alg2')?.daemon)} | ${fmt(add('kernel'))} | ${fmt(add('floor'))} | ${fmt(add('alg1'))} / ${fmt(add('alg2'))} | ${ratio(add('alg1'), add('kernel'))}, ${ratio(add('alg2'), add('kernel'))} | ${ratio(add('alg1'), add('floor'))} |`);
+      out(`| ${label} | ${SETUPS.map((id) => fmt(c(id)?.senders)).join(' | ')} | ${fmt(c('floor')?.daemon)} / ${fmt(c('nodefloor')?.daemon)} / ${fmt(c('alg1')?.daemon)} / ${fmt(c('alg2')?.daemon)} | ${fmt(add('kernel'))} | ${fmt(add('floor'))} / ${fmt(add('nodefloor'))} | ${fmt(add('alg1'))} / ${fmt(add('alg2'))} | ${ratio(add('alg1'), add('kernel'))}, ${ratio(add('alg2'), add('kernel'))} | ${ratio(add('alg1'), add('floor'))}, ${ratio(add('alg1'), add('nodefloor'))} |`);
     }
     out('');
-    out('C floor: bench/floor.c on the same rules and queue, doing per message only the kernel work sip-alg must do (the queue round trip, an INVITE\'s or answer\'s anchor and 2 pinholes in one ctnetlink batch, the verdict with its payload) and a same-length address translation, with no dialog or registration state and no deletes: what any userspace ALG on this kernel pays at least.');
+    out('C floor: bench/floor.c on the same rules and queue, doing per message only the kernel work sip-alg must do (the queue round trip, an INVITE\'s or answer\'s anchor and 2 pinholes in one ctnetlink batch, the verdict with its payload) and a same-length address translation, with no dialog or registration state and no deletes: what any userspace ALG on this kernel pays at least. Node floor: the same work in TypeScript with the project\'s queue binding and Ctnetlink (bench/floor-node.ts): what node adds to it, the least an ALG built as sip-alg is pays.');
     const inv = res.alg1.cpu?.invite, mix = res.alg1.cpu?.mix, none = res.none.cpu;
     if (inv && mix && none) {
       const per = (x: CpuSample, base: CpuSample) => total(x)! - total(base)!;
@@ -808,7 +811,7 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
     return x && b ? x.senders + x.daemon - b.senders - b.daemon : undefined;
   };
   const cpuTargets: [CpuSample['kind'], string, number][] = [['invite', 'INVITE', 75], ['register', 'REGISTER', 35], ['mix', 'mix message', 45]];
-  out(`- CPU added per message with 1 worker (issue 21: INVITE <= 75, REGISTER <= 35, mix <= 45 µs): ${cpuTargets.map(([k, l, t]) => `${l} ${fmt(cpuAdded('alg1', k))} (C floor ${fmt(cpuAdded('floor', k))}, kernel helper ${fmt(cpuAdded('kernel', k))}; target ${t})`).join(', ')}: ${verdict(res.alg1.cpu ? cpuTargets.every(([k, , t]) => (cpuAdded('alg1', k) ?? Infinity) <= t) : undefined)}`);
+  out(`- CPU added per message with 1 worker (issue 21: INVITE <= 75, REGISTER <= 35, mix <= 45 µs): ${cpuTargets.map(([k, l, t]) => `${l} ${fmt(cpuAdded('alg1', k))} (C floor ${fmt(cpuAdded('floor', k))}, node floor ${fmt(cpuAdded('nodefloor', k))}, kernel helper ${fmt(cpuAdded('kernel', k))}; target ${t})`).join(', ')}: ${verdict(res.alg1.cpu ? cpuTargets.every(([k, , t]) => (cpuAdded('alg1', k) ?? Infinity) <= t) : undefined)}`);
   const c = best(res.alg1.cps?.rate, res.alg2.cps?.rate);
   out(`- >= 1000 SIPp calls/s with zero failures: ${c} calls/s: ${verdict(res.alg1.cps || res.alg2.cps ? c >= 1000 : undefined)}`);
   const rr = res.alg2.rtp && res.none.rtp ? res.alg2.rtp.pps / res.none.rtp.pps : undefined;
