@@ -12,13 +12,16 @@
  *   SIPALG_PROFILE_NODE_FLAGS='--trace-deopt' …   more node flags for the daemon (its output: /tmp/sipalg-profile-daemon.log)
  *   SIPALG_PROFILE_QUEUES=0:1 …  two workers (the load then comes from 8 phone addresses, which the queues' hash spreads)
  *   SIPALG_PROFILE_NO_ANSWER=1 … the UAS does not answer (INVITE, REGISTER: what the router bench's CPU trials send)
+ *   SIPALG_PROFILE_KERNEL_LIMITS=1 … the conntrack limits left as they are; by default the router bench's
+ *     (raiseConntrackLimits): with the kernel's 4096 expectations the table is full after ~2000 calls and
+ *     a profile of unanswered INVITEs measures refused pinholes, their errors and retries (stop 39)
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { prepare } from '../src/lab/media';
 import { Lab, PROVIDER_IP, phoneIp, ROOT } from '../src/lab/lab';
-import { ALG_FLAGS, CANDIDATE_IPS } from './router';
+import { ALG_FLAGS, CANDIDATE_IPS, raiseConntrackLimits } from './router';
 
 const LOADGEN = '/tmp/sipalg-bench/loadgen';
 
@@ -26,6 +29,15 @@ async function main(): Promise<void> {
   const kind = ['register', 'mix'].includes(process.argv[2] ?? '') ? process.argv[2]! : 'invite';
   const rate = Number(process.argv[3] ?? 1500), seconds = Number(process.argv[4] ?? 8);
   process.env.SIPALG_NODE_FLAGS = `--perf-basic-prof --interpreted-frames-native-stack ${process.env.SIPALG_PROFILE_NODE_FLAGS ?? ''}`.trim();
+  const limits = process.env.SIPALG_PROFILE_KERNEL_LIMITS ? { restore() { /* left as found */ } } : raiseConntrackLimits((x) => console.log(x));
+  try {
+    await profile(kind, rate, seconds);
+  } finally {
+    limits.restore();
+  }
+}
+
+async function profile(kind: string, rate: number, seconds: number): Promise<void> {
   // the router bench's daemon flags (per-source limits off: the load comes from one address)
   const { lab, daemon } = await prepare('sprof', 1, 'alg', [...ALG_FLAGS, ...(process.env.SIPALG_PROFILE_STATE ? [] : ['--state-dir', 'off']), ...(process.env.SIPALG_PROFILE_FLAGS ?? '').split(' ').filter(Boolean)], process.env.SIPALG_PROFILE_QUEUES ?? '0:0', ['--source-rate', '0']);
   const ips = process.env.SIPALG_PROFILE_QUEUES ? CANDIDATE_IPS.slice(0, 8) : [phoneIp(1)];

@@ -214,10 +214,11 @@ const CPU_RATE = 1500;
  * that the trial meets a JIT that has settled (V8 tiers the dialog table's larger functions up only
  * after 7-16 s at this rate, see BENCHMARKS.md) with tables as small as a fresh daemon's. The media
  * ports it offers are the odd slots of two (`--mslot 1 --mslots 2`): a trial after it takes even ones.
- * Nothing for plain NAT and the kernel helper (no JIT), or with `seconds` 0.
+ * Nothing for plain NAT, the kernel helper and the C floor (no JIT), or with `seconds` 0; the node floor gets the load alone.
  */
 async function settle(s: Setup, kind: 'invite' | 'register' | 'mix', seconds: number, ips: string[], run: number, rate = CPU_RATE): Promise<void> {
-  if (seconds <= 0 || !s.isAlg) return;
+  // the node floor has a JIT to settle too (its own load, no tables to empty)
+  if (seconds <= 0 || !(s.isAlg || s.id === 'nodefloor')) return;
   // its own UAS, answering as the trial's will (the trial's UAS, started after, counts only the trial)
   const uas = await s.uas(run + 70000, kind === 'mix');
   try {
@@ -225,8 +226,10 @@ async function settle(s: Setup, kind: 'invite' | 'register' | 'mix', seconds: nu
   } finally {
     await uas.stop();
   }
-  const r = s.lab.cli(['standby']);
-  if (r.code !== 0) throw new Error(`sip-alg standby: ${r.stderr}`);
+  if (s.isAlg) {
+    const r = s.lab.cli(['standby']);
+    if (r.code !== 0) throw new Error(`sip-alg standby: ${r.stderr}`);
+  }
   s.lab.conntrack(['-F']);
   s.lab.conntrack(['-F', 'expect']);
   // the trial's flows (the phones' addresses, port 5060) are NATed anew after the flush, maybe to
