@@ -20,6 +20,8 @@ import { crlf } from '../test/helpers/fixtures';
 
 /** A ctnetlink whose every request succeeds and which keeps nothing. */
 class NullCt {
+  /** no queue batch to ride: pin() makes them with createAnchorWithExpectations */
+  rideAnchorWithExpectations(): undefined { return undefined; }
   createAnchorWithExpectations(_a: Tuple, _t: number, exps: readonly PinholeSpec[]) { return exps.map(() => undefined); }
   createExpectation() { return undefined; }
   createSnatBatch(flows: readonly unknown[]) { return flows.map(() => undefined); }

@@ -228,6 +228,9 @@ static void on_readable(uv_poll_t *h, int status, int events) {
           uint32_t j = q->errs[0]++;
           q->errs[1 + 2 * j] = e->msg.nlmsg_seq;
           q->errs[2 + 2 * j] = (uint32_t)(-e->error);
+          /* full: handed to JS now, with the packets read so far, so that no refusal is lost (a
+           * pinhole JS counts as made until one comes) */
+          if (q->errs[0] >= ERR_MAX) call_js(q);
         }
         continue;
       }

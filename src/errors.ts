@@ -115,3 +115,4 @@ export function errnoName(n: number): string | undefined {
 }
 export const ENOENT = 2;
 export const EEXIST = 17;
+export const ENOBUFS = 105;

@@ -4,7 +4,7 @@
  * include/uapi/linux/netfilter/nfnetlink_conntrack.h.
  */
 import { isIPv4, isIPv6 } from 'node:net';
-import { ENOENT, NetlinkError } from '../errors';
+import { ENOBUFS, ENOENT, NetlinkError } from '../errors';
 import { formatIpv6 } from '../packet/addr';
 import { decodeAttrs, NetlinkSocket, type NlMessage, type NlReply, NlWriter, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL } from './netlink';
 
@@ -712,6 +712,28 @@ export class Ctnetlink {
     }
     return replies.slice(1).map((r) => r.error);
   }
+  /**
+   * createAnchorWithExpectations without a round trip of its own, when a rider is there (a queue
+   * batch): the anchor and then its pinholes join the datagram of the batch's verdicts, ahead of the
+   * verdicts given after this call, so the kernel has made them when the packet goes on (it handles
+   * the messages of a datagram in order: the anchor exists when its pinholes arrive). No NLM_F_ACK:
+   * only a refusal is answered, and `onRefused(index, errno)` gets it when settle() reads it, within
+   * the next wake-up (index 0: the anchor; i + 1: exps[i]). Returns undefined when the anchor could
+   * not ride (no rider, outside a batch, or its datagram is full): the caller makes them with
+   * createAnchorWithExpectations. Otherwise, per pinhole, undefined (sent), or ENOBUFS when it could
+   * not join the anchor's datagram (not made).
+   */
+  rideAnchorWithExpectations(anchor: Tuple, timeoutSec: number, exps: readonly PinholeSpec[], mark: number, onRefused: (index: number, errno: number) => void): (NetlinkError | undefined)[] | undefined {
+    const r = this.rider;
+    if (!r || !this.ride(r, anchorMessage(anchor, timeoutSec, mark), (errno) => onRefused(0, errno))) return undefined;
+    const out: (NetlinkError | undefined)[] = new Array(exps.length);
+    for (let i = 0; i < exps.length; i++) {
+      const k = i + 1;
+      out[i] = this.ride(r, expectationMessage(anchor, exps[i]!), (errno) => onRefused(k, errno)) ? undefined : new NetlinkError(ENOBUFS, 'pinhole could not join its anchor\'s datagram');
+    }
+    return out;
+  }
+
 
   /**
    * Sets the timeout of the entries holding each of `ts` in one sendmsg (`timeoutSec`: one for all,

@@ -485,10 +485,13 @@ export class DialogTable {
     // ahead by ~6 days, or the wall clock set back before the base
     if (now >= CLOCK_REBASE_AT || now < 0) {
       this.rebase(now - CLOCK_START);
-      return CLOCK_START;
+      return (this.lastNow = CLOCK_START);
     }
-    return now;
+    return (this.lastNow = now);
   }
+
+  /** the latest time a public method was given, on the table's clock (a pin refusal read later is dated by it) */
+  private lastNow = 0;
 
   /**
    * The clock moves forward by `by` ms: every time the table keeps moves back by as much, so that
@@ -1036,7 +1039,14 @@ export class DialogTable {
     return out;
   }
 
-  private pin(d: Dialog, local: SdpMediaMapping[], now: number): void {
+  /**
+   * Makes `d`'s anchor and pinholes for `local`. During a queue batch (a router alone: no mapping
+   * records) they ride the datagram of the batch's verdicts unless `ride` is false: no round trip of
+   * their own, the pin counted as made, and a refusal the kernel answers within the next wake-up
+   * undoes its share then (pinRefused). Otherwise one ctnetlink batch, its answers read at once.
+   */
+  private pin(d: Dialog, local: SdpMediaMapping[], now: number, ride = true): void {
+    const retrying = d.pinFailed > 0;
     this.unpin(d, false);
     const given = this.handOver(d, local);
     const family = ipFamily(d.publicIp) === 6 ? 6 : 4;
@@ -1070,6 +1080,12 @@ export class DialogTable {
     // the anchor, its pinholes and the new mapping records in one ctnetlink batch: one sendmsg,
     // which the kernel handles in order, so the anchor exists before its expectations (NetlinkSocket.requestBatch)
     let results: (NetlinkError | undefined)[] | undefined;
+    let rode = false;
+    if (ride && !records.length && !d.mapCts.length) {
+      const a = anchor, list = pinholes;
+      results = this.ct.rideAnchorWithExpectations(anchor, timeoutSec, pinholes, mark, (i, errno) => this.pinRefused(d, a, list, i, errno));
+      rode = results !== undefined;
+    }
     for (let tries = 0; !results; tries++) {
       try {
         results = this.ct.createAnchorWithExpectations(anchor, timeoutSec, pinholes, mark, newRecords);
@@ -1109,13 +1125,51 @@ export class DialogTable {
     if (failed) {
       this.counters.inc('h|failed', failed.length);
       logLimited('pin-refused', 1000, 'warn', 'media pinholes refused by the kernel', { callId: d.callId, phone: d.privateIp, failed: failed.join(', '), retry: d.pinRetries < PIN_RETRIES ? `in ${PIN_RETRY_MS} ms` : 'no more' });
-    } else if (d.pinFailed) logLimited('pin-retried', 1000, 'info', 'media pinholes created on retry', { callId: d.callId, phone: d.privateIp, pinholes: made });
+    } else if (d.pinFailed && !rode) logLimited('pin-retried', 1000, 'info', 'media pinholes created on retry', { callId: d.callId, phone: d.privateIp, pinholes: made });
     d.pinFailed = failed?.length ?? 0;
-    if (!failed) d.pinRetries = 0;
+    // a retry that rode is known to have been made only when no refusal comes: its count of retries stays
+    if (!failed && !(rode && retrying)) d.pinRetries = 0;
     this.finishHandOver(given, now);
     local.forEach((m, i) => {
       if (sources[i] && sources[i] !== before[i]) this.clearEarlyHairpinMedia(d, m);
     });
+  }
+
+  /**
+   * The kernel refused part of a pin that rode a verdicts' datagram (pin, Ctnetlink.settle), read
+   * within the next wake-up: `index` 0 is the anchor, i + 1 the pinhole pinholes[i]. Its share is
+   * undone, counted and logged as pin() does with a refusal it reads at once, and the sweep retries
+   * it; nothing when the dialog has been pinned again or released since (it holds another anchor, or
+   * none). pin() counted the pinhole as created when it was sent: a refused one counts as failed too.
+   */
+  private pinRefused(d: Dialog, anchor: Tuple, pinholes: readonly PinholeSpec[], index: number, errno: number): void {
+    if (d.anchor !== anchor) return;
+    this.changed.add(d);
+    if (index === 0) {
+      // the kernel handled the pinholes after their anchor: without it they were refused too (those
+      // answers follow and find the dialog without this anchor), or, when its tuple was taken (EEXIST:
+      // an anchor left behind by an earlier run), hung on that entry: deleted again by their tuple
+      if (errno === EEXIST) for (const e of pinholes) this.ct.deleteExpectationSoon(anchor, e, IGNORE_ERRNO);
+      d.anchor = undefined;
+      d.pinholes = 0;
+      this.gauge(d);
+      if (errno === EEXIST) {
+        // the next anchors, as pin() tries them at once (a round trip of its own: up to 64 tuples)
+        try { this.pin(d, d.local, this.lastNow, false); } catch { /* counted and logged by pin; retried by the sweep */ }
+        return;
+      }
+      this.counters.inc('h|failed', pinholes.length);
+      d.pinFailed = pinholes.length;
+      logLimited('anchor-refused', 1000, 'warn', 'media pinholes not created: anchor refused', { callId: d.callId, phone: d.privateIp, errno: errnoName(errno) ?? String(errno) });
+      return;
+    }
+    const e = pinholes[index - 1];
+    if (!e || d.pinholes <= 0) return;
+    d.pinholes--;
+    this.gauge(d);
+    this.counters.inc('h|failed');
+    d.pinFailed++;
+    logLimited('pin-refused', 1000, 'warn', 'media pinholes refused by the kernel', { callId: d.callId, phone: d.privateIp, failed: `${e.publicPort}: ${errnoName(errno) ?? `errno ${errno}`}`, retry: d.pinRetries < PIN_RETRIES ? `in ${PIN_RETRY_MS} ms` : 'no more' });
   }
 
   /**

@@ -20,6 +20,8 @@ class FakeCt {
   createExpectation(a: Tuple, _e?: PinholeSpec) { this.anchors.set(this.key(a), (this.anchors.get(this.key(a)) ?? 0) + 1); }
   /** as the kernel handles the batch: the anchor, then each expectation in order */
   createAnchorWithExpectations(a: Tuple, _timeoutSec: number, exps: readonly PinholeSpec[]) { this.flushDeletes(); this.createAnchor(a); return exps.map((e) => { this.createExpectation(a, e); return undefined; }); }
+  /** no queue batch to ride: pin() makes them with createAnchorWithExpectations */
+  rideAnchorWithExpectations(_a: Tuple, _t: number, _exps: readonly PinholeSpec[], _mark: number, _onRefused: (index: number, errno: number) => void): (NetlinkError | undefined)[] | undefined { return undefined; }
   createSnat(t: Tuple) { this.flows.add(this.key(t)); }
   batches = 0;
   createSnatBatch(flows: readonly { t: Tuple }[]) { this.flushDeletes(); this.batches++; return flows.map((f) => { this.createSnat(f.t); return undefined; }); }
@@ -642,4 +644,87 @@ test('a dialog\'s times are small integers on the table\'s clock (no heap number
   table.sweep(now + 5010);
   assert.equal(table.size, 0, 'released when the grace ends');
   assert.equal(ct.pinholes, 0);
+});
+
+test('a pin that rides the verdicts\' datagram: counted when sent; a refusal read in the next wake-up undoes its share, and the sweep retries it; a taken anchor is replaced at once', () => {
+  /** a queue batch to ride: the kernel makes what rides at once; the test answers the refusals later, as settle() would */
+  class RidingCt extends FakeCt {
+    rides: { a: Tuple; exps: readonly PinholeSpec[]; onRefused: (index: number, errno: number) => void }[] = [];
+    riding = true;
+    deleted: number[] = [];
+    override rideAnchorWithExpectations(a: Tuple, _t: number, exps: readonly PinholeSpec[], _mark: number, onRefused: (index: number, errno: number) => void): (NetlinkError | undefined)[] | undefined {
+      if (!this.riding) return undefined;
+      this.createAnchor(a);
+      for (const e of exps) this.createExpectation(a, e);
+      this.rides.push({ a, exps, onRefused });
+      return exps.map(() => undefined);
+    }
+    deleteExpectationSoon(a: Tuple, e: PinholeSpec) {
+      this.deleted.push(e.publicPort);
+      const k = anchorKey(a);
+      this.anchors.set(k, (this.anchors.get(k) ?? 1) - 1);
+    }
+  }
+  const ct = new RidingCt();
+  const n = new Map<string, number>();
+  const count = { inc(k: string, by = 1) { n.set(k, (n.get(k) ?? 0) + by); } };
+  const table = new DialogTable(ct as unknown as Ctnetlink, new PortAllocator(PortAllocator.createShared(), 1, 10000, 60999, 1e9), 0, { retainOnHold: true, graceMs: 5000, idleMs: 3600000 }, count);
+  const c = (k: string) => n.get(k) ?? 0;
+  const info = (id: string) => table.snapshot(0).find((s) => s.callId === id)!;
+
+  table.observe(ev({ callId: 'r1', method: 'INVITE', local: media(6000) }), 0);
+  assert.equal(ct.rides.length, 1, 'the anchor and both pinholes rode');
+  assert.deepEqual([c('h|created'), table.pinholes, info('r1').pinholes], [2, 2, 2], 'counted as made when sent');
+  // the kernel refused the RTCP pinhole (EBUSY): read in the next wake-up
+  ct.rides[0]!.onRefused(2, 16);
+  assert.deepEqual([c('h|failed'), table.pinholes, info('r1').pinholes, info('r1').pinholesFailed], [1, 1, 1, 1]);
+  assert.equal(table.pinholes, table.countPinholes(), 'the gauge follows the refusal');
+  // a sweep is outside a queue batch: its retry makes the pin with a round trip of its own
+  ct.riding = false;
+  table.sweep(1000);
+  assert.equal(c('h|retried'), 0, 'not before the retry interval');
+  table.sweep(2100);
+  assert.deepEqual([c('h|retried'), info('r1').pinholes, info('r1').pinholesFailed, table.pinholes], [1, 2, 0, 2], 'retried and made');
+  ct.riding = true;
+
+  // an anchor whose tuple was taken (EEXIST: one left behind by an earlier run): its pinholes, hung
+  // on that entry, are deleted again, and the call is pinned at once under the next anchor
+  table.observe(ev({ callId: 'r2', method: 'INVITE', local: media(6100) }), 3000);
+  const taken = ct.rides[1]!;
+  const failedBefore = c('h|failed');
+  taken.onRefused(0, 17);
+  assert.deepEqual(ct.deleted, [6100, 6101], 'the pinholes that hung on the taken tuple deleted by their tuples');
+  assert.notEqual(info('r2').anchor, anchorKey(taken.a), 'another anchor');
+  assert.equal(info('r2').pinholes, 2, 'pinned under it at once');
+  assert.equal(c('h|failed'), failedBefore, 'nothing failed');
+  // the pinholes' own answers after their anchor's, and any late answer of a pin since replaced: ignored
+  taken.onRefused(1, 2);
+  ct.rides[0]!.onRefused(1, 16);
+  assert.deepEqual([info('r2').pinholes, info('r1').pinholes, c('h|failed')], [2, 2, failedBefore]);
+
+  // an anchor refused for another reason: the call has no pinholes; counted, and retried by the sweep
+  table.observe(ev({ callId: 'r3', method: 'INVITE', local: media(6200) }), 4000);
+  ct.rides.at(-1)!.onRefused(0, 12);
+  assert.deepEqual([info('r3').anchor, info('r3').pinholes, info('r3').pinholesFailed, c('h|failed')], ['', 0, 2, failedBefore + 2]);
+  assert.equal(table.pinholes, table.countPinholes());
+  ct.riding = false;
+  table.sweep(6100);
+  assert.equal(info('r3').pinholes, 2, 'made again by the sweep');
+  // a retry that rides and is refused again keeps its count of retries: at most PIN_RETRIES (5)
+  ct.riding = true;
+  table.observe(ev({ callId: 'r4', method: 'INVITE', local: media(6300) }), 7000);
+  let t = 7000, answered = 0;
+  const retried = c('h|retried');
+  for (let k = 0; k < 10; k++) {
+    // the kernel answers each request once: the newest pin's RTP pinhole refused (EBUSY)
+    if (ct.rides.length > answered) {
+      answered = ct.rides.length;
+      ct.rides.at(-1)!.onRefused(1, 16);
+    }
+    // the sweep's retry rides here too (a batch to ride), so only a refusal tells it
+    t += 2100;
+    table.sweep(t);
+  }
+  assert.equal(info('r4').pinholesFailed, 1, 'still one refused');
+  assert.equal(c('h|retried') - retried, 5, 'retried PIN_RETRIES times, then left to the next SDP');
 });

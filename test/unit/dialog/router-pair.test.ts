@@ -33,6 +33,8 @@ class Kernel {
   private snat(f: SnatFlow) {
     return this.add(f.t, { src: f.t.dst, sport: f.t.dport, dst: f.publicIp, dport: f.port ?? f.t.sport, proto: 17 }, f.mark ?? 0);
   }
+  /** no queue batch to ride: pin() makes them with createAnchorWithExpectations */
+  rideAnchorWithExpectations(): undefined { return undefined; }
   createAnchorWithExpectations(a: Tuple, _timeoutSec: number, exps: readonly PinholeSpec[], mark = 0, flows: readonly SnatFlow[] = []) {
     const err = this.add(a, reverse(a), mark);
     if (err) throw err;
