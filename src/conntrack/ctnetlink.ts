@@ -712,6 +712,7 @@ export class Ctnetlink {
     }
     return replies.slice(1).map((r) => r.error);
   }
+
   /**
    * createAnchorWithExpectations without a round trip of its own, when a rider is there (a queue
    * batch): the anchor and then its pinholes join the datagram of the batch's verdicts, ahead of the
@@ -733,7 +734,6 @@ export class Ctnetlink {
     }
     return out;
   }
-
 
   /**
    * Sets the timeout of the entries holding each of `ts` in one sendmsg (`timeoutSec`: one for all,
