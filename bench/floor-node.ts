@@ -15,6 +15,7 @@ import { NF_ACCEPT } from '../src/native/binding';
 import { Ctnetlink, IPPROTO_UDP, type PinholeSpec, type Tuple } from '../src/conntrack/ctnetlink';
 import { finish, sum16 } from '../src/packet/checksum';
 import { ipv4Text } from '../src/packet/ip';
+import { ipv4Value } from '../src/packet/addr';
 
 const arg = (name: string) => {
   const i = process.argv.indexOf(name);
@@ -23,7 +24,7 @@ const arg = (name: string) => {
 const num = Number(arg('--queue') ?? 0);
 const wanText = arg('--wan-ip') ?? '';
 const wan = Buffer.from(wanText, 'latin1');
-const wanValue = wan.length ? wanText.split('.').reduce((a, b) => a * 256 + Number(b), 0) : 0;
+const wanValue = ipv4Value(wanText);
 const INVITE = Buffer.from('INVITE ', 'latin1');
 const OK200 = Buffer.from('SIP/2.0 200', 'latin1');
 const MLINE = Buffer.from('\nm=audio ', 'latin1');
