@@ -757,6 +757,11 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
   out('');
   out('"+": the search reached the load generator\'s limit (the router may go higher). Zero loss = every message arrived, translated by the ALG (untranslated = lost), and p99 one-way latency under 50 ms (no growing queue). Trials of ' + seconds + ' s from a fresh state (conntrack flushed, new daemon' + (warm ? `; sip-alg's settled by ${warm} s of ${CPU_RATE} msg/s of the same kind first, then its tables emptied` : '') + ').');
   if (ipNote) out(`Load: ${ipNote}.`);
+  /** CPU a set-up adds per message of `kind` over plain NAT: its senders and process minus plain NAT's */
+  const cpuAdded = (id: SetupId, kind: CpuSample['kind']) => {
+    const x = res[id].cpu?.[kind], b = res.none.cpu?.[kind];
+    return x && b ? x.senders + x.daemon - b.senders - b.daemon : undefined;
+  };
   if (SETUPS.some((id) => res[id].cpu)) {
     out('');
     out(`CPU per message at ${CPU_RATE} msg/s (issue 12), median of ${quick ? 1 : 3} runs of ${quick ? 2 : 6} s${warm ? `, sip-alg's each after ${warm} s of the same load and the daemon's tables emptied (standby, conntrack -F)` : ''}: the load generator's sender and receiver (getrusage: the router's forwarding, NAT and the kernel helper run in softirq inside their sendto and are charged to them) and the sip-alg daemon (schedstat of its threads, its syscalls' kernel work included). Added = the sum minus plain NAT's for the same traffic.`);
@@ -764,18 +769,15 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
     const kinds: [CpuSample['kind'], string][] = [['invite', 'INVITE with SDP (LAN→WAN; sip-alg: a dialog, anchor + 2 pinholes)'], ['register', 'REGISTER (LAN→WAN)'], ['mix', 'call mix: REGISTER/200, INVITE/180/200 with SDP, ACK, BYE/200, per message']];
     out('| message | ' + SETUPS.map((id) => `${LABEL[id]}: senders`).join(' | ') + ' | C floor / node floor / sip-alg daemon 1w / 2w (process µs/msg) | added µs/msg: kernel helper | added: C floor / node floor | added: sip-alg 1w / 2w | sip-alg / kernel (1w, 2w) | sip-alg 1w / C floor, / node floor |');
     out('|---|' + SETUPS.map(() => '---').join('|') + '|---|---|---|---|---|---|');
-    const total = (x: CpuSample | undefined) => (x ? x.senders + x.daemon : undefined);
     for (const [kind, label] of kinds) {
       const c = (id: SetupId) => res[id].cpu?.[kind];
-      const add = (id: SetupId) => (c(id) && c('none') ? total(c(id))! - total(c('none'))! : undefined);
+      const add = (id: SetupId) => cpuAdded(id, kind);
       out(`| ${label} | ${SETUPS.map((id) => fmt(c(id)?.senders)).join(' | ')} | ${fmt(c('floor')?.daemon)} / ${fmt(c('nodefloor')?.daemon)} / ${fmt(c('alg1')?.daemon)} / ${fmt(c('alg2')?.daemon)} | ${fmt(add('kernel'))} | ${fmt(add('floor'))} / ${fmt(add('nodefloor'))} | ${fmt(add('alg1'))} / ${fmt(add('alg2'))} | ${ratio(add('alg1'), add('kernel'))}, ${ratio(add('alg2'), add('kernel'))} | ${ratio(add('alg1'), add('floor'))}, ${ratio(add('alg1'), add('nodefloor'))} |`);
     }
     out('');
     out('C floor: bench/floor.c on the same rules and queue, doing per message only the kernel work sip-alg must do (the queue round trip, an INVITE\'s or answer\'s anchor and 2 pinholes in one ctnetlink batch, the verdict with its payload) and a same-length address translation, with no dialog or registration state and no deletes: what any userspace ALG on this kernel pays at least. Node floor: the same work in TypeScript with the project\'s queue binding and Ctnetlink (bench/floor-node.ts): what node adds to it, the least an ALG built as sip-alg is pays.');
-    const inv = res.alg1.cpu?.invite, mix = res.alg1.cpu?.mix, none = res.none.cpu;
-    if (inv && mix && none) {
-      const per = (x: CpuSample, base: CpuSample) => total(x)! - total(base)!;
-      const pi = per(inv, none.invite), pm = per(mix, none.mix);
+    const pi = cpuAdded('alg1', 'invite'), pm = cpuAdded('alg1', 'mix');
+    if (pi !== undefined && pm !== undefined) {
       out('');
       out(`On paper, from the 1-worker figures (one worker per core, each core doing only its worker's share): a core handles ~${Math.round(1e6 / pi)} INVITE/s or ~${Math.round(1e6 / pm)} mix messages/s; 8 cores ~${Math.round(8e6 / pi)} INVITE/s (${Math.round(8e6 / pm)} mix msg/s), 16 cores ~${Math.round(16e6 / pi)} INVITE/s (${Math.round(16e6 / pm)} mix msg/s), as nothing serialises the workers (thread-scaling table of npm run bench).`);
     }
@@ -809,10 +811,6 @@ export async function routerBench(out: (s: string) => void, opts: RouterBenchOpt
   const add99 = (id: SetupId) => (res[id].lat5k?.latency && res.none.lat5k?.latency ? res[id].lat5k!.latency!.p99_us - res.none.lat5k!.latency!.p99_us : undefined);
   const a1 = add99('alg1'), a2 = add99('alg2');
   out(`- p99 added latency <= 250 µs at 5k msg/s: 1 worker ${fmt(a1)} µs${res.alg1.lat5k && !res.alg1.lat5k.ok ? ` (${res.alg1.lat5k.why})` : ''}, 2 workers ${fmt(a2)} µs${res.alg2.lat5k && !res.alg2.lat5k.ok ? ` (${res.alg2.lat5k.why})` : ''}: ${verdict(a1 === undefined && a2 === undefined ? undefined : Math.min(a1 ?? Infinity, a2 ?? Infinity) <= 250 && !!(res.alg2.lat5k?.ok || res.alg1.lat5k?.ok))}`);
-  const cpuAdded = (id: SetupId, kind: CpuSample['kind']) => {
-    const x = res[id].cpu?.[kind], b = res.none.cpu?.[kind];
-    return x && b ? x.senders + x.daemon - b.senders - b.daemon : undefined;
-  };
   const cpuTargets: [CpuSample['kind'], string, number][] = [['invite', 'INVITE', 75], ['register', 'REGISTER', 35], ['mix', 'mix message', 45]];
   out(`- CPU added per message with 1 worker (issue 21: INVITE <= 75, REGISTER <= 35, mix <= 45 µs): ${cpuTargets.map(([k, l, t]) => `${l} ${fmt(cpuAdded('alg1', k))} (C floor ${fmt(cpuAdded('floor', k))}, node floor ${fmt(cpuAdded('nodefloor', k))}, kernel helper ${fmt(cpuAdded('kernel', k))}; target ${t})`).join(', ')}: ${verdict(res.alg1.cpu ? cpuTargets.every(([k, , t]) => (cpuAdded('alg1', k) ?? Infinity) <= t) : undefined)}`);
   const c = best(res.alg1.cps?.rate, res.alg2.cps?.rate);
